@@ -1,0 +1,64 @@
+//! Server responses: ReplyHeader plus the record the request's opcode calls for, and
+//! notifications (xid -1).
+//!
+//! ```text
+//! frame := int32 len, ReplyHeader, body (omitted when err != 0)
+//! ReplyHeader := int32 xid, int64 zxid, int32 err
+//! ```
+
+use bytes::{Bytes, BytesMut};
+
+use super::records::{Acl, ClientInfo, Stat, WatcherEvent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyHeader {
+    pub xid: i32,
+    pub zxid: i64,
+    /// 0 for OK, otherwise a `ZkError` code.
+    pub err: i32,
+}
+
+/// One result inside a multi (14) or multiRead (22) response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    /// Result of create (1) / createContainer (19) inside multi: the created path.
+    Create { path: String },
+    /// Result of create2 (15) / createTTL (21) inside multi.
+    Create2 { path: String, stat: Stat },
+    Delete,
+    SetData { stat: Stat },
+    Check,
+    GetChildren { children: Vec<String> },
+    GetData { data: Option<Bytes>, stat: Stat },
+    /// An ErrorResult: type -1 with the code (0 for ops before the failing one).
+    Error { err: i32 },
+}
+
+/// A response body. `Empty` is for ops with no body (delete, ping, setWatches, auth, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Empty,
+    Create { path: String },
+    Create2 { path: String, stat: Stat },
+    Stat(Stat),
+    GetData { data: Option<Bytes>, stat: Stat },
+    GetAcl { acl: Vec<Acl>, stat: Stat },
+    GetChildren { children: Vec<String> },
+    GetChildren2 { children: Vec<String>, stat: Stat },
+    Sync { path: String },
+    Multi(Vec<OpResult>),
+    GetEphemerals { ephemerals: Vec<String> },
+    GetAllChildrenNumber { total: i32 },
+    WhoAmI(Vec<ClientInfo>),
+}
+
+/// Appends a whole reply frame (4-byte length, header, body) to `out`. When `header.err`
+/// is non-zero the body is not written, as ZooKeeper does.
+pub fn encode_reply(out: &mut BytesMut, header: &ReplyHeader, body: &Response) {
+    super::codec::encode_reply(out, header, body)
+}
+
+/// Appends a whole notification frame (xid -1, zxid -1, err 0, WatcherEvent) to `out`.
+pub fn encode_notification(out: &mut BytesMut, event: &WatcherEvent) {
+    super::codec::encode_notification(out, event)
+}

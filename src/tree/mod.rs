@@ -1,0 +1,72 @@
+//! The replicated state machine: the znode tree, the session table and `apply()`.
+//!
+//! Everything here is pure and deterministic: no I/O, no clocks, no randomness, no locks.
+//! Every replica that applies the same `Txn`s with the same zxids ends with a byte-identical
+//! tree (see `DataTree::digest`). Time enters only through `time_ms` stamped into a `Txn` by
+//! the server that proposed it.
+//!
+//! Writes are validated here, at apply time, not before proposing: versions, NodeExists,
+//! NoNode, ACLs (against the `auth` ids carried in the txn), sequential names from the
+//! parent's cversion. A write that fails still consumes its zxid, as in ZooKeeper.
+
+mod datatree;
+
+pub use datatree::DataTree;
+
+use crate::proto::request::Request;
+use crate::proto::response::Response;
+use crate::proto::{EventType, Id, ZkError};
+
+/// Options that change apply semantics; every replica must use the same values.
+#[derive(Debug, Clone, Default)]
+pub struct TreeOptions {
+    /// zoo.cfg skipACL=yes: no ACL is checked.
+    pub skip_acl: bool,
+}
+
+/// One entry of the replicated log, as the tree sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Txn {
+    /// A new session (the id and its clamped timeout were chosen by the accepting server).
+    CreateSession { session_id: i64, timeout_ms: i32 },
+    /// closeSession from a client, or expiry decided by the leader: deletes its ephemerals.
+    CloseSession { session_id: i64 },
+    /// A client write (one of the `Request::is_write` variants other than CloseSession).
+    Client {
+        session_id: i64,
+        /// Leader's wall clock, used for ctime/mtime and TTL bookkeeping.
+        time_ms: i64,
+        /// The identities the connection has authenticated (digest, super, ip, ...).
+        auth: Vec<Id>,
+        request: Request,
+    },
+    /// Leader housekeeping: delete these containers / expired TTL nodes if they still
+    /// qualify at `time_ms` (re-checked here, so a racing create keeps the node).
+    Reap { time_ms: i64, paths: Vec<String> },
+}
+
+/// A change a watch may be waiting for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchTrigger {
+    pub path: String,
+    pub event: EventType,
+}
+
+/// What applying one `Txn` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The zxid this txn was applied at.
+    pub zxid: i64,
+    /// For `Txn::Client`: the reply body or the error code. Multi always answers
+    /// `Ok(Response::Multi(..))`, with per-op errors inside. `Ok(Response::Empty)` otherwise.
+    pub result: Result<Response, ZkError>,
+    /// Watch events, in the order ZooKeeper fires them.
+    pub triggers: Vec<WatchTrigger>,
+}
+
+/// What clients see of a session in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session_id: i64,
+    pub timeout_ms: i32,
+}
