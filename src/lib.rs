@@ -5,5 +5,6 @@
 
 pub mod config;
 pub mod proto;
+pub mod server;
 pub mod tree;
 pub mod watch;
