@@ -4,6 +4,7 @@
 //! and `config` serve the server. See DESIGN.md in the team's shared folder for the write path.
 
 pub mod config;
+pub mod consensus;
 pub mod proto;
 pub mod server;
 pub mod tree;

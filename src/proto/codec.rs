@@ -5,9 +5,9 @@ use bytes::BytesMut;
 
 use super::connect::{ConnectRequest, ConnectResponse};
 use super::error::{Error, Result};
+use super::records::WatcherEvent;
 use super::request::{Decoded, RequestHeader};
 use super::response::{ReplyHeader, Response};
-use super::records::WatcherEvent;
 
 pub fn decode_request(_frame: &[u8]) -> Result<(RequestHeader, Decoded)> {
     Err(Error::malformed("request", "codec not implemented"))

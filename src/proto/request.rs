@@ -96,28 +96,60 @@ pub struct ReconfigRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// create (1), create2 (15), createContainer (19), createTTL (21).
-    Create { op: OpCode, req: CreateRequest },
+    Create {
+        op: OpCode,
+        req: CreateRequest,
+    },
     Delete(DeleteRequest),
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
     SetData(SetDataRequest),
-    GetAcl { path: String },
+    GetAcl {
+        path: String,
+    },
     SetAcl(SetAclRequest),
     /// getChildren (8) when `with_stat` is false, getChildren2 (12) when true.
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    Sync { path: String },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
     Check(CheckVersionRequest),
     Multi(Vec<MultiOp>),
     MultiRead(Vec<ReadOp>),
     Reconfig(ReconfigRequest),
     /// checkWatches (17) when `remove` is false, removeWatches (18) when true.
-    RemoveWatches { path: String, watcher_type: WatcherType, remove: bool },
-    Auth { auth_type: i32, scheme: String, auth: Bytes },
+    RemoveWatches {
+        path: String,
+        watcher_type: WatcherType,
+        remove: bool,
+    },
+    Auth {
+        auth_type: i32,
+        scheme: String,
+        auth: Bytes,
+    },
     SetWatches(SetWatches),
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
-    AddWatch { path: String, mode: AddWatchMode },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: AddWatchMode,
+    },
     WhoAmI,
     CloseSession,
 }

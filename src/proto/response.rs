@@ -22,16 +22,30 @@ pub struct ReplyHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResult {
     /// Result of create (1) / createContainer (19) inside multi: the created path.
-    Create { path: String },
+    Create {
+        path: String,
+    },
     /// Result of create2 (15) / createTTL (21) inside multi.
-    Create2 { path: String, stat: Stat },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     Delete,
-    SetData { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
     Check,
-    GetChildren { children: Vec<String> },
-    GetData { data: Option<Bytes>, stat: Stat },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetData {
+        data: Option<Bytes>,
+        stat: Stat,
+    },
     /// An ErrorResult: type -1 with the code (0 for ops before the failing one).
-    Error { err: i32 },
+    Error {
+        err: i32,
+    },
 }
 
 /// A response body. `Empty` is for ops with no body (delete, ping, setWatches, auth, ...).

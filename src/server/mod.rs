@@ -1,9 +1,415 @@
-//! The tokio client edge. (In progress.)
+//! The tokio client edge: accepting connections, the session handshake, per-session request
+//! ordering, watch delivery, session expiry and container/TTL housekeeping.
+//!
+//! Shape of one server process:
+//! ```text
+//! accept loop ── connection task (reader) ──> responder task ──> writer task ──> socket
+//!                      │ writes: Proposer::propose      ^ replies in request order
+//!                      v                                │
+//!               consensus (standalone committer / Raft) │
+//!                      │ committed, in log order        │
+//!                      v                                │
+//!               Applier: tree.apply + watch triggers ───┘ notifications go straight to the
+//!                                                          writer, under the state lock
+//! ```
+//! A session's replies leave in request order because one responder per connection handles
+//! its requests in order: a read waits for that session's earlier writes to be applied. A
+//! notification is queued while the state lock is held by apply, so a client always sees the
+//! event before any reply that reflects the change.
+
+mod connection;
+mod fourlw;
+pub mod session;
+pub mod stats;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::consensus::{self, Proposer, StateMachine};
+use crate::proto::response::encode_notification;
+use crate::proto::WatcherEvent;
+use crate::tree::{Applied, DataTree, TreeOptions, Txn};
+use crate::watch::WatchRegistry;
+
+use self::session::{Liveness, SessionIdGen};
+use self::stats::{ConnStats, ServerStats};
+
+/// The replicated tree and this server's watches, behind one lock so that registering a watch
+/// during a read and triggering it during apply can never interleave.
+pub struct State {
+    pub tree: DataTree,
+    pub watches: WatchRegistry,
+}
+
+/// What goes to a connection's writer task.
+#[derive(Debug)]
+pub enum Out {
+    Frame(Bytes),
+    /// Flush what was queued before and close the socket.
+    Close,
+}
+
+/// A live client connection, as the rest of the server sees it.
+pub struct ConnHandle {
+    pub conn_id: u64,
+    pub remote: SocketAddr,
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    pub stats: Arc<ConnStats>,
+    pub out: mpsc::UnboundedSender<Out>,
+}
+
+/// Connections by session and by connection id.
+#[derive(Default)]
+pub struct Conns {
+    /// Every accepted client connection (including ones still in the handshake).
+    pub all: HashMap<u64, Arc<ConnHandle>>,
+    /// The connection currently holding each session.
+    pub by_session: HashMap<i64, u64>,
+    /// Connections per client IP, for maxClientCnxns.
+    pub per_ip: HashMap<IpAddr, u32>,
+}
+
+/// Everything the tasks of one server share.
+pub struct Shared {
+    pub config: Config,
+    pub state: RwLock<State>,
+    pub conns: Mutex<Conns>,
+    pub liveness: Mutex<Liveness>,
+    pub ids: Mutex<SessionIdGen>,
+    pub stats: ServerStats,
+    /// Mixed into session passwords (see `session::password`).
+    pub secret: u64,
+    /// Sessions whose closeSession has been proposed by expiry and not yet applied.
+    expiring: Mutex<HashSet<i64>>,
+}
+
+impl Shared {
+    fn new(config: Config) -> Shared {
+        let tree = DataTree::new(TreeOptions {
+            skip_acl: config.skip_acl,
+        });
+        let server_id = config.my_id.unwrap_or(0);
+        Shared {
+            state: RwLock::new(State {
+                tree,
+                watches: WatchRegistry::new(),
+            }),
+            conns: Mutex::new(Conns::default()),
+            liveness: Mutex::new(Liveness::default()),
+            ids: Mutex::new(SessionIdGen::new(server_id, now_ms())),
+            stats: ServerStats::default(),
+            secret: 0x6b65_6570_6572_6421,
+            expiring: Mutex::new(HashSet::new()),
+            config,
+        }
+    }
+
+    /// Queues a notification on the connection holding `session_id`, if any.
+    /// Called with the state lock held (see the module docs).
+    fn deliver(&self, conns: &Conns, session_id: i64, event: &WatcherEvent) {
+        let Some(conn) = conns
+            .by_session
+            .get(&session_id)
+            .and_then(|id| conns.all.get(id))
+        else {
+            return;
+        };
+        let mut buf = BytesMut::with_capacity(64);
+        encode_notification(&mut buf, event);
+        if conn.out.send(Out::Frame(buf.freeze())).is_ok() {
+            conn.stats
+                .sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .packets_sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.state.read().expect("state lock").tree.last_zxid()
+    }
+}
+
+/// Applies committed txns to the tree and routes the watch events they trigger.
+struct Applier {
+    shared: Arc<Shared>,
+}
+
+impl StateMachine for Applier {
+    fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied {
+        let shared = &self.shared;
+        let mut state = shared.state.write().expect("state lock");
+        let applied = state.tree.apply(zxid, txn);
+        let conns = shared.conns.lock().expect("conns lock");
+        for trigger in &applied.triggers {
+            for (session_id, event) in state.watches.trigger(trigger) {
+                shared.deliver(&conns, session_id, &event);
+            }
+        }
+        drop(conns);
+        match txn {
+            Txn::CreateSession {
+                session_id,
+                timeout_ms,
+            } => shared.liveness.lock().expect("liveness lock").track(
+                *session_id,
+                Duration::from_millis((*timeout_ms).max(0) as u64),
+                Instant::now(),
+            ),
+            Txn::CloseSession { session_id } => {
+                state.watches.remove_session(*session_id);
+                shared
+                    .liveness
+                    .lock()
+                    .expect("liveness lock")
+                    .forget(*session_id);
+            }
+            _ => {}
+        }
+        applied
+    }
+}
+
+/// Wall-clock milliseconds since the epoch (stamped into txns by the proposer).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A server started by [`start`]: where it listens, and how to stop it.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, closes every connection and waits for the tasks to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the client port of `config` (0 picks a free port) and starts serving in the
+/// background.
+pub async fn start(config: Config) -> std::io::Result<RunningServer> {
+    let ip = config
+        .client_port_address
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let listener = TcpListener::bind(SocketAddr::new(ip, config.client_port)).await?;
+    let local_addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let shared = Arc::new(Shared::new(config));
+    let task = tokio::spawn(serve(shared.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    Ok(RunningServer {
+        local_addr,
+        shared,
+        shutdown: Some(tx),
+        task,
+    })
+}
 
 /// Binds the client port from `config` and serves until SIGINT/SIGTERM.
 pub async fn run_until_signal(config: Config) -> std::io::Result<()> {
-    let _ = config;
+    let server = start(config).await?;
+    info!(addr = %server.local_addr, "serving clients");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+    }
+    server.shutdown().await;
     Ok(())
+}
+
+/// Serves clients on `listener` until `shutdown` completes.
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let (proposer, committer) = consensus::spawn_standalone(
+        Applier {
+            shared: shared.clone(),
+        },
+        1,
+        0,
+    );
+    let expiry = tokio::spawn(expire_sessions(shared.clone(), proposer.clone()));
+    let reaper = tokio::spawn(reap_nodes(shared.clone(), proposer.clone()));
+    let mut next_conn_id: u64 = 1;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of fds and the like: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let conn_id = next_conn_id;
+                next_conn_id += 1;
+                if !admit(&shared, remote.ip()) {
+                    warn!(%remote, limit = shared.config.max_client_cnxns,
+                        "too many connections from this address (maxClientCnxns), closing");
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let proposer = proposer.clone();
+                tokio::spawn(async move {
+                    connection::run(shared.clone(), proposer, stream, remote, conn_id).await;
+                    release(&shared, remote.ip());
+                });
+            }
+        }
+    }
+    // Close every connection; their sessions stay in the tree (a restart or another server
+    // may take them over).
+    let handles: Vec<Arc<ConnHandle>> = shared
+        .conns
+        .lock()
+        .expect("conns lock")
+        .all
+        .values()
+        .cloned()
+        .collect();
+    for h in handles {
+        let _ = h.out.send(Out::Close);
+    }
+    expiry.abort();
+    reaper.abort();
+    drop(proposer);
+    let _ = expiry.await;
+    let _ = reaper.await;
+    // The committer ends once the last proposer clone (held by connections) is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(5), committer).await;
+    debug!("server stopped");
+}
+
+fn admit(shared: &Shared, ip: IpAddr) -> bool {
+    let limit = shared.config.max_client_cnxns;
+    let mut conns = shared.conns.lock().expect("conns lock");
+    let n = conns.per_ip.entry(ip).or_insert(0);
+    if limit != 0 && *n >= limit {
+        return false;
+    }
+    *n += 1;
+    true
+}
+
+fn release(shared: &Shared, ip: IpAddr) {
+    let mut conns = shared.conns.lock().expect("conns lock");
+    if let Some(n) = conns.per_ip.get_mut(&ip) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            conns.per_ip.remove(&ip);
+        }
+    }
+}
+
+/// Proposes closeSession for sessions not heard from within their timeout, and closes their
+/// connections once it is applied. (In an ensemble only the leader runs this.)
+async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
+    let tick = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let expired = shared
+            .liveness
+            .lock()
+            .expect("liveness lock")
+            .expired(Instant::now());
+        for session_id in expired {
+            if !shared
+                .expiring
+                .lock()
+                .expect("expiring lock")
+                .insert(session_id)
+            {
+                continue;
+            }
+            info!(
+                session = format_args!("0x{:x}", session_id),
+                "session expired"
+            );
+            let Ok(rx) = proposer.propose(Txn::CloseSession { session_id }) else {
+                return;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _ = rx.await;
+                shared
+                    .expiring
+                    .lock()
+                    .expect("expiring lock")
+                    .remove(&session_id);
+                let conns = shared.conns.lock().expect("conns lock");
+                if let Some(h) = conns
+                    .by_session
+                    .get(&session_id)
+                    .and_then(|id| conns.all.get(id))
+                {
+                    let _ = h.out.send(Out::Close);
+                }
+            });
+        }
+    }
+}
+
+/// Periodically proposes deleting empty containers and expired TTL nodes
+/// (znode.container.checkIntervalMs, default 60 s, like ZooKeeper's ContainerManager).
+async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {
+    let every = shared
+        .config
+        .extra
+        .get("znode.container.checkIntervalMs")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(60_000)
+        .max(10);
+    let mut interval = tokio::time::interval(Duration::from_millis(every));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let now = now_ms();
+        let paths = shared
+            .state
+            .read()
+            .expect("state lock")
+            .tree
+            .reap_candidates(now);
+        if paths.is_empty() {
+            continue;
+        }
+        debug!(count = paths.len(), "reaping containers / TTL nodes");
+        let Ok(rx) = proposer.propose(Txn::Reap {
+            time_ms: now,
+            paths,
+        }) else {
+            return;
+        };
+        let _ = rx.await;
+    }
 }

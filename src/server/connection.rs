@@ -1,0 +1,697 @@
+//! One client connection: four-letter-word detection, the handshake, then three cooperating
+//! tasks — the reader (this task), the responder (answers in request order) and the writer
+//! (the only one touching the socket's write half).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::stats::{op_name_index, ConnStats};
+use super::{fourlw, now_ms, session, ConnHandle, Out, Shared};
+use crate::consensus::Proposer;
+use crate::proto::connect::{decode_connect, encode_connect_response, ConnectResponse};
+use crate::proto::frame::check_frame;
+use crate::proto::opcode::xid;
+use crate::proto::request::{decode_request, Decoded, ReadOp, Request};
+use crate::proto::response::{encode_notification, encode_reply, OpResult, ReplyHeader, Response};
+use crate::proto::{ClientInfo, Id, ZkError};
+use crate::tree::{Applied, Txn};
+use crate::watch::WatchKind;
+
+/// A request waiting for its turn to be answered.
+enum Item {
+    /// Executed against the local tree when its turn comes.
+    Read {
+        xid: i32,
+        op: i32,
+        req: Request,
+        auth: Arc<Vec<Id>>,
+        t0: Instant,
+    },
+    /// Answered when the consensus layer hands back its outcome.
+    Write {
+        xid: i32,
+        op: i32,
+        rx: oneshot::Receiver<Applied>,
+        t0: Instant,
+        close_after: bool,
+    },
+    /// An answer known at decode time (errors, auth).
+    Reply {
+        xid: i32,
+        op: i32,
+        err: i32,
+        t0: Instant,
+        close_after: bool,
+    },
+}
+
+pub async fn run(
+    shared: Arc<Shared>,
+    proposer: Proposer,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    conn_id: u64,
+) {
+    let max = shared.config.jute_maxbuffer;
+    let mut buf = BytesMut::with_capacity(4096);
+
+    // The first four bytes decide between a four-letter word and a ConnectRequest frame.
+    while buf.len() < 4 {
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    if let Some(word) = fourlw::parse(&buf[..4]) {
+        let reply = fourlw::answer(&shared, word);
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+
+    let connect = loop {
+        match check_frame(&buf, max) {
+            Ok(Some(len)) => {
+                let body = buf.split_to(4 + len);
+                match decode_connect(&body[4..]) {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        warn!(%remote, error = %e, "bad ConnectRequest, closing");
+                        return;
+                    }
+                }
+            }
+            Ok(None) => match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            Err(e) => {
+                warn!(%remote, error = %e, "Len error in handshake, closing");
+                return;
+            }
+        }
+    };
+
+    let last_zxid = shared.last_zxid();
+    if connect.last_zxid_seen > last_zxid {
+        info!(
+            %remote,
+            client_zxid = format_args!("0x{:x}", connect.last_zxid_seen),
+            our_zxid = format_args!("0x{:x}", last_zxid),
+            "refusing session request: client has seen a newer zxid, it must try another server"
+        );
+        return;
+    }
+
+    let cfg = &shared.config;
+    let (session_id, timeout_ms) = if connect.session_id == 0 {
+        let timeout = connect.timeout_ms.clamp(
+            cfg.min_session_timeout_ms as i32,
+            cfg.max_session_timeout_ms as i32,
+        );
+        let session_id = shared.ids.lock().expect("ids lock").next_id();
+        let Ok(rx) = proposer.propose(Txn::CreateSession {
+            session_id,
+            timeout_ms: timeout,
+        }) else {
+            return;
+        };
+        if rx.await.is_err() {
+            return;
+        }
+        debug!(%remote, session = format_args!("0x{:x}", session_id), timeout, "session created");
+        (session_id, timeout)
+    } else {
+        let known = shared
+            .state
+            .read()
+            .expect("state lock")
+            .tree
+            .session(connect.session_id);
+        let valid = known.is_some()
+            && connect.passwd[..] == session::password(shared.secret, connect.session_id)[..];
+        match known {
+            Some(info) if valid => (info.session_id, info.timeout_ms),
+            _ => {
+                info!(%remote, session = format_args!("0x{:x}", connect.session_id),
+                    "reconnect to an expired or unknown session (or bad password)");
+                let mut out = BytesMut::new();
+                encode_connect_response(
+                    &mut out,
+                    &ConnectResponse {
+                        protocol_version: 0,
+                        timeout_ms: 0,
+                        session_id: 0,
+                        passwd: vec![0; 16],
+                        read_only: connect.read_only.map(|_| false),
+                    },
+                );
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+    };
+
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Out>();
+    let stats = Arc::new(ConnStats::new(now_ms()));
+    let handle = Arc::new(ConnHandle {
+        conn_id,
+        remote,
+        session_id,
+        timeout_ms,
+        stats: stats.clone(),
+        out: out_tx.clone(),
+    });
+    take_over_session(&shared, handle.clone());
+    shared
+        .liveness
+        .lock()
+        .expect("liveness lock")
+        .touch(session_id, Instant::now());
+
+    let mut hello = BytesMut::new();
+    encode_connect_response(
+        &mut hello,
+        &ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: session::password(shared.secret, session_id).to_vec(),
+            read_only: connect.read_only.map(|_| false),
+        },
+    );
+    let _ = out_tx.send(Out::Frame(hello.freeze()));
+
+    let (read_half, write_half) = stream.into_split();
+    let (closed_tx, closed_rx) = oneshot::channel::<()>();
+    let writer = tokio::spawn(write_loop(write_half, out_rx, closed_tx));
+    let (item_tx, item_rx) = mpsc::unbounded_channel::<Item>();
+    let responder = tokio::spawn(respond_loop(
+        shared.clone(),
+        session_id,
+        stats.clone(),
+        item_rx,
+        out_tx.clone(),
+    ));
+
+    let ip_id = Id::new("ip", remote.ip().to_string());
+    let mut reader = Reader {
+        shared: shared.clone(),
+        proposer,
+        session_id,
+        stats,
+        auth: Arc::new(vec![ip_id]),
+        items: item_tx,
+    };
+    tokio::select! {
+        _ = reader.read_loop(read_half, buf) => {}
+        _ = closed_rx => {}
+    }
+    // Let the responder finish what was already accepted, then close the socket.
+    drop(reader);
+    let _ = responder.await;
+    let _ = out_tx.send(Out::Close);
+    drop(out_tx);
+    let _ = writer.await;
+    release_session(&shared, session_id, conn_id);
+    debug!(%remote, session = format_args!("0x{:x}", session_id), "connection closed");
+}
+
+/// Makes `handle` the session's connection, closing any previous one and dropping its
+/// watches (the client re-sends them with setWatches).
+fn take_over_session(shared: &Shared, handle: Arc<ConnHandle>) {
+    let mut state = shared.state.write().expect("state lock");
+    let mut conns = shared.conns.lock().expect("conns lock");
+    if let Some(old) = conns.by_session.insert(handle.session_id, handle.conn_id) {
+        if let Some(old) = conns.all.remove(&old) {
+            let _ = old.out.send(Out::Close);
+        }
+        state.watches.remove_session(handle.session_id);
+    }
+    conns.all.insert(handle.conn_id, handle);
+}
+
+fn release_session(shared: &Shared, session_id: i64, conn_id: u64) {
+    let mut state = shared.state.write().expect("state lock");
+    let mut conns = shared.conns.lock().expect("conns lock");
+    conns.all.remove(&conn_id);
+    if conns.by_session.get(&session_id) == Some(&conn_id) {
+        conns.by_session.remove(&session_id);
+        state.watches.remove_session(session_id);
+    }
+}
+
+async fn write_loop(
+    half: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    closed: oneshot::Sender<()>,
+) {
+    let mut w = BufWriter::with_capacity(64 * 1024, half);
+    'outer: while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next {
+            match item {
+                Out::Frame(b) => {
+                    if w.write_all(&b).await.is_err() {
+                        break 'outer;
+                    }
+                }
+                Out::Close => {
+                    let _ = w.flush().await;
+                    let _ = w.shutdown().await;
+                    break 'outer;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if w.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = closed.send(());
+}
+
+struct Reader {
+    shared: Arc<Shared>,
+    proposer: Proposer,
+    session_id: i64,
+    stats: Arc<ConnStats>,
+    /// The identities this connection has proven (ip always; digest/super after auth).
+    auth: Arc<Vec<Id>>,
+    items: mpsc::UnboundedSender<Item>,
+}
+
+impl Reader {
+    async fn read_loop(&mut self, mut half: OwnedReadHalf, mut buf: BytesMut) {
+        let max = self.shared.config.jute_maxbuffer;
+        loop {
+            loop {
+                match check_frame(&buf, max) {
+                    Ok(Some(len)) => {
+                        buf.advance(4);
+                        let body = buf.split_to(len).freeze();
+                        if !self.handle_frame(body) {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(session = format_args!("0x{:x}", self.session_id), error = %e,
+                            "Len error: closing connection");
+                        return;
+                    }
+                }
+            }
+            match half.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Handles one request frame; false means stop reading (close requested or auth failed).
+    fn handle_frame(&mut self, body: Bytes) -> bool {
+        let t0 = Instant::now();
+        let shared = &self.shared;
+        shared.stats.packets_received.fetch_add(1, Relaxed);
+        shared.stats.outstanding.fetch_add(1, Relaxed);
+        self.stats.received.fetch_add(1, Relaxed);
+        self.stats.queued.fetch_add(1, Relaxed);
+        shared
+            .liveness
+            .lock()
+            .expect("liveness lock")
+            .touch(self.session_id, t0);
+
+        let (header, decoded) = match decode_request(&body) {
+            Ok(x) => x,
+            Err(e) => {
+                // Without a header there is no xid to answer: the stream is unusable.
+                let xid = if body.len() >= 4 {
+                    i32::from_be_bytes([body[0], body[1], body[2], body[3]])
+                } else {
+                    warn!(error = %e, "undecodable request, closing");
+                    return false;
+                };
+                let op = if body.len() >= 8 {
+                    i32::from_be_bytes([body[4], body[5], body[6], body[7]])
+                } else {
+                    0
+                };
+                debug!(error = %e, xid, op, "malformed request body");
+                return self.push(Item::Reply {
+                    xid,
+                    op,
+                    err: ZkError::MarshallingError.code(),
+                    t0,
+                    close_after: false,
+                });
+            }
+        };
+        let (xid, op) = (header.xid, header.op);
+        self.stats.last_cxid.store(xid as i64, Relaxed);
+        let req = match decoded {
+            Decoded::Unknown => {
+                return self.push(Item::Reply {
+                    xid,
+                    op,
+                    err: ZkError::Unimplemented.code(),
+                    t0,
+                    close_after: false,
+                })
+            }
+            Decoded::Request(r) => r,
+        };
+        match req {
+            Request::Auth { scheme, auth, .. } => {
+                let err = match self.authenticate(&scheme, &auth) {
+                    Ok(()) => 0,
+                    Err(e) => e.code(),
+                };
+                self.push(Item::Reply {
+                    xid,
+                    op,
+                    err,
+                    t0,
+                    close_after: err != 0,
+                }) && err == 0
+            }
+            Request::CloseSession => {
+                let Ok(rx) = self.proposer.propose(Txn::CloseSession {
+                    session_id: self.session_id,
+                }) else {
+                    return false;
+                };
+                self.push(Item::Write {
+                    xid,
+                    op,
+                    rx,
+                    t0,
+                    close_after: true,
+                });
+                false
+            }
+            req if req.is_write() => {
+                let txn = Txn::Client {
+                    session_id: self.session_id,
+                    time_ms: now_ms(),
+                    auth: self.auth.as_ref().clone(),
+                    request: req,
+                };
+                let Ok(rx) = self.proposer.propose(txn) else {
+                    return false;
+                };
+                self.push(Item::Write {
+                    xid,
+                    op,
+                    rx,
+                    t0,
+                    close_after: false,
+                })
+            }
+            req => self.push(Item::Read {
+                xid,
+                op,
+                req,
+                auth: self.auth.clone(),
+                t0,
+            }),
+        }
+    }
+
+    fn push(&self, item: Item) -> bool {
+        self.items.send(item).is_ok()
+    }
+
+    /// addauth. digest: `user:password` becomes digest:user:base64(sha1(user:password)), and
+    /// super when it matches superDigest. Other schemes are not supported yet (AUTHFAILED).
+    fn authenticate(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {
+        match scheme {
+            "digest" => {
+                let text = std::str::from_utf8(auth).map_err(|_| ZkError::AuthFailed)?;
+                let id = digest_id(text).ok_or(ZkError::AuthFailed)?;
+                let mut ids = self.auth.as_ref().clone();
+                if self.shared.config.super_digest.as_deref() == Some(id.as_str()) {
+                    push_unique(&mut ids, Id::new("super", ""));
+                }
+                push_unique(&mut ids, Id::new("digest", id));
+                self.auth = Arc::new(ids);
+                Ok(())
+            }
+            _ => {
+                warn!(scheme, "authentication with an unsupported scheme");
+                Err(ZkError::AuthFailed)
+            }
+        }
+    }
+}
+
+fn push_unique(ids: &mut Vec<Id>, id: Id) {
+    if !ids.contains(&id) {
+        ids.push(id);
+    }
+}
+
+/// `user:password` -> `user:base64(sha1("user:password"))` (DigestAuthenticationProvider).
+pub fn digest_id(user_password: &str) -> Option<String> {
+    use base64::Engine;
+    let (user, _) = user_password.split_once(':')?;
+    let hash = Sha1::digest(user_password.as_bytes());
+    Some(format!(
+        "{}:{}",
+        user,
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    ))
+}
+
+async fn respond_loop(
+    shared: Arc<Shared>,
+    session_id: i64,
+    stats: Arc<ConnStats>,
+    mut items: mpsc::UnboundedReceiver<Item>,
+    out: mpsc::UnboundedSender<Out>,
+) {
+    while let Some(item) = items.recv().await {
+        let (xid, op, t0, close_after, zxid, result) = match item {
+            Item::Reply {
+                xid,
+                op,
+                err,
+                t0,
+                close_after,
+            } => {
+                let r = match ZkError::from_code(err) {
+                    Some(e) => Err(e),
+                    None => Ok(Response::Empty),
+                };
+                (xid, op, t0, close_after, shared.last_zxid(), r)
+            }
+            Item::Write {
+                xid,
+                op,
+                rx,
+                t0,
+                close_after,
+            } => match rx.await {
+                Ok(applied) => (xid, op, t0, close_after, applied.zxid, applied.result),
+                // The log stopped (shutdown): the client sees ConnectionLoss.
+                Err(_) => break,
+            },
+            Item::Read {
+                xid,
+                op,
+                req,
+                auth,
+                t0,
+            } => {
+                let (zxid, r) = execute_read(&shared, session_id, &auth, req, &out);
+                (xid, op, t0, false, zxid, r)
+            }
+        };
+        let (err, body) = match result {
+            Ok(b) => (0, b),
+            Err(e) => (e.code(), Response::Empty),
+        };
+        let mut buf = BytesMut::with_capacity(128);
+        encode_reply(&mut buf, &ReplyHeader { xid, zxid, err }, &body);
+        let sent = out.send(Out::Frame(buf.freeze())).is_ok();
+
+        let ms = t0.elapsed().as_millis() as u64;
+        shared.stats.outstanding.fetch_sub(1, Relaxed);
+        stats.queued.fetch_sub(1, Relaxed);
+        if sent {
+            shared.stats.packets_sent.fetch_add(1, Relaxed);
+            stats.sent.fetch_add(1, Relaxed);
+        }
+        if xid != xid::PING {
+            shared.stats.latency.record(ms);
+            stats.latency.record(ms);
+        }
+        stats.last_zxid.store(zxid, Relaxed);
+        stats.last_response_ms.store(now_ms(), Relaxed);
+        stats.last_latency_ms.store(ms, Relaxed);
+        stats.last_op.store(op_name_index(op), Relaxed);
+        if close_after {
+            let _ = out.send(Out::Close);
+            break;
+        }
+    }
+}
+
+/// Answers a request that does not go through the log, against the local tree. Watch
+/// registration happens under the same lock as the read, so no change can slip between them.
+fn execute_read(
+    shared: &Shared,
+    session_id: i64,
+    auth: &[Id],
+    req: Request,
+    out: &mpsc::UnboundedSender<Out>,
+) -> (i64, Result<Response, ZkError>) {
+    let needs_write = matches!(
+        &req,
+        Request::Exists { watch: true, .. }
+            | Request::GetData { watch: true, .. }
+            | Request::GetChildren { watch: true, .. }
+            | Request::SetWatches(_)
+            | Request::AddWatch { .. }
+            | Request::RemoveWatches { .. }
+    );
+    if !needs_write {
+        let state = shared.state.read().expect("state lock");
+        let tree = &state.tree;
+        let zxid = tree.last_zxid();
+        let r = match req {
+            Request::Ping => Ok(Response::Empty),
+            Request::Exists { path, .. } => tree
+                .exists(&path)
+                .map(Response::Stat)
+                .ok_or(ZkError::NoNode),
+            Request::GetData { path, .. } => tree
+                .get_data(&path, auth)
+                .map(|(data, stat)| Response::GetData { data, stat }),
+            Request::GetChildren {
+                path, with_stat, ..
+            } => tree.get_children(&path, auth).map(|(children, stat)| {
+                if with_stat {
+                    Response::GetChildren2 { children, stat }
+                } else {
+                    Response::GetChildren { children }
+                }
+            }),
+            Request::GetAcl { path } => tree
+                .get_acl(&path, auth)
+                .map(|(acl, stat)| Response::GetAcl { acl, stat }),
+            Request::Sync { path } => Ok(Response::Sync { path }),
+            Request::MultiRead(ops) => Ok(Response::Multi(
+                ops.into_iter()
+                    .map(|op| match op {
+                        ReadOp::GetChildren { path } => match tree.get_children(&path, auth) {
+                            Ok((children, _)) => OpResult::GetChildren { children },
+                            Err(e) => OpResult::Error { err: e.code() },
+                        },
+                        ReadOp::GetData { path } => match tree.get_data(&path, auth) {
+                            Ok((data, stat)) => OpResult::GetData { data, stat },
+                            Err(e) => OpResult::Error { err: e.code() },
+                        },
+                    })
+                    .collect(),
+            )),
+            Request::GetEphemerals { prefix } => Ok(Response::GetEphemerals {
+                ephemerals: tree.get_ephemerals(session_id, &prefix),
+            }),
+            Request::GetAllChildrenNumber { path } => tree
+                .all_children_number(&path, auth)
+                .map(|total| Response::GetAllChildrenNumber { total }),
+            Request::WhoAmI => Ok(Response::WhoAmI(
+                auth.iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: id.id.clone(),
+                    })
+                    .collect(),
+            )),
+            _ => Err(ZkError::Unimplemented),
+        };
+        return (zxid, r);
+    }
+
+    let mut guard = shared.state.write().expect("state lock");
+    let state = &mut *guard;
+    let zxid = state.tree.last_zxid();
+    let r = match req {
+        Request::Exists { path, .. } => {
+            // exists registers a watch whether or not the node is there (NodeCreated).
+            state.watches.add(session_id, &path, WatchKind::Data);
+            state
+                .tree
+                .exists(&path)
+                .map(Response::Stat)
+                .ok_or(ZkError::NoNode)
+        }
+        Request::GetData { path, .. } => {
+            let r = state.tree.get_data(&path, auth);
+            if r.is_ok() {
+                state.watches.add(session_id, &path, WatchKind::Data);
+            }
+            r.map(|(data, stat)| Response::GetData { data, stat })
+        }
+        Request::GetChildren {
+            path, with_stat, ..
+        } => {
+            let r = state.tree.get_children(&path, auth);
+            if r.is_ok() {
+                state.watches.add(session_id, &path, WatchKind::Child);
+            }
+            r.map(|(children, stat)| {
+                if with_stat {
+                    Response::GetChildren2 { children, stat }
+                } else {
+                    Response::GetChildren { children }
+                }
+            })
+        }
+        Request::SetWatches(sw) => {
+            for event in state.watches.set_watches(session_id, &sw, &state.tree) {
+                let mut buf = BytesMut::with_capacity(64);
+                encode_notification(&mut buf, &event);
+                let _ = out.send(Out::Frame(buf.freeze()));
+            }
+            Ok(Response::Empty)
+        }
+        Request::AddWatch { path, mode } => {
+            let kind = match mode {
+                crate::proto::AddWatchMode::Persistent => WatchKind::Persistent,
+                crate::proto::AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+            };
+            state.watches.add(session_id, &path, kind);
+            Ok(Response::Empty)
+        }
+        Request::RemoveWatches {
+            path,
+            watcher_type,
+            remove,
+        } => {
+            if state
+                .watches
+                .remove(session_id, &path, watcher_type, remove)
+            {
+                Ok(Response::Empty)
+            } else {
+                Err(ZkError::NoWatcher)
+            }
+        }
+        _ => Err(ZkError::Unimplemented),
+    };
+    (zxid, r)
+}

@@ -1,0 +1,126 @@
+//! Session ids, passwords and liveness.
+//!
+//! The session table itself is replicated (it lives in the tree); this module holds what is
+//! local to the server: how new ids are minted, how passwords are derived, and when each
+//! session was last heard from (the expiry clock).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sha1::{Digest, Sha1};
+
+/// Mints session ids the way ZooKeeper does: the top byte is the server id, the next 40 bits
+/// come from the start-up wall clock, and ids increment from there. Distinct servers never
+/// collide; a restarted server starts from a later clock.
+#[derive(Debug)]
+pub struct SessionIdGen {
+    next: i64,
+}
+
+impl SessionIdGen {
+    pub fn new(server_id: u64, now_ms: i64) -> SessionIdGen {
+        let mut next = (((now_ms as u64) << 24) >> 8) as i64;
+        next |= (server_id << 56) as i64;
+        if next == i64::MIN {
+            next += 1;
+        }
+        SessionIdGen { next }
+    }
+
+    pub fn next_id(&mut self) -> i64 {
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        if self.next == i64::MIN || self.next == 0 {
+            self.next = 1;
+        }
+        id
+    }
+}
+
+/// The 16-byte session password. It is derived from the id and a secret so every server can
+/// check a reconnect without storing passwords.
+pub fn password(secret: u64, session_id: i64) -> [u8; 16] {
+    let mut h = Sha1::new();
+    h.update(secret.to_be_bytes());
+    h.update(session_id.to_be_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// When each session this server tracks was last heard from, and its timeout.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    sessions: HashMap<i64, (Instant, Duration)>,
+}
+
+impl Liveness {
+    pub fn track(&mut self, session_id: i64, timeout: Duration, now: Instant) {
+        self.sessions.insert(session_id, (now, timeout));
+    }
+
+    pub fn touch(&mut self, session_id: i64, now: Instant) {
+        if let Some(entry) = self.sessions.get_mut(&session_id) {
+            entry.0 = now;
+        }
+    }
+
+    pub fn forget(&mut self, session_id: i64) {
+        self.sessions.remove(&session_id);
+    }
+
+    /// Sessions not heard from for longer than their timeout, sorted.
+    pub fn expired(&self, now: Instant) -> Vec<i64> {
+        let mut out: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, (seen, timeout))| now.saturating_duration_since(*seen) > *timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_server_id_and_increment() {
+        let mut g = SessionIdGen::new(3, 1_700_000_000_000);
+        let a = g.next_id();
+        let b = g.next_id();
+        assert_eq!((a as u64) >> 56, 3);
+        assert_eq!(b, a + 1);
+    }
+
+    #[test]
+    fn password_depends_on_id_and_secret() {
+        assert_eq!(password(1, 5), password(1, 5));
+        assert_ne!(password(1, 5), password(1, 6));
+        assert_ne!(password(1, 5), password(2, 5));
+    }
+
+    #[test]
+    fn expiry_follows_touches() {
+        let t0 = Instant::now();
+        let mut l = Liveness::default();
+        l.track(1, Duration::from_millis(100), t0);
+        l.track(2, Duration::from_millis(100), t0);
+        l.touch(2, t0 + Duration::from_millis(90));
+        assert!(l.expired(t0 + Duration::from_millis(50)).is_empty());
+        assert_eq!(l.expired(t0 + Duration::from_millis(150)), vec![1]);
+        l.forget(1);
+        assert!(l.expired(t0 + Duration::from_millis(150)).is_empty());
+    }
+}

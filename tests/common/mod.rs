@@ -1,0 +1,80 @@
+//! Shared helpers for the end-to-end tests: an in-process keeperd on a loopback port and a
+//! connected `zookeeper-client`.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use keeperd::config::{Config, Whitelist};
+use keeperd::server::RunningServer;
+use zookeeper_client as zk;
+
+/// Every test's own time bound.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn test_config() -> Config {
+    Config {
+        client_port: 0,
+        client_port_address: Some([127, 0, 0, 1].into()),
+        tick_time_ms: 100,
+        min_session_timeout_ms: 200,
+        max_session_timeout_ms: 10_000,
+        four_letter_whitelist: Whitelist::All,
+        ..Config::default()
+    }
+}
+
+pub async fn start() -> RunningServer {
+    start_with(test_config()).await
+}
+
+pub async fn start_with(config: Config) -> RunningServer {
+    keeperd::server::start(config).await.expect("server starts")
+}
+
+pub fn connect_string(addr: SocketAddr) -> String {
+    format!("127.0.0.1:{}", addr.port())
+}
+
+pub async fn client(srv: &RunningServer) -> zk::Client {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .with_server_version(3, 8, 0)
+        .connect(&connect_string(srv.local_addr))
+        .await
+        .expect("client connects")
+}
+
+pub fn open() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+pub fn ephemeral() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
+}
+
+/// Runs a test body under the global time bound.
+pub async fn bounded<F: Future<Output = ()>>(f: F) {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test exceeded its time bound");
+}
+
+/// Waits (bounded) until `cond` holds, polling.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
