@@ -38,13 +38,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_session_timeout(Duration::from_secs(18))
         .connect(&format!("{base}/kafka01"))
         .await?;
-    for p in ["/brokers", "/brokers/ids", "/brokers/topics", "/config", "/config/changes"] {
+    for p in [
+        "/brokers",
+        "/brokers/ids",
+        "/brokers/topics",
+        "/config",
+        "/config/changes",
+    ] {
         ensure(&broker, p).await?;
     }
 
     // Registration: multi[create ephemeral with null data, setData payload version 0].
     let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-    let payload = br#"{"endpoints":["PLAINTEXT://host1:9092"],"host":"host1","port":9092,"version":5}"#;
+    let payload =
+        br#"{"endpoints":["PLAINTEXT://host1:9092"],"host":"host1","port":9092,"version":5}"#;
     let mut m = broker.new_multi_writer();
     m.add_create("/brokers/ids/1", b"", &ephemeral)?;
     m.add_set_data("/brokers/ids/1", payload, Some(0))?;
@@ -61,7 +68,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     m.add_set_data("/controller_epoch", b"1", Some(epoch_stat.version))?;
     m.commit().await?;
     println!("broker 1 is the controller");
-    println!("/brokers/ids -> {:?}", broker.list_children("/brokers/ids").await?);
+    println!(
+        "/brokers/ids -> {:?}",
+        broker.list_children("/brokers/ids").await?
+    );
 
     drop(broker);
     server.shutdown().await;

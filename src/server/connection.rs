@@ -73,7 +73,7 @@ pub async fn run(
         }
     }
     if let Some(word) = fourlw::parse(&buf[..4]) {
-        let reply = fourlw::answer(&shared, word);
+        let reply = fourlw::answer(&shared, word, remote);
         let _ = stream.write_all(reply.as_bytes()).await;
         let _ = stream.shutdown().await;
         return;

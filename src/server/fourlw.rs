@@ -1,18 +1,211 @@
-//! Four-letter words on the client port. (Wiring to admin/ in progress.)
+//! Four-letter words on the client port: gathers a `ServerSnapshot` from the live server and
+//! lets `admin::render` format it.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::admin::{
+    self, ConfInfo, ConnectionInfo, EnvInfo, FourLetterWord, ServerMode, ServerSnapshot,
+    SessionStats,
+};
+
+use super::stats::OP_NAMES;
 use super::Shared;
 
-pub fn parse(first4: &[u8]) -> Option<&'static str> {
-    match first4 {
-        b"ruok" => Some("ruok"),
-        b"srvr" => Some("srvr"),
-        _ => None,
-    }
+pub fn parse(first4: &[u8]) -> Option<FourLetterWord> {
+    FourLetterWord::parse(first4)
 }
 
-pub fn answer(_shared: &Shared, word: &str) -> String {
+/// The whole reply for `word` (the caller writes it and closes the connection).
+pub fn answer(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> String {
+    if !shared.config.four_letter_whitelist.allows(word.name()) {
+        return admin::not_in_whitelist(word);
+    }
     match word {
-        "ruok" => "imok".to_string(),
-        _ => String::new(),
+        FourLetterWord::Srst => shared.stats.reset(),
+        FourLetterWord::Crst => {
+            for c in shared.conns.lock().expect("conns lock").all.values() {
+                c.stats.reset();
+            }
+        }
+        _ => {}
+    }
+    admin::render(word, &snapshot(shared, word, asking))
+}
+
+fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> ServerSnapshot {
+    let cfg = &shared.config;
+    let stats = &shared.stats;
+    let (lat_min, lat_avg, lat_max) = stats.latency.get();
+    let mut snap = ServerSnapshot {
+        serving: true,
+        version: admin::version_string(),
+        mode: ServerMode::Standalone,
+        latency_min: lat_min as i64,
+        latency_avg: lat_avg,
+        latency_max: lat_max as i64,
+        packets_received: stats.packets_received.load(Relaxed),
+        packets_sent: stats.packets_sent.load(Relaxed),
+        outstanding: stats.outstanding.load(Relaxed).max(0) as u64,
+        uptime_ms: stats.started.elapsed().as_millis() as u64,
+        last_client_response_size: -1,
+        min_client_response_size: -1,
+        max_client_response_size: -1,
+        trace_mask: 306,
+        ..ServerSnapshot::default()
+    };
+    {
+        let state = shared.state.read().expect("state lock");
+        let tree = &state.tree;
+        snap.zxid = tree.last_zxid();
+        snap.node_count = tree.node_count() as u64;
+        snap.approximate_data_size = tree.approximate_data_size();
+        snap.ephemerals_count = tree.ephemerals_count() as u64;
+        snap.global_sessions = tree.sessions().len() as u64;
+        snap.watch_count = state.watches.watch_count() as u64;
+        snap.watch_summary = state.watches.summary();
+        match word {
+            FourLetterWord::Wchc => snap.watches_by_session = state.watches.by_session(),
+            FourLetterWord::Wchp => snap.watches_by_path = state.watches.by_path(),
+            FourLetterWord::Dump => snap.ephemerals = tree.ephemerals_by_session(),
+            FourLetterWord::Hash => snap.digests = vec![(tree.last_zxid(), tree.digest())],
+            _ => {}
+        }
+    }
+    snap.connections = connections(shared, asking);
+    if matches!(
+        word,
+        FourLetterWord::Mntr | FourLetterWord::Dirs | FourLetterWord::Conf
+    ) {
+        snap.data_dir_size = dir_size(&cfg.data_dir);
+        snap.log_dir_size = cfg
+            .data_log_dir
+            .as_deref()
+            .map(dir_size)
+            .unwrap_or(snap.data_dir_size);
+    }
+    snap.open_file_descriptor_count = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count() as u64);
+    snap.max_file_descriptor_count = max_fds();
+    snap.conf = ConfInfo {
+        client_port: cfg.client_port as i32,
+        secure_client_port: cfg.secure_client_port.map(i32::from).unwrap_or(-1),
+        data_dir: cfg.data_dir.join("version-2").display().to_string(),
+        data_dir_size: snap.data_dir_size,
+        data_log_dir: cfg
+            .data_log_dir
+            .as_deref()
+            .unwrap_or(&cfg.data_dir)
+            .join("version-2")
+            .display()
+            .to_string(),
+        data_log_size: snap.log_dir_size,
+        tick_time: cfg.tick_time_ms,
+        max_client_cnxns: cfg.max_client_cnxns,
+        min_session_timeout: cfg.min_session_timeout_ms,
+        max_session_timeout: cfg.max_session_timeout_ms,
+        client_port_listen_backlog: -1,
+        server_id: cfg.my_id.unwrap_or(0) as i64,
+        quorum: None,
+    };
+    if word == FourLetterWord::Envi {
+        snap.env = env_info();
+    }
+    snap
+}
+
+fn connections(shared: &Shared, asking: SocketAddr) -> Vec<ConnectionInfo> {
+    let conns = shared.conns.lock().expect("conns lock");
+    let mut out: Vec<ConnectionInfo> = conns
+        .all
+        .values()
+        .map(|c| {
+            let s = &c.stats;
+            let (min, avg, max) = s.latency.get();
+            ConnectionInfo {
+                remote: c.remote,
+                interest_ops: 1,
+                queued: s.queued.load(Relaxed).max(0) as u64,
+                received: s.received.load(Relaxed),
+                sent: s.sent.load(Relaxed),
+                session: Some(SessionStats {
+                    session_id: c.session_id,
+                    last_op: OP_NAMES
+                        .get(s.last_op.load(Relaxed) as usize)
+                        .unwrap_or(&"NA")
+                        .to_string(),
+                    established_ms: s.established_ms,
+                    timeout_ms: c.timeout_ms,
+                    last_cxid: s.last_cxid.load(Relaxed),
+                    last_zxid: s.last_zxid.load(Relaxed),
+                    last_response_ms: s.last_response_ms.load(Relaxed),
+                    last_latency: s.last_latency_ms.load(Relaxed) as i64,
+                    min_latency: min as i64,
+                    avg_latency: avg as i64,
+                    max_latency: max as i64,
+                }),
+            }
+        })
+        .collect();
+    out.sort_by_key(|c| c.remote);
+    // ZooKeeper counts the connection asking as well.
+    out.push(ConnectionInfo {
+        remote: asking,
+        interest_ops: 0,
+        queued: 0,
+        received: 1,
+        sent: 0,
+        session: None,
+    });
+    out
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn max_fds() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    (rc == 0).then_some(lim.rlim_cur)
+}
+
+fn env_info() -> EnvInfo {
+    let uname = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    EnvInfo {
+        host_name: host,
+        tmp_dir: std::env::temp_dir().display().to_string(),
+        os_name: "Linux".into(),
+        os_arch: std::env::consts::ARCH.into(),
+        os_version: uname,
+        user_name: std::env::var("USER").unwrap_or_default(),
+        user_home: std::env::var("HOME").unwrap_or_default(),
+        user_dir: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        memory_free_mb: None,
+        memory_max_mb: None,
+        memory_total_mb: None,
     }
 }
