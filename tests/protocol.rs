@@ -1,0 +1,436 @@
+//! Wire-level tests of the client port: bytes a real client would never send, pipelining,
+//! and four-letter words. The frames are built with keeperd's own jute codec, which is
+//! checked byte-for-byte against ZooKeeper's layouts in its unit tests.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::*;
+use keeperd::config::Whitelist;
+use keeperd::proto::codec::{
+    decode_connect_response, decode_reply_header, decode_response, decode_watcher_event,
+    encode_connect_request, encode_request,
+};
+use keeperd::proto::connect::{ConnectRequest, ConnectResponse};
+use keeperd::proto::request::{CreateRequest, Request, SetDataRequest};
+use keeperd::proto::response::{ReplyHeader, Response};
+use keeperd::proto::{Acl, EventType, OpCode, ZkError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A minimal raw session: connect, then send frames and read frames.
+struct Raw {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    async fn open(addr: std::net::SocketAddr) -> Raw {
+        Raw {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn handshake(&mut self, req: ConnectRequest) -> ConnectResponse {
+        let mut out = BytesMut::new();
+        encode_connect_request(&mut out, &req);
+        self.stream.write_all(&out).await.unwrap();
+        let frame = self.frame().await.expect("connect response");
+        decode_connect_response(&frame).unwrap()
+    }
+
+    async fn session(addr: std::net::SocketAddr) -> (Raw, ConnectResponse) {
+        let mut raw = Raw::open(addr).await;
+        let resp = raw
+            .handshake(ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 5000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+            })
+            .await;
+        (raw, resp)
+    }
+
+    async fn send(&mut self, xid: i32, req: &Request) {
+        let mut out = BytesMut::new();
+        encode_request(&mut out, xid, req);
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// The next frame body, or None when the server closed the connection.
+    async fn frame(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if self.buf.len() >= 4 {
+                let len = i32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+                if self.buf.len() >= 4 + len {
+                    let f = self.buf.split_to(4 + len);
+                    return Some(f[4..].to_vec());
+                }
+            }
+            let n =
+                tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
+                    .await
+                    .expect("server answers within 10 s")
+                    .ok()?;
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+
+    async fn reply(&mut self) -> (ReplyHeader, Vec<u8>) {
+        let f = self.frame().await.expect("a reply");
+        let (h, body) = decode_reply_header(&f).unwrap();
+        (h, body.to_vec())
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create {
+        op: OpCode::Create,
+        req: CreateRequest {
+            path: path.into(),
+            data: Some(bytes::Bytes::from_static(b"d")),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: -1,
+        },
+    }
+}
+
+async fn four_letters(addr: std::net::SocketAddr, word: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(word.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn handshake_with_and_without_the_read_only_byte() {
+    bounded(async {
+        let srv = start().await;
+        let (_raw, resp) = Raw::session(srv.local_addr).await;
+        assert_ne!(resp.session_id, 0);
+        assert_eq!(resp.timeout_ms, 5000);
+        assert_eq!(resp.passwd.len(), 16);
+        assert_eq!(resp.read_only, Some(false));
+
+        // A 3.4 client sends no readOnly byte and must get none back.
+        let mut old = Raw::open(srv.local_addr).await;
+        let resp = old
+            .handshake(ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 6000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: None,
+            })
+            .await;
+        assert_eq!(resp.read_only, None);
+        assert_eq!(resp.timeout_ms, 6000);
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_or_expired_session_gets_the_expired_reply() {
+    bounded(async {
+        let srv = start().await;
+        let mut raw = Raw::open(srv.local_addr).await;
+        let resp = raw
+            .handshake(ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 5000,
+                session_id: 0x1234,
+                passwd: vec![7; 16],
+                read_only: Some(false),
+            })
+            .await;
+        assert_eq!((resp.timeout_ms, resp.session_id), (0, 0));
+        assert_eq!(resp.passwd, vec![0; 16]);
+        assert!(raw.frame().await.is_none(), "server closes after the reply");
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_ahead_of_the_server_is_refused() {
+    bounded(async {
+        let srv = start().await;
+        let mut raw = Raw::open(srv.local_addr).await;
+        let mut out = BytesMut::new();
+        encode_connect_request(
+            &mut out,
+            &ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0x7fff_0000_0000,
+                timeout_ms: 5000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+            },
+        );
+        raw.send_bytes(&out).await;
+        assert!(raw.frame().await.is_none(), "connection closed, no session");
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pipelined_replies_come_back_in_request_order() {
+    bounded(async {
+        let srv = start().await;
+        let (mut raw, _) = Raw::session(srv.local_addr).await;
+        // Writes and reads interleaved without waiting: xids must come back in order and
+        // each read must see the writes sent before it.
+        let mut xid = 1;
+        for i in 0..50 {
+            raw.send(xid, &create(&format!("/n{i}"))).await;
+            xid += 1;
+            raw.send(
+                xid,
+                &Request::GetData {
+                    path: format!("/n{i}"),
+                    watch: false,
+                },
+            )
+            .await;
+            xid += 1;
+        }
+        for expect in 1..xid {
+            let (h, body) = raw.reply().await;
+            assert_eq!(h.xid, expect);
+            assert_eq!(h.err, 0, "xid {expect}");
+            if expect % 2 == 0 {
+                match decode_response(OpCode::GetData, &body).unwrap() {
+                    Response::GetData { data, .. } => assert_eq!(data.as_deref(), Some(&b"d"[..])),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_watch_event_arrives_before_the_reply_that_shows_the_change() {
+    bounded(async {
+        let srv = start().await;
+        let (mut w, _) = Raw::session(srv.local_addr).await;
+        let (mut c, _) = Raw::session(srv.local_addr).await;
+        c.send(1, &create("/x")).await;
+        assert_eq!(c.reply().await.0.err, 0);
+        w.send(
+            1,
+            &Request::GetData {
+                path: "/x".into(),
+                watch: true,
+            },
+        )
+        .await;
+        assert_eq!(w.reply().await.0.xid, 1);
+        c.send(
+            2,
+            &Request::SetData(SetDataRequest {
+                path: "/x".into(),
+                data: None,
+                version: -1,
+            }),
+        )
+        .await;
+        assert_eq!(c.reply().await.0.err, 0);
+        w.send(
+            2,
+            &Request::GetData {
+                path: "/x".into(),
+                watch: false,
+            },
+        )
+        .await;
+        let (h, body) = w.reply().await;
+        assert_eq!((h.xid, h.zxid, h.err), (-1, -1, 0), "notification first");
+        let ev = decode_watcher_event(&body).unwrap();
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::NodeDataChanged, "/x")
+        );
+        let (h, body) = w.reply().await;
+        assert_eq!(h.xid, 2);
+        match decode_response(OpCode::GetData, &body).unwrap() {
+            // Null data set above stays null.
+            Response::GetData { data, stat } => {
+                assert_eq!(data, None);
+                assert_eq!(stat.data_length, 0);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_opcode_is_unimplemented_and_the_session_lives_on() {
+    bounded(async {
+        let srv = start().await;
+        let (mut raw, _) = Raw::session(srv.local_addr).await;
+        // xid 5, opcode 999, some body.
+        let mut frame = vec![0, 0, 0, 12];
+        frame.extend_from_slice(&5i32.to_be_bytes());
+        frame.extend_from_slice(&999i32.to_be_bytes());
+        frame.extend_from_slice(&[1, 2, 3, 4]);
+        raw.send_bytes(&frame).await;
+        let (h, _) = raw.reply().await;
+        assert_eq!((h.xid, h.err), (5, ZkError::Unimplemented.code()));
+        raw.send(6, &create("/still-alive")).await;
+        let (h, _) = raw.reply().await;
+        assert_eq!((h.xid, h.err), (6, 0));
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_body_answers_marshalling_error() {
+    bounded(async {
+        let srv = start().await;
+        let (mut raw, _) = Raw::session(srv.local_addr).await;
+        // getData (4) whose path length claims 1000 bytes but carries 2.
+        let mut body = Vec::new();
+        body.extend_from_slice(&9i32.to_be_bytes());
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&1000i32.to_be_bytes());
+        body.extend_from_slice(b"/a");
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        raw.send_bytes(&frame).await;
+        let (h, _) = raw.reply().await;
+        assert_eq!((h.xid, h.err), (9, ZkError::MarshallingError.code()));
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_the_connection_not_the_server() {
+    bounded(async {
+        let mut cfg = test_config();
+        cfg.jute_maxbuffer = 1024;
+        let srv = start_with(cfg).await;
+        let (mut raw, _) = Raw::session(srv.local_addr).await;
+        raw.send_bytes(&(1 << 20_i32).to_be_bytes()).await;
+        assert!(raw.frame().await.is_none(), "connection closed");
+        // A negative length too.
+        let (mut raw, _) = Raw::session(srv.local_addr).await;
+        raw.send_bytes(&(-5i32).to_be_bytes()).await;
+        assert!(raw.frame().await.is_none(), "connection closed");
+        // Garbage instead of a handshake.
+        let mut raw = Raw::open(srv.local_addr).await;
+        raw.send_bytes(&[0, 0, 0, 3, 1, 2, 3]).await;
+        assert!(raw.frame().await.is_none(), "connection closed");
+        // The server still serves.
+        let (mut raw, _) = Raw::session(srv.local_addr).await;
+        raw.send(1, &create("/ok")).await;
+        assert_eq!(raw.reply().await.0.err, 0);
+        assert_eq!(four_letters(srv.local_addr, "ruok").await, "imok");
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn four_letter_words_answer_like_zookeeper() {
+    bounded(async {
+        let srv = start().await;
+        let c = client(&srv).await;
+        c.create("/kafka01", b"", &open()).await.unwrap();
+        let _ = c.check_and_watch_stat("/kafka01").await.unwrap();
+
+        assert_eq!(four_letters(srv.local_addr, "ruok").await, "imok");
+        assert_eq!(four_letters(srv.local_addr, "isro").await, "rw");
+
+        let srvr = four_letters(srv.local_addr, "srvr").await;
+        let lines: Vec<&str> = srvr.lines().collect();
+        assert!(
+            lines[0].starts_with("Zookeeper version: 3.8.0-keeperd"),
+            "{srvr}"
+        );
+        assert!(lines.iter().any(|l| l.starts_with("Latency min/avg/max: ")));
+        assert!(lines.iter().any(|l| *l == "Mode: standalone"), "{srvr}");
+        assert!(lines.iter().any(|l| l.starts_with("Zxid: 0x")));
+        // / /zookeeper /zookeeper/quota /zookeeper/config /kafka01
+        assert!(lines.iter().any(|l| *l == "Node count: 5"), "{srvr}");
+
+        let mntr = four_letters(srv.local_addr, "mntr").await;
+        let kv: std::collections::HashMap<&str, &str> =
+            mntr.lines().filter_map(|l| l.split_once('\t')).collect();
+        assert_eq!(kv.get("zk_server_state"), Some(&"standalone"), "{mntr}");
+        assert_eq!(kv.get("zk_znode_count"), Some(&"5"));
+        assert_eq!(kv.get("zk_watch_count"), Some(&"1"));
+        assert!(kv.get("zk_version").unwrap().starts_with("3.8.0-keeperd"));
+        for key in [
+            "zk_avg_latency",
+            "zk_packets_received",
+            "zk_num_alive_connections",
+            "zk_outstanding_requests",
+            "zk_ephemerals_count",
+            "zk_approximate_data_size",
+            "zk_open_file_descriptor_count",
+            "zk_uptime",
+        ] {
+            assert!(kv.contains_key(key), "mntr lacks {key}:\n{mntr}");
+            if key != "zk_avg_latency" {
+                kv[key].parse::<u64>().expect("numeric");
+            }
+        }
+
+        let stat = four_letters(srv.local_addr, "stat").await;
+        assert!(stat.contains("Clients:\n /127.0.0.1:"), "{stat}");
+        let wchs = four_letters(srv.local_addr, "wchs").await;
+        assert!(
+            wchs.starts_with("1 connections watching 1 paths\nTotal watches:1"),
+            "{wchs}"
+        );
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn words_outside_the_whitelist_are_refused_but_srvr_always_answers() {
+    bounded(async {
+        let mut cfg = test_config();
+        cfg.four_letter_whitelist = Whitelist::Only(vec!["ruok".into()]);
+        let srv = start_with(cfg).await;
+        assert_eq!(
+            four_letters(srv.local_addr, "mntr").await,
+            "mntr is not executed because it is not in the whitelist.\n"
+        );
+        assert_eq!(four_letters(srv.local_addr, "ruok").await, "imok");
+        assert!(four_letters(srv.local_addr, "srvr")
+            .await
+            .contains("Mode: standalone"));
+        srv.shutdown().await;
+    })
+    .await;
+}
