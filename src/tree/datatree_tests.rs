@@ -1132,3 +1132,35 @@ fn determinism() {
     // Cloning keeps the digest.
     assert_eq!(a.clone().digest(), a.digest());
 }
+
+#[test]
+fn node_stays_compact() {
+    // A regression guard for the per-znode footprint (the map adds the 16-byte key).
+    let size = std::mem::size_of::<Node>();
+    assert!(size <= 120, "Node is {size} bytes");
+}
+
+#[test]
+fn many_nodes_and_digest_order() {
+    // Insertion order must not matter to the digest: it walks children in name order.
+    let mut a = H::new();
+    let mut b = H::new();
+    a.create("/p", None, 0).unwrap();
+    b.create("/p", None, 0).unwrap();
+    for i in 0..200 {
+        a.create(&format!("/p/n{i}"), None, 0).unwrap();
+    }
+    for i in (0..200).rev() {
+        b.create(&format!("/p/n{i}"), None, 0).unwrap();
+    }
+    // Same shape but different czxids per path: digests differ...
+    assert_ne!(a.t.digest(), b.t.digest());
+    assert_eq!(a.t.all_children_number("/p", &[]), Ok(200));
+    // ...and deleting everything again gives trees that differ only in /p's pzxid/cversion.
+    for i in 0..200 {
+        a.delete(&format!("/p/n{i}"), -1).unwrap();
+        b.delete(&format!("/p/n{i}"), -1).unwrap();
+    }
+    assert_eq!(a.t.node_count(), 6);
+    assert_eq!(a.t.digest(), b.t.digest());
+}
