@@ -668,11 +668,11 @@ impl DataTree {
         match node.kind {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(owner) => {
-                self.sessions
-                    .entry(owner)
-                    .or_default()
-                    .ephemerals
-                    .insert(key.clone());
+                // The owner exists: creates check the session, and an undone delete runs
+                // inside the multi that removed the node, before any session can close.
+                if let Some(s) = self.sessions.get_mut(&owner) {
+                    s.ephemerals.insert(key.clone());
+                }
             }
             NodeKind::Container => {
                 self.containers.insert(key.clone());
