@@ -9,7 +9,9 @@
 //! NoNode, ACLs (against the `auth` ids carried in the txn), sequential names from the
 //! parent's cversion. A write that fails still consumes its zxid, as in ZooKeeper.
 
+mod acl;
 mod datatree;
+mod path;
 
 pub use datatree::DataTree;
 

@@ -1,0 +1,483 @@
+//! ACLs: the interned ACL table, ZooKeeper's `fixupACL` and `checkACL`, and the validity and
+//! matching rules of the built-in `digest` and `ip` authentication providers.
+//!
+//! Only the providers ZooKeeper registers by default exist here: `digest` (authenticated) and
+//! `ip` (not authenticated). `world:anyone` is special-cased; any other scheme in an ACL is
+//! InvalidAcl, as in ZooKeeper where `ProviderRegistry.getServerProvider` finds nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::proto::{Acl, Id, ZkError};
+
+/// Index of an ACL list in the `AclTable`. Nodes store this instead of the list itself
+/// (ZooKeeper's ReferenceCountedACLCache idea): most trees use a handful of distinct lists.
+pub(crate) type AclRef = u32;
+
+/// Deduplicated, reference-counted ACL lists. Slot numbers depend only on the order of
+/// intern/release calls, so replicas applying the same log agree; the digest hashes the
+/// lists' contents anyway, never slot numbers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AclTable {
+    /// Slot -> (list, number of nodes using it). A slot with count 0 is free.
+    slots: Vec<(Arc<[Acl]>, u32)>,
+    /// List -> slot, for deduplication.
+    index: HashMap<Arc<[Acl]>, AclRef>,
+    /// Free slots, reused before growing (lowest last pushed, deterministic).
+    free: Vec<AclRef>,
+}
+
+impl AclTable {
+    /// Adds one use of `acl`, returning its slot.
+    pub(crate) fn intern(&mut self, acl: &[Acl]) -> AclRef {
+        if let Some(&r) = self.index.get(acl) {
+            self.slots[r as usize].1 += 1;
+            return r;
+        }
+        let list: Arc<[Acl]> = Arc::from(acl);
+        let r = match self.free.pop() {
+            Some(r) => {
+                self.slots[r as usize] = (list.clone(), 1);
+                r
+            }
+            None => {
+                self.slots.push((list.clone(), 1));
+                (self.slots.len() - 1) as AclRef
+            }
+        };
+        self.index.insert(list, r);
+        r
+    }
+
+    /// Drops one use of slot `r`; the slot is freed when nobody uses it any more.
+    pub(crate) fn release(&mut self, r: AclRef) {
+        let Some(slot) = self.slots.get_mut(r as usize) else {
+            return;
+        };
+        if slot.1 == 0 {
+            return;
+        }
+        slot.1 -= 1;
+        if slot.1 == 0 {
+            let list = std::mem::replace(&mut slot.0, Arc::from(Vec::new()));
+            self.index.remove(&list);
+            self.free.push(r);
+        }
+    }
+
+    /// The list in slot `r`, shared (for undo records that outlive the slot).
+    pub(crate) fn get_shared(&self, r: AclRef) -> Arc<[Acl]> {
+        self.slots
+            .get(r as usize)
+            .map(|s| s.0.clone())
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    pub(crate) fn get(&self, r: AclRef) -> &[Acl] {
+        self.slots.get(r as usize).map(|s| &*s.0).unwrap_or(&[])
+    }
+
+    /// Number of distinct lists in use.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+fn is_world_anyone(id: &Id) -> bool {
+    id.scheme == "world" && id.id == "anyone"
+}
+
+/// ZooKeeper's `PrepRequestProcessor.fixupACL`: drop duplicate entries, reject an empty
+/// list, expand `auth` entries to the requester's authenticated ids (only `digest` ids are
+/// authenticated) and reject ids a provider does not accept.
+pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ZkError> {
+    let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
+    for a in acl {
+        if !uniq.contains(&a) {
+            uniq.push(a);
+        }
+    }
+    if uniq.is_empty() {
+        return Err(ZkError::InvalidAcl);
+    }
+    let mut out = Vec::with_capacity(uniq.len());
+    for a in uniq {
+        if is_world_anyone(&a.id) {
+            out.push(a.clone());
+        } else if a.id.scheme == "auth" {
+            let mut any = false;
+            for cid in auth
+                .iter()
+                .filter(|cid| is_authenticated_scheme(&cid.scheme))
+            {
+                any = true;
+                out.push(Acl {
+                    perms: a.perms,
+                    id: cid.clone(),
+                });
+            }
+            if !any {
+                return Err(ZkError::InvalidAcl);
+            }
+        } else if is_valid_id(&a.id) {
+            out.push(a.clone());
+        } else {
+            return Err(ZkError::InvalidAcl);
+        }
+    }
+    Ok(out)
+}
+
+/// `ServerAuthenticationProvider.isAuthenticated()` of the registered providers.
+fn is_authenticated_scheme(scheme: &str) -> bool {
+    scheme == "digest"
+}
+
+/// `isValid(id)` of the provider for `id.scheme`; false when no provider exists.
+fn is_valid_id(id: &Id) -> bool {
+    match id.scheme.as_str() {
+        "digest" => is_valid_digest(&id.id),
+        "ip" => is_valid_ip(&id.id),
+        _ => false,
+    }
+}
+
+/// DigestAuthenticationProvider.isValid: `id.split(":").length == 2` with Java's split, which
+/// drops trailing empty strings (so `"u:h:"` is valid and `"u:"` is not).
+fn is_valid_digest(id: &str) -> bool {
+    let mut parts: Vec<&str> = id.split(':').collect();
+    while parts.last().is_some_and(|p| p.is_empty()) {
+        parts.pop();
+    }
+    parts.len() == 2
+}
+
+/// IPAuthenticationProvider.isValid: `addr[/bits]` with bits within the address width.
+fn is_valid_ip(id: &str) -> bool {
+    let mut parts = id.splitn(2, '/');
+    let Some(addr) = parts.next().and_then(addr_bytes) else {
+        return false;
+    };
+    match parts.next() {
+        Some(bits) => parse_bits(bits, addr.len()).is_some(),
+        None => true,
+    }
+}
+
+/// IPAuthenticationProvider.matches: the client address `id` lies in `acl_expr`'s range.
+fn ip_matches(id: &str, acl_expr: &str) -> bool {
+    let mut parts = acl_expr.splitn(2, '/');
+    let Some(mut acl_addr) = parts.next().and_then(addr_bytes) else {
+        return false;
+    };
+    let bits = match parts.next() {
+        Some(b) => match parse_bits(b, acl_addr.len()) {
+            Some(bits) => bits,
+            None => return false,
+        },
+        None => acl_addr.len() * 8,
+    };
+    mask(&mut acl_addr, bits);
+    let Some(mut remote) = addr_bytes(id) else {
+        return false;
+    };
+    mask(&mut remote, bits);
+    remote == acl_addr
+}
+
+/// Java `Integer.parseInt` of a prefix length, accepted when `0 <= bits <= 8 * addr_len`.
+fn parse_bits(s: &str, addr_len: usize) -> Option<usize> {
+    let bits: i32 = s.parse().ok()?;
+    usize::try_from(bits).ok().filter(|&b| b <= addr_len * 8)
+}
+
+/// Zeroes everything after the first `bits` bits.
+fn mask(b: &mut [u8], bits: usize) {
+    let start = bits / 8;
+    let keep = bits % 8;
+    if let Some(first) = b.get_mut(start) {
+        // keep the `keep` high bits of this byte
+        *first &= !((1u16 << (8 - keep)) - 1) as u8;
+    }
+    for x in b.iter_mut().skip(start + 1) {
+        *x = 0;
+    }
+}
+
+/// An address as bytes: 16 for IPv6 (anything with a `:`), 4 for dotted IPv4.
+///
+/// ZooKeeper 3.8.0's provider knows IPv4 only; the IPv6 rules follow the provider of later
+/// releases (full or `::`-compressed hex groups, no embedded IPv4, no zone id).
+fn addr_bytes(addr: &str) -> Option<Vec<u8>> {
+    if addr.contains(':') {
+        v6_bytes(addr)
+    } else if addr.contains('.') {
+        v4_bytes(addr)
+    } else {
+        None
+    }
+}
+
+fn v4_bytes(addr: &str) -> Option<Vec<u8>> {
+    let parts: Vec<&str> = addr.split('.').collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    parts
+        .iter()
+        .map(|p| {
+            let v: i32 = p.parse().ok()?;
+            u8::try_from(v).ok()
+        })
+        .collect()
+}
+
+fn v6_bytes(addr: &str) -> Option<Vec<u8>> {
+    let halves: Vec<&str> = addr.split("::").collect();
+    let split = |s: &str| -> Vec<String> {
+        if s.is_empty() {
+            Vec::new()
+        } else {
+            s.split(':').map(str::to_owned).collect()
+        }
+    };
+    let (head, tail) = match halves.as_slice() {
+        [one] => {
+            let segs: Vec<String> = one.split(':').map(str::to_owned).collect();
+            if segs.len() != 8 {
+                return None;
+            }
+            (segs, Vec::new())
+        }
+        [a, b] => {
+            let (h, t) = (split(a), split(b));
+            if h.len() + t.len() >= 8 {
+                return None;
+            }
+            (h, t)
+        }
+        _ => return None,
+    };
+    let mut out = vec![0u8; 16];
+    let mut put = |at: usize, segs: &[String]| -> Option<()> {
+        for (i, s) in segs.iter().enumerate() {
+            if s.is_empty() || s.len() > 4 {
+                return None;
+            }
+            let v = i32::from_str_radix(s, 16).ok()?;
+            out[at + 2 * i] = (v >> 8) as u8;
+            out[at + 2 * i + 1] = v as u8;
+        }
+        Some(())
+    };
+    put(0, &head)?;
+    put(16 - 2 * tail.len(), &tail)?;
+    Some(out)
+}
+
+/// ZooKeeperServer.checkACL: may a client holding `auth` ids do `perm` on a node with `acl`?
+/// (`skip_acl` is handled by the caller.)
+pub(crate) fn check_acl(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ZkError> {
+    if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
+        return Ok(());
+    }
+    for a in acl.iter().filter(|a| a.perms & perm != 0) {
+        if is_world_anyone(&a.id) {
+            return Ok(());
+        }
+        let matched = match a.id.scheme.as_str() {
+            "digest" => auth
+                .iter()
+                .any(|cid| cid.scheme == "digest" && cid.id == a.id.id),
+            "ip" => auth
+                .iter()
+                .any(|cid| cid.scheme == "ip" && ip_matches(&cid.id, &a.id.id)),
+            _ => false,
+        };
+        if matched {
+            return Ok(());
+        }
+    }
+    Err(ZkError::NoAuth)
+}
+
+/// getACL for a caller without ADMIN: digest ids lose their password hash
+/// (`id.replaceAll(":.*", ":x")` in FinalRequestProcessor).
+pub(crate) fn redact_digests(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            if a.id.scheme != "digest" {
+                return a.clone();
+            }
+            let id = match a.id.id.find(':') {
+                Some(i) => format!("{}:x", &a.id.id[..i]),
+                None => a.id.id.clone(),
+            };
+            Acl {
+                perms: a.perms,
+                id: Id::new("digest", id),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::perms;
+
+    fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
+    }
+
+    #[test]
+    fn digest_validity() {
+        assert!(is_valid_digest("u:hash"));
+        assert!(is_valid_digest(":hash"));
+        assert!(is_valid_digest("u:hash:"));
+        assert!(!is_valid_digest("u:"));
+        assert!(!is_valid_digest("nocolon"));
+        assert!(!is_valid_digest("a:b:c"));
+        assert!(!is_valid_digest(""));
+    }
+
+    #[test]
+    fn ip_validity_and_matching() {
+        assert!(is_valid_ip("10.0.0.1"));
+        assert!(is_valid_ip("10.0.0.0/8"));
+        assert!(is_valid_ip("10.0.0.0/0"));
+        assert!(!is_valid_ip("10.0.0.0/33"));
+        assert!(!is_valid_ip("10.0.0/8"));
+        assert!(!is_valid_ip("10.0.0.256"));
+        assert!(!is_valid_ip("host"));
+        assert!(is_valid_ip("::1"));
+        assert!(is_valid_ip("fe80::/10"));
+        assert!(is_valid_ip("2001:db8:0:0:0:0:0:1/128"));
+        assert!(!is_valid_ip("::1/129"));
+        assert!(!is_valid_ip("1:2:3:4:5:6:7:8:9"));
+        assert!(!is_valid_ip("1::2::3"));
+
+        assert!(ip_matches("10.1.2.3", "10.0.0.0/8"));
+        assert!(!ip_matches("11.1.2.3", "10.0.0.0/8"));
+        assert!(ip_matches("192.168.1.77", "192.168.1.64/26"));
+        assert!(!ip_matches("192.168.1.63", "192.168.1.64/26"));
+        assert!(ip_matches("127.0.0.1", "127.0.0.1"));
+        assert!(!ip_matches("127.0.0.2", "127.0.0.1"));
+        assert!(ip_matches("1.2.3.4", "0.0.0.0/0"));
+        assert!(ip_matches("0:0:0:0:0:0:0:1", "::1"));
+        assert!(ip_matches("fe80::1234", "fe80::/10"));
+        assert!(!ip_matches("fe00::1", "fe80::/10"));
+        // IPv4 client never matches an IPv6 ACL and vice versa.
+        assert!(!ip_matches("127.0.0.1", "::/0"));
+        assert!(!ip_matches("::1", "0.0.0.0/0"));
+    }
+
+    #[test]
+    fn fixup() {
+        let digest = Id::new("digest", "u:h");
+        assert_eq!(fixup_acl(&[], &[]), Err(ZkError::InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[acl(31, "world", "nobody")], &[]),
+            Err(ZkError::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(31, "foo", "bar")], &[]),
+            Err(ZkError::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(31, "super", "x")], &[]),
+            Err(ZkError::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(31, "digest", "u")], &[]),
+            Err(ZkError::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(31, "ip", "x.y")], &[]),
+            Err(ZkError::InvalidAcl)
+        );
+        // auth with no authenticated id (ip and super do not count)
+        assert_eq!(
+            fixup_acl(
+                &[acl(31, "auth", "")],
+                &[Id::new("ip", "127.0.0.1"), Id::new("super", "")]
+            ),
+            Err(ZkError::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(
+                &[acl(31, "auth", ""), acl(31, "auth", "")],
+                &[Id::new("ip", "127.0.0.1"), digest.clone()]
+            ),
+            Ok(vec![Acl {
+                perms: 31,
+                id: digest.clone()
+            }])
+        );
+        let open = Acl::open_unsafe();
+        assert_eq!(
+            fixup_acl(&[open[0].clone(), open[0].clone()], &[]),
+            Ok(open)
+        );
+    }
+
+    #[test]
+    fn check() {
+        let digest = Id::new("digest", "u:h");
+        let ro = Acl::read_unsafe();
+        assert!(check_acl(&ro, perms::READ, &[]).is_ok());
+        assert_eq!(check_acl(&ro, perms::WRITE, &[]), Err(ZkError::NoAuth));
+        assert!(check_acl(&ro, perms::WRITE, &[Id::new("super", "")]).is_ok());
+        assert!(check_acl(&[], perms::WRITE, &[]).is_ok());
+        let d = vec![acl(perms::READ | perms::WRITE, "digest", "u:h")];
+        assert!(check_acl(&d, perms::WRITE, std::slice::from_ref(&digest)).is_ok());
+        assert_eq!(check_acl(&d, perms::ADMIN, &[digest]), Err(ZkError::NoAuth));
+        assert_eq!(
+            check_acl(&d, perms::READ, &[Id::new("digest", "u:other")]),
+            Err(ZkError::NoAuth)
+        );
+        let ip = vec![acl(perms::ALL, "ip", "10.0.0.0/8")];
+        assert!(check_acl(&ip, perms::READ, &[Id::new("ip", "10.9.9.9")]).is_ok());
+        assert_eq!(
+            check_acl(&ip, perms::READ, &[Id::new("ip", "11.9.9.9")]),
+            Err(ZkError::NoAuth)
+        );
+        // the scheme must match: a digest id equal to the ip text does not count
+        assert_eq!(
+            check_acl(&ip, perms::READ, &[Id::new("digest", "10.0.0.0/8")]),
+            Err(ZkError::NoAuth)
+        );
+        // READ|ADMIN is satisfied by either bit
+        assert!(check_acl(&ro, perms::READ | perms::ADMIN, &[]).is_ok());
+    }
+
+    #[test]
+    fn table_interns_and_frees() {
+        let mut t = AclTable::default();
+        let a = t.intern(&Acl::open_unsafe());
+        let b = t.intern(&Acl::open_unsafe());
+        assert_eq!(a, b);
+        let c = t.intern(&Acl::read_unsafe());
+        assert_ne!(a, c);
+        assert_eq!(t.len(), 2);
+        t.release(c);
+        assert_eq!(t.len(), 1);
+        let d = t.intern(&[acl(1, "digest", "a:b")]);
+        assert_eq!(d, c, "freed slot reused");
+        assert_eq!(t.get(a), &Acl::open_unsafe()[..]);
+        t.release(a);
+        t.release(b);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn redaction() {
+        let r = redact_digests(&[acl(1, "digest", "u:hash="), acl(1, "ip", "1.2.3.4")]);
+        assert_eq!(r[0].id.id, "u:x");
+        assert_eq!(r[1].id.id, "1.2.3.4");
+    }
+}
