@@ -142,41 +142,5 @@ pub fn not_in_whitelist(word: FourLetterWord) -> String {
     )
 }
 
-/// `4lw.commands.whitelist`: a comma list, `*` for every word. `srvr` is always allowed
-/// (zkServer.sh status needs it) and so is `isro` when read-only mode is enabled, as in
-/// ZooKeeper's FourLetterCommands.isEnabled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Whitelist {
-    allowed: Vec<FourLetterWord>,
-}
-
-impl Whitelist {
-    /// `value` is the config value (`None` when the key is absent: only srvr).
-    /// Unknown names in the list are ignored.
-    pub fn parse(value: Option<&str>, read_only_mode_enabled: bool) -> Whitelist {
-        let mut allowed = Vec::new();
-        for item in value.unwrap_or("").split(',').map(str::trim) {
-            if item == "*" {
-                allowed = FourLetterWord::ALL.to_vec();
-                break;
-            }
-            if let Some(w) = FourLetterWord::parse(item.as_bytes()).filter(|_| item.len() == 4) {
-                allowed.push(w);
-            }
-        }
-        if read_only_mode_enabled {
-            allowed.push(FourLetterWord::Isro);
-        }
-        allowed.push(FourLetterWord::Srvr);
-        allowed.sort();
-        allowed.dedup();
-        Whitelist { allowed }
-    }
-
-    pub fn allows(&self, word: FourLetterWord) -> bool {
-        self.allowed.contains(&word)
-    }
-}
-
 #[cfg(test)]
 mod tests;
