@@ -11,6 +11,7 @@
 
 mod acl;
 mod datatree;
+mod txn_codec;
 mod path;
 
 pub use datatree::DataTree;
