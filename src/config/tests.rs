@@ -654,3 +654,32 @@ fn continuation_lines_and_colon_separator_in_zoo_cfg() {
         Whitelist::Only(vec!["mntr".into(), "ruok".into()])
     );
 }
+
+#[test]
+fn the_shipped_example_parses() {
+    let f = Fixture::new();
+    f.myid("1\n");
+    let text = include_str!("../../zoo.cfg.example").replace("/var/lib/zookeeper", "{dir}");
+    let c = f.parse(&text).unwrap();
+    assert_eq!(c.servers.len(), 3);
+    assert_eq!(c.my_id, Some(1));
+    assert_eq!(c.client_port, 2181);
+    assert_eq!(c.autopurge_purge_interval_hours, 24);
+    assert!(c.four_letter_whitelist.allows("mntr"));
+    assert!(c.extra.is_empty(), "{:?}", c.extra);
+    // With the commented-out settings switched on, it still parses.
+    let enabled: String = text
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.contains('=') && !rest.starts_with(' ') => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("dynamicConfigFile=", "#dynamicConfigFile=")
+        .replace("{dir}-log", "{dir}");
+    let c = f.parse(&enabled).unwrap();
+    assert_eq!(c.servers.len(), 4);
+    assert!(c.super_digest.is_some());
+    assert_eq!(c.jute_maxbuffer, 0xfffff);
+}
