@@ -540,7 +540,12 @@ fn four_letter_word(host: &str, port: u16, word: &str) -> std::io::Result<String
                 stream.set_write_timeout(Some(STATUS_TIMEOUT))?;
                 stream.write_all(word.as_bytes())?;
                 let mut reply = Vec::new();
-                stream.read_to_end(&mut reply)?;
+                // A server that answers but keeps the connection open still gave its answer.
+                if let Err(e) = stream.read_to_end(&mut reply) {
+                    if reply.is_empty() {
+                        return Err(e);
+                    }
+                }
                 return Ok(String::from_utf8_lossy(&reply).into_owned());
             }
             Err(e) => last = e,
