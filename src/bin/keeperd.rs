@@ -1,1 +1,555 @@
-fn main() {}
+//! keeperd: the server binary, a drop-in for zkServer.sh.
+//!
+//! ```text
+//! keeperd [--config FILE|DIR] [start|start-foreground|stop|restart|status|version] [CFG]
+//! ```
+//!
+//! Verbs, messages, the pid file and exit codes follow zkServer.sh (ZooKeeper 3.8), so scripts
+//! and runbooks written against it keep working:
+//! - no verb: run in the foreground (like start-foreground);
+//! - `start`: re-executes itself as `start-foreground CFG` in a new session, output to
+//!   `$ZOO_LOG_DIR/keeperd.out` (else dataDir), pid in `$ZOOPIDFILE` or
+//!   `$dataDir/zookeeper_server.pid`; `Starting zookeeper ... STARTED`;
+//! - `stop`: SIGTERM to the pid in the pid file, then waits for the process to exit;
+//! - `status`: `srvr` on the client port, prints its `Mode:` line;
+//! - `version`: `Apache ZooKeeper, version <3.8.0-keeperd-x.y.z>`.
+//!
+//! Which config: CFG or `--config` (a file, or a directory holding `$ZOOCFG`, default
+//! zoo.cfg, as zkServer.sh's `--config <conf-dir>`); a bare file name that is not in the
+//! working directory is looked up in `$ZOOCFGDIR`. With neither, `$ZOOCFGDIR`/`$ZOOCFG` if
+//! either is set (as zkEnv.sh), else the embedded default config (standalone on 2181, dataDir
+//! ./keeperd-data).
+//!
+//! Exit codes: 0 ok; 1 a verb failed (as zkServer.sh); 2 bad usage or invalid config (as
+//! ZooKeeper's "Invalid config, exiting abnormally").
+
+use std::fs;
+use std::io::{IsTerminal, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use keeperd::config::{properties, Config, ConfigError};
+
+/// What `version` and the daemon log report: the ZooKeeper release keeperd speaks, then ours.
+const VERSION: &str = concat!("3.8.0-keeperd-", env!("CARGO_PKG_VERSION"));
+
+/// How long `stop` waits for the server to exit after SIGTERM (override: ZOO_STOP_TIMEOUT,
+/// seconds).
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `start` watches the new process before declaring it STARTED (zkServer.sh: 1 s).
+const START_GRACE: Duration = Duration::from_secs(1);
+
+/// Connect/read timeout for `status` (ZooKeeper's FourLetterWordMain uses 5 s).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+const USAGE: &str = "\
+Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|status|version] [CFG]
+
+  (no verb)          run in the foreground, like start-foreground
+  start-foreground   run in the foreground; logs to stderr (RUST_LOG, default info)
+  start              run in the background; output to $ZOO_LOG_DIR/keeperd.out (else dataDir),
+                     pid to $ZOOPIDFILE (else dataDir/zookeeper_server.pid)
+  stop               SIGTERM the server named by the pid file and wait for it to exit
+  restart            stop, then start
+  status             ask the server (srvr) and print its Mode: line
+  version            print the version
+
+CFG is a zoo.cfg. Without one: $ZOOCFGDIR/$ZOOCFG when either is set, else the embedded default
+config (standalone, clientPort=2181, dataDir=./keeperd-data).
+Environment: ZOOCFGDIR, ZOOCFG, ZOOPIDFILE, ZOO_LOG_DIR, ZOO_STOP_TIMEOUT, RUST_LOG.
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Start,
+    StartForeground,
+    Stop,
+    Restart,
+    Status,
+    Version,
+    Help,
+}
+
+struct Args {
+    verb: Verb,
+    config: Option<PathBuf>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut verb = None;
+    let mut config = None;
+    let mut set_config = |path: String| -> Result<(), String> {
+        if config.replace(PathBuf::from(path)).is_some() {
+            return Err("more than one config file given".into());
+        }
+        Ok(())
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" => verb = Some(Verb::Help),
+            "-V" | "--version" => verb = Some(Verb::Version),
+            "--config" | "-c" => {
+                set_config(args.next().ok_or("--config needs a file or directory")?)?
+            }
+            a if a.starts_with("--config=") => set_config(a["--config=".len()..].to_string())?,
+            a if verb.is_none() && !a.starts_with('-') => {
+                verb = Some(match a {
+                    "start" => Verb::Start,
+                    "start-foreground" => Verb::StartForeground,
+                    "stop" => Verb::Stop,
+                    "restart" => Verb::Restart,
+                    "status" => Verb::Status,
+                    "version" => Verb::Version,
+                    // `keeperd zoo.cfg`: a config file where a verb could be.
+                    other if Path::new(other).exists() => {
+                        set_config(other.to_string())?;
+                        Verb::StartForeground
+                    }
+                    other => return Err(format!("unknown command {other:?}")),
+                })
+            }
+            a if !a.starts_with('-') => set_config(a.to_string())?,
+            a => return Err(format!("unknown option {a:?}")),
+        }
+    }
+    Ok(Args {
+        verb: verb.unwrap_or(Verb::StartForeground),
+        config,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("keeperd: {e}");
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config_path = match args.verb {
+        Verb::Help | Verb::Version => None,
+        _ => locate_config(args.config.as_deref()),
+    };
+    match args.verb {
+        Verb::Help => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Verb::Version => {
+            println!("Apache ZooKeeper, version {VERSION}");
+            ExitCode::SUCCESS
+        }
+        Verb::StartForeground => start_foreground(config_path.as_deref()),
+        Verb::Start => start(config_path.as_deref()),
+        Verb::Stop => stop(config_path.as_deref()),
+        Verb::Restart => {
+            let code = stop(config_path.as_deref());
+            // A server that would not stop must not get a twin; "nothing to stop" is fine.
+            if code != ExitCode::SUCCESS {
+                return code;
+            }
+            start(config_path.as_deref())
+        }
+        Verb::Status => status(config_path.as_deref()),
+    }
+}
+
+/// Applies the zkServer.sh/zkEnv.sh lookup rules (see the module docs). None = embedded.
+fn locate_config(given: Option<&Path>) -> Option<PathBuf> {
+    let cfg_dir = std::env::var_os("ZOOCFGDIR").map(PathBuf::from);
+    let cfg_name = std::env::var_os("ZOOCFG").map(PathBuf::from);
+    let default_name = || cfg_name.clone().unwrap_or_else(|| PathBuf::from("zoo.cfg"));
+    match given {
+        Some(path) if path.is_dir() => Some(path.join(default_name())),
+        Some(path) => {
+            let bare = path.components().count() == 1;
+            match &cfg_dir {
+                Some(dir) if bare && !path.exists() && dir.join(path).exists() => {
+                    Some(dir.join(path))
+                }
+                _ => Some(path.to_path_buf()),
+            }
+        }
+        None if cfg_dir.is_some() || cfg_name.is_some() => {
+            let name = default_name();
+            // zkEnv.sh's ZOOCFG may already be a full path (Debian sets it so).
+            Some(match &cfg_dir {
+                Some(dir) if name.is_relative() => dir.join(name),
+                _ => name,
+            })
+        }
+        None => None,
+    }
+}
+
+fn describe(path: Option<&Path>) -> String {
+    match path {
+        Some(p) => p.display().to_string(),
+        None => "(embedded default: standalone, clientPort=2181, dataDir=./keeperd-data)".into(),
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::from_file(p),
+        None => Ok(Config::default()),
+    }
+}
+
+fn pid_file(config: &Config) -> PathBuf {
+    std::env::var_os("ZOOPIDFILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| config.pid_file())
+}
+
+/// The pid file for `stop` even when the config no longer validates (a missing myid must
+/// not make a running server unstoppable): falls back to reading just dataDir, like
+/// zkServer.sh's grep.
+fn pid_file_leniently(path: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    match load(path) {
+        Ok(config) => Ok(pid_file(&config)),
+        Err(err) => {
+            if let Some(p) = std::env::var_os("ZOOPIDFILE") {
+                return Ok(PathBuf::from(p));
+            }
+            let data_dir = path
+                .and_then(|p| fs::read_to_string(p).ok())
+                .and_then(|text| properties::parse(&text).ok())
+                .and_then(|entries| {
+                    entries
+                        .into_iter()
+                        .rev()
+                        .find(|e| e.key == "dataDir" && !e.value.is_empty())
+                })
+                .map(|e| PathBuf::from(e.value));
+            match data_dir {
+                Some(dir) => Ok(dir.join(keeperd::config::PID_FILE_NAME)),
+                None => Err(err),
+            }
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Alive = exists and is not a zombie (a zombie has exited; only its parent's wait is due).
+fn is_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists; no memory involved.
+    let exists = unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself contain ") ".
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn start_foreground(path: Option<&Path>) -> ExitCode {
+    init_tracing();
+    eprintln!("Using config: {}", describe(path));
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("keeperd: invalid config, exiting abnormally: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = fs::create_dir_all(&config.data_dir) {
+        eprintln!(
+            "keeperd: cannot create dataDir {}: {e}",
+            config.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let pid_path = pid_file(&config);
+    let me = std::process::id() as i32;
+    if let Some(pid) = read_pid(&pid_path) {
+        if pid != me && is_alive(pid) {
+            eprintln!(
+                "keeperd: already running as process {pid} (per {}; delete it if that is not keeperd)",
+                pid_path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(parent) = pid_path.parent() {
+        let _ = fs::create_dir_all(parent);
+    }
+    if let Err(e) = fs::write(&pid_path, me.to_string()) {
+        eprintln!("keeperd: cannot write pid file {}: {e}", pid_path.display());
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(
+        version = VERSION,
+        client_port = config.client_port,
+        data_dir = %config.data_dir.display(),
+        mode = if config.is_distributed() { "ensemble" } else { "standalone" },
+        "starting keeperd"
+    );
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| rt.block_on(keeperd::server::run_until_signal(config)));
+    // Only remove the pid file if it is still ours (a later start may have replaced it).
+    if read_pid(&pid_path) == Some(me) {
+        let _ = fs::remove_file(&pid_path);
+    }
+    match result {
+        Ok(()) => {
+            tracing::info!("keeperd stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("keeperd failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(path: Option<&Path>) -> ExitCode {
+    eprintln!("Using config: {}", describe(path));
+    print!("Starting zookeeper ... ");
+    let _ = std::io::stdout().flush();
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            println!("FAILED TO START");
+            eprintln!("keeperd: invalid config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pid_path = pid_file(&config);
+    if let Some(pid) = read_pid(&pid_path) {
+        if is_alive(pid) {
+            println!("already running as process {pid}.");
+            return ExitCode::FAILURE;
+        }
+    }
+    match spawn_daemon(path, &config, &pid_path) {
+        Ok(()) => {
+            println!("STARTED");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("FAILED TO START");
+            eprintln!("keeperd: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn spawn_daemon(path: Option<&Path>, config: &Config, pid_path: &Path) -> Result<(), String> {
+    fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
+    let log_dir = std::env::var_os("ZOO_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| config.data_dir.clone());
+    fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("cannot create log dir {}: {e}", log_dir.display()))?;
+    let log_path = log_dir.join("keeperd.out");
+    let log = fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+
+    let mut cmd = Command::new(exe);
+    cmd.arg("start-foreground");
+    if let Some(p) = path {
+        // Absolute, so the child finds the same file whatever its lookup rules see.
+        cmd.arg(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it detaches the
+    // server from our terminal and process group so the shell's SIGINT/SIGHUP don't reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let pid = child.id() as i32;
+    if let Err(e) = fs::write(pid_path, pid.to_string()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("FAILED TO WRITE PID {}: {e}", pid_path.display()));
+    }
+    let deadline = Instant::now() + START_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            if read_pid(pid_path) == Some(pid) {
+                let _ = fs::remove_file(pid_path);
+            }
+            return Err(format!(
+                "the server exited at once ({status}); see {}",
+                log_path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn stop(path: Option<&Path>) -> ExitCode {
+    eprintln!("Using config: {}", describe(path));
+    print!("Stopping zookeeper ... ");
+    let _ = std::io::stdout().flush();
+    let pid_path = match pid_file_leniently(path) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("FAILED TO STOP");
+            eprintln!("keeperd: cannot find the pid file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !pid_path.is_file() {
+        // zkServer.sh exits 0 here too: "already stopped" is not a failure for stop scripts.
+        println!(
+            "no zookeeper to stop (could not find file {})",
+            pid_path.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let Some(pid) = read_pid(&pid_path) else {
+        println!("FAILED TO STOP");
+        eprintln!(
+            "keeperd: {} does not hold a process id; remove it if no server is running",
+            pid_path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    if !is_alive(pid) {
+        let _ = fs::remove_file(&pid_path);
+        println!("STOPPED");
+        eprintln!(
+            "keeperd: process {pid} was not running; removed stale {}",
+            pid_path.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    // SAFETY: sends SIGTERM to a pid; no memory involved.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        let e = std::io::Error::last_os_error();
+        println!("FAILED TO STOP");
+        eprintln!("keeperd: cannot signal process {pid}: {e}");
+        return ExitCode::FAILURE;
+    }
+    let timeout = std::env::var("ZOO_STOP_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs);
+    let deadline = Instant::now() + timeout;
+    while is_alive(pid) {
+        if Instant::now() >= deadline {
+            println!("FAILED TO STOP");
+            eprintln!(
+                "keeperd: process {pid} still running {}s after SIGTERM",
+                timeout.as_secs()
+            );
+            return ExitCode::FAILURE;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if read_pid(&pid_path) == Some(pid) {
+        let _ = fs::remove_file(&pid_path);
+    }
+    println!("STOPPED");
+    ExitCode::SUCCESS
+}
+
+fn status(path: Option<&Path>) -> ExitCode {
+    eprintln!("Using config: {}", describe(path));
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("keeperd: invalid config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let address = match config.client_port_address {
+        Some(ip) => ip.to_string(),
+        None => "localhost".to_string(),
+    };
+    println!(
+        "Client port found: {}. Client address: {address}. Client SSL: false.",
+        config.client_port
+    );
+    let connect_host = match config.client_port_address {
+        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => "localhost".to_string(),
+    };
+    match four_letter_word(&connect_host, config.client_port, "srvr") {
+        Ok(reply) => match reply.lines().find(|l| l.starts_with("Mode")) {
+            Some(mode) => {
+                println!("{}", mode.trim());
+                ExitCode::SUCCESS
+            }
+            None => {
+                println!("Error contacting service. It is probably not running.");
+                ExitCode::FAILURE
+            }
+        },
+        Err(_) => {
+            println!("Error contacting service. It is probably not running.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends a four-letter word and reads the reply until the server closes.
+fn four_letter_word(host: &str, port: u16, word: &str) -> std::io::Result<String> {
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, STATUS_TIMEOUT) {
+            Ok(mut stream) => {
+                stream.set_read_timeout(Some(STATUS_TIMEOUT))?;
+                stream.set_write_timeout(Some(STATUS_TIMEOUT))?;
+                stream.write_all(word.as_bytes())?;
+                let mut reply = Vec::new();
+                // A server that answers but keeps the connection open still gave its answer.
+                if let Err(e) = stream.read_to_end(&mut reply) {
+                    if reply.is_empty() {
+                        return Err(e);
+                    }
+                }
+                return Ok(String::from_utf8_lossy(&reply).into_owned());
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

@@ -1,9 +1,32 @@
 //! zoo.cfg (+ myid, + dynamic config) parsing and validation, in one place. The rest of the
-//! server takes the parsed `Config`. (Parser in progress.)
+//! server takes the parsed `Config`.
+//!
+//! What this module owns:
+//! - the Java-properties syntax ZooKeeper reads zoo.cfg with (`properties`),
+//! - the mapping of every zoo.cfg key real deployments use onto `Config`, with ZooKeeper's
+//!   defaults and its validation rules (`parse`), plus `$dataDir/myid` and `dynamicConfigFile`,
+//! - the `conf` four-letter word's rendering of the running configuration (`conf`).
+//!
+//! Invariants of a `Config` returned by `Config::from_file` / `Config::parse_str`:
+//! - `servers.is_empty()` exactly when the server runs standalone (a single participant with
+//!   `standaloneEnabled=true` is standalone, as in ZooKeeper, and its line is dropped);
+//! - when `servers` is not empty, `my_id` is `Some` and names one of them, `peer_type` matches
+//!   that server's line, and `client_port` is the one that server serves clients on;
+//! - `client_port != 0`; `min_session_timeout_ms <= max_session_timeout_ms`;
+//!   `autopurge_snap_retain_count >= 3`.
+//!
+//! Keys ZooKeeper knows but keeperd does not act on, and keys nobody knows, land in `extra`
+//! with a warning: ZooKeeper accepts unknown keys too (as system properties), so refusing
+//! them would break drop-in replacement.
+
+mod conf;
+mod parse;
+pub mod properties;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 /// Role of a server in the ensemble (server.N=...:participant|observer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +105,15 @@ pub struct Config {
     pub jute_maxbuffer: usize,
     pub metrics_provider_class: Option<String>,
     pub metrics_http_port: u16,
+    /// `clientPortListenBacklog`: listen(2) backlog for the client port; -1 = OS default.
+    /// Shown by `conf`.
+    pub client_port_listen_backlog: i32,
+    /// `authProvider.N=class`: ZooKeeper auth provider classes by N. Kept so the server can
+    /// tell the operator which providers (e.g. SASL for Kafka) it does not implement.
+    pub auth_providers: BTreeMap<String, String>,
+    /// Version of the membership (`version=` in /zookeeper/config): the hex suffix of the
+    /// dynamic config file's name (`zoo.cfg.dynamic.100000000`), else 0 as in ZooKeeper.
+    pub config_version: u64,
     /// Every key that is not one of the above, kept for `conf` and warned about.
     pub extra: BTreeMap<String, String>,
 }
@@ -121,7 +153,181 @@ impl Default for Config {
             jute_maxbuffer: 0xfffff,
             metrics_provider_class: None,
             metrics_http_port: 7000,
+            client_port_listen_backlog: -1,
+            auth_providers: BTreeMap::new(),
+            config_version: 0,
             extra: BTreeMap::new(),
         }
     }
 }
+
+/// ZooKeeper's pid file name inside dataDir (zkServer.sh's `$ZOOPIDFILE` default).
+pub const PID_FILE_NAME: &str = "zookeeper_server.pid";
+
+/// The subdirectory ZooKeeper keeps snapshots and transaction logs in; `conf` reports dataDir
+/// and dataLogDir with it appended, as ZooKeeper does.
+pub const VERSION_DIR: &str = "version-2";
+
+/// Every four-letter word ZooKeeper knows, for whitelist validation.
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
+    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+];
+
+/// A configuration that cannot be used. Displays as `file:line: key: message`, with the parts
+/// that are known, e.g. `zoo.cfg:7: clientPort: "abc" is not a port number`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file at fault (zoo.cfg, the dynamic config file or myid), as given.
+    pub file: Option<PathBuf>,
+    /// 1-based line the offending entry starts on.
+    pub line: Option<usize>,
+    /// The key at fault, when one is.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
+            write!(f, ": ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for PeerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PeerType::Participant => "participant",
+            PeerType::Observer => "observer",
+        })
+    }
+}
+
+/// Brackets IPv6 literals so `host:port` stays unambiguous.
+fn delimit_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+impl fmt::Display for ServerSpec {
+    /// The value part of the line as ZooKeeper prints it in `/zookeeper/config` and `conf`:
+    /// `host:quorumPort:electionPort:role[;clientAddr:clientPort]`, with the client part only
+    /// when the line had one (a port alone means `0.0.0.0`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}:{}",
+            delimit_host(&self.host),
+            self.quorum_port,
+            self.election_port,
+            self.peer_type
+        )?;
+        if let Some(port) = self.client_port {
+            let addr = self.client_addr.as_deref().unwrap_or("0.0.0.0");
+            write!(f, ";{}:{}", delimit_host(addr), port)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates a zoo.cfg, then `$dataDir/myid` and `dynamicConfigFile` if they
+    /// apply. Relative paths inside (dataDir, dataLogDir) are relative to the working
+    /// directory, as in ZooKeeper.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: None,
+            message: format!("cannot read config file: {e}"),
+        })?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        parse::parse(&text, path, Some(path.to_path_buf()), dir)
+    }
+
+    /// Parses zoo.cfg text. `source_dir` is the directory the text came from: a relative
+    /// `dynamicConfigFile` is looked up there when it does not exist relative to the working
+    /// directory. Errors name the text `zoo.cfg`. Reads `$dataDir/myid` like `from_file`.
+    pub fn parse_str(text: &str, source_dir: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        parse::parse(text, Path::new("zoo.cfg"), None, source_dir.as_ref())
+    }
+
+    /// True when this server is part of an ensemble (quorum), false when standalone.
+    pub fn is_distributed(&self) -> bool {
+        !self.servers.is_empty()
+    }
+
+    /// This server's own `server.N` line, in an ensemble.
+    pub fn my_server(&self) -> Option<&ServerSpec> {
+        let id = self.my_id?;
+        self.servers.iter().find(|s| s.id == id)
+    }
+
+    /// The address the client port binds to: clientPortAddress (or this server's client
+    /// address from its server.N line), else every IPv4 interface. (ZooKeeper binds the
+    /// dual-stack wildcard; 0.0.0.0 is chosen here because `[::]` fails on hosts with IPv6
+    /// disabled. Set clientPortAddress=:: to serve IPv6 clients.)
+    pub fn client_socket_addr(&self) -> SocketAddr {
+        let ip = self
+            .client_port_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        SocketAddr::new(ip, self.client_port)
+    }
+
+    /// Where the transaction log lives: dataLogDir, else dataDir.
+    pub fn effective_data_log_dir(&self) -> &Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
+    /// `$dataDir/version-2`, the directory ZooKeeper (and `conf`) calls the snapshot dir.
+    pub fn snap_dir(&self) -> PathBuf {
+        self.data_dir.join(VERSION_DIR)
+    }
+
+    /// `$dataLogDir/version-2` (or under dataDir), ZooKeeper's transaction log dir.
+    pub fn txn_log_dir(&self) -> PathBuf {
+        self.effective_data_log_dir().join(VERSION_DIR)
+    }
+
+    /// `$dataDir/zookeeper_server.pid`, zkServer.sh's default `$ZOOPIDFILE`.
+    pub fn pid_file(&self) -> PathBuf {
+        self.data_dir.join(PID_FILE_NAME)
+    }
+
+    /// The membership as ZooKeeper writes it to `/zookeeper/config` and `conf`: one
+    /// `server.N=...` line per server, ordered by id, then `version=<hex>`. Empty standalone.
+    pub fn membership_lines(&self) -> Vec<String> {
+        if self.servers.is_empty() {
+            return Vec::new();
+        }
+        let mut servers: Vec<&ServerSpec> = self.servers.iter().collect();
+        servers.sort_by_key(|s| s.id);
+        let mut lines: Vec<String> = servers
+            .iter()
+            .map(|s| format!("server.{}={}", s.id, s))
+            .collect();
+        lines.push(format!("version={:x}", self.config_version));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests;
