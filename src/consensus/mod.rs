@@ -18,6 +18,14 @@ use crate::tree::{Applied, Txn};
 /// Applies committed entries. Called from exactly one task, in log order.
 pub trait StateMachine: Send + 'static {
     fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied;
+
+    /// The whole state as of the last applied entry, for a snapshot. Deterministic: equal
+    /// states give equal bytes.
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the whole state with a snapshot taken by `snapshot` (start-up recovery, or a
+    /// follower far behind the leader's compacted log).
+    fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error>;
 }
 
 /// A txn waiting to be ordered, and where to send its outcome (if anyone is waiting).
@@ -102,6 +110,18 @@ mod tests {
                 result: Ok(Response::Empty),
                 triggers: vec![],
             }
+        }
+
+        fn snapshot(&self) -> Vec<u8> {
+            self.0.iter().flat_map(|z| z.to_be_bytes()).collect()
+        }
+
+        fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
+            self.0 = data
+                .chunks_exact(8)
+                .map(|c| i64::from_be_bytes(c.try_into().expect("8 bytes")))
+                .collect();
+            Ok(())
         }
     }
 

@@ -179,6 +179,27 @@ impl StateMachine for Applier {
         }
         applied
     }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.shared
+            .state
+            .read()
+            .expect("state lock")
+            .tree
+            .snapshot_bytes()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
+        let tree = DataTree::from_snapshot_bytes(
+            data,
+            TreeOptions {
+                skip_acl: self.shared.config.skip_acl,
+            },
+        )?;
+        let mut state = self.shared.state.write().expect("state lock");
+        state.tree = tree;
+        Ok(())
+    }
 }
 
 /// Wall-clock milliseconds since the epoch (stamped into txns by the proposer).

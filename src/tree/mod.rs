@@ -11,8 +11,8 @@
 
 mod acl;
 mod datatree;
-mod txn_codec;
 mod path;
+mod txn_codec;
 
 pub use datatree::DataTree;
 
