@@ -172,6 +172,12 @@ class Server:
                 cmd = [keeperd_bin(), "start-foreground", str(self.cfg_path)]
             else:
                 cmd = zookeeper_cmd(self.cfg_path)
+            # If pytest itself is killed (SIGKILL skips every cleanup), the
+            # kernel still stops the server: util-linux's setpriv sets the
+            # parent-death signal and execs the server.
+            setpriv = shutil.which("setpriv")
+            if setpriv:
+                cmd = [setpriv, "--pdeathsig", "KILL", "--"] + cmd
             log = open(self.log_path, "ab")
             log.write(f"### {' '.join(cmd)}\n".encode())
             log.flush()
