@@ -138,7 +138,12 @@ fn run_suite(file: &str) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {} -m pytest: {e}; run scripts/setup", python()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} -m pytest: {e}; run scripts/setup",
+                python()
+            )
+        });
     let out = drain(child.stdout.take().expect("piped stdout"));
     let err = drain(child.stderr.take().expect("piped stderr"));
     let (status, timed_out) = wait_bounded(&mut child, limit);
@@ -160,7 +165,11 @@ fn run_suite(file: &str) {
         None => panic!("pytest {target} was killed by a signal ({status})"),
     }
     // Exit 0 with everything skipped would also be "no test ran".
-    let summary = stdout.lines().rev().find(|l| l.contains(" in ")).unwrap_or("");
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(" in "))
+        .unwrap_or("");
     assert!(
         summary.contains("passed"),
         "pytest {target} exited 0 but nothing passed: {summary:?}"
