@@ -1,0 +1,407 @@
+"""Shared fixtures for the compatibility suite.
+
+Every test here talks to a real server process over 127.0.0.1: either keeperd
+(``$KEEPERD_BIN start-foreground <tmp>/zoo.cfg``) or Apache ZooKeeper 3.8 from
+Debian (``java ... ZooKeeperServerMain <tmp>/zoo.cfg``), the oracle.
+
+COMPAT_SERVER selects which kind the ordinary tests run against:
+  keeperd (default) | zookeeper | both
+test_differential.py always runs ZooKeeper as side A; side B is keeperd unless
+COMPAT_SERVER=zookeeper, in which case the oracle is compared with itself (the
+way the suite itself is validated).
+
+Invariants this file keeps: servers listen on loopback only, start-up waits are
+bounded (COMPAT_STARTUP_TIMEOUT, default 30 s), every server started is stopped
+(SIGTERM, then SIGKILL) even when a test fails, and a server that fails to start
+or dies produces its log in the failure message.
+"""
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+try:
+    import kazoo  # noqa: F401
+    import pytest_timeout  # noqa: F401
+except ImportError as exc:  # pragma: no cover - environment problem
+    raise pytest.UsageError(
+        f"compat suite dependency missing ({exc}); run scripts/setup"
+    ) from exc
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+JAVA_DIR = Path("/usr/share/java")
+ZK_JAR = JAVA_DIR / "zookeeper.jar"
+ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
+STARTUP_TIMEOUT = float(os.environ.get("COMPAT_STARTUP_TIMEOUT", "30"))
+STOP_TIMEOUT = 10.0
+KINDS = ("keeperd", "zookeeper")
+
+# Servers still running, so an interrupted session (Ctrl-C, pytest-timeout in
+# a fixture) never leaves a stray JVM or keeperd behind.
+_LIVE = set()
+
+
+def server_kinds():
+    """The server kinds the ordinary (non-differential) tests run against."""
+    want = os.environ.get("COMPAT_SERVER", "keeperd").strip() or "keeperd"
+    if want == "both":
+        return ["zookeeper", "keeperd"]
+    if want not in KINDS:
+        raise pytest.UsageError(
+            f"COMPAT_SERVER={want!r}: expected keeperd, zookeeper or both"
+        )
+    return [want]
+
+
+def differential_kinds():
+    """(side A, side B) for test_differential.py; A is always the oracle."""
+    want = os.environ.get("COMPAT_SERVER", "both").strip() or "both"
+    if want == "zookeeper":
+        return ("zookeeper", "zookeeper")
+    return ("zookeeper", "keeperd")
+
+
+def free_port():
+    """A port nothing listens on right now (loopback or wildcard)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def four_letter(port, word, timeout=5.0):
+    """Send a four-letter word the way `echo WORD | nc` does; return the text."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(word.encode("ascii"))
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def keeperd_bin():
+    env = os.environ.get("KEEPERD_BIN")
+    if env:
+        return env
+    for profile in ("release", "debug"):
+        cand = REPO_ROOT / "target" / profile / "keeperd"
+        if cand.exists():
+            return str(cand)
+    pytest.fail(
+        "KEEPERD_BIN is not set and no target/{release,debug}/keeperd exists: "
+        "run through `cargo test --release --test compat` or set KEEPERD_BIN"
+    )
+
+
+def zookeeper_cmd(cfg):
+    if not ZK_JAR.exists():
+        pytest.fail(f"{ZK_JAR} missing: run scripts/setup (libzookeeper-java)")
+    java = shutil.which("java")
+    if not java:
+        pytest.fail("java not found on PATH: run scripts/setup")
+    # zookeeper.jar's manifest Class-Path brings netty, jute, slf4j-api, ...;
+    # slf4j-simple gives the server a log (on stderr, captured to server.log).
+    cp = [str(ZK_JAR)]
+    if (JAVA_DIR / "slf4j-simple.jar").exists():
+        cp.append(str(JAVA_DIR / "slf4j-simple.jar"))
+    return [
+        java,
+        "-Xmx256m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Dorg.slf4j.simpleLogger.showDateTime=true",
+        "-cp",
+        ":".join(cp),
+        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        str(cfg),
+    ]
+
+
+class Server:
+    """One running server process and what a test needs to reach it."""
+
+    def __init__(self, kind, workdir, extra_cfg=None):
+        self.kind = kind
+        self.workdir = Path(workdir)
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg_path = self.workdir / "zoo.cfg"
+        self.log_path = self.workdir / "server.log"
+        self.port = None
+        self.proc = None
+        self.extra_cfg = dict(extra_cfg or {})
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _write_cfg(self):
+        cfg = {
+            "tickTime": "2000",
+            "dataDir": str(self.data_dir),
+            "clientPort": str(self.port),
+            "clientPortAddress": HOST,
+            "4lw.commands.whitelist": "*",
+            "admin.enableServer": "false",
+        }
+        cfg.update(self.extra_cfg)
+        self.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+
+    def start(self):
+        last_error = None
+        # A port chosen free can be taken before the server binds it; retry
+        # with a new port a couple of times rather than fail the run.
+        for _attempt in range(3):
+            self.port = free_port()
+            self._write_cfg()
+            if self.kind == "keeperd":
+                cmd = [keeperd_bin(), "start-foreground", str(self.cfg_path)]
+            else:
+                cmd = zookeeper_cmd(self.cfg_path)
+            # If pytest itself is killed (SIGKILL skips every cleanup), the
+            # kernel still stops the server: util-linux's setpriv sets the
+            # parent-death signal and execs the server.
+            setpriv = shutil.which("setpriv")
+            if setpriv:
+                cmd = [setpriv, "--pdeathsig", "KILL", "--"] + cmd
+            log = open(self.log_path, "ab")
+            log.write(f"### {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            log.close()
+            _LIVE.add(self)
+            try:
+                self._wait_ready()
+                return self
+            except _PortTaken as exc:
+                last_error = exc
+                self.stop()
+        raise RuntimeError(f"{self.kind}: could not bind a free port: {last_error}")
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        last = "no answer"
+        # ruok is the probe, unless the whitelist refuses it; srvr is always allowed.
+        wl = self.extra_cfg.get("4lw.commands.whitelist", "*").split(",")
+        probe = "ruok" if ("*" in wl or "ruok" in wl) else "srvr"
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                log = self.log_text()
+                if "Address already in use" in log:
+                    raise _PortTaken(f"port {self.port}")
+                self.stop()
+                pytest.fail(
+                    f"{self.kind} exited with status {rc} before answering {probe} "
+                    f"on {HOST}:{self.port}\n--- server log ---\n{self.log_tail()}",
+                    pytrace=False,
+                )
+            try:
+                last = four_letter(self.port, probe, timeout=1.0)
+                if last == "imok":
+                    # ZooKeeper answers imok as soon as its listener is bound,
+                    # before the database is loaded (isro then says "null"):
+                    # srvr only reports a version once requests are served.
+                    last = four_letter(self.port, "srvr", timeout=1.0)
+                if last.startswith("Zookeeper version:"):
+                    self._check_ownership()
+                    return
+            except OSError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(
+            f"{self.kind} did not answer {probe} on {HOST}:{self.port} within "
+            f"{STARTUP_TIMEOUT:.0f}s (last answer: {last!r})\n"
+            f"--- server log ---\n{self.log_tail()}",
+            pytrace=False,
+        )
+
+    def _check_ownership(self):
+        """Make sure the imok came from our process, not a squatter on the port."""
+        time.sleep(0.05)
+        if self.proc.poll() is not None:
+            raise _PortTaken(f"port {self.port} answered but our process exited")
+        wl = self.extra_cfg.get("4lw.commands.whitelist", "*")
+        if wl == "*" or "conf" in wl.split(","):
+            conf = four_letter(self.port, "conf", timeout=2.0)
+            for line in conf.splitlines():
+                if line.startswith("dataDir="):
+                    if not line[len("dataDir="):].startswith(str(self.data_dir)):
+                        raise _PortTaken(f"port {self.port} is served by {line}")
+
+    def stop(self):
+        proc, self.proc = self.proc, None
+        _LIVE.discard(self)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=STOP_TIMEOUT)
+
+    # -- helpers for tests -------------------------------------------------
+
+    def hosts(self, chroot=""):
+        return f"{HOST}:{self.port}{chroot}"
+
+    def four(self, word, timeout=5.0):
+        return four_letter(self.port, word, timeout)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=80):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def __repr__(self):
+        return f"<{self.kind} {HOST}:{self.port}>"
+
+
+class _PortTaken(Exception):
+    pass
+
+
+@atexit.register
+def _stop_stragglers():
+    for srv in list(_LIVE):
+        srv.stop()
+
+
+class ServerFactory:
+    """Starts servers on demand inside a test; stops them all at teardown."""
+
+    def __init__(self):
+        self.servers = []
+
+    def __call__(self, kind, extra_cfg=None):
+        workdir = tempfile.mkdtemp(prefix=f"compat-{kind}-")
+        srv = Server(kind, workdir, extra_cfg)
+        self.servers.append(srv)
+        srv.start()
+        return srv
+
+    def close(self, failed):
+        for srv in self.servers:
+            if failed:
+                _print_log(srv)
+            srv.stop()
+            shutil.rmtree(srv.workdir, ignore_errors=True)
+
+
+def _print_log(srv):
+    sys.stdout.write(
+        f"\n--- {srv.kind} log ({srv.log_path}), last lines ---\n{srv.log_tail()}\n"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if outcome.get_result().failed:
+        item._compat_failed = True
+
+
+@pytest.fixture(autouse=True)
+def _server_logs_on_failure(request):
+    """After a failing test, print the log tail of every server still running."""
+    yield
+    if getattr(request.node, "_compat_failed", False):
+        for srv in list(_LIVE):
+            _print_log(srv)
+
+
+@pytest.fixture(scope="module", params=server_kinds())
+def server(request):
+    """A server of each selected kind, shared by the tests of one module."""
+    factory = ServerFactory()
+    try:
+        yield factory(request.param)
+    finally:
+        factory.close(failed=False)
+
+
+@pytest.fixture
+def servers():
+    """Start extra servers (e.g. with another config) inside one test."""
+    factory = ServerFactory()
+    yield factory
+    factory.close(failed=False)
+
+
+def make_client(hosts, **kw):
+    """A kazoo client that fails fast instead of retrying forever."""
+    from kazoo.client import KazooClient
+
+    kw.setdefault("timeout", 10.0)
+    kw.setdefault("connection_retry", {"max_tries": 3, "delay": 0.1, "max_delay": 1})
+    kw.setdefault("command_retry", None)
+    client = KazooClient(hosts=hosts, **kw)
+    try:
+        client.start(timeout=15)
+    except Exception:
+        client.stop()
+        client.close()
+        raise
+    return client
+
+
+@pytest.fixture
+def kazoo_factory():
+    """Make kazoo clients; every one is stopped and closed at teardown."""
+    made = []
+
+    def make(hosts, **kw):
+        c = make_client(hosts, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        try:
+            c.stop()
+            c.close()
+        except Exception:
+            pass
+
+
+def unique_path(request, prefix="/t"):
+    """A per-test root path, so tests sharing a server never collide."""
+    name = request.node.name
+    safe = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return f"{prefix}_{safe}_{os.getpid()}_{int(time.monotonic() * 1000) % 1000000}"
