@@ -435,3 +435,41 @@ async fn words_outside_the_whitelist_are_refused_but_srvr_always_answers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_read_between_two_writes_sees_the_first_and_not_the_second() {
+    bounded(async {
+        let srv = start().await;
+        let (mut raw, _) = Raw::session(srv.local_addr).await;
+        for round in 0..20 {
+            let path = format!("/r{round}");
+            raw.send(1, &create(&path)).await;
+            raw.send(
+                2,
+                &Request::Exists {
+                    path: path.clone(),
+                    watch: false,
+                },
+            )
+            .await;
+            raw.send(
+                3,
+                &Request::Delete(keeperd::proto::request::DeleteRequest {
+                    path: path.clone(),
+                    version: -1,
+                }),
+            )
+            .await;
+            assert_eq!(raw.reply().await.0.err, 0);
+            let (h, _) = raw.reply().await;
+            assert_eq!(
+                (h.xid, h.err),
+                (2, 0),
+                "round {round}: exists must see the create"
+            );
+            assert_eq!(raw.reply().await.0.err, 0);
+        }
+        srv.shutdown().await;
+    })
+    .await;
+}

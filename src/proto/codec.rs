@@ -335,6 +335,16 @@ fn opt_ustring(i: &[u8]) -> PResult<'_, Option<String>> {
     Ok((i, b.map(|b| String::from_utf8_lossy(b).into_owned())))
 }
 
+/// The path of a request. The Java server fails on a null path (length -1) with a
+/// NullPointerException that reaches the client as MARSHALLINGERROR, so null is malformed.
+fn req_path(i: &[u8]) -> PResult<'_, String> {
+    let (rest, s) = opt_ustring(i)?;
+    match s {
+        Some(s) => Ok((rest, s)),
+        None => fail(i, "null path"),
+    }
+}
+
 /// A ustring where the record has no use for null: null reads as "".
 fn ustring(i: &[u8]) -> PResult<'_, String> {
     let (i, s) = opt_ustring(i)?;
@@ -569,7 +579,7 @@ fn connect_response(i: &[u8]) -> PResult<'_, ConnectResponse> {
 /// CreateRequest {path, data, acl, flags}, or CreateTTLRequest which adds `long ttl`.
 fn create_request(with_ttl: bool) -> impl Fn(&[u8]) -> PResult<'_, CreateRequest> {
     move |i| {
-        let (i, path) = ustring(i)?;
+        let (i, path) = req_path(i)?;
         let (i, data) = buffer(i)?;
         let (i, acl) = acls(i)?;
         let (i, flags) = int(i)?;
@@ -597,13 +607,13 @@ fn create_kind(op: i32) -> Option<(OpCode, bool)> {
 }
 
 fn path_version(i: &[u8]) -> PResult<'_, (String, i32)> {
-    let (i, path) = ustring(i)?;
+    let (i, path) = req_path(i)?;
     let (i, version) = int(i)?;
     Ok((i, (path, version)))
 }
 
 fn path_watch(i: &[u8]) -> PResult<'_, (String, bool)> {
-    let (i, path) = ustring(i)?;
+    let (i, path) = req_path(i)?;
     let (i, watch) = boolean(i)?;
     Ok((i, (path, watch)))
 }
@@ -619,7 +629,7 @@ fn check_request(i: &[u8]) -> PResult<'_, CheckVersionRequest> {
 }
 
 fn set_data_request(i: &[u8]) -> PResult<'_, SetDataRequest> {
-    let (i, path) = ustring(i)?;
+    let (i, path) = req_path(i)?;
     let (i, data) = buffer(i)?;
     let (i, version) = int(i)?;
     Ok((
@@ -745,11 +755,11 @@ fn request_body(op: i32, i: &[u8]) -> PResult<'_, Option<Request>> {
             (i, Request::SetData(s))
         }
         OpCode::GetAcl => {
-            let (i, path) = ustring(i)?;
+            let (i, path) = req_path(i)?;
             (i, Request::GetAcl { path })
         }
         OpCode::SetAcl => {
-            let (i, path) = ustring(i)?;
+            let (i, path) = req_path(i)?;
             let (i, acl) = acls(i)?;
             let (i, version) = int(i)?;
             (i, Request::SetAcl(SetAclRequest { path, acl, version }))
@@ -767,7 +777,7 @@ fn request_body(op: i32, i: &[u8]) -> PResult<'_, Option<Request>> {
             )
         }
         OpCode::Sync => {
-            let (i, path) = ustring(i)?;
+            let (i, path) = req_path(i)?;
             (i, Request::Sync { path })
         }
         OpCode::Ping => (i, Request::Ping),
@@ -837,7 +847,7 @@ fn request_body(op: i32, i: &[u8]) -> PResult<'_, Option<Request>> {
             (i, Request::GetEphemerals { prefix })
         }
         OpCode::GetAllChildrenNumber => {
-            let (i, path) = ustring(i)?;
+            let (i, path) = req_path(i)?;
             (i, Request::GetAllChildrenNumber { path })
         }
         OpCode::AddWatch => {

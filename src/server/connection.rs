@@ -3,6 +3,7 @@
 //! (the only one touching the socket's write half).
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +37,8 @@ enum Item {
         req: Request,
         auth: Arc<Vec<Id>>,
         t0: Instant,
+        /// Fired once executed, when a later write of this session waits for it.
+        executed: Option<oneshot::Sender<()>>,
     },
     /// Answered when the consensus layer hands back its outcome.
     Write {
@@ -76,6 +79,18 @@ pub async fn run(
         let reply = fourlw::answer(&shared, word, remote);
         let _ = stream.write_all(reply.as_bytes()).await;
         let _ = stream.shutdown().await;
+        // Read what the client sent after the word (`echo mntr | nc` sends a newline) before
+        // closing: closing with unread input makes the kernel send RST, and the client may
+        // lose the reply (ZooKeeper has this bug).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            let mut sink = [0u8; 256];
+            while let Ok(n) = stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
         return;
     }
 
@@ -197,12 +212,14 @@ pub async fn run(
     let (closed_tx, closed_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(write_loop(write_half, out_rx, closed_tx));
     let (item_tx, item_rx) = mpsc::unbounded_channel::<Item>();
+    let writes_in_flight = Arc::new(AtomicUsize::new(0));
     let responder = tokio::spawn(respond_loop(
         shared.clone(),
         session_id,
         stats.clone(),
         item_rx,
         out_tx.clone(),
+        writes_in_flight.clone(),
     ));
 
     let ip_id = Id::new("ip", remote.ip().to_string());
@@ -213,6 +230,8 @@ pub async fn run(
         stats,
         auth: Arc::new(vec![ip_id]),
         items: item_tx,
+        writes_in_flight: writes_in_flight.clone(),
+        read_barrier: None,
     };
     tokio::select! {
         _ = reader.read_loop(read_half, buf) => {}
@@ -290,6 +309,12 @@ struct Reader {
     /// The identities this connection has proven (ip always; digest/super after auth).
     auth: Arc<Vec<Id>>,
     items: mpsc::UnboundedSender<Item>,
+    /// This session's writes proposed and not yet answered.
+    writes_in_flight: Arc<AtomicUsize>,
+    /// Set when a read is queued behind writes in flight: the next write is proposed only
+    /// after that read has executed, so the read sees exactly the writes sent before it
+    /// (ZooKeeper's per-session ordering), not a later one applied in the meantime.
+    read_barrier: Option<oneshot::Receiver<()>>,
 }
 
 impl Reader {
@@ -301,7 +326,7 @@ impl Reader {
                     Ok(Some(len)) => {
                         buf.advance(4);
                         let body = buf.split_to(len).freeze();
-                        if !self.handle_frame(body) {
+                        if !self.handle_frame(body).await {
                             return;
                         }
                     }
@@ -321,7 +346,7 @@ impl Reader {
     }
 
     /// Handles one request frame; false means stop reading (close requested or auth failed).
-    fn handle_frame(&mut self, body: Bytes) -> bool {
+    async fn handle_frame(&mut self, body: Bytes) -> bool {
         let t0 = Instant::now();
         let shared = &self.shared;
         shared.stats.packets_received.fetch_add(1, Relaxed);
@@ -388,6 +413,8 @@ impl Reader {
                 }) && err == 0
             }
             Request::CloseSession => {
+                self.wait_for_reads().await;
+                self.writes_in_flight.fetch_add(1, Relaxed);
                 let Ok(rx) = self.proposer.propose(Txn::CloseSession {
                     session_id: self.session_id,
                 }) else {
@@ -403,6 +430,8 @@ impl Reader {
                 false
             }
             req if req.is_write() => {
+                self.wait_for_reads().await;
+                self.writes_in_flight.fetch_add(1, Relaxed);
                 let txn = Txn::Client {
                     session_id: self.session_id,
                     time_ms: now_ms(),
@@ -420,13 +449,30 @@ impl Reader {
                     close_after: false,
                 })
             }
-            req => self.push(Item::Read {
-                xid,
-                op,
-                req,
-                auth: self.auth.clone(),
-                t0,
-            }),
+            req => {
+                let executed = if self.writes_in_flight.load(Relaxed) > 0 {
+                    let (tx, rx) = oneshot::channel();
+                    self.read_barrier = Some(rx);
+                    Some(tx)
+                } else {
+                    None
+                };
+                self.push(Item::Read {
+                    xid,
+                    op,
+                    req,
+                    auth: self.auth.clone(),
+                    t0,
+                    executed,
+                })
+            }
+        }
+    }
+
+    /// Waits until the last read queued behind writes has executed (see `read_barrier`).
+    async fn wait_for_reads(&mut self) {
+        if let Some(rx) = self.read_barrier.take() {
+            let _ = rx.await;
         }
     }
 
@@ -481,6 +527,7 @@ async fn respond_loop(
     stats: Arc<ConnStats>,
     mut items: mpsc::UnboundedReceiver<Item>,
     out: mpsc::UnboundedSender<Out>,
+    writes_in_flight: Arc<AtomicUsize>,
 ) {
     while let Some(item) = items.recv().await {
         let (xid, op, t0, close_after, zxid, result) = match item {
@@ -503,19 +550,27 @@ async fn respond_loop(
                 rx,
                 t0,
                 close_after,
-            } => match rx.await {
-                Ok(applied) => (xid, op, t0, close_after, applied.zxid, applied.result),
-                // The log stopped (shutdown): the client sees ConnectionLoss.
-                Err(_) => break,
-            },
+            } => {
+                let outcome = rx.await;
+                writes_in_flight.fetch_sub(1, Relaxed);
+                match outcome {
+                    Ok(applied) => (xid, op, t0, close_after, applied.zxid, applied.result),
+                    // The log stopped (shutdown): the client sees ConnectionLoss.
+                    Err(_) => break,
+                }
+            }
             Item::Read {
                 xid,
                 op,
                 req,
                 auth,
                 t0,
+                executed,
             } => {
                 let (zxid, r) = execute_read(&shared, session_id, &auth, req, &out);
+                if let Some(done) = executed {
+                    let _ = done.send(());
+                }
                 (xid, op, t0, false, zxid, r)
             }
         };

@@ -736,8 +736,11 @@ fn trailing_bytes_are_ignored() {
 
 #[test]
 fn nulls_decode_to_none_or_empty() {
-    // create: null path, null data, null ACL vector.
+    // create: a null path is malformed (the Java server answers MARSHALLINGERROR).
     let bytes = frame_body(&[&be(1), &be(1), &be(-1), &be(-1), &be(-1), &be(0)]);
+    assert!(decode_request(&bytes).is_err());
+    // create: empty path, null data, null ACL vector.
+    let bytes = frame_body(&[&be(1), &be(1), &be(0), &be(-1), &be(-1), &be(0)]);
     let (_, decoded) = decode_request(&bytes).unwrap();
     assert_eq!(
         decoded,
