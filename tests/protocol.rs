@@ -443,23 +443,27 @@ async fn a_read_between_two_writes_sees_the_first_and_not_the_second() {
         let (mut raw, _) = Raw::session(srv.local_addr).await;
         for round in 0..20 {
             let path = format!("/r{round}");
-            raw.send(1, &create(&path)).await;
-            raw.send(
+            // All three frames in one segment, so the server decodes them together and both
+            // writes are in flight before the read's turn comes.
+            let mut out = BytesMut::new();
+            encode_request(&mut out, 1, &create(&path));
+            encode_request(
+                &mut out,
                 2,
                 &Request::Exists {
                     path: path.clone(),
                     watch: false,
                 },
-            )
-            .await;
-            raw.send(
+            );
+            encode_request(
+                &mut out,
                 3,
                 &Request::Delete(keeperd::proto::request::DeleteRequest {
                     path: path.clone(),
                     version: -1,
                 }),
-            )
-            .await;
+            );
+            raw.send_bytes(&out).await;
             assert_eq!(raw.reply().await.0.err, 0);
             let (h, _) = raw.reply().await;
             assert_eq!(
