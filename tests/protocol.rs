@@ -477,3 +477,284 @@ async fn a_read_between_two_writes_sees_the_first_and_not_the_second() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn set_watches_after_reconnect_fires_what_was_missed_and_rearms_the_rest() {
+    bounded(async {
+        let srv = start().await;
+        let (mut c, _) = Raw::session(srv.local_addr).await;
+        c.send(1, &create("/seen")).await;
+        c.send(2, &create("/gone")).await;
+        c.send(3, &create("/kept")).await;
+        for _ in 0..3 {
+            assert_eq!(c.reply().await.0.err, 0);
+        }
+        // The watcher's view: last zxid it saw is the one of the third create.
+        let (mut w, hello) = Raw::session(srv.local_addr).await;
+        w.send(
+            1,
+            &Request::Exists {
+                path: "/kept".into(),
+                watch: false,
+            },
+        )
+        .await;
+        let seen_zxid = w.reply().await.0.zxid;
+        drop(w);
+
+        // While it is away: /seen changes, /gone is deleted, /new appears.
+        c.send(
+            4,
+            &Request::SetData(SetDataRequest {
+                path: "/seen".into(),
+                data: None,
+                version: -1,
+            }),
+        )
+        .await;
+        c.send(
+            5,
+            &Request::Delete(keeperd::proto::request::DeleteRequest {
+                path: "/gone".into(),
+                version: -1,
+            }),
+        )
+        .await;
+        c.send(6, &create("/new")).await;
+        for _ in 0..3 {
+            assert_eq!(c.reply().await.0.err, 0);
+        }
+
+        // Reconnect with the same session and re-send its watches relative to seen_zxid.
+        let mut w = Raw::open(srv.local_addr).await;
+        let again = w
+            .handshake(ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: seen_zxid,
+                timeout_ms: 5000,
+                session_id: hello.session_id,
+                passwd: hello.passwd.clone(),
+                read_only: Some(false),
+            })
+            .await;
+        assert_eq!(again.session_id, hello.session_id);
+        w.send(
+            -8,
+            &Request::SetWatches(keeperd::proto::request::SetWatches {
+                relative_zxid: seen_zxid,
+                data_watches: vec!["/seen".into(), "/gone".into(), "/kept".into()],
+                exist_watches: vec!["/new".into()],
+                child_watches: vec![],
+                persistent_watches: vec![],
+                persistent_recursive_watches: vec![],
+            }),
+        )
+        .await;
+        let mut events = vec![];
+        loop {
+            let (h, body) = w.reply().await;
+            if h.xid == -1 {
+                let ev = decode_watcher_event(&body).unwrap();
+                events.push((ev.event_type, ev.path));
+            } else {
+                assert_eq!((h.xid, h.err), (-8, 0));
+                break;
+            }
+        }
+        events.sort();
+        assert_eq!(
+            events,
+            vec![
+                (EventType::NodeCreated, "/new".to_string()),
+                (EventType::NodeDeleted, "/gone".to_string()),
+                (EventType::NodeDataChanged, "/seen".to_string()),
+            ]
+        );
+        // /kept did not change, so its watch is armed again and fires on the next change.
+        c.send(
+            7,
+            &Request::SetData(SetDataRequest {
+                path: "/kept".into(),
+                data: None,
+                version: -1,
+            }),
+        )
+        .await;
+        assert_eq!(c.reply().await.0.err, 0);
+        let (h, body) = w.reply().await;
+        assert_eq!(h.xid, -1);
+        let ev = decode_watcher_event(&body).unwrap();
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::NodeDataChanged, "/kept")
+        );
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn check_and_remove_watches_answer_nowatcher_when_there_is_none() {
+    bounded(async {
+        let srv = start().await;
+        let (mut c, _) = Raw::session(srv.local_addr).await;
+        c.send(1, &create("/w")).await;
+        assert_eq!(c.reply().await.0.err, 0);
+        let check = |remove| Request::RemoveWatches {
+            path: "/w".into(),
+            watcher_type: keeperd::proto::WatcherType::Data,
+            remove,
+        };
+        c.send(2, &check(false)).await;
+        assert_eq!(c.reply().await.0.err, ZkError::NoWatcher.code());
+        c.send(
+            3,
+            &Request::GetData {
+                path: "/w".into(),
+                watch: true,
+            },
+        )
+        .await;
+        assert_eq!(c.reply().await.0.err, 0);
+        c.send(4, &check(false)).await;
+        assert_eq!(c.reply().await.0.err, 0, "checkWatches finds it");
+        c.send(5, &check(true)).await;
+        assert_eq!(c.reply().await.0.err, 0, "removeWatches removes it");
+        c.send(6, &check(false)).await;
+        assert_eq!(c.reply().await.0.err, ZkError::NoWatcher.code());
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn set_acl_checks_and_bumps_aversion() {
+    bounded(async {
+        let srv = start().await;
+        let (mut c, _) = Raw::session(srv.local_addr).await;
+        c.send(1, &create("/a")).await;
+        assert_eq!(c.reply().await.0.err, 0);
+        let set_acl = |version| {
+            Request::SetAcl(keeperd::proto::request::SetAclRequest {
+                path: "/a".into(),
+                acl: Acl::read_unsafe(),
+                version,
+            })
+        };
+        c.send(2, &set_acl(5)).await;
+        assert_eq!(c.reply().await.0.err, ZkError::BadVersion.code());
+        c.send(3, &set_acl(0)).await;
+        let (h, body) = c.reply().await;
+        assert_eq!(h.err, 0);
+        match decode_response(OpCode::SetAcl, &body).unwrap() {
+            Response::Stat(stat) => assert_eq!(stat.aversion, 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Now read-only for everyone: setData is refused, getACL still answers.
+        c.send(
+            4,
+            &Request::SetData(SetDataRequest {
+                path: "/a".into(),
+                data: None,
+                version: -1,
+            }),
+        )
+        .await;
+        assert_eq!(c.reply().await.0.err, ZkError::NoAuth.code());
+        c.send(5, &Request::GetAcl { path: "/a".into() }).await;
+        let (h, body) = c.reply().await;
+        assert_eq!(h.err, 0);
+        match decode_response(OpCode::GetAcl, &body).unwrap() {
+            Response::GetAcl { acl, stat } => {
+                assert_eq!(acl, Acl::read_unsafe());
+                assert_eq!(stat.aversion, 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ttl_nodes_expire_and_close_session_removes_ephemerals() {
+    bounded(async {
+        let mut cfg = test_config();
+        cfg.extra
+            .insert("znode.container.checkIntervalMs".into(), "50".into());
+        let srv = start_with(cfg).await;
+        let (mut c, _) = Raw::session(srv.local_addr).await;
+        c.send(
+            1,
+            &Request::Create {
+                op: OpCode::CreateTtl,
+                req: CreateRequest {
+                    path: "/ttl".into(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    flags: 5,
+                    ttl: 100,
+                },
+            },
+        )
+        .await;
+        let (h, body) = c.reply().await;
+        assert_eq!(h.err, 0);
+        match decode_response(OpCode::CreateTtl, &body).unwrap() {
+            Response::Create2 { path, stat } => {
+                assert_eq!(path, "/ttl");
+                assert_eq!(stat.ephemeral_owner, 0, "TTL nodes show no owner");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut gone = false;
+        for xid in 2..200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            c.send(
+                xid,
+                &Request::Exists {
+                    path: "/ttl".into(),
+                    watch: false,
+                },
+            )
+            .await;
+            if c.reply().await.0.err == ZkError::NoNode.code() {
+                gone = true;
+                break;
+            }
+        }
+        assert!(gone, "TTL node reaped");
+
+        // closeSession: reply, then the server closes; the ephemeral is gone for others.
+        c.send(
+            300,
+            &Request::Create {
+                op: OpCode::Create,
+                req: CreateRequest {
+                    path: "/eph".into(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    flags: 1,
+                    ttl: -1,
+                },
+            },
+        )
+        .await;
+        assert_eq!(c.reply().await.0.err, 0);
+        c.send(301, &Request::CloseSession).await;
+        assert_eq!(c.reply().await.0.xid, 301);
+        assert!(c.frame().await.is_none(), "closed after closeSession");
+        let (mut o, _) = Raw::session(srv.local_addr).await;
+        o.send(
+            1,
+            &Request::Exists {
+                path: "/eph".into(),
+                watch: false,
+            },
+        )
+        .await;
+        assert_eq!(o.reply().await.0.err, ZkError::NoNode.code());
+        srv.shutdown().await;
+    })
+    .await;
+}
