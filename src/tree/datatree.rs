@@ -169,23 +169,6 @@ impl Default for DataTree {
 }
 
 impl DataTree {
-    /// The whole tree (nodes, ACL table, sessions, last zxid) as snapshot bytes, with a
-    /// checksum. (Format in progress.)
-    pub fn snapshot_bytes(&self) -> Vec<u8> {
-        Vec::new()
-    }
-
-    /// Rebuilds a tree from `snapshot_bytes` output; a checksum mismatch or truncation is an
-    /// error naming what was wrong.
-    pub fn from_snapshot_bytes(
-        _data: &[u8],
-        opts: TreeOptions,
-    ) -> Result<DataTree, crate::proto::Error> {
-        Ok(DataTree::new(opts))
-    }
-}
-
-impl DataTree {
     /// An empty tree holding only `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
     pub fn new(opts: TreeOptions) -> DataTree {
         let mut t = DataTree {
@@ -978,6 +961,9 @@ impl Fnv {
         self.0
     }
 }
+
+#[path = "snapshot.rs"]
+mod snapshot;
 
 #[cfg(test)]
 #[path = "datatree_tests.rs"]
