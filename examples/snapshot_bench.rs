@@ -1,13 +1,16 @@
 //! Measures what a restart costs: building a tree of N znodes with 100-byte values by applying
-//! txns, its resident memory, `snapshot_bytes` and `from_snapshot_bytes`, and replaying a log
-//! tail of decoded setData txns on the restored tree.
+//! txns, its resident memory, `snapshot_bytes`, and then, in a fresh process as after a
+//! restart, reading the snapshot file, `from_snapshot_bytes` and replaying a log tail of
+//! encoded setData entries (decode + apply) on the restored tree.
 //!
 //! ```text
-//! cargo run --release --example snapshot_bench -- 1000000 [tail]
+//! cargo run --release --example snapshot_bench -- 1000000 [tail, default 100000]
 //! ```
 //! Nodes are /bench/PPPP/CCCCC with 1000 children per parent. RSS is read from
 //! /proc/self/status, so the numbers include the allocator's slack.
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -57,12 +60,16 @@ fn create(zxid: i64, path: String, data: &[u8]) -> (i64, Txn) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--restart") {
+        restart(&args[1..]);
+        return;
+    }
     let n: usize = args
-        .next()
+        .first()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let tail: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let tail: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let value = [b'v'; 100];
 
     let rss0 = rss_kib();
@@ -96,7 +103,6 @@ fn main() {
     let build = start.elapsed();
     let rss1 = rss_kib();
     let nodes = tree.node_count() - 1;
-    let per_node = (rss1 - rss0) as f64 * 1024.0 / nodes as f64;
     println!("znodes                {nodes} ({n} leaves with 100-byte values)");
     println!(
         "build by apply        {:.0} ms ({:.0} ns/txn)",
@@ -107,7 +113,7 @@ fn main() {
         "RSS                   {:.1} MiB before, {:.1} MiB after: {:.0} bytes/znode",
         mib(rss0),
         mib(rss1),
-        per_node
+        (rss1 - rss0) as f64 * 1024.0 / nodes as f64
     );
 
     let t = Instant::now();
@@ -123,53 +129,49 @@ fn main() {
         snap.len() as f64 / 1048576.0,
         snap.len() as f64 / nodes as f64
     );
-    let rss2 = rss_kib();
-    drop(tree);
-    // Hand the freed tree back to the kernel so the next RSS reading shows the new tree.
-    // SAFETY: malloc_trim only releases free memory of the glibc allocator.
-    unsafe {
-        libc::malloc_trim(0);
+    let file: PathBuf = std::env::temp_dir().join(format!("snapshot_bench.{}", std::process::id()));
+    if let Err(e) = std::fs::write(&file, &snap) {
+        eprintln!("writing {}: {e}", file.display());
+        std::process::exit(1);
     }
-    let rss3 = rss_kib();
+    drop(snap);
+    drop(tree);
 
-    let t = Instant::now();
-    let mut restored = match DataTree::from_snapshot_bytes(&snap, TreeOptions::default()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("load failed: {e}");
+    // The restart happens in a new process, so the load does not run on this heap.
+    let status = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .arg("--restart")
+            .arg(&file)
+            .arg(format!("{digest:x}"))
+            .arg(n.to_string())
+            .arg(tail.to_string())
+            .arg(zxid.to_string())
+            .status()
+    });
+    let _ = std::fs::remove_file(&file);
+    match status {
+        Ok(s) if s.success() => {}
+        other => {
+            eprintln!("restart process failed: {other:?}");
             std::process::exit(1);
         }
-    };
-    let load = t.elapsed();
-    let rss4 = rss_kib();
-    println!("from_snapshot_bytes   {:.0} ms", ms(load));
-    println!(
-        "RSS                   {:.1} MiB with tree + snapshot, {:.1} MiB snapshot only, \
-         {:.1} MiB after load: restored tree {:.0} bytes/znode",
-        mib(rss2),
-        mib(rss3),
-        mib(rss4),
-        (rss4 - rss3) as f64 * 1024.0 / nodes as f64
-    );
-    println!(
-        "digest equal          {}",
-        if restored.digest() == digest {
-            "yes"
-        } else {
-            "NO"
-        }
-    );
-    let resnap = restored.snapshot_bytes();
-    println!(
-        "re-snapshot equal     {}",
-        if resnap == snap { "yes" } else { "NO" }
-    );
-    drop(resnap);
+    }
+}
 
-    // A log tail as the consensus layer would hand it over: encoded entries, decoded here.
+/// `--restart FILE DIGEST N TAIL ZXID`: what a restarting server does with the snapshot.
+fn restart(args: &[String]) {
+    let [file, digest, n, tail, zxid] = args else {
+        eprintln!("usage: --restart FILE DIGEST N TAIL ZXID");
+        std::process::exit(2);
+    };
+    let parse = |s: &String| s.parse::<usize>().unwrap_or(0);
+    let (n, tail, zxid) = (parse(n), parse(tail), parse(zxid) as i64);
+    let value = [b'v'; 100];
+
+    // A log tail as the consensus layer would hand it over: encoded entries.
     let mut entries = Vec::with_capacity(tail);
     for i in 0..tail {
-        let leaf = (i * 7919) % n;
+        let leaf = (i * 7919) % n.max(1);
         let txn = Txn::Client {
             session_id: SESSION,
             time_ms: 1_800_000_000_000 + i as i64,
@@ -184,6 +186,44 @@ fn main() {
         txn.encode(&mut buf);
         entries.push(buf.freeze());
     }
+
+    let rss0 = rss_kib();
+    let t = Instant::now();
+    let snap = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("reading {file}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let read = t.elapsed();
+    let t = Instant::now();
+    let mut tree = match DataTree::from_snapshot_bytes(&snap, TreeOptions::default()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("load failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    let load = t.elapsed();
+    let resnap_same = tree.snapshot_bytes() == snap;
+    drop(snap);
+    let rss1 = rss_kib();
+    let nodes = tree.node_count() - 1;
+    println!("read snapshot file    {:.0} ms (page cache)", ms(read));
+    println!("from_snapshot_bytes   {:.0} ms", ms(load));
+    println!(
+        "RSS after load        {:.1} MiB: restored tree {:.0} bytes/znode",
+        mib(rss1),
+        (rss1 - rss0) as f64 * 1024.0 / nodes as f64
+    );
+    let same = format!("{:x}", tree.digest()) == *digest;
+    println!("digest equal          {}", if same { "yes" } else { "NO" });
+    println!(
+        "re-snapshot equal     {}",
+        if resnap_same { "yes" } else { "NO" }
+    );
+
     let t = Instant::now();
     for (i, e) in entries.iter().enumerate() {
         let txn = match Txn::decode(e) {
@@ -193,7 +233,7 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        let a = restored.apply(zxid + 1 + i as i64, &txn);
+        let a = tree.apply(zxid + 1 + i as i64, &txn);
         assert!(a.result.is_ok());
     }
     let replay = t.elapsed();
@@ -202,7 +242,10 @@ fn main() {
         ms(replay)
     );
     println!(
-        "restart estimate      {:.0} ms (load + replay, disk read not included)",
-        ms(load + replay)
+        "restart               {:.0} ms (read + load + replay)",
+        ms(read + load + replay)
     );
+    if !same || !resnap_same {
+        std::process::exit(1);
+    }
 }

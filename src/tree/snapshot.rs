@@ -43,8 +43,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::acl::AclTable;
 use super::{java_len, DataTree, Node, NodeKind, PStat, Session, MAX_TTL_MS, SPECIAL_PATHS};
 use crate::proto::{Acl, Error, Id};
@@ -161,6 +159,9 @@ impl DataTree {
         w.0[12..HEADER_LEN].copy_from_slice(&body_len.to_be_bytes());
         let crc = crc32fast::hash(&w.0);
         w.u32(crc);
+        // The estimate counts full paths where names are stored; give the slack back (for a
+        // large buffer this is an mremap, not a copy).
+        w.0.shrink_to_fit();
         w.0
     }
 
@@ -300,7 +301,7 @@ fn check_envelope(data: &[u8]) -> Result<&[u8], Error> {
 struct Frame {
     /// Full path; "" for the root, so a child's path is always `path + "/" + name`.
     path: String,
-    node: Node,
+    node: Box<Node>,
     /// Children still to read.
     left: u32,
     /// Names of the children read so far, in increasing order.
@@ -309,7 +310,7 @@ struct Frame {
 
 /// The parts of a `DataTree` the node section fills in.
 struct Loader {
-    nodes: HashMap<Box<str>, Node>,
+    nodes: HashMap<Box<str>, Box<Node>>,
     /// ACL lists with the number of nodes using each.
     lists: Vec<(Arc<[Acl]>, u32)>,
     sessions: BTreeMap<i64, Session>,
@@ -435,7 +436,7 @@ impl Loader {
 
     /// Reads one node's own fields: its name, the node (no children yet) and the number of
     /// children that follow.
-    fn node<'a>(&mut self, r: &mut Reader<'a>) -> Result<(&'a str, Node, u32), Error> {
+    fn node<'a>(&mut self, r: &mut Reader<'a>) -> Result<(&'a str, Box<Node>, u32), Error> {
         let name = r.str()?;
         let flags = r.u8()?;
         let kind = match flags & KIND_MASK {
@@ -486,7 +487,7 @@ impl Loader {
             None
         } else {
             let len = r.u32()? as usize;
-            Some(Bytes::copy_from_slice(r.take(len)?))
+            Some(Box::from(r.take(len)?))
         };
         let children = if flags & HAS_CHILDREN != 0 {
             let k = r.u32()?;
@@ -497,7 +498,7 @@ impl Loader {
         } else {
             0
         };
-        let node = Node {
+        let node = Box::new(Node {
             data,
             acl,
             stat: PStat {
@@ -512,7 +513,7 @@ impl Loader {
             },
             kind,
             children: None,
-        };
+        });
         Ok((name, node, children))
     }
 }

@@ -8,6 +8,7 @@ use crate::proto::request::{
 };
 use crate::proto::{OpCode, ZkError};
 use crate::tree::{Applied, Txn};
+use bytes::Bytes;
 
 const S1: i64 = 0x100;
 const S2: i64 = 0x200;
