@@ -77,6 +77,35 @@ impl AclTable {
         self.slots.get(r as usize).map(|s| &*s.0).unwrap_or(&[])
     }
 
+    /// Number of slots, used or free (slot numbers are below this).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slots in use and their lists, in slot order.
+    pub(crate) fn used(&self) -> impl Iterator<Item = (AclRef, &[Acl])> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.1 > 0)
+            .map(|(r, s)| (r as AclRef, &*s.0))
+    }
+
+    /// A table whose slot `i` holds `slots[i]` (list, use count), none free. The caller
+    /// guarantees the lists are distinct and every count is positive (snapshot loading).
+    pub(crate) fn from_slots(slots: Vec<(Arc<[Acl]>, u32)>) -> AclTable {
+        let index = slots
+            .iter()
+            .enumerate()
+            .map(|(r, s)| (s.0.clone(), r as AclRef))
+            .collect();
+        AclTable {
+            slots,
+            index,
+            free: Vec::new(),
+        }
+    }
+
     /// Number of distinct lists in use.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -67,8 +67,10 @@ struct PStat {
 /// One znode. Kept small: a tree is expected to hold millions of these.
 #[derive(Debug, Clone)]
 struct Node {
-    /// `None` is a null buffer (length -1 on the wire), distinct from empty data.
-    data: Option<Bytes>,
+    /// `None` is a null buffer (length -1 on the wire), distinct from empty data. A boxed
+    /// slice rather than `Bytes`: half the size in the node, and no shared-buffer header
+    /// allocated the first time a read clones it; reads copy the (small) value instead.
+    data: Option<Box<[u8]>>,
     acl: AclRef,
     stat: PStat,
     kind: NodeKind,
@@ -127,13 +129,13 @@ enum Undo {
     },
     Deleted {
         path: Box<str>,
-        node: Node,
+        node: Box<Node>,
         acl: Arc<[Acl]>,
         parent_stat: PStat,
     },
     DataSet {
         path: Box<str>,
-        data: Option<Bytes>,
+        data: Option<Box<[u8]>>,
         stat: PStat,
     },
 }
@@ -149,8 +151,10 @@ struct Ctx<'a> {
 #[derive(Debug, Clone)]
 pub struct DataTree {
     opts: TreeOptions,
-    /// Every znode by full path.
-    nodes: HashMap<Box<str>, Node>,
+    /// Every znode by full path. Boxed: a table slot is 24 bytes instead of 120, which
+    /// matters because hashbrown keeps between 12.5% and 56% of its slots empty (1,000,000
+    /// nodes sit in 2^21 slots).
+    nodes: HashMap<Box<str>, Box<Node>>,
     acls: AclTable,
     sessions: BTreeMap<i64, Session>,
     /// Paths of container nodes (for the reaper).
@@ -165,23 +169,6 @@ pub struct DataTree {
 impl Default for DataTree {
     fn default() -> Self {
         DataTree::new(TreeOptions::default())
-    }
-}
-
-impl DataTree {
-    /// The whole tree (nodes, ACL table, sessions, last zxid) as snapshot bytes, with a
-    /// checksum. (Format in progress.)
-    pub fn snapshot_bytes(&self) -> Vec<u8> {
-        Vec::new()
-    }
-
-    /// Rebuilds a tree from `snapshot_bytes` output; a checksum mismatch or truncation is an
-    /// error naming what was wrong.
-    pub fn from_snapshot_bytes(
-        _data: &[u8],
-        opts: TreeOptions,
-    ) -> Result<DataTree, crate::proto::Error> {
-        Ok(DataTree::new(opts))
     }
 }
 
@@ -204,13 +191,13 @@ impl DataTree {
         let open = t.acls.intern(&Acl::open_unsafe());
         t.nodes.insert(
             "/".into(),
-            Node {
-                data: Some(Bytes::new()),
+            Box::new(Node {
+                data: Some(Box::default()),
                 acl: open,
                 stat: PStat::default(),
                 kind: NodeKind::Persistent,
                 children: None,
-            },
+            }),
         );
         t.data_size = 1;
         for (path, acl, aversion) in [
@@ -221,8 +208,8 @@ impl DataTree {
             let acl = t.acls.intern(&acl);
             t.insert_node(
                 path,
-                Node {
-                    data: Some(Bytes::new()),
+                Box::new(Node {
+                    data: Some(Box::default()),
                     acl,
                     stat: PStat {
                         aversion,
@@ -230,7 +217,7 @@ impl DataTree {
                     },
                     kind: NodeKind::Persistent,
                     children: None,
-                },
+                }),
             );
         }
         t.acls.release(open);
@@ -501,9 +488,9 @@ impl DataTree {
             parent.stat.pzxid = ctx.zxid;
         }
         let acl = self.acls.intern(&acl);
-        let node = Node {
+        let node = Box::new(Node {
             // Copied so a node never pins a larger network or log buffer in memory.
-            data: req.data.as_deref().map(Bytes::copy_from_slice),
+            data: req.data.as_deref().map(Box::from),
             acl,
             stat: PStat {
                 czxid: ctx.zxid,
@@ -517,7 +504,7 @@ impl DataTree {
             },
             kind,
             children: None,
-        };
+        });
         let stat = node.client_stat();
         self.insert_node(&path, node);
         triggers.push(WatchTrigger {
@@ -582,7 +569,7 @@ impl DataTree {
         let Some(node) = self.nodes.get_mut(req.path.as_str()) else {
             return Err(ZkError::NoNode);
         };
-        let data = req.data.as_deref().map(Bytes::copy_from_slice);
+        let data = req.data.as_deref().map(Box::from);
         let old_len = node.data_len() as u64;
         let old_data = std::mem::replace(&mut node.data, data);
         undo.push(Undo::DataSet {
@@ -651,7 +638,7 @@ impl DataTree {
         path: &str,
         zxid: i64,
         triggers: &mut Vec<WatchTrigger>,
-    ) -> Option<Node> {
+    ) -> Option<Box<Node>> {
         let node = self.remove_node(path)?;
         let parent_path = parent_of(path).unwrap_or("/");
         if let Some(parent) = self.nodes.get_mut(parent_path) {
@@ -673,7 +660,7 @@ impl DataTree {
     }
 
     /// Links a node into the tree and the bookkeeping sets. The parent must exist.
-    fn insert_node(&mut self, path: &str, node: Node) {
+    fn insert_node(&mut self, path: &str, node: Box<Node>) {
         let name: Box<str> = name_of(path).into();
         if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
             parent
@@ -703,7 +690,7 @@ impl DataTree {
     }
 
     /// Unlinks a node from the tree and the bookkeeping sets (ACL reference untouched).
-    fn remove_node(&mut self, path: &str) -> Option<Node> {
+    fn remove_node(&mut self, path: &str) -> Option<Box<Node>> {
         let node = self.nodes.remove(path)?;
         if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
             if let Some(children) = parent.children.as_mut() {
@@ -739,11 +726,14 @@ impl DataTree {
     pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<Bytes>, Stat), ZkError> {
         let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
         self.check_acl(node, perms::READ, auth)?;
-        Ok((node.data.clone(), node.client_stat()))
+        Ok((
+            node.data.as_deref().map(Bytes::copy_from_slice),
+            node.client_stat(),
+        ))
     }
 
     pub fn exists(&self, path: &str) -> Option<Stat> {
-        self.nodes.get(path).map(Node::client_stat)
+        self.nodes.get(path).map(|n| n.client_stat())
     }
 
     pub fn get_children(&self, path: &str, auth: &[Id]) -> Result<(Vec<String>, Stat), ZkError> {
@@ -978,6 +968,9 @@ impl Fnv {
         self.0
     }
 }
+
+#[path = "snapshot.rs"]
+mod snapshot;
 
 #[cfg(test)]
 #[path = "datatree_tests.rs"]

@@ -1,0 +1,688 @@
+//! Snapshots: the whole replicated state of a `DataTree` as one checksummed byte string.
+//!
+//! A snapshot holds what `apply` reads: every node (name, data with null distinct from empty,
+//! the persisted Stat, kind with its ephemeral owner or TTL, ACL list), the ACL lists, the
+//! session table and `last_zxid`. Everything derivable is rebuilt on load instead of stored:
+//! full paths, children sets, the sessions' ephemeral lists, the container and TTL sets, ACL
+//! reference counts and `data_size`.
+//!
+//! ```text
+//! snapshot := header body crc
+//! header   := "KPDSNAP\n", u32 version (1), u64 length of body
+//! body     := i64 last_zxid,
+//!             u32 n, n * acl_list        -- strictly increasing (sorted by content)
+//!             u32 n, n * session         -- strictly increasing id
+//!             u64 n, node                -- n nodes in all: "/" and its subtree
+//! crc      := u32 CRC-32 (IEEE) of header and body
+//! acl_list := u32 n, n * (i32 perms, str scheme, str id)
+//! session  := i64 id, i32 timeout_ms
+//! node     := str name ("" for "/"), u8 flags,
+//!             [i64 owner | i64 ttl]       -- ephemeral | TTL kinds only
+//!             i64 czxid, [i64 mzxid], [i64 pzxid], i64 ctime, [i64 mtime],
+//!             [i32 version, i32 cversion, i32 aversion],
+//!             u32 acl                     -- index into the acl lists
+//!             [u32 len, len bytes data]   -- absent when data is null
+//!             [u32 k, k * node]           -- children in strictly increasing name order
+//! flags    := bits 0-1 kind (0 persistent, 1 ephemeral, 2 container, 3 TTL),
+//!             bit 2 data is null, bit 3 mzxid = czxid, bit 4 pzxid = czxid,
+//!             bit 5 mtime = ctime, bit 6 version = cversion = aversion = 0,
+//!             bit 7 has children (k > 0 follows); a set bit 3-6 omits those fields
+//! str      := u32 len, UTF-8 bytes
+//! ```
+//! Integers are big-endian, like jute. Nodes are in depth-first pre-order, so a parent always
+//! precedes its children and the loader builds the tree in one pass with a stack, inserting
+//! each node into the map once its children set is complete. The fields bits 3-6 omit are the
+//! common case of a leaf that was never modified, which saves ~30 bytes a node.
+//!
+//! Canonical: ACL lists are numbered by content order (not by table slot, which depends on the
+//! history of interning), sessions by id, children by name; so trees with equal contents give
+//! equal bytes. The loader rejects what would break the tree's invariants or that canonical
+//! order (unsorted or repeated names, ids or lists, an unused ACL list, a dangling ACL index,
+//! an ephemeral without its session or with children, a missing special node).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::acl::AclTable;
+use super::{java_len, DataTree, Node, NodeKind, PStat, Session, MAX_TTL_MS, SPECIAL_PATHS};
+use crate::proto::{Acl, Error, Id};
+use crate::tree::TreeOptions;
+
+const MAGIC: &[u8; 8] = b"KPDSNAP\n";
+const VERSION: u32 = 1;
+/// Magic, version and body length.
+const HEADER_LEN: usize = 8 + 4 + 8;
+const CRC_LEN: usize = 4;
+
+const KIND_MASK: u8 = 0b11;
+const KIND_PERSISTENT: u8 = 0;
+const KIND_EPHEMERAL: u8 = 1;
+const KIND_CONTAINER: u8 = 2;
+const KIND_TTL: u8 = 3;
+const NULL_DATA: u8 = 1 << 2;
+const MZXID_IS_CZXID: u8 = 1 << 3;
+const PZXID_IS_CZXID: u8 = 1 << 4;
+const MTIME_IS_CTIME: u8 = 1 << 5;
+const ZERO_VERSIONS: u8 = 1 << 6;
+const HAS_CHILDREN: u8 = 1 << 7;
+
+/// The fewest bytes a node can take (empty name, flags, czxid, ctime, acl): bounds every
+/// count read from the input before anything is reserved for it.
+const MIN_NODE_LEN: usize = 4 + 1 + 8 + 8 + 4;
+/// The fewest bytes an ACL entry (perms and two empty strings) or a session can take.
+const MIN_ACL_LEN: usize = 4 + 4 + 4;
+const SESSION_LEN: usize = 8 + 4;
+
+impl DataTree {
+    /// The whole replicated state (nodes, ACL lists, sessions, last zxid) in the format of
+    /// the module docs. Deterministic: trees with equal contents give equal bytes.
+    pub fn snapshot_bytes(&self) -> Vec<u8> {
+        // Canonical ACL numbering: by list content.
+        let mut lists: Vec<(u32, &[Acl])> = self.acls.used().collect();
+        lists.sort_unstable_by(|a, b| a.1.cmp(b.1));
+        let mut acl_index = vec![u32::MAX; self.acls.slot_count()];
+        for (i, &(slot, _)) in lists.iter().enumerate() {
+            acl_index[slot as usize] = i as u32;
+        }
+
+        // An estimate (exact but for names, which `data_size` over-counts as full paths) so
+        // the buffer is allocated once.
+        let acl_len: usize = lists
+            .iter()
+            .flat_map(|l| l.1.iter())
+            .map(|a| MIN_ACL_LEN + a.id.scheme.len() + a.id.id.len())
+            .sum();
+        let capacity = HEADER_LEN
+            + 8
+            + 4
+            + 4 * lists.len()
+            + acl_len
+            + 4
+            + SESSION_LEN * self.sessions.len()
+            + 8
+            + self.nodes.len() * (MIN_NODE_LEN + 8 + 24 + 12 + 8)
+            + self.data_size as usize
+            + CRC_LEN;
+        let mut w = Writer(Vec::with_capacity(capacity));
+        w.0.extend_from_slice(MAGIC);
+        w.u32(VERSION);
+        w.u64(0); // body length, patched below
+
+        w.i64(self.last_zxid);
+        w.u32(lists.len() as u32);
+        for (_, list) in &lists {
+            w.u32(list.len() as u32);
+            for a in *list {
+                w.i32(a.perms);
+                w.str(&a.id.scheme);
+                w.str(&a.id.id);
+            }
+        }
+        w.u32(self.sessions.len() as u32);
+        for (&id, s) in &self.sessions {
+            w.i64(id);
+            w.i32(s.timeout_ms);
+        }
+
+        w.u64(self.nodes.len() as u64);
+        let root = self.nodes.get("/").expect("the root always exists");
+        w.node("", root, &acl_index);
+        // Depth-first with one path buffer: each stack entry is a children iterator and the
+        // length of its parent's path in `path` ("" stands for the root).
+        let mut path = String::new();
+        let mut stack = Vec::new();
+        if let Some(children) = &root.children {
+            stack.push((children.iter(), 0));
+        }
+        let mut written = 1usize;
+        while let Some((children, base)) = stack.last_mut() {
+            let Some(name) = children.next() else {
+                stack.pop();
+                continue;
+            };
+            path.truncate(*base);
+            path.push('/');
+            path.push_str(name);
+            let node = self
+                .nodes
+                .get(path.as_str())
+                .expect("every child a node lists exists");
+            w.node(name, node, &acl_index);
+            written += 1;
+            if let Some(children) = &node.children {
+                stack.push((children.iter(), path.len()));
+            }
+        }
+        assert_eq!(written, self.nodes.len(), "every node is reachable from /");
+
+        let body_len = (w.0.len() - HEADER_LEN) as u64;
+        w.0[12..HEADER_LEN].copy_from_slice(&body_len.to_be_bytes());
+        let crc = crc32fast::hash(&w.0);
+        w.u32(crc);
+        // The estimate counts full paths where names are stored; give the slack back (for a
+        // large buffer this is an mremap, not a copy).
+        w.0.shrink_to_fit();
+        w.0
+    }
+
+    /// Rebuilds a tree from `snapshot_bytes` output. Bad magic, an unknown version, a length
+    /// or checksum mismatch, and content that `snapshot_bytes` cannot have produced (unsorted
+    /// or duplicate names, a dangling ACL index, an ephemeral without its session, ...) are
+    /// `Error::Malformed` saying what was wrong.
+    pub fn from_snapshot_bytes(data: &[u8], opts: TreeOptions) -> Result<DataTree, Error> {
+        let body = check_envelope(data)?;
+        let mut r = Reader { buf: body, pos: 0 };
+        let last_zxid = r.i64()?;
+
+        let n = r.count(4, "ACL lists")?;
+        let mut lists: Vec<(Arc<[Acl]>, u32)> = Vec::with_capacity(n);
+        for i in 0..n {
+            let len = r.count(MIN_ACL_LEN, "ACL entries")?;
+            let mut list = Vec::with_capacity(len);
+            for _ in 0..len {
+                let perms = r.i32()?;
+                let scheme = r.str()?.to_owned();
+                let id = r.str()?.to_owned();
+                list.push(Acl {
+                    perms,
+                    id: Id { scheme, id },
+                });
+            }
+            if lists.last().is_some_and(|(prev, _)| **prev >= *list) {
+                return Err(malformed(format!(
+                    "ACL list {i} is out of order or repeated"
+                )));
+            }
+            lists.push((list.into(), 0));
+        }
+
+        let n = r.count(SESSION_LEN, "sessions")?;
+        let mut sessions = BTreeMap::new();
+        let mut prev = None;
+        for _ in 0..n {
+            let id = r.i64()?;
+            let timeout_ms = r.i32()?;
+            if prev.is_some_and(|p| p >= id) {
+                return Err(malformed(format!(
+                    "session {id:#x} is out of order or repeated"
+                )));
+            }
+            prev = Some(id);
+            sessions.insert(
+                id,
+                Session {
+                    timeout_ms,
+                    ephemerals: BTreeSet::new(),
+                },
+            );
+        }
+
+        let mut l = Loader {
+            nodes: HashMap::new(),
+            lists,
+            sessions,
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_size: 0,
+        };
+        l.nodes(&mut r)?;
+        if r.pos != body.len() {
+            return Err(malformed(format!(
+                "{} bytes after the last node",
+                body.len() - r.pos
+            )));
+        }
+        if let Some(p) = SPECIAL_PATHS.iter().find(|p| !l.nodes.contains_key(**p)) {
+            return Err(malformed(format!("no {p} node")));
+        }
+        if let Some(i) = l.lists.iter().position(|(_, uses)| *uses == 0) {
+            return Err(malformed(format!("ACL list {i} is used by no node")));
+        }
+        Ok(DataTree {
+            opts,
+            nodes: l.nodes,
+            acls: AclTable::from_slots(l.lists),
+            sessions: l.sessions,
+            containers: l.containers,
+            ttls: l.ttls,
+            data_size: l.data_size,
+            last_zxid,
+        })
+    }
+}
+
+fn malformed(detail: impl Into<String>) -> Error {
+    Error::malformed("snapshot", detail)
+}
+
+/// Checks magic, version, length and checksum; returns the body.
+fn check_envelope(data: &[u8]) -> Result<&[u8], Error> {
+    if data.len() < HEADER_LEN + CRC_LEN {
+        return Err(malformed(format!(
+            "{} bytes is shorter than header and checksum",
+            data.len()
+        )));
+    }
+    if &data[..8] != MAGIC {
+        return Err(malformed("bad magic (not a keeperd snapshot)"));
+    }
+    let mut h = Reader {
+        buf: &data[8..HEADER_LEN],
+        pos: 0,
+    };
+    let version = h.u32()?;
+    if version != VERSION {
+        return Err(malformed(format!(
+            "unknown format version {version} (this build reads {VERSION})"
+        )));
+    }
+    let body_len = h.u64()?;
+    let expected = usize::try_from(body_len)
+        .ok()
+        .and_then(|b| b.checked_add(HEADER_LEN + CRC_LEN));
+    if expected != Some(data.len()) {
+        return Err(malformed(format!(
+            "{} bytes but the header says {body_len} bytes of body: truncated or extended",
+            data.len()
+        )));
+    }
+    let (covered, crc) = data.split_at(data.len() - CRC_LEN);
+    let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let actual = crc32fast::hash(covered);
+    if stored != actual {
+        return Err(malformed(format!(
+            "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
+        )));
+    }
+    Ok(&covered[HEADER_LEN..])
+}
+
+/// A node whose children are still being read.
+struct Frame {
+    /// Full path; "" for the root, so a child's path is always `path + "/" + name`.
+    path: String,
+    node: Box<Node>,
+    /// Children still to read.
+    left: u32,
+    /// Names of the children read so far, in increasing order.
+    names: Vec<Box<str>>,
+}
+
+/// The parts of a `DataTree` the node section fills in.
+struct Loader {
+    nodes: HashMap<Box<str>, Box<Node>>,
+    /// ACL lists with the number of nodes using each.
+    lists: Vec<(Arc<[Acl]>, u32)>,
+    sessions: BTreeMap<i64, Session>,
+    containers: BTreeSet<Box<str>>,
+    ttls: BTreeSet<Box<str>>,
+    data_size: u64,
+}
+
+impl Loader {
+    fn nodes(&mut self, r: &mut Reader<'_>) -> Result<(), Error> {
+        let declared = r.u64()?;
+        let total = usize::try_from(declared)
+            .ok()
+            .filter(|&n| n >= 1 && n <= r.remaining() / MIN_NODE_LEN)
+            .ok_or_else(|| {
+                malformed(format!(
+                    "node count {declared} does not fit the {} bytes left",
+                    r.remaining()
+                ))
+            })?;
+        self.nodes.reserve(total);
+
+        let (name, root, k) = self.node(r)?;
+        if !name.is_empty() {
+            return Err(malformed("the first node is not the root"));
+        }
+        if !matches!(root.kind, NodeKind::Persistent) {
+            return Err(malformed("the root is not a persistent node"));
+        }
+        self.data_size += 1 + root.data_len() as u64;
+        let mut read = 1usize;
+        let mut stack = Vec::new();
+        if k == 0 {
+            self.nodes.insert("/".into(), root);
+        } else {
+            stack.push(Frame {
+                path: String::new(),
+                node: root,
+                left: k,
+                names: Vec::with_capacity(k as usize),
+            });
+        }
+
+        while let Some(top) = stack.last_mut() {
+            if top.left == 0 {
+                let Some(mut done) = stack.pop() else { break };
+                done.node.children = Some(Box::new(BTreeSet::from_iter(done.names)));
+                let name: Box<str> = done.path[done.path.rfind('/').map_or(0, |i| i + 1)..].into();
+                let key: Box<str> = if done.path.is_empty() {
+                    "/".into()
+                } else {
+                    done.path.into()
+                };
+                self.nodes.insert(key, done.node);
+                if let Some(parent) = stack.last_mut() {
+                    parent.names.push(name);
+                }
+                continue;
+            }
+            top.left -= 1;
+            read += 1;
+            if read > total {
+                return Err(malformed(format!("more than the {total} nodes declared")));
+            }
+            let (name, node, k) = self.node(r)?;
+            if name.is_empty() || name.contains('/') {
+                return Err(malformed(format!(
+                    "bad name {name:?} under {:?}",
+                    display(&top.path)
+                )));
+            }
+            if top.names.last().is_some_and(|prev| **prev >= *name) {
+                return Err(malformed(format!(
+                    "child {name:?} of {:?} is out of order or repeated",
+                    display(&top.path)
+                )));
+            }
+            let mut path = String::with_capacity(top.path.len() + 1 + name.len());
+            path.push_str(&top.path);
+            path.push('/');
+            path.push_str(name);
+            self.data_size += java_len(&path) + node.data_len() as u64;
+            match node.kind {
+                NodeKind::Persistent => {}
+                NodeKind::Ephemeral(owner) => {
+                    if k > 0 {
+                        return Err(malformed(format!("ephemeral {path:?} has children")));
+                    }
+                    let Some(s) = self.sessions.get_mut(&owner) else {
+                        return Err(malformed(format!(
+                            "ephemeral {path:?} of session {owner:#x}, which is not in the table"
+                        )));
+                    };
+                    s.ephemerals.insert(path.as_str().into());
+                }
+                NodeKind::Container => {
+                    self.containers.insert(path.as_str().into());
+                }
+                NodeKind::Ttl(_) => {
+                    self.ttls.insert(path.as_str().into());
+                }
+            }
+            if k == 0 {
+                top.names.push(name.into());
+                self.nodes.insert(path.into_boxed_str(), node);
+            } else {
+                let names = Vec::with_capacity(k as usize);
+                stack.push(Frame {
+                    path,
+                    node,
+                    left: k,
+                    names,
+                });
+            }
+        }
+        if read != total {
+            return Err(malformed(format!(
+                "{read} nodes under the root, {total} declared"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads one node's own fields: its name, the node (no children yet) and the number of
+    /// children that follow.
+    fn node<'a>(&mut self, r: &mut Reader<'a>) -> Result<(&'a str, Box<Node>, u32), Error> {
+        let name = r.str()?;
+        let flags = r.u8()?;
+        let kind = match flags & KIND_MASK {
+            KIND_PERSISTENT => NodeKind::Persistent,
+            KIND_EPHEMERAL => NodeKind::Ephemeral(r.i64()?),
+            KIND_CONTAINER => NodeKind::Container,
+            _ => {
+                let ttl = r.i64()?;
+                if ttl <= 0 || ttl > MAX_TTL_MS {
+                    return Err(malformed(format!("node {name:?} has TTL {ttl}")));
+                }
+                NodeKind::Ttl(ttl)
+            }
+        };
+        let czxid = r.i64()?;
+        let mzxid = if flags & MZXID_IS_CZXID != 0 {
+            czxid
+        } else {
+            r.i64()?
+        };
+        let pzxid = if flags & PZXID_IS_CZXID != 0 {
+            czxid
+        } else {
+            r.i64()?
+        };
+        let ctime = r.i64()?;
+        let mtime = if flags & MTIME_IS_CTIME != 0 {
+            ctime
+        } else {
+            r.i64()?
+        };
+        let (version, cversion, aversion) = if flags & ZERO_VERSIONS != 0 {
+            (0, 0, 0)
+        } else {
+            (r.i32()?, r.i32()?, r.i32()?)
+        };
+        let acl = r.u32()?;
+        match self.lists.get_mut(acl as usize) {
+            Some(list) => list.1 += 1,
+            None => {
+                return Err(malformed(format!(
+                    "node {name:?} refers to ACL list {acl} of {}",
+                    self.lists.len()
+                )))
+            }
+        }
+        let data = if flags & NULL_DATA != 0 {
+            None
+        } else {
+            let len = r.u32()? as usize;
+            Some(Box::from(r.take(len)?))
+        };
+        let children = if flags & HAS_CHILDREN != 0 {
+            let k = r.u32()?;
+            if k == 0 || k as usize > r.remaining() / MIN_NODE_LEN {
+                return Err(malformed(format!("node {name:?} has {k} children")));
+            }
+            k
+        } else {
+            0
+        };
+        let node = Box::new(Node {
+            data,
+            acl,
+            stat: PStat {
+                czxid,
+                mzxid,
+                ctime,
+                mtime,
+                version,
+                cversion,
+                aversion,
+                pzxid,
+            },
+            kind,
+            children: None,
+        });
+        Ok((name, node, children))
+    }
+}
+
+/// A loader path for messages ("" is the root).
+fn display(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
+/// Appends big-endian fields.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        // Node data and names are bounded by jute.maxbuffer, far below 4 GiB.
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    fn node(&mut self, name: &str, n: &Node, acl_index: &[u32]) {
+        let s = &n.stat;
+        let (mut flags, extra) = match n.kind {
+            NodeKind::Persistent => (KIND_PERSISTENT, None),
+            NodeKind::Ephemeral(owner) => (KIND_EPHEMERAL, Some(owner)),
+            NodeKind::Container => (KIND_CONTAINER, None),
+            NodeKind::Ttl(ttl) => (KIND_TTL, Some(ttl)),
+        };
+        let zero_versions = s.version == 0 && s.cversion == 0 && s.aversion == 0;
+        for (cond, bit) in [
+            (n.data.is_none(), NULL_DATA),
+            (s.mzxid == s.czxid, MZXID_IS_CZXID),
+            (s.pzxid == s.czxid, PZXID_IS_CZXID),
+            (s.mtime == s.ctime, MTIME_IS_CTIME),
+            (zero_versions, ZERO_VERSIONS),
+            (n.num_children() > 0, HAS_CHILDREN),
+        ] {
+            if cond {
+                flags |= bit;
+            }
+        }
+        self.str(name);
+        self.u8(flags);
+        if let Some(v) = extra {
+            self.i64(v);
+        }
+        self.i64(s.czxid);
+        if s.mzxid != s.czxid {
+            self.i64(s.mzxid);
+        }
+        if s.pzxid != s.czxid {
+            self.i64(s.pzxid);
+        }
+        self.i64(s.ctime);
+        if s.mtime != s.ctime {
+            self.i64(s.mtime);
+        }
+        if !zero_versions {
+            self.i32(s.version);
+            self.i32(s.cversion);
+            self.i32(s.aversion);
+        }
+        self.u32(acl_index[n.acl as usize]);
+        if let Some(d) = &n.data {
+            self.bytes(d);
+        }
+        if n.num_children() > 0 {
+            self.u32(n.num_children() as u32);
+        }
+    }
+}
+
+/// A bounds-checked big-endian cursor over the body.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if n > self.remaining() {
+            return Err(malformed(format!(
+                "{n} bytes wanted at body offset {}, {} left",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, Error> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn i32(&mut self) -> Result<i32, Error> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, Error> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, Error> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    /// A count of items of at least `min_len` bytes each that the rest of the body can hold.
+    fn count(&mut self, min_len: usize, what: &str) -> Result<usize, Error> {
+        let n = self.u32()? as usize;
+        if n > self.remaining() / min_len {
+            return Err(malformed(format!(
+                "{n} {what} cannot fit the {} bytes left",
+                self.remaining()
+            )));
+        }
+        Ok(n)
+    }
+
+    fn str(&mut self) -> Result<&'a str, Error> {
+        let len = self.u32()? as usize;
+        let at = self.pos;
+        std::str::from_utf8(self.take(len)?)
+            .map_err(|_| malformed(format!("invalid UTF-8 at body offset {at}")))
+    }
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

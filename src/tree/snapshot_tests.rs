@@ -1,0 +1,780 @@
+//! Unit tests of the snapshot format: round trips of trees built by applying txns, equal
+//! behaviour after a restore, and rejection of every truncated, corrupted or inconsistent input.
+
+use super::*;
+use crate::proto::request::{
+    CheckVersionRequest, CreateRequest, DeleteRequest, MultiOp, Request, SetAclRequest,
+    SetDataRequest,
+};
+use crate::proto::{OpCode, ZkError};
+use crate::tree::{Applied, Txn};
+use bytes::Bytes;
+
+const S1: i64 = 0x100;
+const S2: i64 = 0x200;
+const S3: i64 = 0x7fff_0000_0000_0003;
+
+fn digest_id() -> Id {
+    Id::new("digest", "alice:aGFzaA==")
+}
+
+fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
+    Acl {
+        perms,
+        id: Id::new(scheme, id),
+    }
+}
+
+fn create(
+    op: OpCode,
+    path: &str,
+    data: Option<&[u8]>,
+    acl: Vec<Acl>,
+    flags: i32,
+    ttl: i64,
+) -> Request {
+    Request::Create {
+        op,
+        req: CreateRequest {
+            path: path.into(),
+            data: data.map(Bytes::copy_from_slice),
+            acl,
+            flags,
+            ttl,
+        },
+    }
+}
+
+fn mk(path: &str, data: &[u8], flags: i32) -> Request {
+    create(
+        OpCode::Create2,
+        path,
+        Some(data),
+        Acl::open_unsafe(),
+        flags,
+        -1,
+    )
+}
+
+fn set(path: &str, data: Option<&[u8]>, version: i32) -> Request {
+    Request::SetData(SetDataRequest {
+        path: path.into(),
+        data: data.map(Bytes::copy_from_slice),
+        version,
+    })
+}
+
+fn del(path: &str) -> Request {
+    Request::Delete(DeleteRequest {
+        path: path.into(),
+        version: -1,
+    })
+}
+
+/// Applies txns with increasing zxids and a moving clock.
+struct Log {
+    zxid: i64,
+    time: i64,
+}
+
+impl Log {
+    fn new() -> Log {
+        Log {
+            zxid: 0,
+            time: 1_000_000,
+        }
+    }
+
+    fn next(&mut self, session_id: i64, request: Request) -> (i64, Txn) {
+        self.zxid += 1;
+        self.time += 7;
+        let txn = Txn::Client {
+            session_id,
+            time_ms: self.time,
+            auth: vec![digest_id(), Id::new("ip", "10.0.0.1")],
+            request,
+        };
+        (self.zxid, txn)
+    }
+
+    fn raw(&mut self, txn: Txn) -> (i64, Txn) {
+        self.zxid += 1;
+        (self.zxid, txn)
+    }
+}
+
+/// A varied history: every create mode, sequentials, ephemerals of several sessions,
+/// containers, TTL nodes, data and ACL changes with several lists, deletes, multis (one
+/// failing), a closed session and a reap.
+fn history(log: &mut Log) -> Vec<(i64, Txn)> {
+    let mut v = vec![
+        log.raw(Txn::CreateSession {
+            session_id: S1,
+            timeout_ms: 30_000,
+        }),
+        log.raw(Txn::CreateSession {
+            session_id: S2,
+            timeout_ms: 10_000,
+        }),
+        log.raw(Txn::CreateSession {
+            session_id: S3,
+            timeout_ms: 4_000,
+        }),
+    ];
+    let c = |log: &mut Log, s, r| log.next(s, r);
+    v.push(c(log, S1, mk("/app", b"root of app", 0)));
+    v.push(c(
+        log,
+        S1,
+        create(OpCode::Create, "/app/null", None, Acl::open_unsafe(), 0, -1),
+    ));
+    v.push(c(log, S1, mk("/app/empty", b"", 0)));
+    for i in 0..5 {
+        v.push(c(log, S1, mk("/app/seq-", format!("s{i}").as_bytes(), 2)));
+    }
+    v.push(c(log, S2, mk("/app/eph", b"e", 1)));
+    v.push(c(log, S2, mk("/app/eseq-", b"e", 3)));
+    v.push(c(log, S3, mk("/app/eseq-", b"e3", 3)));
+    v.push(c(
+        log,
+        S1,
+        create(
+            OpCode::CreateContainer,
+            "/locks",
+            Some(b""),
+            Acl::open_unsafe(),
+            4,
+            -1,
+        ),
+    ));
+    v.push(c(log, S1, mk("/locks/l-", b"", 3)));
+    v.push(c(
+        log,
+        S1,
+        create(
+            OpCode::CreateContainer,
+            "/emptied",
+            None,
+            Acl::open_unsafe(),
+            4,
+            -1,
+        ),
+    ));
+    v.push(c(log, S1, mk("/emptied/x", b"x", 0)));
+    v.push(c(log, S1, del("/emptied/x")));
+    v.push(c(
+        log,
+        S1,
+        create(
+            OpCode::CreateTtl,
+            "/ttl",
+            Some(b"t"),
+            Acl::open_unsafe(),
+            5,
+            50,
+        ),
+    ));
+    v.push(c(
+        log,
+        S1,
+        create(
+            OpCode::CreateTtl,
+            "/ttl-seq-",
+            Some(b"t"),
+            Acl::open_unsafe(),
+            6,
+            1_000_000,
+        ),
+    ));
+    v.push(c(
+        log,
+        S1,
+        create(
+            OpCode::Create,
+            "/secret",
+            Some(b"s"),
+            vec![acl(31, "auth", "")],
+            0,
+            -1,
+        ),
+    ));
+    v.push(c(
+        log,
+        S1,
+        create(
+            OpCode::Create,
+            "/mixed",
+            Some(b"m"),
+            vec![acl(1, "world", "anyone"), acl(31, "ip", "10.0.0.0/8")],
+            0,
+            -1,
+        ),
+    ));
+    v.push(c(log, S1, set("/app", Some(b"v2"), 0)));
+    v.push(c(log, S1, set("/app/empty", None, -1)));
+    v.push(c(log, S1, set("/app/empty", Some(b"again"), -1)));
+    v.push(c(
+        log,
+        S1,
+        Request::SetAcl(SetAclRequest {
+            path: "/app/empty".into(),
+            acl: vec![acl(17, "digest", "bob:aGFzaA=="), acl(1, "world", "anyone")],
+            version: 0,
+        }),
+    ));
+    // The list /secret used is released here and interned again below: slots get reused.
+    v.push(c(
+        log,
+        S1,
+        Request::SetAcl(SetAclRequest {
+            path: "/secret".into(),
+            acl: Acl::read_unsafe(),
+            version: -1,
+        }),
+    ));
+    v.push(c(
+        log,
+        S1,
+        create(
+            OpCode::Create,
+            "/secret2",
+            Some(b""),
+            vec![acl(31, "auth", "")],
+            0,
+            -1,
+        ),
+    ));
+    v.push(c(log, S1, del("/app/seq-0000000003")));
+    v.push(c(
+        log,
+        S1,
+        Request::Multi(vec![
+            MultiOp::Create {
+                op: OpCode::Create,
+                req: CreateRequest {
+                    path: "/multi".into(),
+                    data: Some(Bytes::from_static(b"m")),
+                    acl: Acl::open_unsafe(),
+                    flags: 0,
+                    ttl: -1,
+                },
+            },
+            MultiOp::Create {
+                op: OpCode::Create2,
+                req: CreateRequest {
+                    path: "/multi/s-".into(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    flags: 2,
+                    ttl: -1,
+                },
+            },
+            MultiOp::SetData(SetDataRequest {
+                path: "/app".into(),
+                data: Some(Bytes::from_static(b"v3")),
+                version: 1,
+            }),
+            MultiOp::Delete(DeleteRequest {
+                path: "/app/seq-0000000002".into(),
+                version: 0,
+            }),
+            MultiOp::Check(CheckVersionRequest {
+                path: "/app".into(),
+                version: 2,
+            }),
+        ]),
+    ));
+    // Fails on its last op and is rolled back (its zxid still counts).
+    v.push(c(
+        log,
+        S1,
+        Request::Multi(vec![
+            MultiOp::Delete(DeleteRequest {
+                path: "/mixed".into(),
+                version: -1,
+            }),
+            MultiOp::Create {
+                op: OpCode::Create,
+                req: CreateRequest {
+                    path: "/rolled".into(),
+                    data: None,
+                    acl: vec![acl(3, "digest", "carol:aGFzaA==")],
+                    flags: 0,
+                    ttl: -1,
+                },
+            },
+            MultiOp::Check(CheckVersionRequest {
+                path: "/app".into(),
+                version: 99,
+            }),
+        ]),
+    ));
+    v.push(c(log, S1, mk("/zookeeper/quota/q", b"quota", 0)));
+    v.push(c(log, S1, mk("/app/eph/child", b"", 0))); // NoChildrenForEphemerals
+    v.push(log.raw(Txn::CreateSession {
+        session_id: 0x999,
+        timeout_ms: 5_000,
+    }));
+    v.push(c(log, 0x999, mk("/gone", b"", 1)));
+    v.push(log.raw(Txn::CloseSession { session_id: 0x999 }));
+    let reap_at = log.time + 1_000;
+    v.push(log.raw(Txn::Reap {
+        time_ms: reap_at,
+        paths: vec!["/emptied".into(), "/ttl".into(), "/locks".into()],
+    }));
+    v
+}
+
+/// More history, applied after a restore: everything that reads state the snapshot carries.
+fn more(log: &mut Log) -> Vec<(i64, Txn)> {
+    let c = |log: &mut Log, s, r| log.next(s, r);
+    let mut v = vec![
+        c(log, S1, mk("/app/seq-", b"after", 2)),
+        c(log, S1, mk("/multi/s-", b"after", 2)),
+        c(log, S2, mk("/app/eseq-", b"after", 3)),
+        c(log, S1, mk("/locks/l-", b"", 2)),
+        c(log, S1, del("/app/eph")),
+        c(log, S1, set("/app", Some(b"v4"), 2)),
+        c(log, S1, set("/app", Some(b"bad"), 2)),
+        c(
+            log,
+            S1,
+            Request::SetAcl(SetAclRequest {
+                path: "/mixed".into(),
+                acl: vec![acl(31, "auth", "")],
+                version: 0,
+            }),
+        ),
+        c(
+            log,
+            S1,
+            create(
+                OpCode::Create,
+                "/fresh",
+                Some(b"f"),
+                vec![acl(5, "ip", "10.1.0.0/16")],
+                0,
+                -1,
+            ),
+        ),
+        c(log, S1, del("/secret")),
+        c(log, S1, del("/app/null")),
+        c(log, S3, mk("/app/eph3", b"", 1)),
+    ];
+    v.push(log.raw(Txn::CloseSession { session_id: S2 }));
+    v.push(log.raw(Txn::CreateSession {
+        session_id: S2,
+        timeout_ms: 12_000,
+    }));
+    v.push(c(log, S2, mk("/app/eph", b"back", 1)));
+    v.push(c(log, S1, del("/locks/l-0000000001")));
+    let t = log.time + 10_000_000;
+    v.push(log.raw(Txn::Reap {
+        time_ms: t,
+        paths: vec![
+            "/locks".into(),
+            "/ttl-seq-0000000004".into(),
+            "/emptied".into(),
+        ],
+    }));
+    v
+}
+
+fn apply_all(t: &mut DataTree, txns: &[(i64, Txn)]) -> Vec<Applied> {
+    txns.iter().map(|(z, txn)| t.apply(*z, txn)).collect()
+}
+
+fn built() -> (DataTree, Log) {
+    let mut log = Log::new();
+    let mut t = DataTree::default();
+    apply_all(&mut t, &history(&mut log));
+    (t, log)
+}
+
+fn load(bytes: &[u8]) -> DataTree {
+    DataTree::from_snapshot_bytes(bytes, TreeOptions::default()).expect("snapshot loads")
+}
+
+fn err(bytes: &[u8]) -> String {
+    match DataTree::from_snapshot_bytes(bytes, TreeOptions::default()) {
+        Ok(_) => panic!("{} bytes loaded", bytes.len()),
+        Err(e @ Error::Malformed { .. }) => e.to_string(),
+        Err(e) => panic!("not Malformed: {e}"),
+    }
+}
+
+/// Everything a client or the server can read from a tree.
+fn observe(t: &DataTree) -> String {
+    let mut paths: Vec<&str> = t.nodes.keys().map(|k| &**k).collect();
+    paths.sort_unstable();
+    let mut out = format!(
+        "zxid {} count {} size {} eph {} sessions {:?} by_session {:?} reap {:?}\n",
+        t.last_zxid(),
+        t.node_count(),
+        t.approximate_data_size(),
+        t.ephemerals_count(),
+        t.sessions(),
+        t.ephemerals_by_session(),
+        t.reap_candidates(i64::MAX / 2),
+    );
+    let super_auth = [Id::new("super", "")];
+    for p in paths {
+        out += &format!(
+            "{p} {:?} {:?} {:?} {:?}\n",
+            t.get_data(p, &super_auth),
+            t.get_children(p, &super_auth),
+            t.get_acl(p, &super_auth),
+            t.all_children_number(p, &super_auth),
+        );
+    }
+    out
+}
+
+#[test]
+fn varied_tree_round_trips() {
+    let (t, _) = built();
+    assert!(t.nodes.len() > 20);
+    // /emptied and /ttl were reaped; /gone went with its session.
+    assert!(t.sessions.len() == 3 && t.containers.len() == 1 && t.ttls.len() == 1);
+    assert!(t.exists("/emptied").is_none() && t.exists("/gone").is_none());
+    let bytes = t.snapshot_bytes();
+    let r = load(&bytes);
+    assert_eq!(r.digest(), t.digest());
+    assert_eq!(r.snapshot_bytes(), bytes);
+    assert_eq!(observe(&r), observe(&t));
+    assert_eq!(r.containers, t.containers);
+    assert_eq!(r.ttls, t.ttls);
+    assert_eq!(r.acls.len(), t.acls.len());
+    // Null data, empty data and the special nodes' Stat survive as stored.
+    assert_eq!(r.get_data("/app/null", &[]).unwrap().0, None);
+    assert_eq!(
+        r.get_data("/zookeeper/quota", &[]).unwrap().0,
+        Some(Bytes::new())
+    );
+    assert_eq!(r.exists("/zookeeper/config").unwrap().aversion, -1);
+}
+
+#[test]
+fn restored_tree_applies_later_txns_identically() {
+    let (mut t, mut log) = built();
+    let mut r = load(&t.snapshot_bytes());
+    for (z, txn) in more(&mut log) {
+        let a = t.apply(z, &txn);
+        let b = r.apply(z, &txn);
+        assert_eq!(a, b, "{txn:?}");
+        assert_eq!(t.digest(), r.digest(), "after {txn:?}");
+    }
+    assert_eq!(observe(&r), observe(&t));
+    assert_eq!(r.snapshot_bytes(), t.snapshot_bytes());
+    // The later history did exercise sequential names from restored cversions.
+    assert!(t.exists("/app/seq-0000000005").is_some());
+    assert!(t.exists("/multi/s-0000000001").is_some());
+    assert_eq!(t.ephemerals_by_session().len(), 3);
+    assert_eq!(t.get_ephemerals(S2, "/"), ["/app/eph"]);
+}
+
+#[test]
+fn equal_contents_give_equal_bytes_whatever_the_acl_slot_history() {
+    // Same final contents, different order of ACL interning (so different slot numbers).
+    let mut a = DataTree::default();
+    let mut b = DataTree::default();
+    let mut la = Log::new();
+    let mut lb = Log::new();
+    let x = vec![acl(1, "ip", "10.0.0.1")];
+    let y = vec![acl(2, "ip", "10.0.0.2")];
+    let s = |l: &mut Log| {
+        l.raw(Txn::CreateSession {
+            session_id: S1,
+            timeout_ms: 1,
+        })
+    };
+    let ops = |l: &mut Log, first: &Vec<Acl>, second: &Vec<Acl>| {
+        let mut v = vec![s(l)];
+        v.push(l.next(
+            S1,
+            create(OpCode::Create, "/tmp", None, first.clone(), 0, -1),
+        ));
+        v.push(l.next(S1, create(OpCode::Create, "/x", None, x.clone(), 0, -1)));
+        v.push(l.next(S1, create(OpCode::Create, "/y", None, y.clone(), 0, -1)));
+        v.push(l.next(S1, del("/tmp")));
+        let _ = second;
+        v
+    };
+    apply_all(&mut a, &ops(&mut la, &x, &y));
+    apply_all(&mut b, &ops(&mut lb, &y, &x));
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.snapshot_bytes(), b.snapshot_bytes());
+}
+
+#[test]
+fn empty_tree_round_trips() {
+    let t = DataTree::default();
+    let bytes = t.snapshot_bytes();
+    let r = load(&bytes);
+    assert_eq!(r.digest(), t.digest());
+    assert_eq!(r.snapshot_bytes(), bytes);
+    assert_eq!(observe(&r), observe(&t));
+    assert_eq!(r.approximate_data_size(), 44);
+    assert_eq!(r.node_count(), 5);
+}
+
+#[test]
+fn options_come_from_the_caller() {
+    let (t, _) = built();
+    let r =
+        DataTree::from_snapshot_bytes(&t.snapshot_bytes(), TreeOptions { skip_acl: true }).unwrap();
+    assert!(r.opts.skip_acl);
+    assert!(r.get_data("/secret2", &[]).is_ok());
+    assert_eq!(t.get_data("/secret2", &[]).unwrap_err(), ZkError::NoAuth);
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let (t, _) = built();
+    let bytes = t.snapshot_bytes();
+    for cut in 0..bytes.len() {
+        err(&bytes[..cut]);
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(err(&longer).contains("truncated or extended"));
+    let empty = DataTree::default().snapshot_bytes();
+    for cut in 0..empty.len() {
+        err(&empty[..cut]);
+    }
+}
+
+#[test]
+fn every_flipped_byte_is_detected() {
+    let (t, _) = built();
+    let bytes = t.snapshot_bytes();
+    for i in 0..bytes.len() {
+        for bit in [0x01, 0x80] {
+            let mut b = bytes.clone();
+            b[i] ^= bit;
+            err(&b);
+        }
+    }
+}
+
+#[test]
+fn header_errors_say_what_is_wrong() {
+    let bytes = DataTree::default().snapshot_bytes();
+    let mut b = bytes.clone();
+    b[0] = b'X';
+    assert!(err(&b).contains("magic"));
+    let mut b = bytes.clone();
+    b[11] = 2;
+    assert!(err(&b).contains("unknown format version 2"));
+    let mut b = bytes.clone();
+    let last = b.len() - 6;
+    b[last] ^= 1;
+    assert!(err(&b).contains("checksum mismatch"));
+    assert!(err(&bytes[..bytes.len() - 1]).contains("truncated"));
+}
+
+/// Wraps a hand-written body in a valid header and checksum.
+fn seal(body: &[u8]) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.0.extend_from_slice(MAGIC);
+    w.u32(VERSION);
+    w.u64(body.len() as u64);
+    w.0.extend_from_slice(body);
+    let crc = crc32fast::hash(&w.0);
+    w.u32(crc);
+    w.0
+}
+
+/// The body of a valid snapshot.
+fn body_of(bytes: &[u8]) -> &[u8] {
+    &bytes[HEADER_LEN..bytes.len() - CRC_LEN]
+}
+
+/// A body with one open ACL list, the given sessions and a root whose children are written
+/// by `children` (a count and then the nodes).
+fn body(sessions: &[i64], root_children: u32, children: impl FnOnce(&mut Writer)) -> Vec<u8> {
+    body_n(
+        sessions,
+        1 + u64::from(root_children),
+        root_children,
+        children,
+    )
+}
+
+/// `body` with `nodes` nodes in all.
+fn body_n(
+    sessions: &[i64],
+    nodes: u64,
+    root_children: u32,
+    children: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.i64(9);
+    w.u32(1);
+    w.u32(1);
+    w.i32(31);
+    w.str("world");
+    w.str("anyone");
+    w.u32(sessions.len() as u32);
+    for &s in sessions {
+        w.i64(s);
+        w.i32(1000);
+    }
+    w.u64(nodes);
+    leaf(&mut w, "", KIND_PERSISTENT, 0, root_children);
+    children(&mut w);
+    w.0
+}
+
+/// A node with zero stats and versions, empty data and ACL list `acl`.
+fn leaf(w: &mut Writer, name: &str, kind: u8, acl: u32, children: u32) {
+    w.str(name);
+    let mut flags = kind | MZXID_IS_CZXID | PZXID_IS_CZXID | MTIME_IS_CTIME | ZERO_VERSIONS;
+    if children > 0 {
+        flags |= HAS_CHILDREN;
+    }
+    w.u8(flags);
+    if kind == KIND_EPHEMERAL {
+        w.i64(S1);
+    }
+    if kind == KIND_TTL {
+        w.i64(-5);
+    }
+    w.i64(0);
+    w.i64(0);
+    w.u32(acl);
+    w.str("");
+    if children > 0 {
+        w.u32(children);
+    }
+}
+
+#[test]
+fn inconsistent_content_is_rejected() {
+    // Sanity check of the hand-written form: the four special nodes load.
+    let special_with = |w: &mut Writer, acl: u32| {
+        leaf(w, "zookeeper", KIND_PERSISTENT, acl, 2);
+        leaf(w, "config", KIND_PERSISTENT, acl, 0);
+        leaf(w, "quota", KIND_PERSISTENT, acl, 0);
+    };
+    let special = |w: &mut Writer| special_with(w, 0);
+    let ok = body_n(&[], 4, 1, special);
+    let t = load(&seal(&ok));
+    assert_eq!(t.node_count(), 5);
+    assert_eq!(t.approximate_data_size(), 44);
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("no /zookeeper node", body(&[], 0, |_| {})),
+        ("ACL list 1 of 1", body(&[], 1, |w| leaf(w, "a", 0, 1, 0))),
+        (
+            "out of order",
+            body(&[], 2, |w| {
+                leaf(w, "b", 0, 0, 0);
+                leaf(w, "a", 0, 0, 0);
+            }),
+        ),
+        (
+            "out of order",
+            body(&[], 2, |w| {
+                leaf(w, "a", 0, 0, 0);
+                leaf(w, "a", 0, 0, 0);
+            }),
+        ),
+        ("bad name", body(&[], 1, |w| leaf(w, "a/b", 0, 0, 0))),
+        ("bad name", body(&[], 1, |w| leaf(w, "", 0, 0, 0))),
+        (
+            "not in the table",
+            body(&[S2], 1, |w| leaf(w, "e", KIND_EPHEMERAL, 0, 0)),
+        ),
+        (
+            "has children",
+            body(&[S1], 1, |w| {
+                leaf(w, "e", KIND_EPHEMERAL, 0, 1);
+                leaf(w, "c", 0, 0, 0);
+            }),
+        ),
+        ("has TTL", body(&[], 1, |w| leaf(w, "t", KIND_TTL, 0, 0))),
+        ("out of order or repeated", body(&[S2, S1], 0, |_| {})),
+        ("bytes after the last node", {
+            let mut b = ok.clone();
+            b.push(0);
+            b
+        }),
+        ("used by no node", {
+            let mut w = Writer(Vec::new());
+            w.i64(0);
+            w.u32(2);
+            for perms in [1, 31] {
+                w.u32(1);
+                w.i32(perms);
+                w.str("world");
+                w.str("anyone");
+            }
+            w.u32(0);
+            w.u64(4);
+            leaf(&mut w, "", 0, 1, 1);
+            special_with(&mut w, 1);
+            w.0
+        }),
+    ];
+    for (want, b) in cases {
+        let e = err(&seal(&b));
+        assert!(e.contains(want), "wanted {want:?}, got {e:?}");
+    }
+}
+
+#[test]
+fn huge_counts_are_rejected_before_allocating() {
+    // Counts at every level claim far more items than the bytes could hold.
+    let mut w = Writer(Vec::new());
+    w.i64(0);
+    w.u32(u32::MAX);
+    assert!(err(&seal(&w.0)).contains("ACL lists cannot fit"));
+    let mut w = Writer(Vec::new());
+    w.i64(0);
+    w.u32(0);
+    w.u32(u32::MAX);
+    assert!(err(&seal(&w.0)).contains("sessions cannot fit"));
+    let mut w = Writer(Vec::new());
+    w.i64(0);
+    w.u32(0);
+    w.u32(0);
+    w.u64(u64::MAX);
+    assert!(err(&seal(&w.0)).contains("node count"));
+    let mut b = body(&[], 1, |w| leaf(w, "a", 0, 0, 0));
+    // The root's child count (the last 4 bytes before the child) claims u32::MAX children.
+    let at = b.len() - (4 + 1 + 1 + 8 + 8 + 4 + 4) - 4;
+    b[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(err(&seal(&b)).contains("children"));
+}
+
+#[test]
+fn resealed_mutations_never_panic() {
+    // Corruption that a checksum cannot catch (a bug, or bytes written by someone else): any
+    // change of the body must give a tree or an error, never a panic.
+    let (t, _) = built();
+    let bytes = t.snapshot_bytes();
+    let body = body_of(&bytes).to_vec();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3000 {
+        let mut b = body.clone();
+        for _ in 0..1 + rnd() % 3 {
+            let i = (rnd() % b.len() as u64) as usize;
+            b[i] = match rnd() % 3 {
+                0 => b[i] ^ (1 << (rnd() % 8)),
+                1 => 0xff,
+                _ => 0,
+            };
+        }
+        if let Ok(r) = DataTree::from_snapshot_bytes(&seal(&b), TreeOptions::default()) {
+            // Whatever loads is a consistent tree: it saves and loads again.
+            assert_eq!(load(&r.snapshot_bytes()).digest(), r.digest());
+        }
+    }
+}
