@@ -251,8 +251,16 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
                 }
             };
             let _ = ready_tx.send(Ok(()));
+            let db_dir = node.raw.store().path().to_path_buf();
             if let Err(e) = rt.block_on(node.run(rx, peer_rx, notify)) {
                 tracing::error!("raft node {id} stopped on an error: {e}");
+            }
+            // `run` consumed the node: storage is dropped; wait for sled to let go of it.
+            if !super::storage::wait_unlocked(&db_dir, Duration::from_secs(5)) {
+                tracing::warn!(
+                    "raft log {} is still locked after shutdown",
+                    db_dir.display()
+                );
             }
         })
         .map_err(|e| fault(format!("spawning the raft thread: {e}")))?;
@@ -438,13 +446,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
         let single_voter =
             store.conf_state().voters == [opts.id] && store.conf_state().learners.is_empty();
-        // What must be applied before serving: as the only voter, the whole log (we will
-        // commit it ourselves); otherwise what is known committed.
-        let target = if single_voter {
-            store.last_index_cached()
-        } else {
-            store.hard_state().commit.min(store.last_index_cached())
-        };
+        let known_committed = store.hard_state().commit.min(store.last_index_cached());
 
         let cfg = raft::Config {
             id: opts.id,
@@ -480,11 +482,17 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             was_leader: false,
             opts,
         };
-        if single_voter {
+        // What must be applied before serving: as the only voter, the whole log including
+        // this term's first (empty) entry, which commits everything before it; otherwise
+        // what is known committed.
+        let target = if single_voter {
             node.raw
                 .campaign()
                 .map_err(|e| fault(format!("raft campaign: {e}")))?;
-        }
+            node.raw.raft.raft_log.last_index()
+        } else {
+            known_committed
+        };
         while node.applied < target {
             if !node.raw.has_ready() {
                 if single_voter {
@@ -578,6 +586,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 self.snapshot_written(index, r)?;
             }
         }
+        self.publish();
         self.status.send_modify(|s| s.running = false);
         result
     }
@@ -769,10 +778,12 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .store()
             .term(index)
             .map_err(|e| fault(format!("snapshot at {index}: {e}")))?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(self.raw.store().conf_state().clone());
+        let meta = SnapshotMetadata {
+            index,
+            term,
+            conf_state: Some(self.raw.store().conf_state().clone()).into(),
+            ..Default::default()
+        };
         let data = self.sm.snapshot();
         let store = self.raw.store().snapshots().clone();
         let (tx, rx) = oneshot::channel();

@@ -223,6 +223,30 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| fault(format!("fsync of directory {}: {e}", dir.display())))
 }
 
+/// Waits (up to `limit`) until nobody holds sled's lock on the db in `db_dir`. Dropping a
+/// `sled::Db` returns before sled's background threads let go of the file (and its flock),
+/// so a quick reopen in the same process could fail to lock it.
+pub fn wait_unlocked(db_dir: &Path, limit: std::time::Duration) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let Ok(f) = File::open(db_dir.join("db")) else {
+            return true;
+        };
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let got = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if got {
+            // SAFETY: as above.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Creates `dir` (and parents) if missing and checks it can be listed. The error names it.
 fn ensure_dir(dir: &Path, what: &str) -> Result<(), Error> {
     fs::create_dir_all(dir)
@@ -319,7 +343,7 @@ impl SnapshotStore {
                 size,
             });
         }
-        out.sort_by(|a, b| b.zxid.cmp(&a.zxid));
+        out.sort_by_key(|f| std::cmp::Reverse(f.zxid));
         Ok(out)
     }
 
@@ -472,7 +496,17 @@ impl SledStorage {
             .path(&path)
             .cache_capacity(LOG_CACHE_BYTES)
             .open()
-            .map_err(|e| fault(format!("cannot open raft log {}: {e}", path.display())))?;
+            .map_err(|e| {
+                let hint = if e.to_string().contains("could not acquire lock") {
+                    " (is another keeperd using this directory?)"
+                } else {
+                    ""
+                };
+                fault(format!(
+                    "cannot open raft log {}: {e}{hint}",
+                    path.display()
+                ))
+            })?;
         let open_tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| fault(format!("cannot open raft log {}: {e}", path.display())))
@@ -531,8 +565,10 @@ impl SledStorage {
                         "raft log {path} has entries but no hard state; refusing to start"
                     )));
                 }
-                let mut cs = ConfState::default();
-                cs.voters = voters.to_vec();
+                let cs = ConfState {
+                    voters: voters.to_vec(),
+                    ..Default::default()
+                };
                 self.write_meta_now(&HardState::default(), &cs, (0, 0))?;
                 report.fresh = true;
                 return Ok(report);
