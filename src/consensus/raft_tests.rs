@@ -468,3 +468,27 @@ async fn force_sync_off_skips_fdatasync() {
     assert_eq!(sm2.get(), expect);
     stop(p2, h2).await;
 }
+
+#[tokio::test]
+async fn large_entries_survive_a_restart() {
+    // Over sled 0.34's inline limit (~128 KiB): stored as a blob file, which we fdatasync.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path());
+    let (sm, p, h) = start(&o).await;
+    let big = Txn::Reap {
+        time_ms: 7,
+        paths: vec!["/x".repeat(150_000)],
+    };
+    let rx = p.propose(big.clone()).expect("accepting");
+    tokio::time::timeout(LIMIT, rx)
+        .await
+        .expect("in time")
+        .expect("answered");
+    propose_all(&p, 0..3).await;
+    stop(p, h).await;
+    let before = sm.get();
+    assert_eq!(before[0].1, big.to_bytes());
+    let (sm2, p2, h2) = start(&o).await;
+    assert_eq!(sm2.get(), before);
+    stop(p2, h2).await;
+}
