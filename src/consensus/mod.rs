@@ -7,11 +7,29 @@
 //!
 //! `zxid = term << 32 | (index & 0xffffffff)`: replicas agree on it without coordination.
 //!
-//! This file holds the standalone committer: a single task that owns the log position and
-//! commits each proposal as soon as it is received (batches are drained together). The Raft
-//! driver replaces it behind the same `Proposer` handle.
+//! This file holds the seam and the standalone committer (a single task that commits each
+//! proposal as soon as it is received, with no durability). The durable path is the Raft
+//! driver behind the same `Proposer` handle:
+//! - `node`: `spawn_raft` — one task owns the raft-rs `RawNode`, handles each Ready in the
+//!   documented order (group commit: one flush + one fdatasync per Ready), applies committed
+//!   entries with their zxid, snapshots every ~snapCount entries, compacts and purges.
+//! - `storage`: the raft `Storage` over sled (log, hard state, conf state) and the snapshot
+//!   files, with checksums on everything read back.
+//! - `logger`: raft-rs's slog output forwarded to tracing.
+//!
+//! On-disk layout, fsync policy and recovery rules: docs/durability.md.
 
 use tokio::sync::{mpsc, oneshot};
+
+mod logger;
+pub mod node;
+#[cfg(test)]
+mod raft_tests;
+pub mod storage;
+
+pub use node::{
+    spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftStatus, Transport,
+};
 
 use crate::tree::{Applied, Txn};
 
