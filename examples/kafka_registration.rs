@@ -21,9 +21,11 @@ async fn ensure(client: &zk::Client, path: &str) -> Result<(), zk::Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let data = tempfile::tempdir()?;
     let config = Config {
         client_port: 0,
         client_port_address: Some([127, 0, 0, 1].into()),
+        data_dir: data.path().to_path_buf(),
         ..Config::default()
     };
     let server = keeperd::server::start(config).await?;

@@ -514,3 +514,92 @@ async fn chroot_clients_see_relative_paths() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn data_and_sessions_survive_a_restart() {
+    bounded(async {
+        let srv = start().await;
+        let c = client(&srv).await;
+        c.create("/durable", b"v1", &open()).await.unwrap();
+        let seq = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
+        c.create("/durable/s-", b"", &seq).await.unwrap();
+        c.set_data("/durable", b"v2", None).await.unwrap();
+        let owner = zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .with_server_version(3, 8, 0)
+            .with_detached()
+            .connect(&connect_string(srv.local_addr))
+            .await
+            .unwrap();
+        owner
+            .create("/durable/eph", b"", &ephemeral())
+            .await
+            .unwrap();
+        let session = owner.session().clone();
+        let owner_id = owner.session_id();
+        let before = c.check_stat("/durable").await.unwrap().unwrap();
+        drop(owner);
+        drop(c);
+
+        let srv = srv.restart().await;
+        let c = client(&srv).await;
+        let (data, stat) = c.get_data("/durable").await.unwrap();
+        assert_eq!(data, b"v2");
+        assert_eq!(stat, before, "Stat survives byte for byte");
+        // The sequence counter continues where it was.
+        let (_, next) = c.create("/durable/s-", b"", &seq).await.unwrap();
+        assert_eq!(next.to_string(), "0000000002");
+        // New writes get larger zxids (a new term).
+        let (s2, _) = c.create("/after", b"", &open()).await.unwrap();
+        assert!(s2.czxid > before.mzxid);
+        assert!((s2.czxid >> 32) > (before.mzxid >> 32), "epoch moved on");
+
+        // The session is still there: reconnecting with id + password keeps the ephemeral.
+        let again = zk::Client::connector()
+            .with_session(session)
+            .with_server_version(3, 8, 0)
+            .connect(&connect_string(srv.local_addr))
+            .await
+            .unwrap();
+        assert_eq!(again.session_id(), owner_id);
+        let stat = c.check_stat("/durable/eph").await.unwrap().unwrap();
+        assert_eq!(stat.ephemeral_owner, owner_id.0);
+        // Closing it now removes the ephemeral, as before the restart.
+        drop(again);
+        eventually(
+            "ephemeral removed on close",
+            Duration::from_secs(5),
+            || async { c.check_stat("/durable/eph").await.unwrap().is_none() },
+        )
+        .await;
+        srv.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_that_does_not_come_back_after_a_restart_expires() {
+    bounded(async {
+        let srv = start().await;
+        let owner = zk::Client::connector()
+            .with_session_timeout(Duration::from_millis(500))
+            .with_server_version(3, 8, 0)
+            .with_detached()
+            .connect(&connect_string(srv.local_addr))
+            .await
+            .unwrap();
+        owner.create("/orphan", b"", &ephemeral()).await.unwrap();
+        drop(owner);
+        let srv = srv.restart().await;
+        let c = client(&srv).await;
+        assert!(c.check_stat("/orphan").await.unwrap().is_some());
+        eventually(
+            "restored session expires",
+            Duration::from_secs(5),
+            || async { c.check_stat("/orphan").await.unwrap().is_none() },
+        )
+        .await;
+        srv.shutdown().await;
+    })
+    .await;
+}

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::consensus::{self, Proposer, StateMachine};
+use crate::consensus::{self, Proposer, RaftHandle, RaftOptions, StateMachine};
 use crate::proto::response::encode_notification;
 use crate::proto::WatcherEvent;
 use crate::tree::{Applied, DataTree, TreeOptions, Txn};
@@ -214,6 +214,7 @@ pub fn now_ms() -> i64 {
 pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub shared: Arc<Shared>,
+    pub raft: RaftHandle,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -225,6 +226,24 @@ impl RunningServer {
             let _ = tx.send(());
         }
         let _ = self.task.await;
+        self.raft.shutdown();
+        self.raft.stopped().await;
+    }
+}
+
+/// The consensus options this server's zoo.cfg asks for.
+fn raft_options(config: &Config) -> RaftOptions {
+    let id = config.my_id.filter(|&id| id != 0).unwrap_or(1);
+    RaftOptions {
+        id,
+        voters: vec![id],
+        data_dir: config.data_dir.clone(),
+        log_dir: config.data_log_dir.clone(),
+        snap_count: config.snap_count,
+        snap_retain_count: config.autopurge_snap_retain_count as usize,
+        purge_interval_hours: config.autopurge_purge_interval_hours as u64,
+        force_sync: config.force_sync,
+        ..RaftOptions::standalone(config.data_dir.clone())
     }
 }
 
@@ -237,13 +256,46 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(SocketAddr::new(ip, config.client_port)).await?;
     let local_addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
+    let opts = raft_options(&config);
     let shared = Arc::new(Shared::new(config));
-    let task = tokio::spawn(serve(shared.clone(), listener, async {
+    // Recovery (snapshot + log replay) blocks until the tree is complete: clients are
+    // accepted only afterwards, so nobody sees a half-replayed tree.
+    let applier = Applier {
+        shared: shared.clone(),
+    };
+    let started = Instant::now();
+    let (proposer, raft) =
+        tokio::task::spawn_blocking(move || consensus::spawn_raft(applier, opts))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    {
+        // Restored sessions get a full timeout from now to reconnect, as in ZooKeeper.
+        let state = shared.state.read().expect("state lock");
+        let mut live = shared.liveness.lock().expect("liveness lock");
+        let now = Instant::now();
+        for s in state.tree.sessions() {
+            live.track(
+                s.session_id,
+                Duration::from_millis(s.timeout_ms.max(0) as u64),
+                now,
+            );
+        }
+        info!(
+            znodes = state.tree.node_count(),
+            sessions = state.tree.sessions().len(),
+            zxid = format_args!("0x{:x}", state.tree.last_zxid()),
+            ms = started.elapsed().as_millis() as u64,
+            "data loaded"
+        );
+    }
+    let task = tokio::spawn(serve(shared.clone(), listener, proposer, async {
         let _ = rx.await;
     }));
     Ok(RunningServer {
         local_addr,
         shared,
+        raft,
         shutdown: Some(tx),
         task,
     })
@@ -262,15 +314,13 @@ pub async fn run_until_signal(config: Config) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Serves clients on `listener` until `shutdown` completes.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let (proposer, committer) = consensus::spawn_standalone(
-        Applier {
-            shared: shared.clone(),
-        },
-        1,
-        0,
-    );
+/// Serves clients on `listener`, writing through `proposer`, until `shutdown` completes.
+async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    proposer: Proposer,
+    shutdown: impl Future<Output = ()>,
+) {
     let expiry = tokio::spawn(expire_sessions(shared.clone(), proposer.clone()));
     let reaper = tokio::spawn(reap_nodes(shared.clone(), proposer.clone()));
     let mut next_conn_id: u64 = 1;
@@ -323,8 +373,6 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: impl Fu
     drop(proposer);
     let _ = expiry.await;
     let _ = reaper.await;
-    // The committer ends once the last proposer clone (held by connections) is gone.
-    let _ = tokio::time::timeout(Duration::from_secs(5), committer).await;
     debug!("server stopped");
 }
 

@@ -25,19 +25,53 @@ pub fn test_config() -> Config {
     }
 }
 
-pub async fn start() -> RunningServer {
+/// An in-process server with its own temporary dataDir (removed when dropped).
+pub struct TestServer {
+    pub local_addr: SocketAddr,
+    pub server: RunningServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
+    /// Stops the server and starts a new one on the same dataDir and config.
+    pub async fn restart(self) -> TestServer {
+        let config = self.server.shared.config.clone();
+        self.server.shutdown().await;
+        let server = keeperd::server::start(config)
+            .await
+            .expect("server restarts");
+        TestServer {
+            local_addr: server.local_addr,
+            server,
+            dir: self.dir,
+        }
+    }
+}
+
+pub async fn start() -> TestServer {
     start_with(test_config()).await
 }
 
-pub async fn start_with(config: Config) -> RunningServer {
-    keeperd::server::start(config).await.expect("server starts")
+pub async fn start_with(mut config: Config) -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    config.data_dir = dir.path().join("data");
+    let server = keeperd::server::start(config).await.expect("server starts");
+    TestServer {
+        local_addr: server.local_addr,
+        server,
+        dir,
+    }
 }
 
 pub fn connect_string(addr: SocketAddr) -> String {
     format!("127.0.0.1:{}", addr.port())
 }
 
-pub async fn client(srv: &RunningServer) -> zk::Client {
+pub async fn client(srv: &TestServer) -> zk::Client {
     zk::Client::connector()
         .with_session_timeout(Duration::from_secs(5))
         .with_server_version(3, 8, 0)
