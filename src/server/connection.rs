@@ -94,6 +94,12 @@ pub async fn run(
         return;
     }
 
+    if !shared.serving() {
+        // ZooKeeper closes client connections while it has no quorum; the client moves on
+        // to another server of its connect string.
+        debug!(%remote, "not serving (no leader known): closing");
+        return;
+    }
     let connect = loop {
         match check_frame(&buf, max) {
             Ok(Some(len)) => {

@@ -6,8 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::admin::{
-    self, ConfInfo, ConnectionInfo, EnvInfo, FourLetterWord, ServerMode, ServerSnapshot,
-    SessionStats,
+    self, ConfInfo, ConnectionInfo, EnvInfo, FourLetterWord, ServerSnapshot, SessionStats,
 };
 
 use super::stats::OP_NAMES;
@@ -39,9 +38,9 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
     let stats = &shared.stats;
     let (lat_min, lat_avg, lat_max) = stats.latency.get();
     let mut snap = ServerSnapshot {
-        serving: true,
+        serving: shared.serving(),
         version: admin::version_string(),
-        mode: ServerMode::Standalone,
+        mode: shared.mode(),
         latency_min: lat_min as i64,
         latency_avg: lat_avg,
         latency_max: lat_max as i64,

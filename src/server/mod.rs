@@ -91,6 +91,8 @@ pub struct Shared {
     pub secret: u64,
     /// Sessions whose closeSession has been proposed by expiry and not yet applied.
     expiring: Mutex<HashSet<i64>>,
+    /// The consensus node, once recovery has finished.
+    pub raft: std::sync::OnceLock<RaftHandle>,
 }
 
 impl Shared {
@@ -110,6 +112,7 @@ impl Shared {
             stats: ServerStats::default(),
             secret: 0x6b65_6570_6572_6421,
             expiring: Mutex::new(HashSet::new()),
+            raft: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -138,6 +141,30 @@ impl Shared {
 
     pub fn last_zxid(&self) -> i64 {
         self.state.read().expect("state lock").tree.last_zxid()
+    }
+
+    /// This server's role as srvr/mntr print it.
+    pub fn mode(&self) -> crate::admin::ServerMode {
+        use crate::admin::ServerMode;
+        if !self.config.is_distributed() {
+            return ServerMode::Standalone;
+        }
+        match self.raft.get() {
+            Some(r) if r.is_leader() => ServerMode::Leader,
+            _ if self.config.peer_type == crate::config::PeerType::Observer => ServerMode::Observer,
+            _ => ServerMode::Follower,
+        }
+    }
+
+    /// Whether clients can be served: a standalone server always, an ensemble member only
+    /// while it knows a leader (ZooKeeper's "not currently serving requests" otherwise).
+    pub fn serving(&self) -> bool {
+        !self.config.is_distributed() || self.raft.get().is_some_and(|r| r.leader_id() != 0)
+    }
+
+    /// Only the leader expires sessions (through the log); followers forward liveness.
+    fn expires_sessions(&self) -> bool {
+        !self.config.is_distributed() || self.raft.get().is_some_and(|r| r.is_leader())
     }
 }
 
@@ -289,6 +316,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
             "data loaded"
         );
     }
+    let _ = shared.raft.set(raft.clone());
     let task = tokio::spawn(serve(shared.clone(), listener, proposer, async {
         let _ = rx.await;
     }));
@@ -405,6 +433,9 @@ async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        if !shared.expires_sessions() {
+            continue;
+        }
         let expired = shared
             .liveness
             .lock()
