@@ -437,3 +437,85 @@ async fn a_learner_replicates_but_is_not_part_of_the_quorum() {
         .any(|(_, t)| *t == txn(99).to_bytes()));
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_leader_proposals_and_barriers_give_up() {
+    let mut c = Cluster::start(&[1, 2, 3], &[], 100_000).await;
+    let leader = c.leader().await;
+    let f = c.follower(leader);
+    propose_all(&c.node(f).p, 0..5).await;
+    let others: Vec<u64> = c.nodes.keys().copied().filter(|&id| id != f).collect();
+    for id in others {
+        c.stop(id).await;
+    }
+    wait_status(&c.node(f).h, |s| !s.serving).await;
+    let hold = c.opts(f).hold_timeout();
+    let started = Instant::now();
+    let rx = c.node(f).p.propose(txn(99)).expect("accepting");
+    let r = tokio::time::timeout(LIMIT, rx)
+        .await
+        .expect("given up in time");
+    assert!(r.is_err(), "no leader: the proposal's done is dropped");
+    let barrier = tokio::time::timeout(LIMIT, c.node(f).h.read_barrier())
+        .await
+        .expect("given up in time");
+    assert!(barrier.is_err());
+    let took = started.elapsed();
+    assert!(took >= hold, "held for the hold timeout ({took:?})");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_raft_starts_the_peer_network_from_the_options() {
+    // Free ports: bound, noted, released (spawn_raft binds them again).
+    let mut addrs = vec![];
+    for id in 1..=3u64 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        addrs.push((id, l.local_addr().expect("addr").to_string()));
+    }
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let mut nodes = vec![];
+    for id in 1..=3u64 {
+        let mut o = RaftOptions::standalone(dirs[id as usize - 1].path());
+        o.id = id;
+        o.voters = vec![1, 2, 3];
+        o.peers = addrs.clone();
+        o.tick = Duration::from_millis(25);
+        o.heartbeat_ticks = 2;
+        o.force_sync = false;
+        let sm = Recorder::default();
+        let sm2 = sm.clone();
+        let (p, h) = tokio::time::timeout(
+            LIMIT,
+            tokio::task::spawn_blocking(move || super::spawn_raft(sm2, o)),
+        )
+        .await
+        .expect("in time")
+        .expect("thread")
+        .expect("spawn_raft");
+        nodes.push((sm, p, h));
+    }
+    let deadline = Instant::now() + LIMIT;
+    while !nodes.iter().any(|(_, _, h)| h.is_leader()) {
+        assert!(Instant::now() < deadline, "no leader in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for (_, p, _) in &nodes {
+        propose_all(p, 0..3).await;
+    }
+    for (sm, p, h) in nodes {
+        let mut w = h.watch();
+        tokio::time::timeout(LIMIT, w.wait_for(|s| s.applied_index >= 10))
+            .await
+            .expect("replicated in time")
+            .expect("alive");
+        assert_eq!(sm.get().len(), 9);
+        drop(p);
+        h.shutdown();
+        tokio::time::timeout(LIMIT, h.stopped())
+            .await
+            .expect("stops");
+    }
+}

@@ -669,3 +669,110 @@ async fn inbound(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(f: Frame) {
+        let wire = f.encode().expect("encode");
+        let len = u32::from_be_bytes(wire[..4].try_into().expect("4 bytes")) as usize;
+        assert_eq!(len, wire.len() - 4);
+        assert_eq!(Frame::decode_body(&wire[4..]).expect("decode"), f);
+    }
+
+    #[test]
+    fn frames_roundtrip() {
+        roundtrip(Frame::Hello { from: 1, to: 3 });
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        m.from = 2;
+        m.to = 1;
+        m.term = 7;
+        m.index = 42;
+        roundtrip(Frame::Msg(PeerMsg::Raft(m)));
+        roundtrip(Frame::Msg(PeerMsg::Forward(Forward {
+            origin: 2,
+            incarnation: u64::MAX,
+            seq: 9,
+            txn: vec![1, 2, 3],
+        })));
+        roundtrip(Frame::Msg(PeerMsg::Touch(vec![-1, 0, i64::MAX])));
+        roundtrip(Frame::Msg(PeerMsg::Touch(vec![])));
+    }
+
+    #[test]
+    fn invalid_bodies_are_errors() {
+        for (body, why) in [
+            (&[][..], "empty"),
+            (&[2, 1][..], "version"),
+            (&[1][..], "type"),
+            (&[1, 200][..], "unknown"),
+            (&[1, 1, 0, 0][..], "hello"),
+            (&[1, 2, 0xff, 0xff, 0xff][..], "raft"),
+            (&[1, 3, 0, 0, 0, 1][..], "truncated"),
+            (&[1, 4, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1][..], "touch"),
+            (&[1, 4, 0xff, 0xff, 0xff, 0xff][..], "touch"),
+        ] {
+            let e = Frame::decode_body(body).expect_err(why);
+            assert!(e.contains(why), "{body:?}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn read_frame_checks_the_length_before_reading() {
+        let mut r: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 1];
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ReadError::Invalid(_))
+        ));
+        let mut r: &[u8] = &[0, 0, 0, 1, 1];
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ReadError::Invalid(_))
+        ));
+        // Cut inside a frame, and a clean end between frames.
+        let mut r: &[u8] = &[0, 0, 0, 18, 1, 1, 0, 0];
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ReadError::Invalid(_))
+        ));
+        let mut r: &[u8] = &[];
+        assert!(matches!(read_frame(&mut r).await, Err(ReadError::Closed)));
+        let wire = Frame::Hello { from: 1, to: 2 }.encode().expect("encode");
+        let mut r: &[u8] = &wire;
+        assert_eq!(
+            read_frame(&mut r).await.expect("hello"),
+            Frame::Hello { from: 1, to: 2 }
+        );
+    }
+
+    #[tokio::test]
+    async fn queues_drop_instead_of_blocking_and_unknown_peers_are_refused() {
+        // A peer that never accepts: its queue fills and further frames are dropped.
+        let (mut net, _inbound) = PeerNetwork::start(
+            1,
+            "127.0.0.1:0".parse().expect("addr"),
+            vec![(2, "127.0.0.1:9".into())],
+        )
+        .expect("start");
+        let touch = |n: &mut PeerNetwork| n.touch(2, vec![1]);
+        let mut queued = 0;
+        for _ in 0..PEER_QUEUE + 10 {
+            if touch(&mut net) {
+                queued += 1;
+            }
+        }
+        assert!(queued <= PEER_QUEUE + 1, "queued {queued}");
+        assert!(!net.touch(3, vec![1]), "no such peer");
+        let mut snap = Message::default();
+        snap.set_msg_type(MessageType::MsgSnapshot);
+        snap.to = 2;
+        net.send(vec![snap]);
+        let reports = net.take_reports();
+        assert!(
+            reports.contains(&PeerReport::SnapshotFailed(2)),
+            "{reports:?}"
+        );
+    }
+}
