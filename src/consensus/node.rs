@@ -20,6 +20,12 @@
 //! blocks on fdatasync (and applying on the tree), and that must not stall the client edge's
 //! worker threads. There is still exactly one task and no lock around the RawNode.
 //!
+//! In an ensemble (docs/replication.md) the transport is `transport::PeerNetwork`: a
+//! proposal on a node that does not lead is forwarded to the leader with this node's entry
+//! context and answered here when the entry is applied; proposals wait (in order) up to
+//! `hold_timeout` for a leader; `read_barrier` is Raft ReadIndex; touches are routed to the
+//! leader. Answers whose outcome this node can no longer know (term change) are dropped.
+//!
 //! Start-up recovery happens on that thread before `spawn_raft` returns: storage is opened
 //! (torn tail cut), the newest good snapshot restored, and every stored entry re-applied, so
 //! the server never serves a partially replayed tree.
