@@ -16,20 +16,26 @@
 //! - `storage`: the raft `Storage` over sled (log, hard state, conf state) and the snapshot
 //!   files, with checksums on everything read back.
 //! - `logger`: raft-rs's slog output forwarded to tracing.
+//! - `transport`: `PeerNetwork`, the TCP peer network over the quorum port (Raft messages,
+//!   proposals forwarded to the leader, session touches). Replication: docs/replication.md.
 //!
 //! On-disk layout, fsync policy and recovery rules: docs/durability.md.
 
 use tokio::sync::{mpsc, oneshot};
 
+#[cfg(test)]
+mod cluster_tests;
 mod logger;
 pub mod node;
 #[cfg(test)]
 mod raft_tests;
 pub mod storage;
+pub mod transport;
 
 pub use node::{
-    spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftStatus, Transport,
+    spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftRole, RaftStatus, Transport,
 };
+pub use transport::{Forward, PeerInbound, PeerMsg, PeerNetwork, PeerReport, Touches};
 
 use crate::tree::{Applied, Txn};
 

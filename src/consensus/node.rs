@@ -20,26 +20,34 @@
 //! blocks on fdatasync (and applying on the tree), and that must not stall the client edge's
 //! worker threads. There is still exactly one task and no lock around the RawNode.
 //!
+//! In an ensemble (docs/replication.md) the transport is `transport::PeerNetwork`: a
+//! proposal on a node that does not lead is forwarded to the leader with this node's entry
+//! context and answered here when the entry is applied; proposals wait (in order) up to
+//! `hold_timeout` for a leader; `read_barrier` is Raft ReadIndex; touches are routed to the
+//! leader. Answers whose outcome this node can no longer know (term change) are dropped.
+//!
 //! Start-up recovery happens on that thread before `spawn_raft` returns: storage is opened
 //! (torn tail cut), the newest good snapshot restored, and every stored entry re-applied, so
 //! the server never serves a partially replayed tree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::prelude::{
-    ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot, SnapshotMetadata,
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot, SnapshotMetadata,
 };
-use raft::{RawNode, StateRole, Storage};
+use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::logger::raft_logger;
 use super::storage::{SledStorage, SnapshotFile};
-use super::{zxid, Proposal, Proposer, StateMachine};
+use super::transport::{Forward, PeerMsg, PeerNetwork, PeerReport, Touches};
+use super::{zxid, NotAccepting, Proposal, Proposer, StateMachine};
 use crate::proto::Error;
 use crate::tree::{Applied, Txn};
 
@@ -54,6 +62,16 @@ pub struct RaftOptions {
     pub id: u64,
     /// The voters of a fresh group (server.N lines); only read when the store is empty.
     pub voters: Vec<u64>,
+    /// The learners (observers, `server.N=...:observer`) of a fresh group; only read when
+    /// the store is empty. Every member must start with the same voters and learners.
+    pub learners: Vec<u64>,
+    /// Quorum addresses (`host:quorumPort`) of the members, by id; this node's own entry is
+    /// where it listens unless `peer_listen` says otherwise. Empty = no peer network
+    /// (standalone): `spawn_raft` then runs with `NoPeers`.
+    pub peers: Vec<(u64, String)>,
+    /// Where the peer network listens (quorumListenOnAllIPs: 0.0.0.0:port); None = this
+    /// node's own entry in `peers`.
+    pub peer_listen: Option<SocketAddr>,
     /// dataDir: snapshots go to `data_dir/version-2`.
     pub data_dir: PathBuf,
     /// dataLogDir: the log goes to `log_dir/version-2/raftlog`; None = data_dir.
@@ -83,6 +101,9 @@ impl RaftOptions {
         RaftOptions {
             id: 1,
             voters: vec![1],
+            learners: vec![],
+            peers: vec![],
+            peer_listen: None,
             data_dir: data_dir.into(),
             log_dir: None,
             snap_count: 100_000,
@@ -99,12 +120,47 @@ impl RaftOptions {
     fn retain(&self) -> usize {
         self.snap_retain_count.max(3)
     }
+
+    /// The shortest election timeout (raft-rs randomises it in [this, 2 x this)).
+    pub fn election_timeout(&self) -> Duration {
+        self.tick * self.election_ticks as u32
+    }
+
+    /// How long a proposal waits for a leader to be known, and a read barrier for its
+    /// answer, before giving up (the server answers ConnectionLoss).
+    pub fn hold_timeout(&self) -> Duration {
+        self.election_timeout() * 2
+    }
+
+    /// How long a proposal forwarded to the leader may stay unanswered (lost on the way,
+    /// dropped by a leader that just lost office) before its `done` is dropped.
+    pub fn forward_timeout(&self) -> Duration {
+        (self.election_timeout() * 4).max(Duration::from_secs(5))
+    }
 }
 
-/// Sends Raft messages to peers. The ensemble implements it over the quorum port; it must not
-/// block (queue and return) and may drop messages: Raft retransmits.
+/// Sends Raft messages to peers. The ensemble implements it over the quorum port
+/// (`transport::PeerNetwork`); it must not block (queue and return) and may drop messages:
+/// Raft retransmits.
 pub trait Transport: Send + 'static {
     fn send(&mut self, msgs: Vec<Message>);
+
+    /// Queues a proposal for the leader `to`. False = not queued (no route, queue full): the
+    /// node keeps it and tries again later.
+    fn forward(&mut self, _to: u64, _fwd: &Forward) -> bool {
+        false
+    }
+
+    /// Queues session touches for the leader `to`; best effort.
+    fn touch(&mut self, _to: u64, _sessions: Vec<i64>) -> bool {
+        false
+    }
+
+    /// What the transport learnt since the last call (broken connections, lost snapshots);
+    /// polled every tick and passed on to raft-rs.
+    fn take_reports(&mut self) -> Vec<PeerReport> {
+        vec![]
+    }
 }
 
 /// The transport of a one-voter group: there is nobody to talk to.
@@ -122,11 +178,35 @@ impl Transport for NoPeers {
     }
 }
 
+/// This node's part in the group (ZooKeeper's Mode: leader, follower, observer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RaftRole {
+    Leader,
+    #[default]
+    Follower,
+    /// A non-voting member: ZooKeeper's observer.
+    Learner,
+    /// Campaigning (pre-vote or vote): no leader is known.
+    Candidate,
+}
+
 /// What the four-letter words and the server need to know about this node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RaftStatus {
     pub id: u64,
+    pub role: RaftRole,
     pub is_leader: bool,
+    /// A leader is known (this node or another): the ensemble can serve writes.
+    pub serving: bool,
+    /// The current membership (sorted); the quorum is a majority of `voters`.
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// On the leader: followers / learners that answered within an election timeout and
+    /// are replicating (zk_synced_followers, zk_synced_observers). 0 elsewhere.
+    pub synced_followers: u64,
+    pub synced_learners: u64,
+    /// Snapshots received from a leader and installed since start.
+    pub snapshots_installed: u64,
     /// 0 while no leader is known.
     pub leader_id: u64,
     pub term: u64,
@@ -152,13 +232,38 @@ pub struct RaftStatus {
     pub running: bool,
 }
 
-/// A cheap handle on a running node: status, inbound peer messages, shutdown.
+impl RaftStatus {
+    /// Votes needed to elect a leader or commit (zk_quorum_size).
+    pub fn quorum_size(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+/// What reaches the node task besides proposals.
+pub(crate) enum Inbound {
+    /// A frame from a peer (after the transport checked who sent it).
+    Peer(u64, PeerMsg),
+    /// `RaftHandle::read_barrier`.
+    ReadBarrier(oneshot::Sender<()>),
+    /// `RaftHandle::touch_leader`.
+    TouchLeader(Vec<i64>),
+}
+
+/// Inbound frames and local requests queued for the node before new ones are refused.
+const INBOUND_QUEUE: usize = 8192;
+/// Touch batches queued for the server before new ones are dropped.
+const TOUCH_QUEUE: usize = 1024;
+
+/// A cheap handle on a running node: status, inbound peer messages, read barriers, session
+/// touches, shutdown.
 #[derive(Clone)]
 pub struct RaftHandle {
     status: watch::Receiver<RaftStatus>,
     stopped: watch::Receiver<bool>,
-    inbound: mpsc::UnboundedSender<Message>,
+    inbound: mpsc::Sender<Inbound>,
     shutdown: Arc<Notify>,
+    /// Touches for this node as leader; taken once by the server.
+    touches: Arc<Mutex<Option<mpsc::Receiver<Touches>>>>,
 }
 
 impl RaftHandle {
@@ -182,9 +287,56 @@ impl RaftHandle {
     pub fn watch(&self) -> watch::Receiver<RaftStatus> {
         self.status.clone()
     }
-    /// Hands a message from a peer to the node (the transport's inbound side).
-    pub fn step(&self, msg: Message) -> Result<(), super::NotAccepting> {
-        self.inbound.send(msg).map_err(|_| super::NotAccepting)
+    /// Hands a message from a peer to the node without waiting; dropped (Ok) when the
+    /// node's queue is full, as a lost message would be.
+    pub fn step(&self, msg: Message) -> Result<(), NotAccepting> {
+        match self
+            .inbound
+            .try_send(Inbound::Peer(msg.from, PeerMsg::Raft(msg)))
+        {
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NotAccepting),
+            _ => Ok(()),
+        }
+    }
+
+    /// Hands a frame from peer `from` to the node, waiting for room in its queue (the
+    /// transport's inbound side: backpressure reaches the peer's TCP connection).
+    pub async fn deliver(&self, from: u64, msg: PeerMsg) -> Result<(), NotAccepting> {
+        self.inbound
+            .send(Inbound::Peer(from, msg))
+            .await
+            .map_err(|_| NotAccepting)
+    }
+
+    /// Resolves once this node has applied everything the leader had committed when the
+    /// call was made (Raft ReadIndex; for `sync`). Err when no answer came within
+    /// `RaftOptions::hold_timeout` (no leader, no quorum) or the node stopped.
+    pub fn read_barrier(&self) -> impl std::future::Future<Output = Result<(), NotAccepting>> {
+        let inbound = self.inbound.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            inbound
+                .send(Inbound::ReadBarrier(tx))
+                .await
+                .map_err(|_| NotAccepting)?;
+            rx.await.map_err(|_| NotAccepting)
+        }
+    }
+
+    /// Sends sessions this server heard from to the leader's expiry clock (to this node's
+    /// own `take_touches` receiver when it is the leader). Best effort: dropped while no
+    /// leader is known or a queue is full.
+    pub fn touch_leader(&self, sessions: Vec<i64>) {
+        if !sessions.is_empty() {
+            let _ = self.inbound.try_send(Inbound::TouchLeader(sessions));
+        }
+    }
+
+    /// The touches that reach this node: from peers, and its own `touch_leader` calls while
+    /// it leads. A follower receives touches too when a peer still thought it led; the
+    /// server can ignore them unless `is_leader()`. Only the first call gets the receiver.
+    pub fn take_touches(&self) -> Option<mpsc::Receiver<Touches>> {
+        self.touches.lock().ok()?.take()
     }
     /// Asks the node to stop after the Ready in progress.
     pub fn shutdown(&self) {
@@ -198,12 +350,42 @@ impl RaftHandle {
     }
 }
 
-/// Starts a Raft node with no peers (standalone; the ensemble uses `spawn_raft_with`).
+/// Starts a Raft node. With no `opts.peers` it has no network (standalone); otherwise it
+/// starts the peer network (`transport::PeerNetwork`) on `opts.peer_listen` or its own
+/// `peers` entry, runs the node over it and feeds it the inbound frames. In that case it
+/// must be called from a tokio runtime context (e.g. inside `spawn_blocking`).
 pub fn spawn_raft<S: StateMachine>(
     sm: S,
     opts: RaftOptions,
 ) -> Result<(Proposer, RaftHandle), Error> {
-    spawn_raft_with(sm, opts, NoPeers)
+    if opts.peers.iter().all(|(id, _)| *id == opts.id) {
+        return spawn_raft_with(sm, opts, NoPeers);
+    }
+    let listen = match opts.peer_listen {
+        Some(a) => a,
+        None => {
+            let (_, own) = opts
+                .peers
+                .iter()
+                .find(|(id, _)| *id == opts.id)
+                .ok_or_else(|| fault(format!("raft: no quorum address for myid {}", opts.id)))?;
+            std::net::ToSocketAddrs::to_socket_addrs(own.as_str())
+                .map_err(|e| fault(format!("raft: quorum address {own}: {e}")))?
+                .next()
+                .ok_or_else(|| fault(format!("raft: quorum address {own} resolves to nothing")))?
+        }
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(fault("raft: the peer network needs a tokio runtime"));
+    }
+    let (net, inbound) = PeerNetwork::start(opts.id, listen, opts.peers.clone()).map_err(|e| {
+        fault(format!(
+            "raft: cannot listen on quorum address {listen}: {e}"
+        ))
+    })?;
+    let (proposer, handle) = spawn_raft_with(sm, opts, net)?;
+    inbound.attach(handle.clone());
+    Ok((proposer, handle))
 }
 
 /// Recovers from disk, replays the log into `sm`, and starts the node task. Returns once
@@ -220,8 +402,18 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
     if opts.voters.is_empty() {
         return Err(fault("raft: no voters"));
     }
+    if opts.learners.iter().any(|l| opts.voters.contains(l)) {
+        return Err(fault("raft: a server cannot be both a voter and a learner"));
+    }
+    if !opts.voters.contains(&opts.id) && !opts.learners.contains(&opts.id) {
+        return Err(fault(format!(
+            "raft: myid {} is neither a voter nor a learner",
+            opts.id
+        )));
+    }
     let (tx, rx) = mpsc::unbounded_channel::<Proposal>();
-    let (peer_tx, peer_rx) = mpsc::unbounded_channel::<Message>();
+    let (peer_tx, peer_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let (touch_tx, touch_rx) = mpsc::channel::<Touches>(TOUCH_QUEUE);
     let (status_tx, status_rx) = watch::channel(RaftStatus::default());
     let (stopped_tx, stopped_rx) = watch::channel(false);
     let shutdown = Arc::new(Notify::new());
@@ -243,7 +435,7 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
                     return;
                 }
             };
-            let node = match Node::recover(sm, opts, transport, status_tx) {
+            let node = match Node::recover(sm, opts, transport, status_tx, touch_tx) {
                 Ok(node) => node,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -272,6 +464,7 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
                 stopped: stopped_rx,
                 inbound: peer_tx,
                 shutdown,
+                touches: Arc::new(Mutex::new(Some(touch_rx))),
             },
         )),
         Ok(Err(e)) => Err(e),
@@ -298,10 +491,28 @@ enum Event {
     Shutdown,
     Proposals,
     ProposersGone,
-    Peer(Message),
+    Inbound(Inbound),
     Tick,
     Purge,
     SnapshotWritten(u64, Result<SnapshotFile, Error>),
+}
+
+/// A proposal of this run whose entry is not applied yet.
+struct Pending {
+    done: oneshot::Sender<Applied>,
+    /// Sent to another node (the leader) rather than proposed here.
+    forwarded: bool,
+    since: Instant,
+}
+
+/// A read barrier waiting for its ReadState, then for `applied` to reach its index.
+struct ReadWait {
+    done: oneshot::Sender<()>,
+    since: Instant,
+    /// When the ReadIndex request was last (re)issued: raft-rs drops it silently while no
+    /// leader is known or the leader has not committed in its term yet.
+    tried: Instant,
+    index: Option<u64>,
 }
 
 struct Node<S, T> {
@@ -311,7 +522,23 @@ struct Node<S, T> {
     opts: RaftOptions,
     status: watch::Sender<RaftStatus>,
     /// Proposals of this run waiting for their entry to be applied, by sequence number.
-    pending: HashMap<u64, oneshot::Sender<Applied>>,
+    pending: HashMap<u64, Pending>,
+    /// Proposals neither in the log nor sent to a leader yet (no leader known, or the
+    /// leader's queue is full), oldest first, with when they arrived.
+    held: VecDeque<(Instant, Proposal)>,
+    /// Read barriers by their own sequence number (their ReadIndex context).
+    reads: HashMap<u64, ReadWait>,
+    next_read: u64,
+    /// Where touches for this node go (the server's `take_touches` receiver).
+    touches: mpsc::Sender<Touches>,
+    /// When each peer last sent a Raft message: "synced" means heard from recently.
+    heard: HashMap<u64, Instant>,
+    /// Term, leader and "leader has committed in its term" as of the last Ready round:
+    /// changes drop pending answers or re-issue read barriers.
+    last_term: u64,
+    last_leader: u64,
+    committed_in_term: bool,
+    snapshots_installed: u64,
     next_seq: u64,
     incarnation: u64,
     applied: u64,
@@ -336,6 +563,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         opts: RaftOptions,
         transport: T,
         status: watch::Sender<RaftStatus>,
+        touches: mpsc::Sender<Touches>,
     ) -> Result<Self, Error> {
         let log_root = opts
             .log_dir
@@ -345,10 +573,18 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             SledStorage::open(&log_root, &opts.data_dir, opts.force_sync, &opts.voters)?;
         if report.fresh {
             tracing::info!(
-                "raft log {} is empty: new group with voters {:?}",
+                "raft log {} is empty: new group with voters {:?}, learners {:?}",
                 store.path().display(),
-                opts.voters
+                opts.voters,
+                opts.learners
             );
+            if !opts.learners.is_empty() {
+                store.set_conf_state(ConfState {
+                    voters: opts.voters.clone(),
+                    learners: opts.learners.clone(),
+                    ..Default::default()
+                })?;
+            }
         }
 
         // The newest snapshot that verifies and that the log can roll forward.
@@ -444,8 +680,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .as_ref()
             .map_or((0, 0), |(m, size)| (m.index, *size));
 
-        let single_voter =
-            store.conf_state().voters == [opts.id] && store.conf_state().learners.is_empty();
+        let single_voter = store.conf_state().voters == [opts.id];
         let known_committed = store.hard_state().commit.min(store.last_index_cached());
 
         let cfg = raft::Config {
@@ -470,6 +705,15 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             transport,
             status,
             pending: HashMap::new(),
+            held: VecDeque::new(),
+            reads: HashMap::new(),
+            next_read: 1,
+            touches,
+            heard: HashMap::new(),
+            last_term: 0,
+            last_leader: 0,
+            committed_in_term: false,
+            snapshots_installed: 0,
             next_seq: 1,
             incarnation: rand::thread_rng().gen(),
             applied: restored_index,
@@ -523,7 +767,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     async fn run(
         mut self,
         mut proposals: mpsc::UnboundedReceiver<Proposal>,
-        mut peers: mpsc::UnboundedReceiver<Message>,
+        mut inbound: mpsc::Receiver<Inbound>,
         shutdown: Arc<Notify>,
     ) -> Result<(), Error> {
         let mut ticker = tokio::time::interval(self.opts.tick);
@@ -544,7 +788,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 n = proposals.recv_many(&mut batch, self.opts.max_batch) => {
                     if n == 0 { Event::ProposersGone } else { Event::Proposals }
                 }
-                Some(m) = peers.recv() => Event::Peer(m),
+                Some(m) = inbound.recv() => Event::Inbound(m),
                 _ = ticker.tick() => Event::Tick,
                 _ = wait_tick(&mut purge) => Event::Purge,
             };
@@ -554,15 +798,19 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     self.propose(&mut batch);
                     Ok(())
                 }
-                Event::Peer(m) => {
-                    self.step(m);
-                    while let Ok(m) = peers.try_recv() {
-                        self.step(m);
+                Event::Inbound(m) => {
+                    self.inbound(m);
+                    for _ in 0..1024 {
+                        match inbound.try_recv() {
+                            Ok(m) => self.inbound(m),
+                            Err(_) => break,
+                        }
                     }
                     Ok(())
                 }
                 Event::Tick => {
                     self.raw.tick();
+                    self.on_tick();
                     Ok(())
                 }
                 Event::Purge => self.compact_and_purge(true),
@@ -597,38 +845,239 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
     }
 
+    fn inbound(&mut self, m: Inbound) {
+        match m {
+            Inbound::Peer(from, PeerMsg::Raft(msg)) => {
+                self.heard.insert(from, Instant::now());
+                self.step(msg);
+            }
+            Inbound::Peer(from, PeerMsg::Forward(f)) => self.propose_forwarded(from, f),
+            Inbound::Peer(from, PeerMsg::Touch(sessions)) => {
+                let _ = self.touches.try_send(Touches { from, sessions });
+            }
+            Inbound::ReadBarrier(done) => {
+                let seq = self.next_read;
+                self.next_read += 1;
+                let now = Instant::now();
+                self.reads.insert(
+                    seq,
+                    ReadWait {
+                        done,
+                        since: now,
+                        tried: now,
+                        index: None,
+                    },
+                );
+                self.raw.read_index(self.context(self.opts.id, seq));
+            }
+            Inbound::TouchLeader(sessions) => {
+                let leader = self.raw.raft.leader_id;
+                if leader == self.opts.id {
+                    let _ = self.touches.try_send(Touches {
+                        from: leader,
+                        sessions,
+                    });
+                } else if leader != 0 {
+                    self.transport.touch(leader, sessions);
+                }
+            }
+        }
+    }
+
+    /// An entry context: who waits (node, process run) and for which number.
+    fn context(&self, origin: u64, seq: u64) -> Vec<u8> {
+        let mut ctx = Vec::with_capacity(CONTEXT_LEN);
+        ctx.extend_from_slice(&origin.to_be_bytes());
+        ctx.extend_from_slice(&self.incarnation.to_be_bytes());
+        ctx.extend_from_slice(&seq.to_be_bytes());
+        ctx
+    }
+
+    /// New proposals queue behind any held ones (per-session order), then go out.
     fn propose(&mut self, batch: &mut Vec<Proposal>) {
+        let now = Instant::now();
+        self.held.extend(batch.drain(..).map(|p| (now, p)));
+        self.flush_held();
+    }
+
+    /// Proposes held proposals here (leader) or forwards them to the leader, in order, as
+    /// far as possible.
+    fn flush_held(&mut self) {
+        loop {
+            let leader = self.raw.raft.leader_id;
+            if leader == 0 {
+                return;
+            }
+            let Some((_, front)) = self.held.front() else {
+                return;
+            };
+            if leader == self.opts.id {
+                if self.raw.raft.state != StateRole::Leader {
+                    return;
+                }
+                if let Some((_, p)) = self.held.pop_front() {
+                    self.propose_local(p);
+                }
+                continue;
+            }
+            let waits = front.done.is_some();
+            let fwd = Forward {
+                origin: self.opts.id,
+                incarnation: self.incarnation,
+                seq: if waits { self.next_seq } else { 0 },
+                txn: front.txn.to_bytes(),
+            };
+            if !self.transport.forward(leader, &fwd) {
+                // No route or the leader's queue is full: keep it (and everything behind it)
+                // until the next round or the hold timeout.
+                return;
+            }
+            if let Some((_, p)) = self.held.pop_front() {
+                if let Some(done) = p.done {
+                    self.next_seq += 1;
+                    self.pending.insert(
+                        fwd.seq,
+                        Pending {
+                            done,
+                            forwarded: true,
+                            since: Instant::now(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn propose_local(&mut self, p: Proposal) {
+        let data = p.txn.to_bytes();
+        let (context, seq) = match p.done {
+            Some(done) => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.pending.insert(
+                    seq,
+                    Pending {
+                        done,
+                        forwarded: false,
+                        since: Instant::now(),
+                    },
+                );
+                (self.context(self.opts.id, seq), Some(seq))
+            }
+            None => (vec![], None),
+        };
+        if let Err(e) = self.raw.propose(context, data) {
+            tracing::warn!("raft refused a proposal: {e}");
+            if let Some(seq) = seq {
+                self.pending.remove(&seq);
+            }
+        }
+    }
+
+    /// A proposal a follower forwarded: proposed with the origin's context, so the origin
+    /// answers it when it applies the entry. Only a txn that decodes is proposed: an entry
+    /// that does not decode would stop every replica at apply.
+    fn propose_forwarded(&mut self, from: u64, f: Forward) {
         if self.raw.raft.state != StateRole::Leader {
-            // Forwarding to the leader comes with the ensemble; dropping `done` makes the
-            // server answer ConnectionLoss.
-            tracing::warn!(
-                "not the leader (leader is {}): refusing {} proposal(s)",
-                self.raw.raft.leader_id,
-                batch.len()
-            );
-            batch.clear();
+            tracing::debug!("not the leader: dropping a proposal forwarded by {from}");
             return;
         }
-        for p in batch.drain(..) {
-            let data = p.txn.to_bytes();
-            let (context, seq) = match p.done {
-                Some(done) => {
-                    let seq = self.next_seq;
-                    self.next_seq += 1;
-                    self.pending.insert(seq, done);
-                    let mut ctx = Vec::with_capacity(CONTEXT_LEN);
-                    ctx.extend_from_slice(&self.opts.id.to_be_bytes());
-                    ctx.extend_from_slice(&self.incarnation.to_be_bytes());
-                    ctx.extend_from_slice(&seq.to_be_bytes());
-                    (ctx, Some(seq))
+        if let Err(e) = Txn::decode(&f.txn) {
+            tracing::warn!("peer {from} forwarded an invalid txn ({e}); dropped");
+            return;
+        }
+        let context = if f.seq == 0 {
+            vec![]
+        } else {
+            let mut ctx = Vec::with_capacity(CONTEXT_LEN);
+            ctx.extend_from_slice(&f.origin.to_be_bytes());
+            ctx.extend_from_slice(&f.incarnation.to_be_bytes());
+            ctx.extend_from_slice(&f.seq.to_be_bytes());
+            ctx
+        };
+        if let Err(e) = self.raw.propose(context, f.txn) {
+            tracing::warn!("raft refused a proposal forwarded by {from}: {e}");
+        }
+    }
+
+    /// Per tick: transport reports to raft-rs; give up on proposals held too long, on
+    /// forwarded proposals never answered, on read barriers; retry read barriers.
+    fn on_tick(&mut self) {
+        for r in self.transport.take_reports() {
+            match r {
+                PeerReport::Unreachable(id) => self.raw.report_unreachable(id),
+                PeerReport::SnapshotFailed(id) => {
+                    self.raw.report_snapshot(id, SnapshotStatus::Failure)
                 }
-                None => (vec![], None),
-            };
-            if let Err(e) = self.raw.propose(context, data) {
-                tracing::warn!("raft refused a proposal: {e}");
-                if let Some(seq) = seq {
-                    self.pending.remove(&seq);
-                }
+            }
+        }
+        let now = Instant::now();
+        let hold = self.opts.hold_timeout();
+        let mut dropped = 0;
+        while self
+            .held
+            .front()
+            .is_some_and(|(since, _)| now.duration_since(*since) > hold)
+        {
+            self.held.pop_front();
+            dropped += 1;
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                "no leader for {hold:?}: dropped {dropped} proposal(s) (leader {})",
+                self.raw.raft.leader_id
+            );
+        }
+        let forward_timeout = self.opts.forward_timeout();
+        let before = self.pending.len();
+        self.pending
+            .retain(|_, p| !(p.forwarded && now.duration_since(p.since) > forward_timeout));
+        if self.pending.len() < before {
+            tracing::warn!(
+                "{} forwarded proposal(s) unanswered after {forward_timeout:?}: dropped",
+                before - self.pending.len()
+            );
+        }
+        let before = self.reads.len();
+        self.reads
+            .retain(|_, r| now.duration_since(r.since) <= hold);
+        if self.reads.len() < before {
+            tracing::warn!(
+                "{} read barrier(s) unanswered after {hold:?}: dropped",
+                before - self.reads.len()
+            );
+        }
+        let retry = self.opts.election_timeout() / 2;
+        let due: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_none() && now.duration_since(r.tried) > retry)
+            .map(|(seq, _)| *seq)
+            .collect();
+        self.reissue_reads(due, now);
+    }
+
+    fn reissue_reads(&mut self, seqs: Vec<u64>, now: Instant) {
+        for seq in seqs {
+            if let Some(r) = self.reads.get_mut(&seq) {
+                r.tried = now;
+            }
+            self.raw.read_index(self.context(self.opts.id, seq));
+        }
+    }
+
+    /// Answers the read barriers whose index is applied.
+    fn resolve_reads(&mut self) {
+        let applied = self.applied;
+        let done: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in done {
+            if let Some(r) = self.reads.remove(&seq) {
+                let _ = r.done.send(());
             }
         }
     }
@@ -647,13 +1096,32 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         (word(0)? == self.opts.id && word(1)? == self.incarnation).then_some(word(2)?)
     }
 
-    /// Handles every pending Ready, in raft-rs's documented order.
+    /// Handles every pending Ready, in raft-rs's documented order, and what follows from
+    /// the new state (held proposals, read barriers), until nothing is pending.
     fn on_ready(&mut self) -> Result<(), Error> {
+        loop {
+            self.handle_readies()?;
+            self.after_ready();
+            if !self.raw.has_ready() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle_readies(&mut self) -> Result<(), Error> {
         while self.raw.has_ready() {
             let mut rd = self.raw.ready();
             // 1. Messages that may go out before persisting (a leader's appends).
             if !rd.messages().is_empty() {
                 self.transport.send(rd.take_messages());
+            }
+            // ReadIndex answers: the commit index each barrier must wait for.
+            for rs in rd.take_read_states() {
+                if let Some(seq) = self.own_seq(&rs.request_ctx) {
+                    if let Some(r) = self.reads.get_mut(&seq) {
+                        r.index = Some(rs.index);
+                    }
+                }
             }
             // 2. A snapshot from the leader.
             if !rd.snapshot().is_empty() {
@@ -684,18 +1152,45 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             self.apply(light.take_committed_entries())?;
             self.raw.advance_apply();
         }
+        Ok(())
+    }
+
+    fn after_ready(&mut self) {
         let leader = self.raw.raft.state == StateRole::Leader;
-        if self.was_leader && !leader && !self.pending.is_empty() {
+        let term = self.raw.raft.term;
+        if ((self.was_leader && !leader) || term != self.last_term) && !self.pending.is_empty() {
             // Their entries may still commit under the new leader, but this node can no
-            // longer tell: the server answers ConnectionLoss, as ZooKeeper does.
+            // longer tell (a forwarded one may have died with the old leader): the server
+            // answers ConnectionLoss, as ZooKeeper does.
             tracing::warn!(
-                "lost leadership: {} proposal(s) get no answer",
+                "term {} -> {term} (leader {}): {} proposal(s) get no answer",
+                self.last_term,
+                self.raw.raft.leader_id,
                 self.pending.len()
             );
             self.pending.clear();
         }
+        // raft-rs drops ReadIndex requests while no leader is known and on a leader that
+        // has not committed in its term: ask again as soon as that changes.
+        let leader_id = self.raw.raft.leader_id;
+        let committed_in_term = leader && self.raw.raft.commit_to_current_term();
+        if leader_id != self.last_leader || (committed_in_term && !self.committed_in_term) {
+            let due: Vec<u64> = self
+                .reads
+                .iter()
+                .filter(|(_, r)| r.index.is_none())
+                .map(|(seq, _)| *seq)
+                .collect();
+            if leader_id != 0 {
+                self.reissue_reads(due, Instant::now());
+            }
+        }
         self.was_leader = leader;
-        Ok(())
+        self.last_term = term;
+        self.last_leader = leader_id;
+        self.committed_in_term = committed_in_term;
+        self.flush_held();
+        self.resolve_reads();
     }
 
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
@@ -717,8 +1212,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     })?;
                     let applied = self.sm.apply(zxid(e.term, e.index), &txn);
                     if let Some(seq) = self.own_seq(&e.context) {
-                        if let Some(done) = self.pending.remove(&seq) {
-                            let _ = done.send(applied);
+                        if let Some(p) = self.pending.remove(&seq) {
+                            let _ = p.done.send(applied);
                         }
                     }
                 }
@@ -757,6 +1252,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         self.applied = meta.index;
         self.since_snapshot = 0;
         self.last_snapshot = (meta.index, file.size);
+        self.snapshots_installed += 1;
         tracing::info!(
             "installed the leader's snapshot at index {} (term {}, {} bytes)",
             meta.index,
@@ -856,10 +1352,48 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     }
 
     fn publish(&mut self) {
+        let cs = self.raw.raft.prs().conf().to_conf_state();
+        let (mut voters, mut learners) = (cs.voters, cs.learners);
+        voters.sort_unstable();
+        learners.sort_unstable();
+        let id = self.opts.id;
+        let is_leader = self.raw.raft.state == StateRole::Leader;
+        let role = match self.raw.raft.state {
+            StateRole::Leader => RaftRole::Leader,
+            StateRole::Candidate | StateRole::PreCandidate => RaftRole::Candidate,
+            StateRole::Follower if learners.contains(&id) => RaftRole::Learner,
+            StateRole::Follower => RaftRole::Follower,
+        };
+        let (mut synced_followers, mut synced_learners) = (0, 0);
+        if is_leader {
+            let now = Instant::now();
+            let window = self.opts.election_timeout();
+            for (peer, pr) in self.raw.raft.prs().iter() {
+                let recent = self
+                    .heard
+                    .get(peer)
+                    .is_some_and(|t| now.duration_since(*t) <= window);
+                if *peer == id || !recent || pr.state != ProgressState::Replicate {
+                    continue;
+                }
+                if learners.contains(peer) {
+                    synced_learners += 1;
+                } else {
+                    synced_followers += 1;
+                }
+            }
+        }
         let store = self.raw.store();
         let st = RaftStatus {
-            id: self.opts.id,
-            is_leader: self.raw.raft.state == StateRole::Leader,
+            id,
+            role,
+            is_leader,
+            serving: self.raw.raft.leader_id != 0,
+            voters,
+            learners,
+            synced_followers,
+            synced_learners,
+            snapshots_installed: self.snapshots_installed,
             leader_id: self.raw.raft.leader_id,
             term: self.raw.raft.term,
             commit_index: self.raw.raft.raft_log.committed,

@@ -18,10 +18,10 @@ const LIMIT: Duration = Duration::from_secs(20);
 type Record = Vec<(i64, Vec<u8>)>;
 
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Record>>);
+pub(super) struct Recorder(Arc<Mutex<Record>>);
 
 impl Recorder {
-    fn get(&self) -> Vec<(i64, Vec<u8>)> {
+    pub(super) fn get(&self) -> Vec<(i64, Vec<u8>)> {
         self.0.lock().expect("recorder lock").clone()
     }
 }
@@ -74,7 +74,7 @@ impl StateMachine for Recorder {
     }
 }
 
-fn txn(i: i64) -> Txn {
+pub(super) fn txn(i: i64) -> Txn {
     Txn::CloseSession { session_id: i }
 }
 

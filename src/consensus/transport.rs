@@ -1,0 +1,778 @@
+//! The peer network: TCP between keeperd nodes over the quorum port (the first port of
+//! `server.N=host:quorumPort:electionPort`).
+//!
+//! Every node dials every other node once (one outbound connection per peer, carrying only
+//! what this node sends to that peer) and accepts the other nodes' outbound connections
+//! (carrying what they send to it). So a pair of nodes uses two TCP connections, one per
+//! direction, and nobody has to decide who dials whom. The election port is not used: Raft
+//! elections are ordinary messages on the quorum port.
+//!
+//! ```text
+//! frame   := u32 BE len | body                  len = body length, 2 ..= MAX_FRAME
+//! body    := u8 version (1) | u8 type | payload
+//! type 1  Hello   := u64 BE from | u64 BE to     first frame on every connection, only there
+//! type 2  Raft    := eraftpb.Message (protobuf)  m.from must be the hello's sender
+//! type 3  Forward := u64 BE origin | u64 BE incarnation | u64 BE seq | txn entry bytes
+//!                    a proposal forwarded to the leader; (origin, incarnation, seq) is the
+//!                    entry context the leader proposes it with (seq 0: nobody waits)
+//! type 4  Touch   := u32 BE n | n * i64 BE session id
+//!                    sessions a follower heard from, for the leader's expiry clock
+//! ```
+//! Types 5..=255 are free for later frames; a node that does not know a type disconnects the
+//! sender (peers run the same version during a rolling upgrade window only if they agree).
+//!
+//! Outbound: `Transport::send` (and `forward`, `touch`) encode the frame on the caller's
+//! thread and queue it on the peer's bounded queue, never waiting: when the queue is full the
+//! frame is dropped (Raft retransmits; a dropped snapshot is reported so the leader retries).
+//! A connection task per peer drains its queue, dialling with exponential backoff (50 ms
+//! doubling to 1 s) and starting each connection with a hello.
+//!
+//! Inbound: an accept loop; each connection must send a valid hello (to = our id, from = a
+//! known peer) within `HELLO_TIMEOUT`; every frame is decoded and checked; a peer that sends
+//! anything invalid is logged and disconnected. Nothing a peer sends can panic the node.
+//!
+//! Lifetime: the tasks live until the last clone of the `PeerNetwork` is dropped (the node
+//! owns it as its transport, so they end with the node).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protobuf::Message as _;
+use raft::prelude::{Message, MessageType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::node::{RaftHandle, Transport};
+
+/// The frame format version this build speaks.
+pub const FRAME_VERSION: u8 = 1;
+/// The largest frame body accepted or sent (a MsgSnapshot carries the whole snapshot).
+pub const MAX_FRAME: usize = 256 << 20;
+/// Frames queued per peer before new ones are dropped.
+pub const PEER_QUEUE: usize = 4096;
+/// How long an accepted connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Dial timeout and backoff bounds.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Inbound connections served at once (a reconnecting peer briefly has two).
+const MAX_INBOUND: usize = 64;
+
+const T_HELLO: u8 = 1;
+const T_RAFT: u8 = 2;
+const T_FORWARD: u8 = 3;
+const T_TOUCH: u8 = 4;
+
+/// A proposal forwarded from a follower (or learner) to the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// The node that holds the client's connection and answers it.
+    pub origin: u64,
+    /// The origin's process run (so an entry proposed before a restart is never mistaken
+    /// for a new proposal of the same number).
+    pub incarnation: u64,
+    /// The origin's proposal number; 0 = nobody waits for the outcome.
+    pub seq: u64,
+    /// `Txn::to_bytes()`.
+    pub txn: Vec<u8>,
+}
+
+/// What a peer sent us, after the hello.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerMsg {
+    Raft(Message),
+    Forward(Forward),
+    Touch(Vec<i64>),
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Hello { from: u64, to: u64 },
+    Msg(PeerMsg),
+}
+
+/// Something the connection tasks learnt that Raft should be told (`Transport::take_reports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerReport {
+    /// The connection to this peer broke or could not be made: messages were lost.
+    Unreachable(u64),
+    /// A snapshot for this peer was dropped or could not be written: send another.
+    SnapshotFailed(u64),
+}
+
+/// Sessions a peer heard from, delivered on the leader (`RaftHandle::take_touches`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touches {
+    /// The node the sessions' connections are on.
+    pub from: u64,
+    pub sessions: Vec<i64>,
+}
+
+impl Frame {
+    /// The body (without the length prefix).
+    pub fn encode_body(&self) -> Result<Vec<u8>, String> {
+        let mut out = vec![FRAME_VERSION];
+        match self {
+            Frame::Hello { from, to } => {
+                out.push(T_HELLO);
+                out.extend_from_slice(&from.to_be_bytes());
+                out.extend_from_slice(&to.to_be_bytes());
+            }
+            Frame::Msg(PeerMsg::Raft(m)) => {
+                out.push(T_RAFT);
+                m.write_to_vec(&mut out)
+                    .map_err(|e| format!("encoding a raft message: {e}"))?;
+            }
+            Frame::Msg(PeerMsg::Forward(f)) => {
+                out.push(T_FORWARD);
+                out.extend_from_slice(&f.origin.to_be_bytes());
+                out.extend_from_slice(&f.incarnation.to_be_bytes());
+                out.extend_from_slice(&f.seq.to_be_bytes());
+                out.extend_from_slice(&f.txn);
+            }
+            Frame::Msg(PeerMsg::Touch(sessions)) => {
+                out.push(T_TOUCH);
+                out.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
+                for s in sessions {
+                    out.extend_from_slice(&s.to_be_bytes());
+                }
+            }
+        }
+        if out.len() > MAX_FRAME {
+            return Err(format!(
+                "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Length prefix + body: what goes on the wire.
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        let body = self.encode_body()?;
+        let mut out = Vec::with_capacity(4 + body.len());
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Decodes a body. Invalid input is an error, never a panic.
+    pub fn decode_body(body: &[u8]) -> Result<Frame, String> {
+        let (&version, rest) = body.split_first().ok_or("empty frame")?;
+        if version != FRAME_VERSION {
+            return Err(format!("frame version {version}, expected {FRAME_VERSION}"));
+        }
+        let (&ty, p) = rest.split_first().ok_or("frame without a type")?;
+        let u64_at = |i: usize| {
+            p.get(i..i + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| format!("frame type {ty} is truncated"))
+        };
+        match ty {
+            T_HELLO => {
+                if p.len() != 16 {
+                    return Err(format!("hello of {} bytes, expected 16", p.len()));
+                }
+                Ok(Frame::Hello {
+                    from: u64_at(0)?,
+                    to: u64_at(8)?,
+                })
+            }
+            T_RAFT => Message::parse_from_bytes(p)
+                .map(|m| Frame::Msg(PeerMsg::Raft(m)))
+                .map_err(|e| format!("bad raft message: {e}")),
+            T_FORWARD => Ok(Frame::Msg(PeerMsg::Forward(Forward {
+                origin: u64_at(0)?,
+                incarnation: u64_at(8)?,
+                seq: u64_at(16)?,
+                txn: p.get(24..).unwrap_or_default().to_vec(),
+            }))),
+            T_TOUCH => {
+                let n = p
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or("touch frame is truncated")? as usize;
+                let ids = p.get(4..).unwrap_or_default();
+                if ids.len() != n.saturating_mul(8) {
+                    return Err(format!(
+                        "touch frame says {n} sessions, has {} bytes",
+                        ids.len()
+                    ));
+                }
+                Ok(Frame::Msg(PeerMsg::Touch(
+                    ids.chunks_exact(8)
+                        .filter_map(|c| c.try_into().ok().map(i64::from_be_bytes))
+                        .collect(),
+                )))
+            }
+            other => Err(format!("unknown frame type {other}")),
+        }
+    }
+}
+
+/// Why reading a frame stopped.
+#[derive(Debug)]
+enum ReadError {
+    /// Clean end of stream between frames.
+    Closed,
+    Io(io::Error),
+    Invalid(String),
+}
+
+/// Reads one frame. The body is read as it arrives (never allocated up front from the
+/// length), so a bogus length costs nothing until the bytes actually come.
+async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<Frame, ReadError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(ReadError::Closed),
+        Err(e) => return Err(ReadError::Io(e)),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if !(2..=MAX_FRAME).contains(&len) {
+        return Err(ReadError::Invalid(format!(
+            "frame length {len} outside 2..={MAX_FRAME}"
+        )));
+    }
+    let mut body = Vec::with_capacity(len.min(64 << 10));
+    (&mut *r)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await
+        .map_err(ReadError::Io)?;
+    if body.len() != len {
+        return Err(ReadError::Invalid(format!(
+            "connection closed inside a frame ({} of {len} bytes)",
+            body.len()
+        )));
+    }
+    Frame::decode_body(&body).map_err(ReadError::Invalid)
+}
+
+/// A frame waiting in a peer's queue.
+struct Outgoing {
+    bytes: Vec<u8>,
+    /// A MsgSnapshot: losing it must be reported, or the leader waits for it forever.
+    snapshot: bool,
+}
+
+struct Inner {
+    my_id: u64,
+    local_addr: SocketAddr,
+    queues: HashMap<u64, mpsc::Sender<Outgoing>>,
+    reports: Arc<Mutex<Vec<PeerReport>>>,
+    /// The accept loop and the connection tasks; aborted when the last clone goes.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The outbound side of the peer network; also the node's `Transport`. Cheap to clone.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    inner: Arc<Inner>,
+}
+
+/// The inbound side: frames from peers, in arrival order per connection. Hand it to the node
+/// with `attach` once the node is running.
+pub struct PeerInbound {
+    rx: mpsc::Receiver<(u64, PeerMsg)>,
+}
+
+impl PeerInbound {
+    /// Delivers every inbound frame to `raft` until the network or the node goes away.
+    pub fn attach(self, raft: RaftHandle) -> JoinHandle<()> {
+        let mut rx = self.rx;
+        tokio::spawn(async move {
+            while let Some((from, msg)) = rx.recv().await {
+                if raft.deliver(from, msg).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+
+    /// The next inbound frame (for tests and custom wiring).
+    pub async fn recv(&mut self) -> Option<(u64, PeerMsg)> {
+        self.rx.recv().await
+    }
+}
+
+impl PeerNetwork {
+    /// Binds `listen` and starts the network of node `my_id`. `peers` are the quorum
+    /// addresses (`host:port`) of the other members; an entry for `my_id` is ignored.
+    /// Must be called inside a tokio runtime (the tasks are spawned on it).
+    pub fn start(
+        my_id: u64,
+        listen: SocketAddr,
+        peers: Vec<(u64, String)>,
+    ) -> io::Result<(PeerNetwork, PeerInbound)> {
+        let sock = match listen {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        sock.set_reuseaddr(true)?;
+        sock.bind(listen)?;
+        let listener = sock.listen(1024)?;
+        Self::start_on(my_id, listener, peers)
+    }
+
+    /// As `start`, on a listener the caller already bound (tests bind port 0 first to learn
+    /// every node's address).
+    pub fn start_on(
+        my_id: u64,
+        listener: TcpListener,
+        peers: Vec<(u64, String)>,
+    ) -> io::Result<(PeerNetwork, PeerInbound)> {
+        let local_addr = listener.local_addr()?;
+        let peers: Vec<(u64, String)> = peers.into_iter().filter(|(id, _)| *id != my_id).collect();
+        let known: Arc<HashSet<u64>> = Arc::new(peers.iter().map(|(id, _)| *id).collect());
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let (in_tx, in_rx) = mpsc::channel(PEER_QUEUE);
+        let mut tasks = vec![tokio::spawn(accept_loop(my_id, listener, known, in_tx))];
+        let mut queues = HashMap::new();
+        for (id, addr) in peers {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            queues.insert(id, tx);
+            tasks.push(tokio::spawn(outbound(my_id, id, addr, rx, reports.clone())));
+        }
+        tracing::info!("peer network of node {my_id} listening on {local_addr}");
+        Ok((
+            PeerNetwork {
+                inner: Arc::new(Inner {
+                    my_id,
+                    local_addr,
+                    queues,
+                    reports,
+                    tasks,
+                }),
+            },
+            PeerInbound { rx: in_rx },
+        ))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    pub fn my_id(&self) -> u64 {
+        self.inner.my_id
+    }
+
+    /// Queues a frame for `to`; false when there is no such peer, the queue is full or the
+    /// frame cannot be encoded.
+    fn queue(&self, to: u64, frame: &Frame, snapshot: bool) -> bool {
+        let Some(q) = self.inner.queues.get(&to) else {
+            tracing::debug!("no peer {to}: dropping a frame");
+            return false;
+        };
+        let bytes = match frame.encode() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("cannot send to peer {to}: {e}");
+                return false;
+            }
+        };
+        match q.try_send(Outgoing { bytes, snapshot }) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!("queue to peer {to} is full: dropping a frame");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn report(&self, r: PeerReport) {
+        if let Ok(mut v) = self.inner.reports.lock() {
+            v.push(r);
+        }
+    }
+}
+
+impl Transport for PeerNetwork {
+    fn send(&mut self, msgs: Vec<Message>) {
+        for m in msgs {
+            let to = m.to;
+            let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
+            if !self.queue(to, &Frame::Msg(PeerMsg::Raft(m)), snapshot) && snapshot {
+                self.report(PeerReport::SnapshotFailed(to));
+            }
+        }
+    }
+
+    fn forward(&mut self, to: u64, fwd: &Forward) -> bool {
+        self.queue(to, &Frame::Msg(PeerMsg::Forward(fwd.clone())), false)
+    }
+
+    fn touch(&mut self, to: u64, sessions: Vec<i64>) -> bool {
+        self.queue(to, &Frame::Msg(PeerMsg::Touch(sessions)), false)
+    }
+
+    fn take_reports(&mut self) -> Vec<PeerReport> {
+        self.inner
+            .reports
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+/// How long writing `bytes` may take before the peer counts as stuck.
+fn write_timeout(bytes: usize) -> Duration {
+    Duration::from_secs(5) + Duration::from_millis((bytes >> 20) as u64 * 100)
+}
+
+/// The connection task for one peer: dial (with backoff), hello, then drain the queue.
+async fn outbound(
+    my_id: u64,
+    peer: u64,
+    addr: String,
+    mut rx: mpsc::Receiver<Outgoing>,
+    reports: Arc<Mutex<Vec<PeerReport>>>,
+) {
+    let report = |r| {
+        if let Ok(mut v) = reports.lock() {
+            v.push(r);
+        }
+    };
+    let hello = match (Frame::Hello {
+        from: my_id,
+        to: peer,
+    })
+    .encode()
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("hello to peer {peer}: {e}");
+            return;
+        }
+    };
+    let mut backoff = BACKOFF_MIN;
+    let mut reachable = true;
+    // A frame taken from the queue but not written when the connection broke.
+    let mut carry: Option<Outgoing> = None;
+    loop {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                if reachable {
+                    tracing::info!("peer {peer} at {addr} is unreachable: {e}");
+                    report(PeerReport::Unreachable(peer));
+                    reachable = false;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+            Err(_) => {
+                if reachable {
+                    tracing::info!("peer {peer} at {addr}: connect timed out");
+                    report(PeerReport::Unreachable(peer));
+                    reachable = false;
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut w = BufWriter::with_capacity(256 << 10, stream);
+        let result: io::Result<()> = async {
+            w.write_all(&hello).await?;
+            w.flush().await?;
+            tracing::info!("connected to peer {peer} at {addr}");
+            reachable = true;
+            backoff = BACKOFF_MIN;
+            loop {
+                let first = match carry.take() {
+                    Some(f) => f,
+                    None => match rx.recv().await {
+                        Some(f) => f,
+                        None => return Ok(()),
+                    },
+                };
+                // Write what is queued now in one go, then flush once.
+                let mut batch = vec![first];
+                let mut bytes = batch[0].bytes.len();
+                while bytes < (1 << 20) {
+                    match rx.try_recv() {
+                        Ok(f) => {
+                            bytes += f.bytes.len();
+                            batch.push(f);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let write = async {
+                    for f in &batch {
+                        w.write_all(&f.bytes).await?;
+                    }
+                    w.flush().await
+                };
+                match tokio::time::timeout(write_timeout(bytes), write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        lost(peer, &batch, &report);
+                        return Err(e);
+                    }
+                    Err(_) => {
+                        lost(peer, &batch, &report);
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                    }
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => return, // the network was dropped
+            Err(e) => {
+                tracing::info!("connection to peer {peer} at {addr} lost: {e}");
+                report(PeerReport::Unreachable(peer));
+                reachable = false;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Frames that may not have reached `peer`: a snapshot among them must be reported (raft-rs
+/// otherwise waits for its acknowledgement forever).
+fn lost(peer: u64, batch: &[Outgoing], report: &impl Fn(PeerReport)) {
+    if batch.iter().any(|f| f.snapshot) {
+        report(PeerReport::SnapshotFailed(peer));
+    }
+}
+
+async fn accept_loop(
+    my_id: u64,
+    listener: TcpListener,
+    known: Arc<HashSet<u64>>,
+    tx: mpsc::Sender<(u64, PeerMsg)>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("peer accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        while conns.try_join_next().is_some() {}
+        if conns.len() >= MAX_INBOUND {
+            tracing::warn!("too many peer connections: refusing {remote}");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        conns.spawn(inbound(my_id, stream, remote, known.clone(), tx.clone()));
+    }
+}
+
+/// Serves one accepted connection: hello first, then frames until EOF or a violation.
+async fn inbound(
+    my_id: u64,
+    stream: TcpStream,
+    remote: SocketAddr,
+    known: Arc<HashSet<u64>>,
+    tx: mpsc::Sender<(u64, PeerMsg)>,
+) {
+    let mut r = BufReader::with_capacity(256 << 10, stream);
+    let from = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r)).await {
+        Ok(Ok(Frame::Hello { from, to }))
+            if to == my_id && from != my_id && known.contains(&from) =>
+        {
+            from
+        }
+        Ok(Ok(Frame::Hello { from, to })) => {
+            tracing::warn!(
+                "peer connection from {remote}: hello from {from} to {to}, but this is node \
+                 {my_id} and {from} is not a known peer; disconnecting"
+            );
+            return;
+        }
+        Ok(Ok(_)) => {
+            tracing::warn!(
+                "peer connection from {remote} did not start with a hello; disconnecting"
+            );
+            return;
+        }
+        Ok(Err(ReadError::Closed)) => return,
+        Ok(Err(ReadError::Io(e))) => {
+            tracing::debug!("peer connection from {remote}: {e}");
+            return;
+        }
+        Ok(Err(ReadError::Invalid(why))) => {
+            tracing::warn!("peer connection from {remote}: {why}; disconnecting");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("peer connection from {remote} sent no hello in time; disconnecting");
+            return;
+        }
+    };
+    tracing::info!("peer {from} connected from {remote}");
+    loop {
+        let msg = match read_frame(&mut r).await {
+            Ok(Frame::Msg(m)) => m,
+            Ok(Frame::Hello { .. }) => {
+                tracing::warn!("peer {from} ({remote}) sent a second hello; disconnecting");
+                return;
+            }
+            Err(ReadError::Closed) => {
+                tracing::info!("peer {from} ({remote}) disconnected");
+                return;
+            }
+            Err(ReadError::Io(e)) => {
+                tracing::info!("peer {from} ({remote}): {e}");
+                return;
+            }
+            Err(ReadError::Invalid(why)) => {
+                tracing::warn!(
+                    "peer {from} ({remote}) sent an invalid frame ({why}); disconnecting"
+                );
+                return;
+            }
+        };
+        let bad = match &msg {
+            PeerMsg::Raft(m) if m.from != from || m.to != my_id => Some(format!(
+                "a raft message from {} to {} on its connection",
+                m.from, m.to
+            )),
+            PeerMsg::Forward(f) if f.origin != from => {
+                Some(format!("a forward with origin {}", f.origin))
+            }
+            _ => None,
+        };
+        if let Some(why) = bad {
+            tracing::warn!("peer {from} ({remote}) sent {why}; disconnecting");
+            return;
+        }
+        if tx.send((from, msg)).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(f: Frame) {
+        let wire = f.encode().expect("encode");
+        let len = u32::from_be_bytes(wire[..4].try_into().expect("4 bytes")) as usize;
+        assert_eq!(len, wire.len() - 4);
+        assert_eq!(Frame::decode_body(&wire[4..]).expect("decode"), f);
+    }
+
+    #[test]
+    fn frames_roundtrip() {
+        roundtrip(Frame::Hello { from: 1, to: 3 });
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        m.from = 2;
+        m.to = 1;
+        m.term = 7;
+        m.index = 42;
+        roundtrip(Frame::Msg(PeerMsg::Raft(m)));
+        roundtrip(Frame::Msg(PeerMsg::Forward(Forward {
+            origin: 2,
+            incarnation: u64::MAX,
+            seq: 9,
+            txn: vec![1, 2, 3],
+        })));
+        roundtrip(Frame::Msg(PeerMsg::Touch(vec![-1, 0, i64::MAX])));
+        roundtrip(Frame::Msg(PeerMsg::Touch(vec![])));
+    }
+
+    #[test]
+    fn invalid_bodies_are_errors() {
+        for (body, why) in [
+            (&[][..], "empty"),
+            (&[2, 1][..], "version"),
+            (&[1][..], "type"),
+            (&[1, 200][..], "unknown"),
+            (&[1, 1, 0, 0][..], "hello"),
+            (&[1, 2, 0xff, 0xff, 0xff][..], "raft"),
+            (&[1, 3, 0, 0, 0, 1][..], "truncated"),
+            (&[1, 4, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1][..], "touch"),
+            (&[1, 4, 0xff, 0xff, 0xff, 0xff][..], "touch"),
+        ] {
+            let e = Frame::decode_body(body).expect_err(why);
+            assert!(e.contains(why), "{body:?}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn read_frame_checks_the_length_before_reading() {
+        let mut r: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 1];
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ReadError::Invalid(_))
+        ));
+        let mut r: &[u8] = &[0, 0, 0, 1, 1];
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ReadError::Invalid(_))
+        ));
+        // Cut inside a frame, and a clean end between frames.
+        let mut r: &[u8] = &[0, 0, 0, 18, 1, 1, 0, 0];
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ReadError::Invalid(_))
+        ));
+        let mut r: &[u8] = &[];
+        assert!(matches!(read_frame(&mut r).await, Err(ReadError::Closed)));
+        let wire = Frame::Hello { from: 1, to: 2 }.encode().expect("encode");
+        let mut r: &[u8] = &wire;
+        assert_eq!(
+            read_frame(&mut r).await.expect("hello"),
+            Frame::Hello { from: 1, to: 2 }
+        );
+    }
+
+    #[tokio::test]
+    async fn queues_drop_instead_of_blocking_and_unknown_peers_are_refused() {
+        // A peer that never accepts: its queue fills and further frames are dropped.
+        let (mut net, _inbound) = PeerNetwork::start(
+            1,
+            "127.0.0.1:0".parse().expect("addr"),
+            vec![(2, "127.0.0.1:9".into())],
+        )
+        .expect("start");
+        let touch = |n: &mut PeerNetwork| n.touch(2, vec![1]);
+        let mut queued = 0;
+        for _ in 0..PEER_QUEUE + 10 {
+            if touch(&mut net) {
+                queued += 1;
+            }
+        }
+        assert!(queued <= PEER_QUEUE + 1, "queued {queued}");
+        assert!(!net.touch(3, vec![1]), "no such peer");
+        let mut snap = Message::default();
+        snap.set_msg_type(MessageType::MsgSnapshot);
+        snap.to = 2;
+        net.send(vec![snap]);
+        let reports = net.take_reports();
+        assert!(
+            reports.contains(&PeerReport::SnapshotFailed(2)),
+            "{reports:?}"
+        );
+    }
+}
