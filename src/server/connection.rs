@@ -193,6 +193,7 @@ pub async fn run(
         timeout_ms,
         stats: stats.clone(),
         out: out_tx.clone(),
+        closing: std::sync::atomic::AtomicBool::new(false),
     });
     take_over_session(&shared, handle.clone());
     shared
@@ -230,6 +231,7 @@ pub async fn run(
 
     let ip_id = Id::new("ip", remote.ip().to_string());
     let mut reader = Reader {
+        handle: handle.clone(),
         shared: shared.clone(),
         proposer,
         session_id,
@@ -308,6 +310,7 @@ async fn write_loop(
 }
 
 struct Reader {
+    handle: Arc<ConnHandle>,
     shared: Arc<Shared>,
     proposer: Proposer,
     session_id: i64,
@@ -359,11 +362,7 @@ impl Reader {
         shared.stats.outstanding.fetch_add(1, Relaxed);
         self.stats.received.fetch_add(1, Relaxed);
         self.stats.queued.fetch_add(1, Relaxed);
-        shared
-            .liveness
-            .lock()
-            .expect("liveness lock")
-            .touch(self.session_id, t0);
+        shared.touch(self.session_id);
 
         let (header, decoded) = match decode_request(&body) {
             Ok(x) => x,
@@ -419,6 +418,7 @@ impl Reader {
                 }) && err == 0
             }
             Request::CloseSession => {
+                self.handle.closing.store(true, Relaxed);
                 self.wait_for_reads().await;
                 self.writes_in_flight.fetch_add(1, Relaxed);
                 let Ok(rx) = self.proposer.propose(Txn::CloseSession {
@@ -573,6 +573,16 @@ async fn respond_loop(
                 t0,
                 executed,
             } => {
+                if matches!(req, Request::Sync { .. }) {
+                    // In an ensemble, sync first catches this server up with everything the
+                    // leader had committed (ReadIndex); standalone it is already current.
+                    if let Some(raft) = shared.raft.get().filter(|_| shared.config.is_distributed())
+                    {
+                        if raft.read_barrier().await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 let (zxid, r) = execute_read(&shared, session_id, &auth, req, &out);
                 if let Some(done) = executed {
                     let _ = done.send(());

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::admin::{
-    self, ConfInfo, ConnectionInfo, EnvInfo, FourLetterWord, ServerSnapshot, SessionStats,
+    self, ConfInfo, ConnectionInfo, EnvInfo, FourLetterWord, LeaderStats, QuorumConf, QuorumStats,
+    ServerMode, ServerSnapshot, SessionStats,
 };
 
 use super::stats::OP_NAMES;
@@ -112,7 +113,53 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
     if word == FourLetterWord::Envi {
         snap.env = env_info();
     }
+    if cfg.is_distributed() {
+        add_quorum(shared, &mut snap);
+    }
     snap
+}
+
+/// Ensemble figures: quorum size and peer state on every member, the leader's follower
+/// counts, and the membership for `conf`.
+fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
+    let cfg = &shared.config;
+    let Some(status) = shared.raft.get().map(|r| r.status()) else {
+        return;
+    };
+    let peer_state = match snap.mode {
+        _ if !status.serving => "looking",
+        ServerMode::Leader => "leading - broadcast",
+        ServerMode::Observer => "observing - broadcast",
+        _ => "following - broadcast",
+    };
+    snap.quorum = Some(QuorumStats {
+        quorum_size: status.voters.len() as u64,
+        peer_state: peer_state.to_string(),
+        synced_observers: status.synced_learners,
+    });
+    if snap.mode == ServerMode::Leader {
+        let peers = (status.voters.len() + status.learners.len()).saturating_sub(1) as u64;
+        snap.leader = Some(LeaderStats {
+            learners: peers,
+            synced_followers: status.synced_followers,
+            synced_non_voting_followers: 0,
+            pending_syncs: 0,
+            leader_uptime_ms: 0,
+            last_proposal_size: -1,
+            min_proposal_size: -1,
+            max_proposal_size: -1,
+        });
+    }
+    let me = cfg.my_server();
+    snap.conf.quorum = Some(QuorumConf {
+        init_limit: cfg.init_limit,
+        sync_limit: cfg.sync_limit,
+        election_alg: 3,
+        election_port: me.map(|s| s.election_port.to_string()).unwrap_or_default(),
+        quorum_port: me.map(|s| s.quorum_port.to_string()).unwrap_or_default(),
+        peer_type: u32::from(cfg.peer_type == crate::config::PeerType::Observer),
+        membership: cfg.membership_lines().join("\n"),
+    });
 }
 
 fn connections(shared: &Shared, asking: SocketAddr) -> Vec<ConnectionInfo> {

@@ -66,6 +66,8 @@ pub struct ConnHandle {
     pub timeout_ms: i32,
     pub stats: Arc<ConnStats>,
     pub out: mpsc::UnboundedSender<Out>,
+    /// The client asked for closeSession: its reply must go out before the socket closes.
+    pub closing: std::sync::atomic::AtomicBool,
 }
 
 /// Connections by session and by connection id.
@@ -93,6 +95,8 @@ pub struct Shared {
     expiring: Mutex<HashSet<i64>>,
     /// The consensus node, once recovery has finished.
     pub raft: std::sync::OnceLock<RaftHandle>,
+    /// Sessions heard from since the last report to the leader (ensemble only).
+    touched: Mutex<HashSet<i64>>,
 }
 
 impl Shared {
@@ -113,6 +117,7 @@ impl Shared {
             secret: 0x6b65_6570_6572_6421,
             expiring: Mutex::new(HashSet::new()),
             raft: std::sync::OnceLock::new(),
+            touched: Mutex::new(HashSet::new()),
             config,
         }
     }
@@ -136,6 +141,20 @@ impl Shared {
             self.stats
                 .packets_sent
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// A client of `session_id` was heard from (any packet).
+    pub fn touch(&self, session_id: i64) {
+        self.liveness
+            .lock()
+            .expect("liveness lock")
+            .touch(session_id, Instant::now());
+        if self.config.is_distributed() {
+            self.touched
+                .lock()
+                .expect("touched lock")
+                .insert(session_id);
         }
     }
 
@@ -184,6 +203,19 @@ impl StateMachine for Applier {
                 shared.deliver(&conns, session_id, &event);
             }
         }
+        if let Txn::CloseSession { session_id } = txn {
+            // Expired (possibly by a leader elsewhere): a client still connected here is
+            // disconnected, and finds its session expired when it reconnects.
+            if let Some(h) = conns
+                .by_session
+                .get(session_id)
+                .and_then(|id| conns.all.get(id))
+            {
+                if !h.closing.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = h.out.send(Out::Close);
+                }
+            }
+        }
         drop(conns);
         match txn {
             Txn::CreateSession {
@@ -225,6 +257,23 @@ impl StateMachine for Applier {
         )?;
         let mut state = self.shared.state.write().expect("state lock");
         state.tree = tree;
+        // The tree jumped: watches cannot tell what changed. Connected clients are closed,
+        // reconnect, and re-send their watches with their last zxid (setWatches), which
+        // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
+        let conns = self.shared.conns.lock().expect("conns lock");
+        for h in conns.all.values() {
+            let _ = h.out.send(Out::Close);
+        }
+        drop(conns);
+        let mut live = self.shared.liveness.lock().expect("liveness lock");
+        let now = Instant::now();
+        for s in state.tree.sessions() {
+            live.track(
+                s.session_id,
+                Duration::from_millis(s.timeout_ms.max(0) as u64),
+                now,
+            );
+        }
         Ok(())
     }
 }
@@ -258,10 +307,14 @@ impl RunningServer {
     }
 }
 
-/// The consensus options this server's zoo.cfg asks for.
+/// The consensus options this server's zoo.cfg asks for. In an ensemble the voters are the
+/// participant server.N lines, observers are Raft learners, and time follows ZooKeeper's
+/// settings: one Raft tick is tickTime/2 (a heartbeat each, like ZooKeeper's pings) and a
+/// follower that hears nothing for syncLimit x tickTime starts an election (see
+/// docs/replication.md).
 fn raft_options(config: &Config) -> RaftOptions {
     let id = config.my_id.filter(|&id| id != 0).unwrap_or(1);
-    RaftOptions {
+    let base = RaftOptions {
         id,
         voters: vec![id],
         data_dir: config.data_dir.clone(),
@@ -271,6 +324,36 @@ fn raft_options(config: &Config) -> RaftOptions {
         purge_interval_hours: config.autopurge_purge_interval_hours as u64,
         force_sync: config.force_sync,
         ..RaftOptions::standalone(config.data_dir.clone())
+    };
+    if !config.is_distributed() {
+        return base;
+    }
+    use crate::config::PeerType;
+    let ids = |t: PeerType| -> Vec<u64> {
+        config
+            .servers
+            .iter()
+            .filter(|s| s.peer_type == t)
+            .map(|s| s.id)
+            .collect()
+    };
+    let peer_listen = config
+        .my_server()
+        .filter(|_| config.quorum_listen_on_all_ips)
+        .map(|s| SocketAddr::from(([0, 0, 0, 0], s.quorum_port)));
+    RaftOptions {
+        voters: ids(PeerType::Participant),
+        learners: ids(PeerType::Observer),
+        peers: config
+            .servers
+            .iter()
+            .map(|s| (s.id, format!("{}:{}", s.host, s.quorum_port)))
+            .collect(),
+        peer_listen,
+        tick: Duration::from_millis((config.tick_time_ms as u64 / 2).max(1)),
+        heartbeat_ticks: 1,
+        election_ticks: (2 * config.sync_limit as usize).max(3),
+        ..base
     }
 }
 
@@ -350,6 +433,7 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let expiry = tokio::spawn(expire_sessions(shared.clone(), proposer.clone()));
+    let touches = tokio::spawn(route_touches(shared.clone()));
     let reaper = tokio::spawn(reap_nodes(shared.clone(), proposer.clone()));
     let mut next_conn_id: u64 = 1;
     tokio::pin!(shutdown);
@@ -398,6 +482,7 @@ async fn serve(
     }
     expiry.abort();
     reaper.abort();
+    touches.abort();
     drop(proposer);
     let _ = expiry.await;
     let _ = reaper.await;
@@ -431,9 +516,22 @@ async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
     let tick = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_leader = !shared.config.is_distributed();
     loop {
         interval.tick().await;
         if !shared.expires_sessions() {
+            was_leader = false;
+            continue;
+        }
+        if !was_leader {
+            // A new leader has not heard the other servers' clients yet: like ZooKeeper, it
+            // gives every session a full timeout from now.
+            was_leader = true;
+            shared
+                .liveness
+                .lock()
+                .expect("liveness lock")
+                .touch_all(Instant::now());
             continue;
         }
         let expired = shared
@@ -478,6 +576,50 @@ async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
     }
 }
 
+/// Ensemble: followers report the sessions their clients were heard from to the leader every
+/// tickTime/2; the leader feeds reports (its own included) into its expiry clock.
+async fn route_touches(shared: Arc<Shared>) {
+    if !shared.config.is_distributed() {
+        return;
+    }
+    let Some(raft) = shared.raft.get().cloned() else {
+        return;
+    };
+    let mut inbound = raft.take_touches();
+    let every = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                let batch: Vec<i64> = shared
+                    .touched
+                    .lock()
+                    .expect("touched lock")
+                    .drain()
+                    .collect();
+                if !batch.is_empty() && !raft.is_leader() {
+                    raft.touch_leader(batch);
+                }
+            }
+            Some(t) = async {
+                match inbound.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if raft.is_leader() {
+                    let now = Instant::now();
+                    let mut live = shared.liveness.lock().expect("liveness lock");
+                    for s in t.sessions {
+                        live.touch(s, now);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Periodically proposes deleting empty containers and expired TTL nodes
 /// (znode.container.checkIntervalMs, default 60 s, like ZooKeeper's ContainerManager).
 async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {
@@ -493,6 +635,9 @@ async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {
     interval.tick().await;
     loop {
         interval.tick().await;
+        if !shared.expires_sessions() {
+            continue;
+        }
         let now = now_ms();
         let paths = shared
             .state

@@ -66,6 +66,13 @@ impl Liveness {
         }
     }
 
+    /// Every tracked session was heard from now (a new leader's grace period).
+    pub fn touch_all(&mut self, now: Instant) {
+        for entry in self.sessions.values_mut() {
+            entry.0 = now;
+        }
+    }
+
     pub fn forget(&mut self, session_id: i64) {
         self.sessions.remove(&session_id);
     }

@@ -1,0 +1,272 @@
+//! A three-node ensemble of real keeperd processes on loopback ports: replication, leader
+//! failure under load, follower catch-up (also by snapshot), pauses, and replica digests.
+
+mod cluster_support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cluster_support::*;
+use zookeeper_client as zk;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn open() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+fn ephemeral() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
+}
+
+async fn connect(addr: &str, timeout: Duration) -> zk::Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match zk::Client::connector()
+            .with_session_timeout(timeout)
+            .with_server_version(3, 8, 0)
+            .connect(addr)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Reads `path` from a client bound to one node until it has `want` (replication lag is
+/// allowed, a wrong final value is not).
+async fn converge(c: &zk::Client, path: &str, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((data, _)) = c.get_data(path).await {
+            if data == want {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{path} never reached {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn assert_digests_agree(cluster: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut digests = BTreeMap::new();
+        for n in cluster.nodes.iter().filter(|n| n.child.is_some()) {
+            digests.insert(n.id, digest(n.client_port).await);
+        }
+        let distinct: std::collections::BTreeSet<_> = digests.values().collect();
+        if distinct.len() == 1 && !digests.values().any(Option::is_none) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("replica digests differ: {digests:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_on_any_node_are_read_on_every_node() {
+    tokio::time::timeout(LIMIT, async {
+        let cluster = Cluster::start(3, "");
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        let clients: Vec<zk::Client> = {
+            let mut v = vec![];
+            for n in &cluster.nodes {
+                v.push(connect(&n.addr(), Duration::from_secs(10)).await);
+            }
+            v
+        };
+        for (i, c) in clients.iter().enumerate() {
+            c.create(
+                &format!("/from{}", i + 1),
+                format!("v{i}").as_bytes(),
+                &open(),
+            )
+            .await
+            .unwrap();
+        }
+        for c in &clients {
+            for i in 0..3 {
+                converge(c, &format!("/from{}", i + 1), format!("v{i}").as_bytes()).await;
+            }
+        }
+        // sync on a follower makes it catch up with a write made on the leader.
+        let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap().id;
+        let on_leader = &clients[(leader - 1) as usize];
+        let on_follower = &clients[(follower - 1) as usize];
+        for i in 0..20 {
+            on_leader
+                .set_data("/from1", format!("s{i}").as_bytes(), None)
+                .await
+                .unwrap();
+            on_follower.sync("/from1").await.unwrap();
+            let (data, _) = on_follower.get_data("/from1").await.unwrap();
+            assert_eq!(
+                data,
+                format!("s{i}").as_bytes(),
+                "sync then read on a follower"
+            );
+        }
+        let m = mntr(cluster.nodes[(leader - 1) as usize].client_port).await;
+        assert_eq!(m.get("zk_server_state").map(String::as_str), Some("leader"));
+        assert_eq!(
+            m.get("zk_synced_followers").map(String::as_str),
+            Some("2"),
+            "{m:?}"
+        );
+        assert_eq!(
+            m.get("zk_quorum_size").map(String::as_str),
+            Some("3"),
+            "{m:?}"
+        );
+        let m = mntr(cluster.nodes[(follower - 1) as usize].client_port).await;
+        assert_eq!(
+            m.get("zk_server_state").map(String::as_str),
+            Some("follower")
+        );
+        assert_digests_agree(&cluster).await;
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_9_under_load_loses_no_acknowledged_write() {
+    tokio::time::timeout(LIMIT, async {
+        let mut cluster = Cluster::start(3, "");
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        let survivors: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+        // A live session on a surviving node, and one on the leader that dies with it.
+        let keeper = connect(&cluster.node(survivors[0]).addr(), Duration::from_secs(10)).await;
+        keeper.create("/live", b"", &ephemeral()).await.unwrap();
+        let doomed = connect(&cluster.node(leader).addr(), Duration::from_millis(1500)).await;
+        doomed.create("/dead", b"", &ephemeral()).await.unwrap();
+        // Writers on both surviving nodes.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut writers = tokio::task::JoinSet::new();
+        for (w, id) in survivors.iter().enumerate() {
+            let addr = cluster.node(*id).addr();
+            let tx = tx.clone();
+            writers.spawn(async move {
+                let c = connect(&addr, Duration::from_secs(10)).await;
+                let stop = Instant::now() + Duration::from_secs(4);
+                let mut i = 0;
+                while Instant::now() < stop {
+                    let path = format!("/w{w}-{i:06}");
+                    match c.create(&path, b"x", &open()).await {
+                        Ok(_) => {
+                            let _ = tx.send(path);
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                    i += 1;
+                }
+            });
+        }
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let killed_at = Instant::now();
+        cluster.node(leader).kill9();
+        drop(doomed);
+        let new_leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        let failover = killed_at.elapsed();
+        assert_ne!(new_leader, leader);
+        while writers.join_next().await.is_some() {}
+        let mut acked = vec![];
+        while let Some(p) = rx.recv().await {
+            acked.push(p);
+        }
+        assert!(acked.len() > 50, "writers made progress: {}", acked.len());
+        // Election timeout is initLimit-free: tickTime 200 ms; allow 2 x the worst case.
+        assert!(
+            failover < Duration::from_secs(10),
+            "failover took {failover:?}"
+        );
+        for id in &survivors {
+            let c = connect(&cluster.node(*id).addr(), Duration::from_secs(10)).await;
+            c.sync("/").await.unwrap();
+            for p in &acked {
+                assert!(
+                    c.check_stat(p).await.unwrap().is_some(),
+                    "acknowledged {p} missing on node {id}"
+                );
+            }
+            assert!(
+                c.check_stat("/live").await.unwrap().is_some(),
+                "live ephemeral kept"
+            );
+        }
+        // The dead session expires through the new leader; its ephemeral vanishes everywhere.
+        let c = connect(&cluster.node(survivors[1]).addr(), Duration::from_secs(10)).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.check_stat("/dead").await.unwrap().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "ephemeral of the dead session stayed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The old leader comes back as a follower and catches up.
+        cluster.node(leader).start();
+        cluster.wait_leader(Duration::from_secs(30)).await;
+        let back = connect(&cluster.node(leader).addr(), Duration::from_secs(10)).await;
+        back.sync("/").await.unwrap();
+        assert!(back
+            .check_stat(acked.last().unwrap())
+            .await
+            .unwrap()
+            .is_some());
+        assert!(back.check_stat("/dead").await.unwrap().is_none());
+        assert_digests_agree(&cluster).await;
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_far_behind_catches_up_by_snapshot_and_a_paused_node_recovers() {
+    tokio::time::timeout(LIMIT, async {
+        let mut cluster = Cluster::start(3, "snapCount=100\n");
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        let follower = (1..=3).find(|&i| i != leader).unwrap();
+        cluster.node(follower).kill9();
+        let c = connect(&cluster.node(leader).addr(), Duration::from_secs(10)).await;
+        for i in 0..600 {
+            c.create(&format!("/bulk{i:04}"), b"0123456789", &open())
+                .await
+                .unwrap();
+        }
+        cluster.node(follower).start();
+        cluster.wait_leader(Duration::from_secs(30)).await;
+        let f = connect(&cluster.node(follower).addr(), Duration::from_secs(10)).await;
+        f.sync("/").await.unwrap();
+        assert!(f.check_stat("/bulk0599").await.unwrap().is_some());
+        assert!(
+            cluster
+                .node(follower)
+                .log()
+                .contains("installed the leader's snapshot"),
+            "the follower restored from a snapshot sent by the leader"
+        );
+
+        // SIGSTOP the other follower (like a partition), keep writing, SIGCONT it.
+        let other = (1..=3).find(|&i| i != leader && i != follower).unwrap();
+        cluster.node(other).pause();
+        for i in 0..50 {
+            c.create(&format!("/paused{i:02}"), b"", &open())
+                .await
+                .unwrap();
+        }
+        cluster.node(other).resume();
+        let o = connect(&cluster.node(other).addr(), Duration::from_secs(10)).await;
+        o.sync("/").await.unwrap();
+        assert!(o.check_stat("/paused49").await.unwrap().is_some());
+        assert_digests_agree(&cluster).await;
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
