@@ -351,6 +351,8 @@ def test_kafka28_startup_registration_and_election(kafka, zk):
         assert stat.czxid == b[i]["broker_epoch"], "broker epoch = czxid from the SetData result"
         epochs.append(stat.czxid)
     assert epochs == sorted(set(epochs))
+    now_ms = time.time() * 1000
+    assert abs(get(zk, "/brokers/ids/1")[1].ctime - now_ms) < 120000, "ctime is wall-clock ms"
     assert len({b[i]["session"] for i in b}) == 3
 
     # election: broker 1 wins with multi[create /controller, setData /controller_epoch]
@@ -685,3 +687,35 @@ def test_broker_session_expiry_and_reregistration(kafka, zk):
     ctl, cstat = get_json(zk, "/controller")
     assert ctl["brokerid"] == 1 and cstat.ephemeralOwner == b[1]["session"]
     assert get(zk, "/controller_epoch")[0] == b"1"
+
+
+def test_connection_loss_without_expiry_restores_watches(kafka, zk):
+    """A short cut (well under the session timeout): same session, SetWatches on reconnect."""
+    b = start_brokers(kafka, ids=(1, 2))
+    b[3] = kafka.call("start", 3, "2.8", 18000, "proxy")
+    create_topic(kafka, "keep", 1)
+    since = kafka.mark()
+    kafka.call("partition", 3)
+    kafka.wait("watch", since=since, broker=3, type="None", state="Disconnected")
+    # a config change while broker 3 is away: its child watch on /config/changes
+    # (set before the cut) must fire once the reconnect re-sends it (SetWatches)
+    r = kafka.call("admin", "2.8", "add-config", "keep", "retention.ms=1")
+    assert r["notification"] == "/config/changes/config_change_0000000000"
+    kafka.wait("config-change", since=since, broker=1, notification="config_change_0000000000")
+    assert not kafka.find("config-change", since=since, broker=3)
+    time.sleep(0.5)
+    kafka.call("heal", 3)
+    kafka.wait("watch", since=since, broker=3, type="None", state="SyncConnected", timeout=30)
+    ev = kafka.wait("config-change", since=since, broker=3, notification="config_change_0000000000")
+    assert ev["config"] == {"retention.ms": "1"}
+    assert ("NodeChildrenChanged", "/config/changes") in kafka.watches(3, since=since)
+    assert not kafka.find("expired", broker=3)
+    # same session, same registration
+    assert get(zk, "/brokers/ids/3")[1].ephemeralOwner == b[3]["session"]
+    assert kafka.call("state", 3)["session"] == b[3]["session"]
+    # the /controller watch survived the reconnect too: a failover reaches broker 3
+    since = kafka.mark()
+    kafka.call("stop", 1)
+    kafka.wait("watch", since=since, broker=3, type="NodeDeleted", path="/controller")
+    won = kafka.wait("elected", since=since)
+    assert won["epoch"] == 2 and won["broker"] in (2, 3)
