@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kazoo.exceptions import BadVersionError, RuntimeInconsistency
+from kazoo.exceptions import BadVersionError, NodeExistsError, RuntimeInconsistency
 
 from conftest import HOST, JAVA_DIR, ZK_JAR, make_client
 
@@ -633,6 +633,13 @@ def test_controller_failover_on_session_close(kafka, zk):
     res = t.commit()
     assert isinstance(res[0], BadVersionError) and isinstance(res[1], RuntimeInconsistency)
     assert get(zk, "/brokers/topics/ha/partitions/1/state")[1].version == 0
+    # a contender with the old epoch: the election multi reports the first failing op
+    t = zk.transaction()
+    t.create(CHROOT + "/controller", b'{"version":1,"brokerid":9,"timestamp":"0"}', ephemeral=True)
+    t.set_data(CHROOT + "/controller_epoch", b"2", version=1)
+    res = t.commit()
+    assert [type(r) for r in res] == [NodeExistsError, RuntimeInconsistency], res
+    assert get_json(zk, "/controller")[0]["brokerid"] == w
 
     # the new controller works: topics, and broker 1 coming back
     since = kafka.mark()
