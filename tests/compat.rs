@@ -195,3 +195,8 @@ fn compat_kazoo() {
 fn compat_differential() {
     run_suite("test_differential.py");
 }
+
+#[test]
+fn compat_kafka() {
+    run_suite("test_kafka.py");
+}
