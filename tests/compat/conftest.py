@@ -297,6 +297,55 @@ class _PortTaken(Exception):
     pass
 
 
+class Ensemble:
+    """N keeperd processes forming one ensemble from server.N lines (loopback ports)."""
+
+    def __init__(self, workdir, n=3, extra_cfg=None):
+        self.members = []
+        quorum = [(free_port(), free_port()) for _ in range(n)]
+        lines = {
+            f"server.{i + 1}": f"{HOST}:{q}:{e}" for i, (q, e) in enumerate(quorum)
+        }
+        for i in range(n):
+            cfg = {"initLimit": "10", "syncLimit": "5", **lines, **(extra_cfg or {})}
+            srv = Server("keeperd", Path(workdir) / f"n{i + 1}", cfg)
+            (srv.data_dir / "myid").write_text(f"{i + 1}\n")
+            self.members.append(srv)
+
+    def start(self):
+        # Members wait for a quorum before serving, so start them all, then wait for each.
+        procs = []
+        for srv in self.members:
+            srv.port = free_port()
+            srv._write_cfg()
+            cmd = [keeperd_bin(), "start-foreground", str(srv.cfg_path)]
+            setpriv = shutil.which("setpriv")
+            if setpriv:
+                cmd = [setpriv, "--pdeathsig", "KILL", "--"] + cmd
+            log = open(srv.log_path, "ab")
+            srv.proc = subprocess.Popen(
+                cmd,
+                cwd=srv.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            log.close()
+            _LIVE.add(srv)
+            procs.append(srv)
+        for srv in procs:
+            srv._wait_ready()
+        return self
+
+    def stop(self):
+        for srv in self.members:
+            srv.stop()
+
+    def hosts(self):
+        return [m.hosts() for m in self.members]
+
+
 @atexit.register
 def _stop_stragglers():
     for srv in list(_LIVE):

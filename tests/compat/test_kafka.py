@@ -103,12 +103,25 @@ def emu_classes():
 
 
 @pytest.fixture(scope="module")
-def zk_servers(server):
-    """host:port of every server the brokers use (ensemble hook, see module doc)."""
+def zk_servers(server, tmp_path_factory):
+    """host:port of every server the brokers use. keeperd runs as a 3-node ensemble (as
+    brokers see it in production, connect string of all three); the ZooKeeper oracle runs
+    standalone. COMPAT_KAFKA_CONNECT=h1:p1,... points at servers started elsewhere;
+    COMPAT_KAFKA_ENSEMBLE=0 uses the single keeperd server instead."""
     external = os.environ.get("COMPAT_KAFKA_CONNECT", "").strip()
     if external:
-        return [hp.strip() for hp in external.split(",") if hp.strip()]
-    return [server.hosts()]
+        yield [hp.strip() for hp in external.split(",") if hp.strip()]
+        return
+    if server.kind == "keeperd" and os.environ.get("COMPAT_KAFKA_ENSEMBLE", "1") != "0":
+        from conftest import Ensemble
+
+        ens = Ensemble(tmp_path_factory.mktemp("kafka-ensemble"), 3).start()
+        try:
+            yield ens.hosts()
+        finally:
+            ens.stop()
+        return
+    yield [server.hosts()]
 
 
 @pytest.fixture
