@@ -758,3 +758,25 @@ async fn ttl_nodes_expire_and_close_session_removes_ephemerals() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn add_watch_answers_an_error_response_body_like_zookeeper() {
+    bounded(async {
+        let srv = start().await;
+        let (mut c, _) = Raw::session(srv.local_addr).await;
+        c.send(
+            1,
+            &Request::AddWatch {
+                path: "/".into(),
+                mode: keeperd::proto::AddWatchMode::PersistentRecursive,
+            },
+        )
+        .await;
+        let (h, body) = c.reply().await;
+        assert_eq!((h.xid, h.err), (1, 0));
+        // ZooKeeper 3.8 sends ErrorResponse{0} (4 bytes); the Java client reads it.
+        assert_eq!(body, vec![0, 0, 0, 0]);
+        srv.shutdown().await;
+    })
+    .await;
+}

@@ -346,6 +346,11 @@ fn apply_key(
                 "hierarchical quorums (group.N / weight.N) are not supported by keeperd",
             ));
         }
+        // Read by the server from `extra` (ContainerManager's check interval).
+        "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
+            let key = "znode.container.checkIntervalMs".to_string();
+            config.extra.insert(key, value.to_string());
+        }
         key => {
             if ZK_KEYS_NOT_IMPLEMENTED.contains(&key) || key.starts_with("metricsProvider.") {
                 tracing::warn!(

@@ -994,6 +994,10 @@ fn response_body(op: OpCode, i: &[u8]) -> PResult<'_, Response> {
             let (i, infos) = vector(8, client_info)(i)?;
             (i, Response::WhoAmI(infos))
         }
+        OpCode::AddWatch => {
+            let (i, err) = int(i)?;
+            (i, Response::ErrorCode(err))
+        }
         OpCode::Delete
         | OpCode::Ping
         | OpCode::CheckWatches
@@ -1001,7 +1005,6 @@ fn response_body(op: OpCode, i: &[u8]) -> PResult<'_, Response> {
         | OpCode::Auth
         | OpCode::SetWatches
         | OpCode::SetWatches2
-        | OpCode::AddWatch
         | OpCode::CloseSession
         | OpCode::Notification
         | OpCode::DeleteContainer
@@ -1252,6 +1255,7 @@ fn put_response_body(out: &mut BytesMut, body: &Response) {
             put_multi_end(out);
         }
         Response::GetAllChildrenNumber { total } => out.put_i32(*total),
+        Response::ErrorCode(err) => out.put_i32(*err),
         Response::WhoAmI(infos) => {
             out.put_i32(wire_len(infos.len()));
             for info in infos {

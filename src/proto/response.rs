@@ -52,18 +52,43 @@ pub enum OpResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
     Empty,
-    Create { path: String },
-    Create2 { path: String, stat: Stat },
+    Create {
+        path: String,
+    },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     Stat(Stat),
-    GetData { data: Option<Bytes>, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
-    GetChildren { children: Vec<String> },
-    GetChildren2 { children: Vec<String>, stat: Stat },
-    Sync { path: String },
+    GetData {
+        data: Option<Bytes>,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetChildren2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Sync {
+        path: String,
+    },
     Multi(Vec<OpResult>),
-    GetEphemerals { ephemerals: Vec<String> },
-    GetAllChildrenNumber { total: i32 },
+    GetEphemerals {
+        ephemerals: Vec<String>,
+    },
+    GetAllChildrenNumber {
+        total: i32,
+    },
     WhoAmI(Vec<ClientInfo>),
+    /// An ErrorResponse body `{int err}`: what addWatch (106) answers on success (err 0);
+    /// the Java client reads this body and drops the connection without it.
+    ErrorCode(i32),
 }
 
 /// Appends a whole reply frame (4-byte length, header, body) to `out`. When `header.err`

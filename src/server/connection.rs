@@ -746,7 +746,7 @@ fn execute_read(
                 crate::proto::AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
             };
             state.watches.add(session_id, &path, kind);
-            Ok(Response::Empty)
+            Ok(Response::ErrorCode(0))
         }
         Request::RemoveWatches {
             path,
