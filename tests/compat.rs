@@ -195,3 +195,8 @@ fn compat_kazoo() {
 fn compat_differential() {
     run_suite("test_differential.py");
 }
+
+#[test]
+fn compat_kazoo_suite() {
+    run_suite("test_kazoo_suite.py");
+}
