@@ -200,3 +200,8 @@ fn compat_differential() {
 fn compat_kazoo_suite() {
     run_suite("test_kazoo_suite.py");
 }
+
+#[test]
+fn compat_curator() {
+    run_suite("test_curator.py");
+}
