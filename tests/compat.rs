@@ -205,3 +205,8 @@ fn compat_kazoo_suite() {
 fn compat_curator() {
     run_suite("test_curator.py");
 }
+
+#[test]
+fn compat_cclient() {
+    run_suite("test_cclient.py");
+}
