@@ -200,3 +200,23 @@ fn compat_differential() {
 fn compat_kafka() {
     run_suite("test_kafka.py");
 }
+
+#[test]
+fn compat_ensemble() {
+    run_suite("test_ensemble.py");
+}
+
+#[test]
+fn compat_kazoo_suite() {
+    run_suite("test_kazoo_suite.py");
+}
+
+#[test]
+fn compat_curator() {
+    run_suite("test_curator.py");
+}
+
+#[test]
+fn compat_cclient() {
+    run_suite("test_cclient.py");
+}
