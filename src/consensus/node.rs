@@ -550,6 +550,8 @@ struct Node<S, T> {
     snapshot_files: u64,
     sync_readies: u64,
     was_leader: bool,
+    /// Ticks since start, for the start-up election (see `on_tick`).
+    ticks: u64,
 }
 
 fn next_threshold(snap_count: u64) -> u64 {
@@ -724,6 +726,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             snapshot_files,
             sync_readies: 0,
             was_leader: false,
+            ticks: 0,
             opts,
         };
         // What must be applied before serving: as the only voter, the whole log including
@@ -1000,9 +1003,33 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
     }
 
+    /// A fresh ensemble would otherwise wait a whole election timeout (syncLimit x tickTime,
+    /// 10 s with ZooKeeper's defaults) before anyone campaigns, where ZooKeeper elects in a
+    /// moment. While no leader is known in the first ticks, voters campaign staggered by
+    /// their rank in the voter list (rank r at tick 2 + 2r). Pre-vote keeps this harmless
+    /// when a leader exists that this node has not heard from yet.
+    fn startup_campaign(&mut self) {
+        if self.raw.raft.leader_id != 0 || self.raw.raft.state == raft::StateRole::Leader {
+            return;
+        }
+        let mut voters = self.opts.voters.clone();
+        voters.sort_unstable();
+        let Some(rank) = voters.iter().position(|&v| v == self.opts.id) else {
+            return;
+        };
+        if voters.len() > 1 && self.ticks == 2 + 2 * rank as u64 {
+            tracing::info!("no leader yet: campaigning at start-up (rank {rank})");
+            if let Err(e) = self.raw.campaign() {
+                tracing::warn!("start-up campaign failed: {e}");
+            }
+        }
+    }
+
     /// Per tick: transport reports to raft-rs; give up on proposals held too long, on
     /// forwarded proposals never answered, on read barriers; retry read barriers.
     fn on_tick(&mut self) {
+        self.ticks += 1;
+        self.startup_campaign();
         for r in self.transport.take_reports() {
             match r {
                 PeerReport::Unreachable(id) => self.raw.report_unreachable(id),
