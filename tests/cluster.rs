@@ -270,3 +270,65 @@ async fn a_follower_far_behind_catches_up_by_snapshot_and_a_paused_node_recovers
     .await
     .expect("test exceeded its time bound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_serves_clients_without_voting_and_a_lone_node_stops_serving() {
+    tokio::time::timeout(LIMIT, async {
+        let mut cluster = Cluster::start_with_observers(3, 1, "");
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        assert_eq!(
+            mode(cluster.node(4).client_port).await.as_deref(),
+            Some("observer")
+        );
+        let m = mntr(cluster.node(leader).client_port).await;
+        assert_eq!(
+            m.get("zk_quorum_size").map(String::as_str),
+            Some("3"),
+            "{m:?}"
+        );
+        // Writes through the observer are forwarded; it reads them back.
+        let obs = connect(&cluster.node(4).addr(), Duration::from_secs(10)).await;
+        obs.create("/via-observer", b"o", &open()).await.unwrap();
+        let on_leader = connect(&cluster.node(leader).addr(), Duration::from_secs(10)).await;
+        converge(&on_leader, "/via-observer", b"o").await;
+        assert_digests_agree(&cluster).await;
+
+        // With both other voters gone the leader loses its quorum and stops serving; the
+        // observer cannot vote and stops serving too.
+        let others: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+        for id in &others {
+            cluster.node(*id).kill9();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let srvr = four_letters(cluster.node(leader).client_port, "srvr")
+                .await
+                .unwrap_or_default();
+            if srvr.starts_with("This ZooKeeper instance is not currently serving requests") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still serving without a quorum: {srvr}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            four_letters(cluster.node(leader).client_port, "ruok")
+                .await
+                .as_deref(),
+            Some("imok"),
+            "ruok answers even when not serving"
+        );
+        // Quorum back: serving again with the same data.
+        for id in &others {
+            cluster.node(*id).start();
+        }
+        cluster.wait_leader(Duration::from_secs(30)).await;
+        let back = connect(&cluster.node(others[0]).addr(), Duration::from_secs(10)).await;
+        back.sync("/").await.unwrap();
+        assert!(back.check_stat("/via-observer").await.unwrap().is_some());
+    })
+    .await
+    .expect("test exceeded its time bound");
+}

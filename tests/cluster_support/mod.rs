@@ -93,13 +93,20 @@ pub struct Cluster {
 impl Cluster {
     /// Writes zoo.cfg + myid for `n` participants (plus `extra` config lines) and starts all.
     pub fn start(n: u64, extra: &str) -> Cluster {
+        Cluster::start_with_observers(n, 0, extra)
+    }
+
+    /// `n` participants (ids 1..=n) and `observers` observers (the ids after them).
+    pub fn start_with_observers(n: u64, observers: u64, extra: &str) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16, u16)> = (0..n)
+        let total = n + observers;
+        let ports: Vec<(u16, u16, u16)> = (0..total)
             .map(|_| (free_port(), free_port(), free_port()))
             .collect();
         let mut servers = String::new();
         for (i, (q, e, _)) in ports.iter().enumerate() {
-            servers.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1));
+            let role = if (i as u64) < n { "" } else { ":observer" };
+            servers.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1));
         }
         let mut nodes = vec![];
         for (i, (_, _, client)) in ports.iter().enumerate() {
@@ -108,11 +115,13 @@ impl Cluster {
             let data = dir.join("data");
             std::fs::create_dir_all(&data).unwrap();
             std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+            let peer_type = if id > n { "peerType=observer\n" } else { "" };
             std::fs::write(
                 dir.join("zoo.cfg"),
                 format!(
                     "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
-                     clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}{extra}\n",
+                     clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}{peer_type}\
+                     {extra}\n",
                     data.display()
                 ),
             )
