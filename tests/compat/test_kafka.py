@@ -102,6 +102,10 @@ def emu_classes():
 # ------------------------------------------------------------------ servers
 
 
+# The keeperd ensemble behind `zk_servers`, when there is one (for the failover test).
+_ENSEMBLE = None
+
+
 @pytest.fixture(scope="module")
 def zk_servers(server, tmp_path_factory):
     """host:port of every server the brokers use. keeperd runs as a 3-node ensemble (as
@@ -115,10 +119,13 @@ def zk_servers(server, tmp_path_factory):
     if server.kind == "keeperd" and os.environ.get("COMPAT_KAFKA_ENSEMBLE", "1") != "0":
         from conftest import Ensemble
 
+        global _ENSEMBLE
         ens = Ensemble(tmp_path_factory.mktemp("kafka-ensemble"), 3).start()
+        _ENSEMBLE = ens
         try:
             yield ens.hosts()
         finally:
+            _ENSEMBLE = None
             ens.stop()
         return
     yield [server.hosts()]
@@ -739,3 +746,48 @@ def test_connection_loss_without_expiry_restores_watches(kafka, zk):
     kafka.wait("watch", since=since, broker=3, type="NodeDeleted", path="/controller")
     won = kafka.wait("elected", since=since)
     assert won["epoch"] == 2 and won["broker"] in (2, 3)
+
+
+def test_brokers_ride_through_a_keeperd_leader_kill(kafka, zk):
+    """The Java client with the three-server connect string keeps its sessions when the
+    ensemble's leader is killed: registrations (ephemerals) stay with the same owners, the
+    controller keeps its role, and admin work continues once a new leader is elected."""
+    ens = _ENSEMBLE
+    if ens is None:
+        pytest.skip("needs the keeperd ensemble (ZooKeeper runs standalone as the oracle)")
+    from conftest import four_letter, keeperd_bin
+
+    b = start_brokers(kafka)
+    create_topic(kafka, "before", 1)
+    owners = {i: get(zk, f"/brokers/ids/{i}")[1].ephemeralOwner for i in (1, 2, 3)}
+    assert owners == {i: b[i]["session"] for i in (1, 2, 3)}
+    leader = next(m for m in ens.members if "Mode: leader" in four_letter(m.port, "srvr"))
+    os.killpg(leader.proc.pid, signal.SIGKILL)
+    leader.proc.wait(timeout=10)
+    try:
+        # Admin work needs the new leader; the emulated tool retries on ConnectionLoss.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                create_topic(kafka, "after", 1)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        for i in (1, 2, 3):
+            stat = get(zk, f"/brokers/ids/{i}")[1]
+            assert stat.ephemeralOwner == b[i]["session"], f"broker {i} kept its session"
+        ctl, _ = get_json(zk, "/controller")
+        assert ctl["brokerid"] == 1
+        assert children(zk, "/brokers/topics") == ["after", "before"]
+    finally:
+        # Bring the member back on its port so the ensemble is whole again.
+        leader.proc = subprocess.Popen(
+            [keeperd_bin(), "start-foreground", str(leader.cfg_path)],
+            cwd=leader.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=open(leader.log_path, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
