@@ -603,3 +603,50 @@ async fn a_session_that_does_not_come_back_after_a_restart_expires() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn snapshots_are_taken_every_snap_count_and_shown_in_mntr() {
+    bounded(async {
+        let mut cfg = test_config();
+        cfg.snap_count = 50;
+        let srv = start_with(cfg).await;
+        let c = client(&srv).await;
+        for i in 0..300 {
+            c.create(&format!("/s{i}"), b"0123456789", &open())
+                .await
+                .unwrap();
+        }
+        let port = srv.local_addr.port();
+        let mntr = || async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            s.write_all(b"mntr").await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out.lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        eventually("a snapshot is written", Duration::from_secs(10), || async {
+            let m = mntr().await;
+            m.get("zk_snap_count").is_some_and(|v| v != "0")
+                && m.get("zk_last_snapshot_size").is_some_and(|v| v != "0")
+        })
+        .await;
+        let m = mntr().await;
+        // The log was compacted behind the retained snapshots.
+        let first: u64 = m["zk_log_first_index"].parse().unwrap();
+        assert!(first > 1, "log compacted: {m:?}");
+        assert!(m["zk_fsync_count"].parse::<u64>().unwrap() > 0);
+        // And a restart comes back from snapshot + log with everything.
+        drop(c);
+        let srv = srv.restart().await;
+        let c = client(&srv).await;
+        assert_eq!(c.list_children("/").await.unwrap().len(), 301);
+        srv.shutdown().await;
+    })
+    .await;
+}

@@ -398,6 +398,9 @@ fn mntr(out: &mut String, s: &ServerSnapshot) {
             V::F(f) => writeln!(out, "zk_{key}\t{}", java_double(f)),
         };
     }
+    for (key, v) in &s.extra_gauges {
+        let _ = writeln!(out, "zk_{key}\t{v}");
+    }
 }
 
 /// ZooKeeper rounds average latencies to 4 decimals before printing them.

@@ -251,4 +251,7 @@ pub struct ServerSnapshot {
     pub trace_mask: i64,
     /// hash: recent (zxid, tree digest) pairs, oldest first.
     pub digests: Vec<(i64, u64)>,
+    /// keeperd's own numeric gauges, printed by mntr after ZooKeeper's keys (snapshot and
+    /// log sizes, fsyncs). Names without the `zk_` prefix.
+    pub extra_gauges: Vec<(&'static str, u64)>,
 }

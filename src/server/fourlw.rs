@@ -116,6 +116,17 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
     if cfg.is_distributed() {
         add_quorum(shared, &mut snap);
     }
+    if let Some(st) = shared.raft.get().map(|r| r.status()) {
+        snap.extra_gauges = vec![
+            ("snap_count", st.snapshot_files),
+            ("last_snapshot_size", st.last_snapshot_size),
+            ("last_snapshot_index", st.last_snapshot_index),
+            ("log_bytes", st.log_bytes),
+            ("log_first_index", st.first_index),
+            ("log_last_index", st.last_index),
+            ("fsync_count", st.fsyncs),
+        ];
+    }
     snap
 }
 
