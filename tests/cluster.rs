@@ -123,7 +123,26 @@ async fn writes_on_any_node_are_read_on_every_node() {
             Some("3"),
             "{m:?}"
         );
+        assert_eq!(
+            m.get("zk_followers").map(String::as_str),
+            Some("2"),
+            "{m:?}"
+        );
+        assert_eq!(m.get("zk_learners").map(String::as_str), Some("2"), "{m:?}");
+        assert_eq!(
+            m.get("zk_peer_state").map(String::as_str),
+            Some("leading - broadcast")
+        );
+        assert!(m["zk_leader_uptime"].parse::<u64>().unwrap() > 0, "{m:?}");
         let m = mntr(cluster.nodes[(follower - 1) as usize].client_port).await;
+        assert_eq!(
+            m.get("zk_peer_state").map(String::as_str),
+            Some("following - broadcast")
+        );
+        assert!(
+            !m.contains_key("zk_synced_followers"),
+            "leader-only key on a follower"
+        );
         assert_eq!(
             m.get("zk_server_state").map(String::as_str),
             Some("follower")

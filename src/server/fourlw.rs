@@ -126,6 +126,11 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
             ("log_last_index", st.last_index),
             ("fsync_count", st.fsyncs),
         ];
+        if snap.mode == ServerMode::Leader && cfg.is_distributed() {
+            // ZooKeeper 3.4/3.5's key, still read by many monitoring checks.
+            let followers = st.voters.len().saturating_sub(1) as u64;
+            snap.extra_gauges.insert(0, ("followers", followers));
+        }
     }
     snap
 }
@@ -155,7 +160,12 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
             synced_followers: status.synced_followers,
             synced_non_voting_followers: 0,
             pending_syncs: 0,
-            leader_uptime_ms: 0,
+            leader_uptime_ms: shared
+                .leader_since
+                .lock()
+                .expect("leader_since lock")
+                .map(|t| t.elapsed().as_millis() as u64)
+                .unwrap_or(0),
             last_proposal_size: -1,
             min_proposal_size: -1,
             max_proposal_size: -1,

@@ -97,6 +97,8 @@ pub struct Shared {
     pub raft: std::sync::OnceLock<RaftHandle>,
     /// Sessions heard from since the last report to the leader (ensemble only).
     touched: Mutex<HashSet<i64>>,
+    /// When this server last became the leader (mntr zk_leader_uptime).
+    pub leader_since: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -118,6 +120,7 @@ impl Shared {
             expiring: Mutex::new(HashSet::new()),
             raft: std::sync::OnceLock::new(),
             touched: Mutex::new(HashSet::new()),
+            leader_since: Mutex::new(None),
             config,
         }
     }
@@ -521,9 +524,11 @@ async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
         interval.tick().await;
         if !shared.expires_sessions() {
             was_leader = false;
+            *shared.leader_since.lock().expect("leader_since lock") = None;
             continue;
         }
         if !was_leader {
+            *shared.leader_since.lock().expect("leader_since lock") = Some(Instant::now());
             // A new leader has not heard the other servers' clients yet: like ZooKeeper, it
             // gives every session a full timeout from now.
             was_leader = true;
