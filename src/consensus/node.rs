@@ -94,7 +94,7 @@ pub struct RaftOptions {
     pub heartbeat_ticks: usize,
     /// Most proposals taken from the queue into one Ready (the group-commit batch).
     pub max_batch: usize,
-    /// Membership follows zoo.cfg (docs/replication.md, "Membership"): a node with an empty
+    /// Membership follows zoo.cfg (docs/operations.md): a node with an empty
     /// log does not bootstrap from `voters`/`learners` at once but probes its peers and
     /// bootstraps only when every voter of its zoo.cfg has an empty log and the same list;
     /// otherwise it waits to be added by the existing leader (it learns the group from the

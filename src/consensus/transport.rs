@@ -18,7 +18,7 @@
 //! type 4  Touch   := u32 BE n | n * i64 BE session id
 //!                    sessions a follower heard from, for the leader's expiry clock
 //! type 5  Probe   := u8 state | u32 BE nv | nv * u64 BE voter | u32 BE nl | nl * u64 BE learner
-//!                    start-up membership probe (docs/replication.md, "Joining"): state 0 =
+//!                    start-up membership probe (docs/operations.md, "Safety rule"): state 0 =
 //!                    "my log is empty; a fresh group would have these voters/learners (my
 //!                    zoo.cfg)", state 1 = "I belong to a group with a log" (lists empty)
 //! ```
