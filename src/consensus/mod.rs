@@ -35,7 +35,7 @@ pub mod transport;
 pub use node::{
     spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftRole, RaftStatus, Transport,
 };
-pub use transport::{Forward, PeerInbound, PeerMsg, PeerNetwork, PeerReport, Touches};
+pub use transport::{Forward, PeerInbound, PeerMsg, PeerNetwork, PeerReport, Probe, Touches};
 
 use crate::tree::{Applied, Txn};
 

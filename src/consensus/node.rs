@@ -30,7 +30,7 @@
 //! (torn tail cut), the newest good snapshot restored, and every stored entry re-applied, so
 //! the server never serves a partially replayed tree.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::prelude::{
-    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot, SnapshotMetadata,
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType,
+    Snapshot, SnapshotMetadata,
 };
 use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 use rand::Rng;
@@ -46,7 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::logger::raft_logger;
 use super::storage::{SledStorage, SnapshotFile};
-use super::transport::{Forward, PeerMsg, PeerNetwork, PeerReport, Touches};
+use super::transport::{Forward, PeerMsg, PeerNetwork, PeerReport, Probe, Touches};
 use super::{zxid, NotAccepting, Proposal, Proposer, StateMachine};
 use crate::proto::Error;
 use crate::tree::{Applied, Txn};
@@ -93,6 +94,14 @@ pub struct RaftOptions {
     pub heartbeat_ticks: usize,
     /// Most proposals taken from the queue into one Ready (the group-commit batch).
     pub max_batch: usize,
+    /// Membership follows zoo.cfg (docs/operations.md): a node with an empty
+    /// log does not bootstrap from `voters`/`learners` at once but probes its peers and
+    /// bootstraps only when every voter of its zoo.cfg has an empty log and the same list;
+    /// otherwise it waits to be added by the existing leader (it learns the group from the
+    /// leader's snapshot). As leader, a node adds/promotes/removes servers, one conf change
+    /// at a time, until the group's membership is its zoo.cfg's. False: a fresh log takes
+    /// `voters`/`learners` as its group at once and membership is never changed.
+    pub follow_config: bool,
 }
 
 impl RaftOptions {
@@ -114,6 +123,7 @@ impl RaftOptions {
             election_ticks: 10,
             heartbeat_ticks: 1,
             max_batch: 1024,
+            follow_config: false,
         }
     }
 
@@ -154,6 +164,16 @@ pub trait Transport: Send + 'static {
     /// Queues session touches for the leader `to`; best effort.
     fn touch(&mut self, _to: u64, _sessions: Vec<i64>) -> bool {
         false
+    }
+
+    /// Queues a start-up membership probe for `to`; best effort.
+    fn probe(&mut self, _to: u64, _probe: &Probe) -> bool {
+        false
+    }
+
+    /// The peers this transport can reach (zoo.cfg's servers but this one).
+    fn peer_ids(&self) -> Vec<u64> {
+        vec![]
     }
 
     /// What the transport learnt since the last call (broken connections, lost snapshots);
@@ -550,8 +570,52 @@ struct Node<S, T> {
     snapshot_files: u64,
     sync_readies: u64,
     was_leader: bool,
-    /// Ticks since start, for the start-up election (see `on_tick`).
+    /// Ticks since start (or since bootstrap), for the start-up election (see `on_tick`).
     ticks: u64,
+    /// Empty log, no membership: probing peers (follow_config) until this node either
+    /// bootstraps a fresh group or is added to an existing one by its leader's snapshot.
+    waiting: bool,
+    /// Peers that said their log is empty, with the members they would bootstrap with.
+    fresh_peers: HashMap<u64, (Vec<u64>, Vec<u64>)>,
+    /// Peers that said they belong to a group with a log.
+    member_peers: HashSet<u64>,
+    /// Peers that probed us (empty log) recently: a leader sends them a snapshot.
+    probing_peers: HashMap<u64, Instant>,
+    /// Index of the last conf change applied (a joining server needs a snapshot at least
+    /// this new to learn the membership).
+    last_conf_index: u64,
+    /// Appends from index 1 ignored while waiting (logged once).
+    dropped_appends: u64,
+    /// The last membership step logged by the reconciler (not repeated every tick).
+    membership_note: String,
+    /// Take a snapshot at the next chance, whatever snapCount says (for a joining server).
+    force_snapshot: bool,
+    /// The applied index when a snapshot was last forced.
+    forced_snapshot_at: u64,
+}
+
+/// No log entries and never compacted.
+fn store_is_empty_log(store: &SledStorage) -> bool {
+    store.log_start().0 == 0 && store.last_index_cached() == 0
+}
+
+/// A store with no membership and no log: nothing was ever committed here.
+fn store_is_empty(store: &SledStorage) -> bool {
+    let cs = store.conf_state();
+    cs.voters.is_empty()
+        && cs.learners.is_empty()
+        && cs.voters_outgoing.is_empty()
+        && store.log_start().0 == 0
+        && store.last_index_cached() == 0
+}
+
+/// How far (in entries) a learner may trail the leader's last index to be promoted.
+const CATCH_UP_SLACK: u64 = 128;
+
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 fn next_threshold(snap_count: u64) -> u64 {
@@ -571,22 +635,31 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .log_dir
             .clone()
             .unwrap_or_else(|| opts.data_dir.clone());
-        let (mut store, report) =
-            SledStorage::open(&log_root, &opts.data_dir, opts.force_sync, &opts.voters)?;
-        if report.fresh {
+        let (mut store, _report) =
+            SledStorage::open(&log_root, &opts.data_dir, opts.force_sync, &[])?;
+        // No membership and no log: this node never was part of a group (or was wiped).
+        let empty = store_is_empty(&store);
+        if empty && !opts.follow_config {
             tracing::info!(
                 "raft log {} is empty: new group with voters {:?}, learners {:?}",
                 store.path().display(),
                 opts.voters,
                 opts.learners
             );
-            if !opts.learners.is_empty() {
-                store.set_conf_state(ConfState {
-                    voters: opts.voters.clone(),
-                    learners: opts.learners.clone(),
-                    ..Default::default()
-                })?;
-            }
+            store.set_conf_state(ConfState {
+                voters: opts.voters.clone(),
+                learners: opts.learners.clone(),
+                ..Default::default()
+            })?;
+        } else if empty {
+            tracing::info!(
+                "membership: raft log {} is empty: not bootstrapping from zoo.cfg; probing \
+                 servers {:?} (a new ensemble starts only when every voter in zoo.cfg has an \
+                 empty log and the same server list; otherwise this server waits to be added \
+                 by the existing leader)",
+                store.path().display(),
+                opts.voters
+            );
         }
 
         // The newest snapshot that verifies and that the log can roll forward.
@@ -727,6 +800,15 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             sync_readies: 0,
             was_leader: false,
             ticks: 0,
+            waiting: empty && opts.follow_config,
+            fresh_peers: HashMap::new(),
+            member_peers: HashSet::new(),
+            probing_peers: HashMap::new(),
+            last_conf_index: 0,
+            dropped_appends: 0,
+            membership_note: String::new(),
+            force_snapshot: false,
+            forced_snapshot_at: 0,
             opts,
         };
         // What must be applied before serving: as the only voter, the whole log including
@@ -813,8 +895,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 }
                 Event::Tick => {
                     self.raw.tick();
-                    self.on_tick();
-                    Ok(())
+                    self.on_tick()
                 }
                 Event::Purge => self.compact_and_purge(true),
                 Event::SnapshotWritten(index, r) => {
@@ -852,8 +933,26 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         match m {
             Inbound::Peer(from, PeerMsg::Raft(msg)) => {
                 self.heard.insert(from, Instant::now());
+                if self.waiting
+                    && msg.get_msg_type() == MessageType::MsgAppend
+                    && msg.index == 0
+                    && store_is_empty(self.raw.store())
+                {
+                    // Entries from index 1 would be applied on an empty membership (the
+                    // group's initial configuration is not in the log): a joining server
+                    // takes its state and membership from a snapshot only.
+                    if self.dropped_appends == 0 {
+                        tracing::info!(
+                            "membership: leader {from} sends entries from the start of its \
+                             log; waiting for its snapshot instead"
+                        );
+                    }
+                    self.dropped_appends += 1;
+                    return;
+                }
                 self.step(msg);
             }
+            Inbound::Peer(from, PeerMsg::Probe(p)) => self.on_probe(from, p),
             Inbound::Peer(from, PeerMsg::Forward(f)) => self.propose_forwarded(from, f),
             Inbound::Peer(from, PeerMsg::Touch(sessions)) => {
                 let _ = self.touches.try_send(Touches { from, sessions });
@@ -1012,8 +1111,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         if self.raw.raft.leader_id != 0 || self.raw.raft.state == raft::StateRole::Leader {
             return;
         }
-        let mut voters = self.opts.voters.clone();
-        voters.sort_unstable();
+        let voters = sorted(self.raw.raft.prs().conf().to_conf_state().voters);
         let Some(rank) = voters.iter().position(|&v| v == self.opts.id) else {
             return;
         };
@@ -1027,9 +1125,14 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     /// Per tick: transport reports to raft-rs; give up on proposals held too long, on
     /// forwarded proposals never answered, on read barriers; retry read barriers.
-    fn on_tick(&mut self) {
+    fn on_tick(&mut self) -> Result<(), Error> {
         self.ticks += 1;
-        self.startup_campaign();
+        if self.waiting {
+            self.waiting_tick()?;
+        } else {
+            self.startup_campaign();
+            self.reconcile();
+        }
         for r in self.transport.take_reports() {
             match r {
                 PeerReport::Unreachable(id) => self.raw.report_unreachable(id),
@@ -1082,6 +1185,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .map(|(seq, _)| *seq)
             .collect();
         self.reissue_reads(due, now);
+        Ok(())
     }
 
     fn reissue_reads(&mut self, seqs: Vec<u64>, now: Instant) {
@@ -1251,6 +1355,22 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                         .raw
                         .apply_conf_change(&cc)
                         .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                    let id = cc.node_id;
+                    let what = match cc.get_change_type() {
+                        ConfChangeType::AddNode => format!("promoted {id} to voter"),
+                        ConfChangeType::AddLearnerNode if cs.learners.contains(&id) => {
+                            format!("added {id} as learner")
+                        }
+                        ConfChangeType::AddLearnerNode => format!("learner change for {id}"),
+                        ConfChangeType::RemoveNode => format!("removed {id}"),
+                    };
+                    tracing::info!(
+                        "membership: {what} (conf change at index {}); voters {:?}, learners {:?}",
+                        e.index,
+                        sorted(cs.voters.clone()),
+                        sorted(cs.learners.clone())
+                    );
+                    self.last_conf_index = e.index;
                     self.raw.mut_store().set_conf_state(cs)?;
                 }
                 EntryType::EntryConfChangeV2 => {
@@ -1260,6 +1380,13 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                         .raw
                         .apply_conf_change(&cc)
                         .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                    tracing::info!(
+                        "membership: conf change at index {}; voters {:?}, learners {:?}",
+                        e.index,
+                        sorted(cs.voters.clone()),
+                        sorted(cs.learners.clone())
+                    );
+                    self.last_conf_index = e.index;
                     self.raw.mut_store().set_conf_state(cs)?;
                 }
             }
@@ -1280,6 +1407,17 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         self.since_snapshot = 0;
         self.last_snapshot = (meta.index, file.size);
         self.snapshots_installed += 1;
+        if self.waiting {
+            self.waiting = false;
+            self.ticks = 0;
+            let cs = meta.get_conf_state();
+            tracing::info!(
+                "membership: joined the ensemble from the leader's snapshot: voters {:?}, \
+                 learners {:?}",
+                sorted(cs.voters.clone()),
+                sorted(cs.learners.clone())
+            );
+        }
         tracing::info!(
             "installed the leader's snapshot at index {} (term {}, {} bytes)",
             meta.index,
@@ -1292,7 +1430,11 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     /// Takes a snapshot when enough entries were applied; the file is written on its own
     /// thread, and the log compacted when that is done (`snapshot_written`).
     fn maybe_snapshot(&mut self) -> Result<Option<SnapJob>, Error> {
-        if self.since_snapshot <= self.snapshot_threshold || self.applied <= self.last_snapshot.0 {
+        let forced = std::mem::take(&mut self.force_snapshot);
+        if (!forced && self.since_snapshot <= self.snapshot_threshold)
+            || self.applied == 0
+            || (self.applied <= self.last_snapshot.0 && !forced)
+        {
             return Ok(None);
         }
         let index = self.applied;
@@ -1378,6 +1520,241 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         Ok(())
     }
 
+    /// A membership probe from `from` (see `RaftOptions::follow_config`).
+    fn on_probe(&mut self, from: u64, p: Probe) {
+        match p {
+            Probe::Fresh { voters, learners } => {
+                self.probing_peers.insert(from, Instant::now());
+                self.fresh_peers
+                    .insert(from, (sorted(voters), sorted(learners)));
+                self.member_peers.remove(&from);
+                if !self.waiting {
+                    // What the prober needs to decide: a group with an empty log can still be
+                    // joined by bootstrapping with the same members; one with a log cannot.
+                    let answer = if store_is_empty_log(self.raw.store())
+                        && self.raw.raft.raft_log.last_index() == 0
+                    {
+                        let cs = self.raw.raft.prs().conf().to_conf_state();
+                        Probe::Fresh {
+                            voters: sorted(cs.voters),
+                            learners: sorted(cs.learners),
+                        }
+                    } else {
+                        Probe::Member
+                    };
+                    self.transport.probe(from, &answer);
+                }
+            }
+            Probe::Member => {
+                self.fresh_peers.remove(&from);
+                if self.member_peers.insert(from) && self.waiting {
+                    tracing::info!(
+                        "membership: server {from} belongs to an ensemble that has a log: \
+                         waiting to be added by its leader"
+                    );
+                }
+            }
+        }
+    }
+
+    /// While waiting: probe zoo.cfg's servers; bootstrap when every voter has an empty log
+    /// and the same server list.
+    fn waiting_tick(&mut self) -> Result<(), Error> {
+        let want = (
+            sorted(self.opts.voters.clone()),
+            sorted(self.opts.learners.clone()),
+        );
+        if self.ticks % 2 == 1 {
+            let probe = Probe::Fresh {
+                voters: want.0.clone(),
+                learners: want.1.clone(),
+            };
+            for id in self.transport.peer_ids() {
+                self.transport.probe(id, &probe);
+            }
+        }
+        let me = self.opts.id;
+        let all_fresh = want
+            .0
+            .iter()
+            .filter(|&&v| v != me)
+            .all(|v| self.fresh_peers.get(v) == Some(&want));
+        if !all_fresh {
+            return Ok(());
+        }
+        tracing::info!(
+            "membership: every voter in zoo.cfg ({:?}) has an empty log and the same server \
+             list: bootstrapping a new ensemble (voters {:?}, learners {:?})",
+            want.0,
+            want.0,
+            want.1
+        );
+        for (ids, ty) in [
+            (&want.0, ConfChangeType::AddNode),
+            (&want.1, ConfChangeType::AddLearnerNode),
+        ] {
+            for &id in ids {
+                let mut cc = ConfChange::default();
+                cc.set_change_type(ty);
+                cc.node_id = id;
+                self.raw
+                    .apply_conf_change(&cc)
+                    .map_err(|e| fault(format!("bootstrapping membership: {e}")))?;
+            }
+        }
+        let cs = self.raw.raft.prs().conf().to_conf_state();
+        self.raw.mut_store().set_conf_state(cs)?;
+        self.waiting = false;
+        self.ticks = 0;
+        Ok(())
+    }
+
+    /// Leader only: move the group's membership towards this node's zoo.cfg, one conf change
+    /// at a time (see `RaftOptions::follow_config`); send joining servers a snapshot.
+    fn reconcile(&mut self) {
+        if !self.opts.follow_config || self.raw.raft.state != StateRole::Leader {
+            return;
+        }
+        let me = self.opts.id;
+        let cs = self.raw.raft.prs().conf().to_conf_state();
+        let now = Instant::now();
+        let recent = self.opts.election_timeout() * 2;
+        self.probing_peers
+            .retain(|_, t| now.duration_since(*t) <= recent);
+        // A member with nothing matched that probes as empty needs a snapshot that holds its
+        // membership (a snapshot newer than the last conf change, and a compacted log so
+        // raft-rs sends it rather than entries from index 1).
+        let joining: Vec<u64> = cs
+            .voters
+            .iter()
+            .chain(&cs.learners)
+            .copied()
+            .filter(|&id| {
+                id != me
+                    && self.probing_peers.contains_key(&id)
+                    && self
+                        .raw
+                        .raft
+                        .prs()
+                        .get(id)
+                        .is_some_and(|pr| pr.matched == 0)
+            })
+            .collect();
+        let need_at = self.last_conf_index.max(1);
+        if !joining.is_empty()
+            && self.forced_snapshot_at < need_at
+            && (self.raw.store().log_start().0 == 0 || self.last_snapshot.0 < need_at)
+        {
+            tracing::info!(
+                "membership: server(s) {joining:?} joined with an empty log: taking a snapshot \
+                 to send them"
+            );
+            self.force_snapshot = true;
+            self.forced_snapshot_at = self.applied.max(need_at);
+        }
+        if !self.raw.raft.commit_to_current_term()
+            || self.raw.raft.has_pending_conf()
+            || !cs.voters_outgoing.is_empty()
+        {
+            return;
+        }
+        let want_v = sorted(self.opts.voters.clone());
+        let want_l = sorted(self.opts.learners.clone());
+        let is_voter = |id: &u64| cs.voters.contains(id);
+        let is_learner = |id: &u64| cs.learners.contains(id);
+        let last = self.raw.raft.raft_log.last_index();
+        let window = self.opts.election_timeout();
+        let mut step: Option<(ConfChangeType, u64, String)> = None;
+        let mut notes = vec![];
+        // 1. Promote learners that zoo.cfg lists as participants, once caught up.
+        for &id in want_v.iter().filter(|id| is_learner(id)) {
+            let pr = self.raw.raft.prs().get(id);
+            let matched = pr.map_or(0, |p| p.matched);
+            let caught_up = pr.is_some_and(|p| {
+                p.state == ProgressState::Replicate
+                    && p.matched > 0
+                    && p.matched + CATCH_UP_SLACK >= last
+            }) && self
+                .heard
+                .get(&id)
+                .is_some_and(|t| now.duration_since(*t) <= window);
+            if caught_up {
+                step = Some((
+                    ConfChangeType::AddNode,
+                    id,
+                    format!(
+                        "promoting server {id} to voter (caught up: matched {matched} of {last})"
+                    ),
+                ));
+                break;
+            }
+            notes.push(format!(
+                "server {id} is a learner catching up (matched {matched} of {last})"
+            ));
+        }
+        // 2. Add servers zoo.cfg lists that are not members, as learners.
+        if step.is_none() {
+            if let Some(&id) = want_v
+                .iter()
+                .chain(&want_l)
+                .find(|id| !is_voter(id) && !is_learner(id))
+            {
+                step = Some((
+                    ConfChangeType::AddLearnerNode,
+                    id,
+                    format!("adding server {id} as learner"),
+                ));
+            }
+        }
+        // 3. Demote voters that zoo.cfg lists as observers.
+        if step.is_none() {
+            if let Some(&id) = want_l.iter().find(|id| is_voter(id) && **id != me) {
+                step = Some((
+                    ConfChangeType::AddLearnerNode,
+                    id,
+                    format!("demoting server {id} to learner (an observer in zoo.cfg)"),
+                ));
+            }
+        }
+        // 4. Remove members zoo.cfg does not list.
+        if step.is_none() {
+            if let Some(&id) = cs
+                .learners
+                .iter()
+                .chain(&cs.voters)
+                .find(|id| **id != me && !want_v.contains(id) && !want_l.contains(id))
+            {
+                step = Some((
+                    ConfChangeType::RemoveNode,
+                    id,
+                    format!("removing server {id} (not in zoo.cfg)"),
+                ));
+            }
+        }
+        let Some((ty, id, what)) = step else {
+            let note = notes.join("; ");
+            if note != self.membership_note {
+                if !note.is_empty() {
+                    tracing::info!("membership: {note}");
+                }
+                self.membership_note = note;
+            }
+            return;
+        };
+        let mut cc = ConfChange::default();
+        cc.set_change_type(ty);
+        cc.node_id = id;
+        tracing::info!(
+            "membership: {what}; voters {:?}, learners {:?} -> proposing one conf change",
+            sorted(cs.voters.clone()),
+            sorted(cs.learners.clone())
+        );
+        self.membership_note = what;
+        if let Err(e) = self.raw.propose_conf_change(vec![], cc) {
+            tracing::warn!("membership: raft refused the conf change: {e}");
+        }
+    }
+
     fn publish(&mut self) {
         let cs = self.raw.raft.prs().conf().to_conf_state();
         let (mut voters, mut learners) = (cs.voters, cs.learners);
@@ -1415,13 +1792,17 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             id,
             role,
             is_leader,
-            serving: self.raw.raft.leader_id != 0,
+            serving: self.raw.raft.leader_id != 0 && !self.waiting,
             voters,
             learners,
             synced_followers,
             synced_learners,
             snapshots_installed: self.snapshots_installed,
-            leader_id: self.raw.raft.leader_id,
+            leader_id: if self.waiting {
+                0
+            } else {
+                self.raw.raft.leader_id
+            },
             term: self.raw.raft.term,
             commit_index: self.raw.raft.raft_log.committed,
             applied_index: self.applied,

@@ -1002,12 +1002,28 @@ impl Storage for SledStorage {
         Ok(self.last_index)
     }
 
-    /// The newest snapshot that verifies, for a follower behind the compacted log.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    /// The newest snapshot that verifies, for a follower behind the compacted log. It must
+    /// list `to` as a member: a joining server learns its membership from it, and raft-rs
+    /// drops a snapshot whose configuration does not contain the receiver (the leader
+    /// forces a newer snapshot; see `Node::reconcile`).
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let files = self.snaps.list().map_err(raft_err)?;
         for f in &files {
             match self.snaps.read(f) {
-                Ok(s) if s.get_metadata().index >= request_index => return Ok(s),
+                Ok(s) if s.get_metadata().index >= request_index => {
+                    let cs = s.get_metadata().get_conf_state();
+                    let member = cs
+                        .voters
+                        .iter()
+                        .chain(&cs.learners)
+                        .chain(&cs.voters_outgoing)
+                        .chain(&cs.learners_next)
+                        .any(|&id| id == to);
+                    if member || to == 0 {
+                        return Ok(s);
+                    }
+                    break;
+                }
                 Ok(_) => break,
                 Err(why) => tracing::warn!("snapshot {} is unusable: {why}", f.path.display()),
             }

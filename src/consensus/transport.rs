@@ -17,6 +17,10 @@
 //!                    entry context the leader proposes it with (seq 0: nobody waits)
 //! type 4  Touch   := u32 BE n | n * i64 BE session id
 //!                    sessions a follower heard from, for the leader's expiry clock
+//! type 5  Probe   := u8 state | u32 BE nv | nv * u64 BE voter | u32 BE nl | nl * u64 BE learner
+//!                    start-up membership probe (docs/operations.md, "Safety rule"): state 0 =
+//!                    "my log is empty; a fresh group would have these voters/learners (my
+//!                    zoo.cfg)", state 1 = "I belong to a group with a log" (lists empty)
 //! ```
 //! Types 5..=255 are free for later frames; a node that does not know a type disconnects the
 //! sender (peers run the same version during a rolling upgrade window only if they agree).
@@ -68,6 +72,7 @@ const T_HELLO: u8 = 1;
 const T_RAFT: u8 = 2;
 const T_FORWARD: u8 = 3;
 const T_TOUCH: u8 = 4;
+const T_PROBE: u8 = 5;
 
 /// A proposal forwarded from a follower (or learner) to the leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +88,25 @@ pub struct Forward {
     pub txn: Vec<u8>,
 }
 
+/// A start-up membership probe (frame type 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The sender's log is empty; a fresh group would have these members (its zoo.cfg).
+    Fresh {
+        voters: Vec<u64>,
+        learners: Vec<u64>,
+    },
+    /// The sender belongs to a group that has a log: whoever asks must wait to be added.
+    Member,
+}
+
 /// What a peer sent us, after the hello.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerMsg {
     Raft(Message),
     Forward(Forward),
     Touch(Vec<i64>),
+    Probe(Probe),
 }
 
 /// One decoded frame.
@@ -136,6 +154,20 @@ impl Frame {
                 out.extend_from_slice(&f.incarnation.to_be_bytes());
                 out.extend_from_slice(&f.seq.to_be_bytes());
                 out.extend_from_slice(&f.txn);
+            }
+            Frame::Msg(PeerMsg::Probe(p)) => {
+                out.push(T_PROBE);
+                let (state, voters, learners): (u8, &[u64], &[u64]) = match p {
+                    Probe::Fresh { voters, learners } => (0, voters, learners),
+                    Probe::Member => (1, &[], &[]),
+                };
+                out.push(state);
+                for list in [voters, learners] {
+                    out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+                    for id in list {
+                        out.extend_from_slice(&id.to_be_bytes());
+                    }
+                }
             }
             Frame::Msg(PeerMsg::Touch(sessions)) => {
                 out.push(T_TOUCH);
@@ -213,6 +245,42 @@ impl Frame {
                         .filter_map(|c| c.try_into().ok().map(i64::from_be_bytes))
                         .collect(),
                 )))
+            }
+            T_PROBE => {
+                let (&state, mut rest) = p.split_first().ok_or("probe frame is truncated")?;
+                let mut lists = vec![];
+                for _ in 0..2 {
+                    let n = rest
+                        .get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or("probe frame is truncated")? as usize;
+                    let ids = rest
+                        .get(4..)
+                        .and_then(|r| r.get(..n.saturating_mul(8)))
+                        .ok_or("probe frame is truncated")?;
+                    lists.push(
+                        ids.chunks_exact(8)
+                            .filter_map(|c| c.try_into().ok().map(u64::from_be_bytes))
+                            .collect::<Vec<u64>>(),
+                    );
+                    rest = &rest[4 + ids.len()..];
+                }
+                if !rest.is_empty() {
+                    return Err("probe frame has trailing bytes".into());
+                }
+                let learners = lists.pop().unwrap_or_default();
+                let voters = lists.pop().unwrap_or_default();
+                match state {
+                    0 => Ok(Frame::Msg(PeerMsg::Probe(Probe::Fresh {
+                        voters,
+                        learners,
+                    }))),
+                    1 if voters.is_empty() && learners.is_empty() => {
+                        Ok(Frame::Msg(PeerMsg::Probe(Probe::Member)))
+                    }
+                    _ => Err(format!("bad probe state {state}")),
+                }
             }
             other => Err(format!("unknown frame type {other}")),
         }
@@ -422,6 +490,16 @@ impl Transport for PeerNetwork {
 
     fn touch(&mut self, to: u64, sessions: Vec<i64>) -> bool {
         self.queue(to, &Frame::Msg(PeerMsg::Touch(sessions)), false)
+    }
+
+    fn probe(&mut self, to: u64, probe: &Probe) -> bool {
+        self.queue(to, &Frame::Msg(PeerMsg::Probe(probe.clone())), false)
+    }
+
+    fn peer_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.inner.queues.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     fn take_reports(&mut self) -> Vec<PeerReport> {
@@ -699,6 +777,15 @@ mod tests {
         })));
         roundtrip(Frame::Msg(PeerMsg::Touch(vec![-1, 0, i64::MAX])));
         roundtrip(Frame::Msg(PeerMsg::Touch(vec![])));
+        roundtrip(Frame::Msg(PeerMsg::Probe(Probe::Member)));
+        roundtrip(Frame::Msg(PeerMsg::Probe(Probe::Fresh {
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+        })));
+        roundtrip(Frame::Msg(PeerMsg::Probe(Probe::Fresh {
+            voters: vec![],
+            learners: vec![],
+        })));
     }
 
     #[test]
@@ -713,6 +800,10 @@ mod tests {
             (&[1, 3, 0, 0, 0, 1][..], "truncated"),
             (&[1, 4, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1][..], "touch"),
             (&[1, 4, 0xff, 0xff, 0xff, 0xff][..], "touch"),
+            (&[1, 5][..], "probe"),
+            (&[1, 5, 0, 0, 0, 0, 1][..], "probe"),
+            (&[1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9][..], "probe"),
+            (&[1, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0][..], "probe"),
         ] {
             let e = Frame::decode_body(body).expect_err(why);
             assert!(e.contains(why), "{body:?}: {e}");

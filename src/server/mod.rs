@@ -311,7 +311,9 @@ impl RunningServer {
 }
 
 /// The consensus options this server's zoo.cfg asks for. In an ensemble the voters are the
-/// participant server.N lines, observers are Raft learners, and time follows ZooKeeper's
+/// participant server.N lines, observers are Raft learners (the membership the leader
+/// reconciles the group towards; every server.N line is a peer address, member or not),
+/// and time follows ZooKeeper's
 /// settings: one Raft tick is tickTime/2 (a heartbeat each, like ZooKeeper's pings) and a
 /// follower that hears nothing for syncLimit x tickTime starts an election (see
 /// docs/replication.md).
@@ -356,6 +358,9 @@ fn raft_options(config: &Config) -> RaftOptions {
         tick: Duration::from_millis((config.tick_time_ms as u64 / 2).max(1)),
         heartbeat_ticks: 1,
         election_ticks: (2 * config.sync_limit as usize).max(3),
+        // Membership follows zoo.cfg: an empty new server waits to be added, the leader
+        // grows/shrinks the group to its zoo.cfg one change at a time (docs/operations.md).
+        follow_config: true,
         ..base
     }
 }

@@ -1,0 +1,373 @@
+//! Membership follows zoo.cfg (the ZooKeeper 3.4 rolling procedure) on real keeperd processes
+//! on 127.0.0.1: grow 3 -> 5 and shrink 5 -> 3 by rolling restarts while a client writes;
+//! empty new servers never form a group of their own. Every wait is bounded.
+
+#[path = "cluster_support/mod.rs"]
+mod cluster_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster_support::*;
+use zookeeper_client as zk;
+
+const LIMIT: Duration = Duration::from_secs(110);
+
+struct Ensemble {
+    cluster: Cluster,
+    /// (quorum, election, client) ports of servers 1..=5.
+    ports: Vec<(u16, u16, u16)>,
+}
+
+impl Ensemble {
+    /// Dirs, myid and client ports for five servers; nothing is started.
+    fn new() -> Ensemble {
+        let tmp = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16, u16)> = (0..5)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let mut nodes = vec![];
+        for (i, (_, _, client)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let dir = tmp.path().join(format!("n{id}"));
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            std::fs::write(dir.join("data").join("myid"), format!("{id}\n")).unwrap();
+            nodes.push(Node {
+                id,
+                dir,
+                client_port: *client,
+                child: None,
+            });
+        }
+        Ensemble {
+            cluster: Cluster { tmp, nodes },
+            ports,
+        }
+    }
+
+    /// Writes server `id`'s zoo.cfg listing `members`.
+    fn write_cfg(&self, id: u64, members: &[u64]) {
+        let node = &self.cluster.nodes[(id - 1) as usize];
+        let mut servers = String::new();
+        for &m in members {
+            let (q, e, _) = self.ports[(m - 1) as usize];
+            servers.push_str(&format!("server.{m}=127.0.0.1:{q}:{e}\n"));
+        }
+        std::fs::write(
+            node.dir.join("zoo.cfg"),
+            format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
+                node.dir.join("data").display(),
+                node.client_port
+            ),
+        )
+        .unwrap();
+    }
+
+    fn node(&mut self, id: u64) -> &mut Node {
+        self.cluster.node(id)
+    }
+
+    /// SIGTERM (what `keeperd stop` sends), then wait for the process to end.
+    fn stop(&mut self, id: u64) {
+        let node = self.node(id);
+        if let Some(mut c) = node.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    async fn wait_serving(&self, id: u64, limit: Duration) {
+        let port = self.cluster.nodes[(id - 1) as usize].client_port;
+        let deadline = Instant::now() + limit;
+        while mode(port).await.is_none() {
+            if Instant::now() > deadline {
+                panic!(
+                    "server {id} does not serve within {limit:?}\n{}",
+                    self.cluster.dump_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Restarts `id` with a zoo.cfg listing `members` and waits until it serves.
+    async fn restart_with(&mut self, id: u64, members: &[u64]) {
+        self.stop(id);
+        self.write_cfg(id, members);
+        self.node(id).start();
+        self.wait_serving(id, Duration::from_secs(20)).await;
+    }
+
+    /// Waits until the leader's mntr says `quorum` voters and `synced` synced followers;
+    /// returns the leader.
+    async fn wait_membership(&self, quorum: &str, synced: &str, limit: Duration) -> u64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let leader = self.cluster.wait_leader(limit).await;
+            let m = mntr(self.cluster.nodes[(leader - 1) as usize].client_port).await;
+            if m.get("zk_quorum_size").map(String::as_str) == Some(quorum)
+                && m.get("zk_synced_followers").map(String::as_str) == Some(synced)
+            {
+                return leader;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "leader {leader}: want quorum {quorum} synced {synced}, mntr {m:?}\n{}",
+                    self.cluster.dump_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn open() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+async fn connect(addr: &str) -> zk::Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(15))
+            .with_server_version(3, 8, 0)
+            .connect(addr)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    acked: Vec<String>,
+    connection_loss: u64,
+    other_errors: Vec<String>,
+}
+
+/// Creates /w-NNNNNN continuously through `hosts` until `stop`; a ConnectionLoss moves on
+/// to the next path (its outcome is unknown), anything else is recorded as a failure.
+fn spawn_writer(
+    hosts: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let c = connect(&hosts).await;
+        let mut i = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let path = format!("/w-{i:06}");
+            i += 1;
+            match tokio::time::timeout(Duration::from_secs(20), c.create(&path, b"x", &open()))
+                .await
+            {
+                Ok(Ok(_)) => tally.lock().unwrap().acked.push(path),
+                Ok(Err(zk::Error::ConnectionLoss)) => {
+                    tally.lock().unwrap().connection_loss += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // zookeeper-client's own name for a connection that went silent (the server
+                // was being restarted): a connection loss, outcome unknown.
+                Ok(Err(e)) if e.to_string().starts_with("no response from connection") => {
+                    tally.lock().unwrap().connection_loss += 1;
+                }
+                Ok(Err(e)) => tally
+                    .lock()
+                    .unwrap()
+                    .other_errors
+                    .push(format!("{path}: {e}")),
+                Err(_) => tally
+                    .lock()
+                    .unwrap()
+                    .other_errors
+                    .push(format!("{path}: no answer in 20 s")),
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    })
+}
+
+async fn assert_all_present(ens: &Ensemble, ids: &[u64], acked: &[String]) {
+    for &id in ids {
+        let c = connect(&ens.cluster.nodes[(id - 1) as usize].addr()).await;
+        c.sync("/").await.unwrap();
+        for p in acked {
+            assert!(
+                c.check_stat(p).await.unwrap().is_some(),
+                "acknowledged {p} missing on server {id}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
+    tokio::time::timeout(LIMIT, async {
+        let mut ens = Ensemble::new();
+        let old = [1, 2, 3];
+        let all = [1, 2, 3, 4, 5];
+        for id in old {
+            ens.write_cfg(id, &old);
+            ens.node(id).start();
+        }
+        let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+        let hosts = old
+            .iter()
+            .map(|&id| ens.cluster.nodes[id as usize - 1].addr())
+            .collect::<Vec<_>>()
+            .join(",");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let writer = spawn_writer(hosts, stop.clone(), tally.clone());
+
+        // New servers with the 5-server zoo.cfg: they wait (the old members do not know them).
+        for id in [4, 5] {
+            ens.write_cfg(id, &all);
+            ens.node(id).start();
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for id in [4, 5] {
+            let port = ens.cluster.nodes[id as usize - 1].client_port;
+            assert_eq!(mode(port).await, None, "new server {id} serves too early");
+        }
+        // Followers first, the leader last.
+        for id in old.iter().copied().filter(|&id| id != leader) {
+            ens.restart_with(id, &all).await;
+        }
+        ens.restart_with(leader, &all).await;
+        let leader5 = ens.wait_membership("5", "4", Duration::from_secs(40)).await;
+        for id in [4, 5] {
+            ens.wait_serving(id, Duration::from_secs(10)).await;
+        }
+        let log = ens.cluster.nodes[leader5 as usize - 1].log();
+        assert!(
+            log.contains("membership: adding server 4 as learner"),
+            "{log}"
+        );
+        assert!(
+            log.contains("membership: promoting server 5 to voter"),
+            "{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let acked_at_5 = tally.lock().unwrap().acked.clone();
+        let grown = acked_at_5.len();
+        assert!(grown > 50, "the writer made progress: {grown}");
+        // Every write acknowledged so far is on all five servers.
+        assert_all_present(&ens, &all, &acked_at_5).await;
+
+        // Shrink: 1..3 get the 3-server zoo.cfg, followers first, the leader last.
+        let shrink_leader = leader5;
+        for id in old.iter().copied().filter(|&id| id != shrink_leader) {
+            ens.restart_with(id, &old).await;
+        }
+        ens.restart_with(shrink_leader, &old).await;
+        // Servers 4 and 5 (removed, or still wanting five servers) may not serve meanwhile:
+        // look for a leader among 1..3 that reports three voters. If 4 or 5 took over (they
+        // reconcile towards their own five-server zoo.cfg), restart it to move leadership on.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let leader3 = loop {
+            let mut found = None;
+            for id in all {
+                let port = ens.cluster.nodes[id as usize - 1].client_port;
+                if mode(port).await.as_deref() == Some("leader") {
+                    found = Some(id);
+                }
+            }
+            match found {
+                Some(id) if old.contains(&id) => {
+                    let m = mntr(ens.cluster.nodes[id as usize - 1].client_port).await;
+                    if m.get("zk_quorum_size").map(String::as_str) == Some("3") {
+                        break id;
+                    }
+                }
+                Some(id) => {
+                    ens.stop(id);
+                    ens.node(id).start();
+                }
+                None => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no shrink to 3\n{}",
+                ens.cluster.dump_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let log = ens.cluster.nodes[leader3 as usize - 1].log();
+        assert!(log.contains("membership: removing server"), "{log}");
+        ens.stop(4);
+        ens.stop(5);
+        ens.wait_membership("3", "2", Duration::from_secs(20)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.await.unwrap();
+        let tally = std::mem::take(&mut *tally.lock().unwrap());
+        assert!(
+            tally.other_errors.is_empty(),
+            "client errors besides ConnectionLoss: {:?}",
+            tally.other_errors
+        );
+        eprintln!(
+            "acknowledged {} writes ({} at 5 servers), {} ConnectionLoss",
+            tally.acked.len(),
+            grown,
+            tally.connection_loss
+        );
+        // Every acknowledged write (also those made while shrinking) is on the three left.
+        assert_all_present(&ens, &old, &tally.acked).await;
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_empty_new_servers_never_form_a_group_while_the_old_members_are_down() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut ens = Ensemble::new();
+        for id in [4, 5] {
+            ens.write_cfg(id, &[1, 2, 3, 4, 5]);
+            ens.node(id).start();
+        }
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        for id in [4, 5] {
+            let port = ens.cluster.nodes[id as usize - 1].client_port;
+            assert_eq!(mode(port).await, None, "server {id} serves");
+            let log = ens.cluster.nodes[id as usize - 1].log();
+            assert!(log.contains("not bootstrapping from zoo.cfg"), "{log}");
+            assert!(!log.contains("bootstrapping a new ensemble"), "{log}");
+            assert!(!log.contains("became leader"), "{log}");
+        }
+        // No session, so no write, can be made on either.
+        for id in [4, 5] {
+            let addr = ens.cluster.nodes[id as usize - 1].addr();
+            let r = tokio::time::timeout(
+                Duration::from_secs(3),
+                zk::Client::connector()
+                    .with_session_timeout(Duration::from_secs(5))
+                    .connect(&addr),
+            )
+            .await;
+            assert!(
+                !matches!(r, Ok(Ok(_))),
+                "a client got a session on server {id}"
+            );
+        }
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
