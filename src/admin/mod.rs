@@ -12,8 +12,11 @@
 //! `tests.rs`. Where ZooKeeper's order comes from a Java hash map (mntr, wchc, wchp, dump),
 //! see the comments at each renderer.
 
+mod ask;
 mod render;
 mod snapshot;
+
+pub use ask::four_letter_word;
 
 pub use render::{java_date, java_double, render};
 pub use snapshot::*;

@@ -21,8 +21,7 @@
 //! Errors go to stderr in zkCli's words (`Node does not exist: /x`) and the exit code is 1;
 //! the first failing command stops the rest. Usage errors exit 2.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -775,27 +774,7 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
 }
 
 fn four_letter_word(host: &str, port: u16, word: &str) -> std::io::Result<String> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, FOUR_LETTER_TIMEOUT) {
-            Ok(mut stream) => {
-                stream.set_read_timeout(Some(FOUR_LETTER_TIMEOUT))?;
-                stream.set_write_timeout(Some(FOUR_LETTER_TIMEOUT))?;
-                stream.write_all(word.as_bytes())?;
-                let mut reply = Vec::new();
-                // A server that answers but keeps the connection open still gave its answer.
-                if let Err(e) = stream.read_to_end(&mut reply) {
-                    if reply.is_empty() {
-                        return Err(e);
-                    }
-                }
-                return Ok(String::from_utf8_lossy(&reply).into_owned());
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+    keeperd::admin::four_letter_word(host, port, word, FOUR_LETTER_TIMEOUT)
 }
 
 #[cfg(test)]

@@ -24,8 +24,7 @@
 //! ZooKeeper's "Invalid config, exiting abnormally").
 
 use std::fs;
-use std::io::{IsTerminal, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{IsTerminal, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -529,27 +528,6 @@ fn status(path: Option<&Path>) -> ExitCode {
     }
 }
 
-/// Sends a four-letter word and reads the reply until the server closes.
 fn four_letter_word(host: &str, port: u16, word: &str) -> std::io::Result<String> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, STATUS_TIMEOUT) {
-            Ok(mut stream) => {
-                stream.set_read_timeout(Some(STATUS_TIMEOUT))?;
-                stream.set_write_timeout(Some(STATUS_TIMEOUT))?;
-                stream.write_all(word.as_bytes())?;
-                let mut reply = Vec::new();
-                // A server that answers but keeps the connection open still gave its answer.
-                if let Err(e) = stream.read_to_end(&mut reply) {
-                    if reply.is_empty() {
-                        return Err(e);
-                    }
-                }
-                return Ok(String::from_utf8_lossy(&reply).into_owned());
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+    keeperd::admin::four_letter_word(host, port, word, STATUS_TIMEOUT)
 }
