@@ -780,3 +780,28 @@ async fn add_watch_answers_an_error_response_body_like_zookeeper() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn reconfig_is_refused_while_reconfig_is_disabled() {
+    bounded(async {
+        let srv = start().await;
+        let (mut c, _) = Raw::session(srv.local_addr).await;
+        c.send(
+            1,
+            &Request::Reconfig(keeperd::proto::request::ReconfigRequest {
+                joining_servers: Some("server.4=127.0.0.1:2888:3888;2181".into()),
+                leaving_servers: None,
+                new_members: None,
+                cur_config_id: -1,
+            }),
+        )
+        .await;
+        let (h, _) = c.reply().await;
+        assert_eq!((h.xid, h.err), (1, ZkError::ReconfigDisabled.code()));
+        // The session is unharmed.
+        c.send(2, &create("/after-reconfig")).await;
+        assert_eq!(c.reply().await.0.err, 0);
+        srv.shutdown().await;
+    })
+    .await;
+}

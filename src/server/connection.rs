@@ -435,6 +435,22 @@ impl Reader {
                 });
                 false
             }
+            Request::Reconfig(_) => {
+                // ZooKeeper refuses reconfig before anything else when reconfigEnabled is off;
+                // dynamic reconfiguration itself is not implemented yet.
+                let err = if self.shared.config.reconfig_enabled {
+                    ZkError::Unimplemented
+                } else {
+                    ZkError::ReconfigDisabled
+                };
+                self.push(Item::Reply {
+                    xid,
+                    op,
+                    err: err.code(),
+                    t0,
+                    close_after: false,
+                })
+            }
             req if req.is_write() => {
                 self.wait_for_reads().await;
                 self.writes_in_flight.fetch_add(1, Relaxed);
