@@ -147,6 +147,31 @@ async fn writes_on_any_node_are_read_on_every_node() {
             m.get("zk_server_state").map(String::as_str),
             Some("follower")
         );
+        // /zookeeper/config holds the membership in ZooKeeper's format, on every member.
+        for c in &clients {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (data, _) = c.get_config().await.unwrap();
+                let text = String::from_utf8_lossy(&data).to_string();
+                let lines: Vec<&str> = text.lines().collect();
+                if lines.len() == 4 {
+                    for (i, l) in lines[..3].iter().enumerate() {
+                        assert!(
+                            l.starts_with(&format!("server.{}=127.0.0.1:", i + 1)),
+                            "{text}"
+                        );
+                        assert!(l.contains(":participant"), "{text}");
+                    }
+                    assert!(lines[3].starts_with("version="), "{text}");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "config never published: {text:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         assert_digests_agree(&cluster).await;
     })
     .await

@@ -442,6 +442,7 @@ async fn serve(
 ) {
     let expiry = tokio::spawn(expire_sessions(shared.clone(), proposer.clone()));
     let touches = tokio::spawn(route_touches(shared.clone()));
+    let config_node = tokio::spawn(publish_config(shared.clone(), proposer.clone()));
     let reaper = tokio::spawn(reap_nodes(shared.clone(), proposer.clone()));
     let mut next_conn_id: u64 = 1;
     tokio::pin!(shutdown);
@@ -491,6 +492,7 @@ async fn serve(
     expiry.abort();
     reaper.abort();
     touches.abort();
+    config_node.abort();
     drop(proposer);
     let _ = expiry.await;
     let _ = reaper.await;
@@ -627,6 +629,44 @@ async fn route_touches(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// Ensemble: the leader keeps /zookeeper/config equal to the membership in ZooKeeper's
+/// dynamic-config format (`server.N=host:quorum:election:role;clientAddr:clientPort` lines,
+/// then `version=<hex>`), written through the log so every server serves the same bytes.
+async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
+    if !shared.config.is_distributed() {
+        return;
+    }
+    let want = shared.config.membership_lines().join("\n").into_bytes();
+    let every = Duration::from_millis((shared.config.tick_time_ms as u64).clamp(10, 2000));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if !shared.expires_sessions() {
+            continue;
+        }
+        let current = shared
+            .state
+            .read()
+            .expect("state lock")
+            .tree
+            .get_data(crate::tree::CONFIG_NODE, &[])
+            .ok()
+            .and_then(|(data, _)| data);
+        if current.as_deref() == Some(&want[..]) {
+            continue;
+        }
+        let Ok(rx) = proposer.propose(Txn::SetConfig {
+            time_ms: now_ms(),
+            data: want.clone(),
+        }) else {
+            return;
+        };
+        // Wait for it (or for the leadership to go) before looking again.
+        let _ = rx.await;
     }
 }
 

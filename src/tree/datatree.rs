@@ -172,6 +172,9 @@ impl Default for DataTree {
     }
 }
 
+/// ZooKeeper's dynamic configuration node.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
 impl DataTree {
     /// An empty tree holding only `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
     pub fn new(opts: TreeOptions) -> DataTree {
@@ -264,6 +267,21 @@ impl DataTree {
                     if qualifies {
                         self.delete_node(path, zxid, &mut triggers);
                     }
+                }
+                Ok(Response::Empty)
+            }
+            Txn::SetConfig { time_ms, data } => {
+                if let Some(node) = self.nodes.get_mut(CONFIG_NODE) {
+                    let old_len = node.data_len() as u64;
+                    node.data = Some(Box::from(&data[..]));
+                    node.stat.version = node.stat.version.wrapping_add(1);
+                    node.stat.mtime = *time_ms;
+                    node.stat.mzxid = zxid;
+                    self.data_size = self.data_size - old_len + node.data_len() as u64;
+                    triggers.push(WatchTrigger {
+                        path: CONFIG_NODE.to_string(),
+                        event: EventType::NodeDataChanged,
+                    });
                 }
                 Ok(Response::Empty)
             }

@@ -1164,3 +1164,24 @@ fn many_nodes_and_digest_order() {
     assert_eq!(a.t.node_count(), 6);
     assert_eq!(a.t.digest(), b.t.digest());
 }
+
+#[test]
+fn set_config_replaces_zookeeper_config_data_and_fires_a_data_watch() {
+    let mut t = DataTree::new(TreeOptions::default());
+    let before = t.exists("/zookeeper/config").unwrap();
+    let text = b"server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nversion=0".to_vec();
+    let applied = t.apply(
+        77,
+        &Txn::SetConfig {
+            time_ms: 5,
+            data: text.clone(),
+        },
+    );
+    assert_eq!(applied.triggers.len(), 1);
+    assert_eq!(applied.triggers[0].path, "/zookeeper/config");
+    let (data, stat) = t.get_data("/zookeeper/config", &[]).unwrap();
+    assert_eq!(data.as_deref(), Some(&text[..]));
+    assert_eq!(stat.version, before.version + 1);
+    assert_eq!((stat.mzxid, stat.mtime), (77, 5));
+    assert_eq!(stat.data_length as usize, text.len());
+}

@@ -14,7 +14,7 @@ mod datatree;
 mod path;
 mod txn_codec;
 
-pub use datatree::DataTree;
+pub use datatree::{DataTree, CONFIG_NODE};
 
 use crate::proto::request::Request;
 use crate::proto::response::Response;
@@ -46,6 +46,10 @@ pub enum Txn {
     /// Leader housekeeping: delete these containers / expired TTL nodes if they still
     /// qualify at `time_ms` (re-checked here, so a racing create keeps the node).
     Reap { time_ms: i64, paths: Vec<String> },
+    /// Leader housekeeping: the ensemble's membership in ZooKeeper's dynamic-config format
+    /// (`server.N=...` lines and `version=...`) becomes the data of /zookeeper/config, so
+    /// clients (`config` in zkCli) read and watch it as in ZooKeeper.
+    SetConfig { time_ms: i64, data: Vec<u8> },
 }
 
 /// A change a watch may be waiting for.

@@ -54,6 +54,12 @@ impl Txn {
                 }
                 encode_request(out, 0, request);
             }
+            Txn::SetConfig { time_ms, data } => {
+                out.put_u8(5);
+                out.put_i64(*time_ms);
+                out.put_i32(data.len() as i32);
+                out.put_slice(data);
+            }
             Txn::Reap { time_ms, paths } => {
                 out.put_u8(4);
                 out.put_i64(*time_ms);
@@ -123,6 +129,12 @@ impl Txn {
                     paths.push(r.string()?);
                 }
                 Txn::Reap { time_ms, paths }
+            }
+            5 => {
+                let time_ms = r.i64()?;
+                let n = r.count()?;
+                let data = r.take(n)?.to_vec();
+                Txn::SetConfig { time_ms, data }
             }
             k => return Err(Error::malformed("txn", format!("unknown kind {k}"))),
         };
@@ -240,6 +252,10 @@ mod tests {
             Txn::Reap {
                 time_ms: 9,
                 paths: vec!["/a".into(), "/b/c".into()],
+            },
+            Txn::SetConfig {
+                time_ms: 10,
+                data: b"server.1=h:2888:3888:participant;0.0.0.0:2181\nversion=0".to_vec(),
             },
         ]
     }
