@@ -133,7 +133,15 @@ async fn writes_on_any_node_are_read_on_every_node() {
             m.get("zk_peer_state").map(String::as_str),
             Some("leading - broadcast")
         );
-        assert!(m["zk_leader_uptime"].parse::<u64>().unwrap() > 0, "{m:?}");
+        // Counted from when this server took up the leader's duties (its session clock).
+        m["zk_leader_uptime"].parse::<u64>().expect("numeric");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while mntr(cluster.nodes[(leader - 1) as usize].client_port).await["zk_leader_uptime"]
+            == "0"
+        {
+            assert!(Instant::now() < deadline, "zk_leader_uptime stays 0");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let m = mntr(cluster.nodes[(follower - 1) as usize].client_port).await;
         assert_eq!(
             m.get("zk_peer_state").map(String::as_str),
