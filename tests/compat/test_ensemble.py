@@ -49,10 +49,15 @@ def leader_of(ens, timeout=30.0):
 def test_kazoo_keeps_its_session_through_a_leader_kill(ensemble):
     from kazoo.client import KazooClient
 
-    hosts = ",".join(ensemble.hosts())
+    # Connect to the leader first, so killing it forces a reconnect to another member with
+    # the session id and password, and watches restored by setWatches.
+    leader = leader_of(ensemble)
+    others = [m.hosts() for m in ensemble.members if m is not leader]
+    hosts = ",".join([leader.hosts()] + others)
     states = []
     client = KazooClient(
         hosts=hosts,
+        randomize_hosts=False,
         timeout=6.0,
         connection_retry=KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5),
         command_retry=KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5, deadline=30),
@@ -66,7 +71,7 @@ def test_kazoo_keeps_its_session_through_a_leader_kill(ensemble):
         fired = threading.Event()
         client.get_children("/topics", watch=lambda ev: fired.set())
 
-        leader = leader_of(ensemble)
+        assert client._connection._socket.getpeername()[1] == leader.port, "on the leader"
         os.killpg(leader.proc.pid, signal.SIGKILL)
         leader.proc.wait(timeout=10)
 
@@ -83,9 +88,11 @@ def test_kazoo_keeps_its_session_through_a_leader_kill(ensemble):
         assert client.exists("/broker") is not None, "ephemeral of the live session kept"
         new_leader = leader_of(ensemble)
         assert new_leader is not leader
-        if KazooState.SUSPENDED in states:
-            assert states[-1] == KazooState.CONNECTED
-        assert KazooState.LOST not in states
+        assert KazooState.SUSPENDED in states, "the connection to the leader was lost"
+        assert states[-1] == KazooState.CONNECTED
+        assert KazooState.LOST not in states, "the session was kept"
+        port = client._connection._socket.getpeername()[1]
+        assert port != leader.port, "reconnected to another member"
     finally:
         client.stop()
         client.close()
