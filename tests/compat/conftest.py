@@ -168,29 +168,7 @@ class Server:
         for _attempt in range(3):
             self.port = free_port()
             self._write_cfg()
-            if self.kind == "keeperd":
-                cmd = [keeperd_bin(), "start-foreground", str(self.cfg_path)]
-            else:
-                cmd = zookeeper_cmd(self.cfg_path)
-            # If pytest itself is killed (SIGKILL skips every cleanup), the
-            # kernel still stops the server: util-linux's setpriv sets the
-            # parent-death signal and execs the server.
-            setpriv = shutil.which("setpriv")
-            if setpriv:
-                cmd = [setpriv, "--pdeathsig", "KILL", "--"] + cmd
-            log = open(self.log_path, "ab")
-            log.write(f"### {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            log.close()
-            _LIVE.add(self)
+            self.spawn()
             try:
                 self._wait_ready()
                 return self
@@ -198,6 +176,32 @@ class Server:
                 last_error = exc
                 self.stop()
         raise RuntimeError(f"{self.kind}: could not bind a free port: {last_error}")
+
+    def spawn(self):
+        """Starts the process on the current port and config, without waiting for it."""
+        if self.kind == "keeperd":
+            cmd = [keeperd_bin(), "start-foreground", str(self.cfg_path)]
+        else:
+            cmd = zookeeper_cmd(self.cfg_path)
+        # If pytest itself is killed (SIGKILL skips every cleanup), the
+        # kernel still stops the server: util-linux's setpriv sets the
+        # parent-death signal and execs the server.
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            cmd = [setpriv, "--pdeathsig", "KILL", "--"] + cmd
+        log = open(self.log_path, "ab")
+        log.write(f"### {' '.join(cmd)}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        _LIVE.add(self)
 
     def _wait_ready(self):
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -314,27 +318,11 @@ class Ensemble:
 
     def start(self):
         # Members wait for a quorum before serving, so start them all, then wait for each.
-        procs = []
         for srv in self.members:
             srv.port = free_port()
             srv._write_cfg()
-            cmd = [keeperd_bin(), "start-foreground", str(srv.cfg_path)]
-            setpriv = shutil.which("setpriv")
-            if setpriv:
-                cmd = [setpriv, "--pdeathsig", "KILL", "--"] + cmd
-            log = open(srv.log_path, "ab")
-            srv.proc = subprocess.Popen(
-                cmd,
-                cwd=srv.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            log.close()
-            _LIVE.add(srv)
-            procs.append(srv)
-        for srv in procs:
+            srv.spawn()
+        for srv in self.members:
             srv._wait_ready()
         return self
 

@@ -755,7 +755,7 @@ def test_brokers_ride_through_a_keeperd_leader_kill(kafka, zk):
     ens = _ENSEMBLE
     if ens is None:
         pytest.skip("needs the keeperd ensemble (ZooKeeper runs standalone as the oracle)")
-    from conftest import four_letter, keeperd_bin
+    from conftest import four_letter
 
     b = start_brokers(kafka)
     create_topic(kafka, "before", 1)
@@ -783,11 +783,4 @@ def test_brokers_ride_through_a_keeperd_leader_kill(kafka, zk):
         assert children(zk, "/brokers/topics") == ["after", "before"]
     finally:
         # Bring the member back on its port so the ensemble is whole again.
-        leader.proc = subprocess.Popen(
-            [keeperd_bin(), "start-foreground", str(leader.cfg_path)],
-            cwd=leader.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=open(leader.log_path, "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        leader.spawn()
