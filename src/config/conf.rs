@@ -96,7 +96,7 @@ fn absolute(path: &Path) -> String {
 }
 
 /// Total bytes of regular files under `path`, recursively; unreadable parts count as 0.
-fn dir_size(path: &Path) -> u64 {
+pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };

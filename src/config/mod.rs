@@ -20,6 +20,8 @@
 //! them would break drop-in replacement.
 
 mod conf;
+
+pub use conf::dir_size;
 mod parse;
 pub mod properties;
 

@@ -2,7 +2,6 @@
 //! lets `admin::render` format it.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::admin::{
@@ -12,6 +11,7 @@ use crate::admin::{
 
 use super::stats::OP_NAMES;
 use super::Shared;
+use crate::config::dir_size;
 
 pub fn parse(first4: &[u8]) -> Option<FourLetterWord> {
     FourLetterWord::parse(first4)
@@ -227,20 +227,6 @@ fn connections(shared: &Shared, asking: SocketAddr) -> Vec<ConnectionInfo> {
         session: None,
     });
     out
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn max_fds() -> Option<u64> {

@@ -161,6 +161,17 @@ impl Shared {
         }
     }
 
+    /// Gives every session of `tree` a full timeout from now (after recovery or a snapshot
+    /// install, as ZooKeeper does for sessions it has just loaded).
+    fn track_sessions(&self, tree: &DataTree) {
+        let mut live = self.liveness.lock().expect("liveness lock");
+        let now = Instant::now();
+        for s in tree.sessions() {
+            let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
+            live.track(s.session_id, timeout, now);
+        }
+    }
+
     pub fn last_zxid(&self) -> i64 {
         self.state.read().expect("state lock").tree.last_zxid()
     }
@@ -268,15 +279,7 @@ impl StateMachine for Applier {
             let _ = h.out.send(Out::Close);
         }
         drop(conns);
-        let mut live = self.shared.liveness.lock().expect("liveness lock");
-        let now = Instant::now();
-        for s in state.tree.sessions() {
-            live.track(
-                s.session_id,
-                Duration::from_millis(s.timeout_ms.max(0) as u64),
-                now,
-            );
-        }
+        self.shared.track_sessions(&state.tree);
         Ok(())
     }
 }
@@ -390,15 +393,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     {
         // Restored sessions get a full timeout from now to reconnect, as in ZooKeeper.
         let state = shared.state.read().expect("state lock");
-        let mut live = shared.liveness.lock().expect("liveness lock");
-        let now = Instant::now();
-        for s in state.tree.sessions() {
-            live.track(
-                s.session_id,
-                Duration::from_millis(s.timeout_ms.max(0) as u64),
-                now,
-            );
-        }
+        shared.track_sessions(&state.tree);
         info!(
             znodes = state.tree.node_count(),
             sessions = state.tree.sessions().len(),
