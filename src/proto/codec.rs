@@ -523,19 +523,23 @@ fn add_watch_mode_from_i32(v: i32) -> Option<AddWatchMode> {
     }
 }
 
+/// The trailing readOnly flag of the handshake records: it arrived in 3.5, and the Java
+/// server reads it when present and defaults otherwise (3.4 clients never send it).
+fn opt_read_only(i: &[u8]) -> PResult<'_, Option<bool>> {
+    if i.is_empty() {
+        return Ok((i, None));
+    }
+    let (i, ro) = boolean(i)?;
+    Ok((i, Some(ro)))
+}
+
 fn connect_request(i: &[u8]) -> PResult<'_, ConnectRequest> {
     let (i, protocol_version) = int(i)?;
     let (i, last_zxid_seen) = long(i)?;
     let (i, timeout_ms) = int(i)?;
     let (i, session_id) = long(i)?;
     let (i, passwd) = buffer_or_empty(i)?;
-    // readOnly arrived in 3.5; the Java server reads it if present and defaults otherwise.
-    let (i, read_only) = if i.is_empty() {
-        (i, None)
-    } else {
-        let (i, ro) = boolean(i)?;
-        (i, Some(ro))
-    };
+    let (i, read_only) = opt_read_only(i)?;
     Ok((
         i,
         ConnectRequest {
@@ -554,12 +558,7 @@ fn connect_response(i: &[u8]) -> PResult<'_, ConnectResponse> {
     let (i, timeout_ms) = int(i)?;
     let (i, session_id) = long(i)?;
     let (i, passwd) = buffer_or_empty(i)?;
-    let (i, read_only) = if i.is_empty() {
-        (i, None)
-    } else {
-        let (i, ro) = boolean(i)?;
-        (i, Some(ro))
-    };
+    let (i, read_only) = opt_read_only(i)?;
     Ok((
         i,
         ConnectResponse {
