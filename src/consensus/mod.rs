@@ -7,9 +7,8 @@
 //!
 //! `zxid = term << 32 | (index & 0xffffffff)`: replicas agree on it without coordination.
 //!
-//! This file holds the seam and the standalone committer (a single task that commits each
-//! proposal as soon as it is received, with no durability). The durable path is the Raft
-//! driver behind the same `Proposer` handle:
+//! This file holds the seam; the Raft driver stands behind the `Proposer` handle (a
+//! standalone server is a one-voter group, so there is one write path):
 //! - `node`: `spawn_raft` — one task owns the raft-rs `RawNode`, handles each Ready in the
 //!   documented order (group commit: one flush + one fdatasync per Ready), applies committed
 //!   entries with their zxid, snapshots every ~snapCount entries, compacts and purges.
@@ -92,78 +91,4 @@ impl Proposer {
 /// Builds a zxid from a term (epoch) and a log index.
 pub fn zxid(term: u64, index: u64) -> i64 {
     ((term << 32) | (index & 0xffff_ffff)) as i64
-}
-
-/// Starts the standalone committer. `term` and `last_index` say where the log stands
-/// (1 and 0 for an empty one). The task ends when every `Proposer` clone is dropped.
-pub fn spawn_standalone<S: StateMachine>(
-    mut sm: S,
-    term: u64,
-    last_index: u64,
-) -> (Proposer, tokio::task::JoinHandle<S>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Proposal>();
-    let handle = tokio::spawn(async move {
-        let mut index = last_index;
-        let mut batch = Vec::with_capacity(256);
-        while rx.recv_many(&mut batch, 256).await > 0 {
-            for p in batch.drain(..) {
-                index += 1;
-                let applied = sm.apply(zxid(term, index), &p.txn);
-                if let Some(done) = p.done {
-                    let _ = done.send(applied);
-                }
-            }
-        }
-        sm
-    });
-    (Proposer { tx }, handle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::response::Response;
-
-    struct Counter(Vec<i64>);
-
-    impl StateMachine for Counter {
-        fn apply(&mut self, zxid: i64, _txn: &Txn) -> Applied {
-            self.0.push(zxid);
-            Applied {
-                zxid,
-                result: Ok(Response::Empty),
-                triggers: vec![],
-            }
-        }
-
-        fn snapshot(&self) -> Vec<u8> {
-            self.0.iter().flat_map(|z| z.to_be_bytes()).collect()
-        }
-
-        fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
-            self.0 = data
-                .chunks_exact(8)
-                .map(|c| i64::from_be_bytes(c.try_into().expect("8 bytes")))
-                .collect();
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn standalone_commits_in_order_with_term_in_high_bits() {
-        let (p, h) = spawn_standalone(Counter(vec![]), 3, 7);
-        let mut rxs = vec![];
-        for i in 0..5 {
-            rxs.push(p.propose(Txn::CloseSession { session_id: i }).unwrap());
-        }
-        let mut got = vec![];
-        for rx in rxs {
-            got.push(rx.await.unwrap().zxid);
-        }
-        drop(p);
-        let sm = h.await.unwrap();
-        let want: Vec<i64> = (8..13).map(|i| (3i64 << 32) | i).collect();
-        assert_eq!(got, want);
-        assert_eq!(sm.0, want);
-    }
 }
