@@ -6,7 +6,7 @@
 //! accept loop ── connection task (reader) ──> responder task ──> writer task ──> socket
 //!                      │ writes: Proposer::propose      ^ replies in request order
 //!                      v                                │
-//!               consensus (standalone committer / Raft) │
+//!               consensus (raft-rs node; one voter standalone)│
 //!                      │ committed, in log order        │
 //!                      v                                │
 //!               Applier: tree.apply + watch triggers ───┘ notifications go straight to the
