@@ -6,7 +6,7 @@
 //! accept loop ── connection task (reader) ──> responder task ──> writer task ──> socket
 //!                      │ writes: Proposer::propose      ^ replies in request order
 //!                      v                                │
-//!               consensus (raft-rs node; one voter standalone)│
+//!               consensus (raft-rs, 1 voter if alone)   │
 //!                      │ committed, in log order        │
 //!                      v                                │
 //!               Applier: tree.apply + watch triggers ───┘ notifications go straight to the
