@@ -20,8 +20,10 @@
 //! them would break drop-in replacement.
 
 mod conf;
+mod membership;
 
 pub use conf::dir_size;
+pub use membership::Membership;
 mod parse;
 pub mod properties;
 
@@ -225,6 +227,13 @@ fn delimit_host(host: &str) -> String {
     }
 }
 
+impl ServerSpec {
+    /// `host:quorumPort` (IPv6 hosts in brackets): where peers dial this server.
+    pub fn quorum_address(&self) -> String {
+        format!("{}:{}", delimit_host(&self.host), self.quorum_port)
+    }
+}
+
 impl fmt::Display for ServerSpec {
     /// The value part of the line as ZooKeeper prints it in `/zookeeper/config` and `conf`:
     /// `host:quorumPort:electionPort:role[;clientAddr:clientPort]`, with the client part only
@@ -314,19 +323,20 @@ impl Config {
         self.data_dir.join(PID_FILE_NAME)
     }
 
+    /// The membership this zoo.cfg (and its dynamic file) describes. Empty standalone.
+    pub fn membership(&self) -> Membership {
+        Membership::new(self.servers.iter().cloned(), self.config_version)
+    }
+
     /// The membership as ZooKeeper writes it to `/zookeeper/config` and `conf`: one
     /// `server.N=...` line per server, ordered by id, then `version=<hex>`. Empty standalone.
     pub fn membership_lines(&self) -> Vec<String> {
         if self.servers.is_empty() {
             return Vec::new();
         }
-        let mut servers: Vec<&ServerSpec> = self.servers.iter().collect();
-        servers.sort_by_key(|s| s.id);
-        let mut lines: Vec<String> = servers
-            .iter()
-            .map(|s| format!("server.{}={}", s.id, s))
-            .collect();
-        lines.push(format!("version={:x}", self.config_version));
+        let m = self.membership();
+        let mut lines = m.server_lines();
+        lines.push(format!("version={:x}", m.version));
         lines
     }
 }

@@ -689,6 +689,25 @@ fn read_myid(path: &Path) -> Result<Option<u64>, ConfigError> {
     })
 }
 
+/// One `server.N` key and its value outside a file (a reconfig request, /zookeeper/config).
+pub(crate) fn parse_server_value(key: &str, value: &str) -> Result<ServerSpec, String> {
+    if !key.starts_with("server.") {
+        return Err(format!("{key:?} is not a server.N key"));
+    }
+    let entry = Entry {
+        key: key.to_string(),
+        value: value.trim().to_string(),
+        line: 1,
+    };
+    server_line(
+        &Here {
+            file: Path::new("<membership>"),
+        },
+        &entry,
+    )
+    .map_err(|e| e.message)
+}
+
 /// Parses `host:quorumPort:electionPort[:participant|observer][;[clientAddr:]clientPort]`,
 /// with IPv6 hosts in brackets.
 fn server_line(here: &Here, entry: &Entry) -> Result<ServerSpec, ConfigError> {

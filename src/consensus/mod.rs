@@ -49,6 +49,22 @@ pub trait StateMachine: Send + 'static {
     /// Replaces the whole state with a snapshot taken by `snapshot` (start-up recovery, or a
     /// follower far behind the leader's compacted log).
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error>;
+
+    /// The group's membership as the replicated state now says (/zookeeper/config), if it
+    /// changed since the last call (or was never asked). The leader moves the Raft group
+    /// towards it one conf change at a time.
+    fn take_membership(&mut self) -> Option<GroupMembers> {
+        None
+    }
+}
+
+/// A membership the Raft group should have: voters, learners, and every member's
+/// `host:quorumPort`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupMembers {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub peers: Vec<(u64, String)>,
 }
 
 /// A txn waiting to be ordered, and where to send its outcome (if anyone is waiting).

@@ -48,9 +48,9 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use super::logger::raft_logger;
 use super::storage::{SledStorage, SnapshotFile};
 use super::transport::{Forward, PeerMsg, PeerNetwork, PeerReport, Probe, Touches};
-use super::{zxid, NotAccepting, Proposal, Proposer, StateMachine};
+use super::{zxid, GroupMembers, NotAccepting, Proposal, Proposer, StateMachine};
 use crate::proto::Error;
-use crate::tree::{Applied, Txn};
+use crate::tree::{Applied, LeaderView, Txn};
 
 fn fault(msg: impl std::fmt::Display) -> Error {
     Error::Other(msg.to_string())
@@ -175,6 +175,10 @@ pub trait Transport: Send + 'static {
     fn peer_ids(&self) -> Vec<u64> {
         vec![]
     }
+
+    /// The servers of the replicated membership and where they listen: peers to add (a
+    /// server that joined by reconfig is in no zoo.cfg here).
+    fn set_peers(&mut self, _peers: &[(u64, String)]) {}
 
     /// What the transport learnt since the last call (broken connections, lost snapshots);
     /// polled every tick and passed on to raft-rs.
@@ -592,6 +596,10 @@ struct Node<S, T> {
     force_snapshot: bool,
     /// The applied index when a snapshot was last forced.
     forced_snapshot_at: u64,
+    /// The membership the replicated state asks for (None: zoo.cfg's, `opts`).
+    target: Option<GroupMembers>,
+    /// Not in `target` (logged once per change).
+    removed: bool,
 }
 
 /// No log entries and never compacted.
@@ -809,8 +817,11 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             membership_note: String::new(),
             force_snapshot: false,
             forced_snapshot_at: 0,
+            target: None,
+            removed: false,
             opts,
         };
+        node.refresh_membership();
         // What must be applied before serving: as the only voter, the whole log including
         // this term's first (empty) entry, which commits everything before it; otherwise
         // what is known committed.
@@ -1051,7 +1062,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     }
 
     fn propose_local(&mut self, p: Proposal) {
-        let data = p.txn.to_bytes();
+        let mut txn = p.txn;
+        self.stamp(&mut txn);
+        let data = txn.to_bytes();
         let (context, seq) = match p.done {
             Some(done) => {
                 let seq = self.next_seq;
@@ -1084,9 +1097,17 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             tracing::debug!("not the leader: dropping a proposal forwarded by {from}");
             return;
         }
-        if let Err(e) = Txn::decode(&f.txn) {
-            tracing::warn!("peer {from} forwarded an invalid txn ({e}); dropped");
-            return;
+        let mut f = f;
+        match Txn::decode(&f.txn) {
+            Err(e) => {
+                tracing::warn!("peer {from} forwarded an invalid txn ({e}); dropped");
+                return;
+            }
+            Ok(mut txn @ Txn::Reconfig { .. }) => {
+                self.stamp(&mut txn);
+                f.txn = txn.to_bytes();
+            }
+            Ok(_) => {}
         }
         let context = if f.seq == 0 {
             vec![]
@@ -1347,6 +1368,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                             let _ = p.done.send(applied);
                         }
                     }
+                    if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
+                        self.refresh_membership();
+                    }
                 }
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data)
@@ -1402,6 +1426,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let meta = snap.get_metadata().clone();
         let file = self.raw.store().snapshots().write(&meta, &snap.data)?;
         self.sm.restore(&snap.data)?;
+        self.refresh_membership();
         self.raw.mut_store().install_snapshot(&meta)?;
         self.applied = meta.index;
         self.since_snapshot = 0;
@@ -1609,6 +1634,77 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         Ok(())
     }
 
+    /// Takes the replicated membership from the state machine if it changed: the target of
+    /// `reconcile`, and peers the transport must be able to reach.
+    fn refresh_membership(&mut self) {
+        let Some(m) = self.sm.take_membership() else {
+            return;
+        };
+        if m.voters.is_empty() || self.target.as_ref() == Some(&m) {
+            return;
+        }
+        tracing::info!(
+            "membership: the ensemble's configuration lists voters {:?}, observers {:?}",
+            m.voters,
+            m.learners
+        );
+        self.transport.set_peers(&m.peers);
+        self.target = Some(m);
+    }
+
+    /// The members `reconcile` moves the group towards: the replicated configuration once
+    /// there is one, zoo.cfg's before.
+    fn wanted(&self) -> (Vec<u64>, Vec<u64>) {
+        match &self.target {
+            Some(m) => (sorted(m.voters.clone()), sorted(m.learners.clone())),
+            None => (
+                sorted(self.opts.voters.clone()),
+                sorted(self.opts.learners.clone()),
+            ),
+        }
+    }
+
+    /// Peers that are connected (heard from within an election timeout) and caught up
+    /// (matched within `CATCH_UP_SLACK` of the leader's last index).
+    fn caught_up(&self, id: u64, now: Instant) -> bool {
+        let last = self.raw.raft.raft_log.last_index();
+        self.raw.raft.prs().get(id).is_some_and(|p| {
+            p.state == ProgressState::Replicate && p.matched > 0 && p.matched + CATCH_UP_SLACK >= last
+        }) && self
+            .heard
+            .get(&id)
+            .is_some_and(|t| now.duration_since(*t) <= self.opts.election_timeout())
+    }
+
+    /// What a reconfig entry carries from its leader (see `tree::LeaderView`): the servers
+    /// synced now (this one included) and whether a membership change is still in flight.
+    fn leader_view(&self) -> LeaderView {
+        let me = self.opts.id;
+        let now = Instant::now();
+        let cs = self.raw.raft.prs().conf().to_conf_state();
+        let mut synced = vec![me];
+        synced.extend(
+            cs.voters
+                .iter()
+                .chain(&cs.learners)
+                .copied()
+                .filter(|&id| id != me && self.caught_up(id, now)),
+        );
+        LeaderView {
+            in_progress: self.raw.raft.has_pending_conf()
+                || !cs.voters_outgoing.is_empty()
+                || !self.raw.raft.commit_to_current_term(),
+            synced: sorted(synced),
+        }
+    }
+
+    /// A reconfig gets the leader's view as it enters the log.
+    fn stamp(&self, txn: &mut Txn) {
+        if let Txn::Reconfig { view, .. } = txn {
+            *view = Some(self.leader_view());
+        }
+    }
+
     /// Leader only: move the group's membership towards this node's zoo.cfg, one conf change
     /// at a time (see `RaftOptions::follow_config`); send joining servers a snapshot.
     fn reconcile(&mut self) {
@@ -1658,27 +1754,16 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         {
             return;
         }
-        let want_v = sorted(self.opts.voters.clone());
-        let want_l = sorted(self.opts.learners.clone());
+        let (want_v, want_l) = self.wanted();
         let is_voter = |id: &u64| cs.voters.contains(id);
         let is_learner = |id: &u64| cs.learners.contains(id);
         let last = self.raw.raft.raft_log.last_index();
-        let window = self.opts.election_timeout();
         let mut step: Option<(ConfChangeType, u64, String)> = None;
         let mut notes = vec![];
-        // 1. Promote learners that zoo.cfg lists as participants, once caught up.
+        // 1. Promote learners that the configuration lists as participants, once caught up.
         for &id in want_v.iter().filter(|id| is_learner(id)) {
-            let pr = self.raw.raft.prs().get(id);
-            let matched = pr.map_or(0, |p| p.matched);
-            let caught_up = pr.is_some_and(|p| {
-                p.state == ProgressState::Replicate
-                    && p.matched > 0
-                    && p.matched + CATCH_UP_SLACK >= last
-            }) && self
-                .heard
-                .get(&id)
-                .is_some_and(|t| now.duration_since(*t) <= window);
-            if caught_up {
+            let matched = self.raw.raft.prs().get(id).map_or(0, |p| p.matched);
+            if self.caught_up(id, now) {
                 step = Some((
                     ConfChangeType::AddNode,
                     id,
@@ -1712,7 +1797,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 step = Some((
                     ConfChangeType::AddLearnerNode,
                     id,
-                    format!("demoting server {id} to learner (an observer in zoo.cfg)"),
+                    format!("demoting server {id} to learner (an observer in the configuration)"),
                 ));
             }
         }
@@ -1727,8 +1812,31 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 step = Some((
                     ConfChangeType::RemoveNode,
                     id,
-                    format!("removing server {id} (not in zoo.cfg)"),
+                    format!("removing server {id} (not in the configuration)"),
                 ));
+            }
+        }
+        // 5. Leave: the configuration no longer lists this leader as a voter. Raft-rs would
+        // keep it leading; hand over to the most caught-up voter, which then removes it.
+        if step.is_none() && !want_v.contains(&me) && !want_v.is_empty() {
+            let to = want_v
+                .iter()
+                .copied()
+                .filter(|&id| is_voter(&id) && self.caught_up(id, now))
+                .max_by_key(|&id| self.raw.raft.prs().get(id).map_or(0, |p| p.matched));
+            match to {
+                Some(to) if self.raw.raft.lead_transferee.is_none() => {
+                    tracing::info!(
+                        "membership: this server ({me}) leaves the voters; transferring \
+                         leadership to server {to}"
+                    );
+                    self.raw.transfer_leader(to);
+                    return;
+                }
+                Some(_) => return,
+                None => notes.push(format!(
+                    "this server ({me}) leaves the voters once another voter is caught up"
+                )),
             }
         }
         let Some((ty, id, what)) = step else {
@@ -1787,18 +1895,34 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 }
             }
         }
+        // Removed by a membership change (not in the replicated configuration): clients
+        // are told to go elsewhere, as ZooKeeper's removed servers stop serving.
+        let removed = self
+            .target
+            .as_ref()
+            .is_some_and(|m| !m.voters.contains(&id) && !m.learners.contains(&id));
+        if removed != self.removed {
+            if removed {
+                tracing::info!(
+                    "membership: this server ({id}) is not in the ensemble's configuration: \
+                     not serving clients"
+                );
+            }
+            self.removed = removed;
+        }
+        let outside = self.waiting || removed;
         let store = self.raw.store();
         let st = RaftStatus {
             id,
             role,
             is_leader,
-            serving: self.raw.raft.leader_id != 0 && !self.waiting,
+            serving: self.raw.raft.leader_id != 0 && !outside,
             voters,
             learners,
             synced_followers,
             synced_learners,
             snapshots_installed: self.snapshots_installed,
-            leader_id: if self.waiting {
+            leader_id: if outside {
                 0
             } else {
                 self.raw.raft.leader_id

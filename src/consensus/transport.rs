@@ -336,15 +336,21 @@ struct Outgoing {
 struct Inner {
     my_id: u64,
     local_addr: SocketAddr,
-    queues: HashMap<u64, mpsc::Sender<Outgoing>>,
+    /// Each peer's outgoing queue and the address its connection task dials.
+    queues: Mutex<HashMap<u64, (String, mpsc::Sender<Outgoing>)>>,
+    /// The peers whose connections are accepted (shared with the accept loop).
+    known: Known,
     reports: Arc<Mutex<Vec<PeerReport>>>,
     /// The accept loop and the connection tasks; aborted when the last clone goes.
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    runtime: tokio::runtime::Handle,
 }
+
+type Known = Arc<std::sync::RwLock<HashSet<u64>>>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.get_mut().map(|t| t.iter()).into_iter().flatten() {
             t.abort();
         }
     }
@@ -409,29 +415,53 @@ impl PeerNetwork {
     ) -> io::Result<(PeerNetwork, PeerInbound)> {
         let local_addr = listener.local_addr()?;
         let peers: Vec<(u64, String)> = peers.into_iter().filter(|(id, _)| *id != my_id).collect();
-        let known: Arc<HashSet<u64>> = Arc::new(peers.iter().map(|(id, _)| *id).collect());
+        let known: Known = Arc::new(std::sync::RwLock::new(
+            peers.iter().map(|(id, _)| *id).collect(),
+        ));
         let reports = Arc::new(Mutex::new(Vec::new()));
         let (in_tx, in_rx) = mpsc::channel(PEER_QUEUE);
-        let mut tasks = vec![tokio::spawn(accept_loop(my_id, listener, known, in_tx))];
-        let mut queues = HashMap::new();
-        for (id, addr) in peers {
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            queues.insert(id, tx);
-            tasks.push(tokio::spawn(outbound(my_id, id, addr, rx, reports.clone())));
-        }
+        let accept = tokio::spawn(accept_loop(my_id, listener, known.clone(), in_tx));
         tracing::info!("peer network of node {my_id} listening on {local_addr}");
-        Ok((
-            PeerNetwork {
-                inner: Arc::new(Inner {
-                    my_id,
-                    local_addr,
-                    queues,
-                    reports,
-                    tasks,
-                }),
-            },
-            PeerInbound { rx: in_rx },
-        ))
+        let net = PeerNetwork {
+            inner: Arc::new(Inner {
+                my_id,
+                local_addr,
+                queues: Mutex::default(),
+                known,
+                reports,
+                tasks: Mutex::new(vec![accept]),
+                runtime: tokio::runtime::Handle::current(),
+            }),
+        };
+        net.add_peers(&peers);
+        Ok((net, PeerInbound { rx: in_rx }))
+    }
+
+    /// Adds peers (or new addresses of known ones: the old connection task ends when its
+    /// queue goes). This node's own id is ignored.
+    pub fn add_peers(&self, peers: &[(u64, String)]) {
+        let inner = &self.inner;
+        let mut queues = inner.queues.lock().expect("peer queues");
+        for (id, addr) in peers {
+            if *id == inner.my_id || queues.get(id).is_some_and(|(a, _)| a == addr) {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            if queues.insert(*id, (addr.clone(), tx)).is_some() {
+                tracing::info!("peer {id} moved to {addr}");
+            }
+            inner.known.write().expect("known peers").insert(*id);
+            let task = inner.runtime.spawn(outbound(
+                inner.my_id,
+                *id,
+                addr.clone(),
+                rx,
+                inner.reports.clone(),
+            ));
+            let mut tasks = inner.tasks.lock().expect("peer tasks");
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -445,7 +475,14 @@ impl PeerNetwork {
     /// Queues a frame for `to`; false when there is no such peer, the queue is full or the
     /// frame cannot be encoded.
     fn queue(&self, to: u64, frame: &Frame, snapshot: bool) -> bool {
-        let Some(q) = self.inner.queues.get(&to) else {
+        let Some(q) = self
+            .inner
+            .queues
+            .lock()
+            .expect("peer queues")
+            .get(&to)
+            .map(|(_, q)| q.clone())
+        else {
             tracing::debug!("no peer {to}: dropping a frame");
             return false;
         };
@@ -497,9 +534,20 @@ impl Transport for PeerNetwork {
     }
 
     fn peer_ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.inner.queues.keys().copied().collect();
+        let mut ids: Vec<u64> = self
+            .inner
+            .queues
+            .lock()
+            .expect("peer queues")
+            .keys()
+            .copied()
+            .collect();
         ids.sort_unstable();
         ids
+    }
+
+    fn set_peers(&mut self, peers: &[(u64, String)]) {
+        self.add_peers(peers);
     }
 
     fn take_reports(&mut self) -> Vec<PeerReport> {
@@ -546,6 +594,9 @@ async fn outbound(
     // A frame taken from the queue but not written when the connection broke.
     let mut carry: Option<Outgoing> = None;
     loop {
+        if rx.is_closed() {
+            return; // replaced by a task for a new address, or the network was dropped
+        }
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -640,7 +691,7 @@ fn lost(peer: u64, batch: &[Outgoing], report: &impl Fn(PeerReport)) {
 async fn accept_loop(
     my_id: u64,
     listener: TcpListener,
-    known: Arc<HashSet<u64>>,
+    known: Known,
     tx: mpsc::Sender<(u64, PeerMsg)>,
 ) {
     let mut conns = tokio::task::JoinSet::new();
@@ -668,13 +719,15 @@ async fn inbound(
     my_id: u64,
     stream: TcpStream,
     remote: SocketAddr,
-    known: Arc<HashSet<u64>>,
+    known: Known,
     tx: mpsc::Sender<(u64, PeerMsg)>,
 ) {
     let mut r = BufReader::with_capacity(256 << 10, stream);
     let from = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r)).await {
         Ok(Ok(Frame::Hello { from, to }))
-            if to == my_id && from != my_id && known.contains(&from) =>
+            if to == my_id
+                && from != my_id
+                && known.read().is_ok_and(|k| k.contains(&from)) =>
         {
             from
         }

@@ -435,18 +435,42 @@ impl Reader {
                 });
                 false
             }
-            Request::Reconfig(_) => {
-                // ZooKeeper refuses reconfig before anything else when reconfigEnabled is off;
-                // dynamic reconfiguration itself is not implemented yet.
-                let err = if self.shared.config.reconfig_enabled {
-                    ZkError::Unimplemented
+            Request::Reconfig(request) => {
+                // ZooKeeper refuses reconfig before anything else when reconfigEnabled is
+                // off, and a standalone server cannot reconfigure at all.
+                let refuse = if !self.shared.config.reconfig_enabled {
+                    Some(ZkError::ReconfigDisabled)
+                } else if !self.shared.config.is_distributed() {
+                    Some(ZkError::Unimplemented)
                 } else {
-                    ZkError::ReconfigDisabled
+                    None
                 };
-                self.push(Item::Reply {
+                if let Some(err) = refuse {
+                    return self.push(Item::Reply {
+                        xid,
+                        op,
+                        err: err.code(),
+                        t0,
+                        close_after: false,
+                    });
+                }
+                self.wait_for_reads().await;
+                self.writes_in_flight.fetch_add(1, Relaxed);
+                let txn = Txn::Reconfig {
+                    session_id: self.session_id,
+                    time_ms: now_ms(),
+                    auth: self.auth.as_ref().clone(),
+                    request,
+                    min_voters: if self.shared.config.standalone_enabled { 2 } else { 1 },
+                    view: None,
+                };
+                let Ok(rx) = self.proposer.propose(txn) else {
+                    return false;
+                };
+                self.push(Item::Write {
                     xid,
                     op,
-                    err: err.code(),
+                    rx,
                     t0,
                     close_after: false,
                 })

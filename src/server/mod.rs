@@ -18,6 +18,7 @@
 //! event before any reply that reflects the change.
 
 mod connection;
+mod dynamic;
 mod fourlw;
 pub mod session;
 pub mod stats;
@@ -33,8 +34,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
-use crate::consensus::{self, Proposer, RaftHandle, RaftOptions, StateMachine};
+use crate::config::{Config, Membership};
+use crate::consensus::{self, GroupMembers, Proposer, RaftHandle, RaftOptions, StateMachine};
 use crate::proto::response::encode_notification;
 use crate::proto::WatcherEvent;
 use crate::tree::{Applied, DataTree, TreeOptions, Txn};
@@ -204,6 +205,21 @@ impl Shared {
 /// Applies committed txns to the tree and routes the watch events they trigger.
 struct Applier {
     shared: Arc<Shared>,
+    /// /zookeeper/config may have changed since the node last asked (`take_membership`).
+    config_dirty: bool,
+    /// The membership version the dynamic config file holds (reconfigEnabled=true).
+    written_version: u64,
+}
+
+impl Applier {
+    fn new(shared: Arc<Shared>) -> Applier {
+        let written_version = shared.config.config_version;
+        Applier {
+            shared,
+            config_dirty: true,
+            written_version,
+        }
+    }
 }
 
 impl StateMachine for Applier {
@@ -216,6 +232,9 @@ impl StateMachine for Applier {
             for (session_id, event) in state.watches.trigger(trigger) {
                 shared.deliver(&conns, session_id, &event);
             }
+        }
+        if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
+            self.config_dirty = true;
         }
         if let Txn::CloseSession { session_id } = txn {
             // Expired (possibly by a leader elsewhere): a client still connected here is
@@ -280,7 +299,40 @@ impl StateMachine for Applier {
         }
         drop(conns);
         self.shared.track_sessions(&state.tree);
+        self.config_dirty = true;
         Ok(())
+    }
+
+    fn take_membership(&mut self) -> Option<GroupMembers> {
+        if !std::mem::take(&mut self.config_dirty) {
+            return None;
+        }
+        let state = self.shared.state.read().expect("state lock");
+        let (data, _) = state.tree.get_data(crate::tree::CONFIG_NODE, &[]).ok()?;
+        let text = String::from_utf8_lossy(data.as_deref()?).into_owned();
+        drop(state);
+        match Membership::parse(&text) {
+            Ok(m) if !m.servers.is_empty() => {
+                // reconfigEnabled: a restart must come back with the membership it last
+                // knew, as ZooKeeper's dynamic file does.
+                let config = &self.shared.config;
+                if config.reconfig_enabled && m.version != self.written_version {
+                    if dynamic::write_dynamic_config(config, &m).is_some() {
+                        self.written_version = m.version;
+                    }
+                }
+                Some(GroupMembers {
+                    voters: m.voters(),
+                    learners: m.observers(),
+                    peers: m.peer_addresses(),
+                })
+            }
+            Ok(_) => None,
+            Err(e) => {
+                warn!("/zookeeper/config does not parse ({e}); membership unchanged");
+                None
+            }
+        }
     }
 }
 
@@ -381,9 +433,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let shared = Arc::new(Shared::new(config));
     // Recovery (snapshot + log replay) blocks until the tree is complete: clients are
     // accepted only afterwards, so nobody sees a half-replayed tree.
-    let applier = Applier {
-        shared: shared.clone(),
-    };
+    let applier = Applier::new(shared.clone());
     let started = Instant::now();
     let (proposer, raft) =
         tokio::task::spawn_blocking(move || consensus::spawn_raft(applier, opts))
@@ -627,17 +677,25 @@ async fn route_touches(shared: Arc<Shared>) {
     }
 }
 
-/// Ensemble: the leader keeps /zookeeper/config equal to the membership in ZooKeeper's
+/// Ensemble: the leader writes its zoo.cfg's membership to /zookeeper/config, in ZooKeeper's
 /// dynamic-config format (`server.N=host:quorum:election:role;clientAddr:clientPort` lines,
-/// then `version=<hex>`), written through the log so every server serves the same bytes.
+/// then `version=<hex>`), through the log so every server serves the same bytes; the Raft
+/// group then follows /zookeeper/config (see `consensus::node` reconcile).
+///
+/// Only a zoo.cfg edited after the last membership change counts: a leader whose zoo.cfg
+/// (or dynamic file) is older than /zookeeper/config's mtime leaves it alone. So during a
+/// rolling restart a leader still running with the old server list does not undo what a
+/// leader with the new list did, and a reconfig is not undone by a zoo.cfg that predates it.
 async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
     if !shared.config.is_distributed() {
         return;
     }
     let want = shared.config.membership_lines().join("\n").into_bytes();
+    let edited = config_mtime_ms(&shared.config);
     let every = Duration::from_millis((shared.config.tick_time_ms as u64).clamp(10, 2000));
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut told = false;
     loop {
         interval.tick().await;
         if !shared.expires_sessions() {
@@ -649,11 +707,26 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
             .expect("state lock")
             .tree
             .get_data(crate::tree::CONFIG_NODE, &[])
-            .ok()
-            .and_then(|(data, _)| data);
-        if current.as_deref() == Some(&want[..]) {
+            .ok();
+        let Some((data, stat)) = current else {
+            continue;
+        };
+        if data.as_deref() == Some(&want[..]) {
             continue;
         }
+        let empty = data.as_deref().is_none_or(|d| d.is_empty());
+        if !empty && stat.mtime >= edited {
+            if !told {
+                info!(
+                    "membership: zoo.cfg lists other servers than the ensemble's configuration \
+                     (/zookeeper/config), but was edited before its last change: keeping the \
+                     ensemble's"
+                );
+                told = true;
+            }
+            continue;
+        }
+        info!("membership: publishing zoo.cfg's server list to /zookeeper/config");
         let Ok(rx) = proposer.propose(Txn::SetConfig {
             time_ms: now_ms(),
             data: want.clone(),
@@ -662,6 +735,22 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
         };
         // Wait for it (or for the leadership to go) before looking again.
         let _ = rx.await;
+    }
+}
+
+/// When zoo.cfg (or its dynamic file, whichever is newer) was last modified, in ms since
+/// the epoch; i64::MAX without a file (a config built in memory always counts as new).
+fn config_mtime_ms(config: &Config) -> i64 {
+    let files = config.source.iter().chain(config.dynamic_config_file.iter());
+    let newest = files
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max();
+    match (&config.source, newest) {
+        (None, _) => i64::MAX,
+        (Some(_), None) => 0,
+        (Some(_), Some(t)) => t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
     }
 }
 

@@ -24,7 +24,9 @@ use bytes::Bytes;
 
 use super::acl::{self, AclRef, AclTable};
 use super::path::{java_len, join, name_of, parent_of, validate_path};
-use super::{Applied, SessionInfo, TreeOptions, Txn, WatchTrigger};
+use super::{reconfig, Applied, LeaderView, SessionInfo, TreeOptions, Txn, WatchTrigger};
+use crate::config::Membership;
+use crate::proto::request::ReconfigRequest;
 use crate::proto::request::{
     CheckVersionRequest, CreateRequest, DeleteRequest, MultiOp, Request, SetAclRequest,
     SetDataRequest,
@@ -271,26 +273,91 @@ impl DataTree {
                 Ok(Response::Empty)
             }
             Txn::SetConfig { time_ms, data } => {
-                if let Some(node) = self.nodes.get_mut(CONFIG_NODE) {
-                    let old_len = node.data_len() as u64;
-                    node.data = Some(Box::from(&data[..]));
-                    node.stat.version = node.stat.version.wrapping_add(1);
-                    node.stat.mtime = *time_ms;
-                    node.stat.mzxid = zxid;
-                    self.data_size = self.data_size - old_len + node.data_len() as u64;
-                    triggers.push(WatchTrigger {
-                        path: CONFIG_NODE.to_string(),
-                        event: EventType::NodeDataChanged,
-                    });
-                }
+                self.set_config(zxid, *time_ms, data, &mut triggers);
                 Ok(Response::Empty)
             }
+            Txn::Reconfig {
+                time_ms,
+                auth,
+                request,
+                min_voters,
+                view,
+                ..
+            } => self.reconfig(
+                zxid,
+                *time_ms,
+                auth,
+                request,
+                *min_voters,
+                view.as_ref(),
+                &mut triggers,
+            ),
         };
         Applied {
             zxid,
             result,
             triggers,
         }
+    }
+
+    /// The new data of /zookeeper/config, as a setData with version -1.
+    fn set_config(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        data: &[u8],
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Option<Stat> {
+        let node = self.nodes.get_mut(CONFIG_NODE)?;
+        let old_len = node.data_len() as u64;
+        node.data = Some(Box::from(data));
+        node.stat.version = node.stat.version.wrapping_add(1);
+        node.stat.mtime = time_ms;
+        node.stat.mzxid = zxid;
+        let stat = node.client_stat();
+        self.data_size = self.data_size - old_len + node.data_len() as u64;
+        triggers.push(WatchTrigger {
+            path: CONFIG_NODE.to_string(),
+            event: EventType::NodeDataChanged,
+        });
+        Some(stat)
+    }
+
+    /// reconfig: the next membership from the current /zookeeper/config (see
+    /// `reconfig::next_membership`), then WRITE on /zookeeper/config (super or skipACL in
+    /// practice: its ACL is world-readable only), then the new text with `version=<zxid>`.
+    /// Answers the new config and its stat, as ZooKeeper's GetDataResponse.
+    #[allow(clippy::too_many_arguments)]
+    fn reconfig(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        auth: &[Id],
+        request: &ReconfigRequest,
+        min_voters: u32,
+        view: Option<&LeaderView>,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Result<Response, ZkError> {
+        // An entry no leader stamped cannot show a synced quorum.
+        let view = view.ok_or(ZkError::NewConfigNoQuorum)?;
+        let node = self.nodes.get(CONFIG_NODE).ok_or(ZkError::NoNode)?;
+        let text = String::from_utf8_lossy(node.data.as_deref().unwrap_or_default()).into_owned();
+        let current = Membership::parse(&text).map_err(|_| ZkError::BadArguments)?;
+        let servers = reconfig::next_membership(&current, request, view, min_voters as usize)?;
+        self.check_acl(node, perms::WRITE, auth)?;
+        let data = Membership {
+            servers,
+            version: zxid as u64,
+        }
+        .render()
+        .into_bytes();
+        let stat = self
+            .set_config(zxid, time_ms, &data, triggers)
+            .ok_or(ZkError::NoNode)?;
+        Ok(Response::GetData {
+            data: Some(Bytes::from(data)),
+            stat,
+        })
     }
 
     fn apply_client(
@@ -329,7 +396,7 @@ impl DataTree {
                 self.close_session(ctx.session_id, ctx.zxid, triggers);
                 Ok(Response::Empty)
             }
-            // Reconfig is not implemented yet; reads never reach the log.
+            // Reconfig travels as `Txn::Reconfig`; reads never reach the log.
             _ => Err(ZkError::Unimplemented),
         }
     }

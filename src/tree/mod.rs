@@ -12,11 +12,12 @@
 mod acl;
 mod datatree;
 mod path;
+mod reconfig;
 mod txn_codec;
 
 pub use datatree::{DataTree, CONFIG_NODE};
 
-use crate::proto::request::Request;
+use crate::proto::request::{ReconfigRequest, Request};
 use crate::proto::response::Response;
 use crate::proto::{EventType, Id, ZkError};
 
@@ -50,6 +51,27 @@ pub enum Txn {
     /// (`server.N=...` lines and `version=...`) becomes the data of /zookeeper/config, so
     /// clients (`config` in zkCli) read and watch it as in ZooKeeper.
     SetConfig { time_ms: i64, data: Vec<u8> },
+    /// reconfig (opcode 16): the new membership is computed at apply time from the current
+    /// /zookeeper/config. Proposed without a `view`; the leader stamps its view into the
+    /// entry as it appends it (an entry without one is refused at apply).
+    Reconfig {
+        session_id: i64,
+        time_ms: i64,
+        auth: Vec<Id>,
+        request: ReconfigRequest,
+        /// Fewest voters the new membership may have: 2 with standaloneEnabled=true (as in
+        /// ZooKeeper), else 1.
+        min_voters: u32,
+        view: Option<LeaderView>,
+    },
+}
+
+/// What the leader knew when it appended a reconfig: whether a membership change was still
+/// in flight, and which servers (itself included) were connected and caught up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaderView {
+    pub in_progress: bool,
+    pub synced: Vec<u64>,
 }
 
 /// A change a watch may be waiting for.

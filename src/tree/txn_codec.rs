@@ -7,6 +7,10 @@
 //! kind 3  Client        := long session, long timeMs, int n, n * (ustring scheme, ustring id),
 //!                          request frame exactly as a client sends it (int len, xid 0, op, body)
 //! kind 4  Reap          := long timeMs, int n, n * ustring path
+//! kind 5  SetConfig     := long timeMs, int len, data
+//! kind 6  Reconfig      := long session, long timeMs, int n, n * (ustring scheme, ustring id),
+//!                          reconfig request frame (as kind 3), int minVoters,
+//!                          u8 hasView, [u8 inProgress, int m, m * long synced]
 //! ustring := int len, UTF-8 bytes
 //! ```
 //! Client requests are stored in ZooKeeper's own wire format, so the log reuses the codec
@@ -14,9 +18,9 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::Txn;
+use super::{LeaderView, Txn};
 use crate::proto::codec::{decode_request, encode_request};
-use crate::proto::request::Decoded;
+use crate::proto::request::{Decoded, Request};
 use crate::proto::{Error, Id};
 
 const FORMAT: u8 = 1;
@@ -47,11 +51,7 @@ impl Txn {
                 out.put_u8(3);
                 out.put_i64(*session_id);
                 out.put_i64(*time_ms);
-                out.put_i32(auth.len() as i32);
-                for id in auth {
-                    put_str(out, &id.scheme);
-                    put_str(out, &id.id);
-                }
+                put_auth(out, auth);
                 encode_request(out, 0, request);
             }
             Txn::SetConfig { time_ms, data } => {
@@ -59,6 +59,32 @@ impl Txn {
                 out.put_i64(*time_ms);
                 out.put_i32(data.len() as i32);
                 out.put_slice(data);
+            }
+            Txn::Reconfig {
+                session_id,
+                time_ms,
+                auth,
+                request,
+                min_voters,
+                view,
+            } => {
+                out.put_u8(6);
+                out.put_i64(*session_id);
+                out.put_i64(*time_ms);
+                put_auth(out, auth);
+                encode_request(out, 0, &Request::Reconfig(request.clone()));
+                out.put_i32(*min_voters as i32);
+                match view {
+                    None => out.put_u8(0),
+                    Some(v) => {
+                        out.put_u8(1);
+                        out.put_u8(v.in_progress as u8);
+                        out.put_i32(v.synced.len() as i32);
+                        for id in &v.synced {
+                            out.put_i64(*id as i64);
+                        }
+                    }
+                }
             }
             Txn::Reap { time_ms, paths } => {
                 out.put_u8(4);
@@ -96,24 +122,8 @@ impl Txn {
             3 => {
                 let session_id = r.i64()?;
                 let time_ms = r.i64()?;
-                let n = r.count()?;
-                let mut auth = Vec::with_capacity(n.min(16));
-                for _ in 0..n {
-                    let scheme = r.string()?;
-                    let id = r.string()?;
-                    auth.push(Id { scheme, id });
-                }
-                let len = r.count()?;
-                let frame = r.take(len)?;
-                let request = match decode_request(frame)? {
-                    (_, Decoded::Request(req)) => req,
-                    (h, Decoded::Unknown) => {
-                        return Err(Error::malformed(
-                            "txn",
-                            format!("request with opcode {} in the log", h.op),
-                        ))
-                    }
-                };
+                let auth = r.auth()?;
+                let request = r.request()?;
                 Txn::Client {
                     session_id,
                     time_ms,
@@ -136,12 +146,53 @@ impl Txn {
                 let data = r.take(n)?.to_vec();
                 Txn::SetConfig { time_ms, data }
             }
+            6 => {
+                let session_id = r.i64()?;
+                let time_ms = r.i64()?;
+                let auth = r.auth()?;
+                let Request::Reconfig(request) = r.request()? else {
+                    return Err(Error::malformed("txn", "reconfig entry without a reconfig"));
+                };
+                let min_voters = r.i32()?.max(0) as u32;
+                let view = match r.u8()? {
+                    0 => None,
+                    1 => {
+                        let in_progress = r.u8()? != 0;
+                        let n = r.count()?;
+                        let mut synced = Vec::with_capacity(n.min(256));
+                        for _ in 0..n {
+                            synced.push(r.i64()? as u64);
+                        }
+                        Some(LeaderView {
+                            in_progress,
+                            synced,
+                        })
+                    }
+                    b => return Err(Error::malformed("txn", format!("bad view flag {b}"))),
+                };
+                Txn::Reconfig {
+                    session_id,
+                    time_ms,
+                    auth,
+                    request,
+                    min_voters,
+                    view,
+                }
+            }
             k => return Err(Error::malformed("txn", format!("unknown kind {k}"))),
         };
         if r.pos != entry.len() {
             return Err(Error::malformed("txn", "trailing bytes"));
         }
         Ok(txn)
+    }
+}
+
+fn put_auth(out: &mut BytesMut, auth: &[Id]) {
+    out.put_i32(auth.len() as i32);
+    for id in auth {
+        put_str(out, &id.scheme);
+        put_str(out, &id.id);
     }
 }
 
@@ -192,6 +243,30 @@ impl<'a> Cursor<'a> {
         Ok(n as usize)
     }
 
+    fn auth(&mut self) -> Result<Vec<Id>, Error> {
+        let n = self.count()?;
+        let mut auth = Vec::with_capacity(n.min(16));
+        for _ in 0..n {
+            let scheme = self.string()?;
+            let id = self.string()?;
+            auth.push(Id { scheme, id });
+        }
+        Ok(auth)
+    }
+
+    /// A request frame as a client sends it (int len, header, body).
+    fn request(&mut self) -> Result<Request, Error> {
+        let len = self.count()?;
+        let frame = self.take(len)?;
+        match decode_request(frame)? {
+            (_, Decoded::Request(req)) => Ok(req),
+            (h, Decoded::Unknown) => Err(Error::malformed(
+                "txn",
+                format!("request with opcode {} in the log", h.op),
+            )),
+        }
+    }
+
     fn string(&mut self) -> Result<String, Error> {
         let n = self.count()?;
         let b = self.take(n)?;
@@ -202,7 +277,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::request::{CreateRequest, MultiOp, Request, SetDataRequest};
+    use crate::proto::request::{CreateRequest, MultiOp, ReconfigRequest, Request, SetDataRequest};
     use crate::proto::{Acl, OpCode};
 
     fn samples() -> Vec<Txn> {
@@ -256,6 +331,35 @@ mod tests {
             Txn::SetConfig {
                 time_ms: 10,
                 data: b"server.1=h:2888:3888:participant;0.0.0.0:2181\nversion=0".to_vec(),
+            },
+            Txn::Reconfig {
+                session_id: 3,
+                time_ms: 11,
+                auth: vec![Id::new("super", "")],
+                request: ReconfigRequest {
+                    joining_servers: Some("server.4=h:1:2;3".into()),
+                    leaving_servers: None,
+                    new_members: None,
+                    cur_config_id: -1,
+                },
+                min_voters: 2,
+                view: None,
+            },
+            Txn::Reconfig {
+                session_id: 3,
+                time_ms: 11,
+                auth: vec![],
+                request: ReconfigRequest {
+                    joining_servers: None,
+                    leaving_servers: Some("2,3".into()),
+                    new_members: Some(String::new()),
+                    cur_config_id: 0x1_0000_0005,
+                },
+                min_voters: 1,
+                view: Some(LeaderView {
+                    in_progress: true,
+                    synced: vec![1, 5],
+                }),
             },
         ]
     }
