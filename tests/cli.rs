@@ -376,3 +376,179 @@ fn keeperctl_fails_cleanly_without_a_server() {
     );
     assert_eq!(out.code, Some(2));
 }
+
+#[test]
+fn keeperctl_reconfig_usage_errors_come_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there: every case below must fail before a connection is tried.
+    let server = format!("127.0.0.1:{}", free_port());
+    let usage_line = "reconfig [-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]";
+    let cases: &[(&[&str], &str)] = &[
+        (&["reconfig"], usage_line),
+        (&["reconfig", "-s", "-v", "100000000"], usage_line),
+        (
+            &["reconfig", "-members", "server.1=h:1:2;3", "-remove", "2"],
+            "Can't use -file or -members together with -add or -remove (mixing incremental \
+             and non-incremental modes is not allowed)",
+        ),
+        (
+            &[
+                "reconfig",
+                "-members",
+                "server.1=h:1:2;3",
+                "-file",
+                "dyn.cfg",
+            ],
+            "Can't use -file and -members together (conflicting non-incremental modes)",
+        ),
+        (
+            &["reconfig", "-v", "0x100000000", "-remove", "3"],
+            "-v must be followed by a long (configuration version)",
+        ),
+        (
+            &["reconfig", "-remove"],
+            "Missing argument for option: remove",
+        ),
+        (
+            &["reconfig", "-x", "-remove", "3"],
+            "Unrecognized option: -x",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut argv = vec!["-server", server.as_str()];
+        argv.extend_from_slice(args);
+        let out = run_in(dir.path(), KEEPERCTL, &argv, &[]);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with(&format!("{message}\n")),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("Usage: keeperctl"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
+
+    // -file is read before connecting too; its errors are zkCli's (exit 1, not usage).
+    std::fs::write(dir.path().join("dyn.cfg"), "server.1=h:1:2;3\nfoo=bar\n").unwrap();
+    let out = run_in(
+        dir.path(),
+        KEEPERCTL,
+        &["-server", &server, "reconfig", "-file", "dyn.cfg"],
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "Error processing dyn.cfgUnrecognised parameter: foo\n"
+    );
+    let out = run_in(
+        dir.path(),
+        KEEPERCTL,
+        &["-server", &server, "reconfig", "-file", "missing.cfg"],
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "Error processing missing.cfgmissing.cfg (No such file or directory)\n"
+    );
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves no server.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until the server on `port` answers srvr with its version (it serves clients).
+fn wait_serving(server: &mut KillOnDrop, port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("keeperd exited before serving: {status}");
+        }
+        if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut reply = String::new();
+            if conn.write_all(b"srvr").is_ok()
+                && conn.read_to_string(&mut reply).is_ok()
+                && reply.starts_with("Zookeeper version:")
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("keeperd did not serve on port {port} within {DEADLINE:?}");
+}
+
+#[test]
+fn keeperctl_reconfig_against_a_server_with_reconfig_disabled() {
+    // Standalone with reconfigEnabled unset (false): the server refuses every reconfig
+    // with ReconfigDisabled, which zkCli prints as below.
+    let (dir, port) = setup();
+    let mut server = KillOnDrop(
+        Command::new(KEEPERD)
+            .args(["start-foreground", "zoo.cfg"])
+            .current_dir(dir.path())
+            .env_remove("ZOOCFGDIR")
+            .env_remove("ZOOCFG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_serving(&mut server, port);
+    let target = format!("127.0.0.1:{port}");
+    let out = run_in(
+        dir.path(),
+        KEEPERCTL,
+        &[
+            "-server",
+            &target,
+            "reconfig",
+            "-add",
+            "server.4=127.0.0.1:2888:3888;127.0.0.1:2181",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr, "KeeperErrorCode = Reconfig is disabled\n");
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // Refused before permissions are looked at: super does not change the answer, and the
+    // command after it does not run (the first failing command stops the rest).
+    let out = run_in(
+        dir.path(),
+        KEEPERCTL,
+        &[
+            "-server",
+            &target,
+            "--auth",
+            "digest:super:pw",
+            "reconfig",
+            "-remove",
+            "3",
+            ";",
+            "ls",
+            "/",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr, "KeeperErrorCode = Reconfig is disabled\n");
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+
+    let out = run_in(
+        dir.path(),
+        KEEPERCTL,
+        &["-server", &target, "config", "-s"],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("\ncZxid = 0x"), "{}", out.stdout);
+}

@@ -17,6 +17,8 @@ or dies produces its log in the failure message.
 """
 
 import atexit
+import base64
+import hashlib
 import os
 import shutil
 import signal
@@ -98,7 +100,8 @@ def four_letter(port, word, timeout=5.0):
 def keeperd_bin():
     env = os.environ.get("KEEPERD_BIN")
     if env:
-        return env
+        # Servers run with their temp dir as cwd: a relative path must not depend on it.
+        return os.path.abspath(env) if os.sep in env else env
     for profile in ("release", "debug"):
         cand = REPO_ROOT / "target" / profile / "keeperd"
         if cand.exists():
@@ -109,7 +112,14 @@ def keeperd_bin():
     )
 
 
-def zookeeper_cmd(cfg):
+def super_digest(user, password):
+    """The `user:base64(sha1(user:password))` value of DigestAuthenticationProvider.superDigest."""
+    digest = hashlib.sha1(f"{user}:{password}".encode()).digest()
+    return f"{user}:{base64.b64encode(digest).decode()}"
+
+
+def zookeeper_cmd(cfg, quorum=False):
+    """ZooKeeper 3.8 on `cfg`: ZooKeeperServerMain, or QuorumPeerMain for an ensemble member."""
     if not ZK_JAR.exists():
         pytest.fail(f"{ZK_JAR} missing: run scripts/setup (libzookeeper-java)")
     java = shutil.which("java")
@@ -128,7 +138,11 @@ def zookeeper_cmd(cfg):
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
         "-cp",
         ":".join(cp),
-        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        (
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+            if quorum
+            else "org.apache.zookeeper.server.ZooKeeperServerMain"
+        ),
         str(cfg),
     ]
 
@@ -136,8 +150,10 @@ def zookeeper_cmd(cfg):
 class Server:
     """One running server process and what a test needs to reach it."""
 
-    def __init__(self, kind, workdir, extra_cfg=None):
+    def __init__(self, kind, workdir, extra_cfg=None, quorum=False):
         self.kind = kind
+        # An ensemble member: ZooKeeper then runs QuorumPeerMain (keeperd needs no switch).
+        self.quorum = quorum
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +198,7 @@ class Server:
         if self.kind == "keeperd":
             cmd = [keeperd_bin(), "start-foreground", str(self.cfg_path)]
         else:
-            cmd = zookeeper_cmd(self.cfg_path)
+            cmd = zookeeper_cmd(self.cfg_path, self.quorum)
         # If pytest itself is killed (SIGKILL skips every cleanup), the
         # kernel still stops the server: util-linux's setpriv sets the
         # parent-death signal and execs the server.
@@ -241,6 +257,48 @@ class Server:
             f"--- server log ---\n{self.log_tail()}",
             pytrace=False,
         )
+
+    def wait_listening(self, timeout=None):
+        """Waits until the client port answers ruok (serving or not, e.g. a server that is
+        not a member yet); fails with the log if the process exits first."""
+        deadline = time.monotonic() + (timeout or STARTUP_TIMEOUT)
+        last = "no answer"
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                pytest.fail(
+                    f"{self.kind} exited with status {rc} before answering ruok on "
+                    f"{HOST}:{self.port}\n--- server log ---\n{self.log_tail()}",
+                    pytrace=False,
+                )
+            try:
+                last = four_letter(self.port, "ruok", timeout=1.0)
+                if last == "imok":
+                    return self
+            except OSError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        pytest.fail(
+            f"{self.kind} did not answer ruok on {HOST}:{self.port} (last: {last!r})\n"
+            f"--- server log ---\n{self.log_tail()}",
+            pytrace=False,
+        )
+
+    def wait_serving(self):
+        """Waits until srvr reports a version (the server serves clients)."""
+        self._wait_ready()
+        return self
+
+    def mode(self):
+        """`leader`, `follower`, `observer`, `standalone`, or None when not serving."""
+        try:
+            srvr = four_letter(self.port, "srvr", timeout=1.0)
+        except OSError:
+            return None
+        for line in srvr.splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: "):].strip()
+        return None
 
     def _check_ownership(self):
         """Make sure the imok came from our process, not a squatter on the port."""
@@ -302,19 +360,63 @@ class _PortTaken(Exception):
 
 
 class Ensemble:
-    """N keeperd processes forming one ensemble from server.N lines (loopback ports)."""
+    """N servers of one kind (keeperd by default, or ZooKeeper's QuorumPeerMain) forming one
+    ensemble from server.N lines on loopback ports. `extra_cfg` goes into every zoo.cfg
+    (e.g. reconfigEnabled, superDigest). `new_server()` prepares one more server whose
+    zoo.cfg lists the members and itself, for dynamic reconfig."""
 
-    def __init__(self, workdir, n=3, extra_cfg=None):
+    def __init__(self, workdir, n=3, extra_cfg=None, kind="keeperd"):
+        self.kind = kind
+        self.workdir = Path(workdir)
+        self.extra_cfg = dict(extra_cfg or {})
         self.members = []
-        quorum = [(free_port(), free_port()) for _ in range(n)]
-        lines = {
-            f"server.{i + 1}": f"{HOST}:{q}:{e}" for i, (q, e) in enumerate(quorum)
-        }
-        for i in range(n):
-            cfg = {"initLimit": "10", "syncLimit": "5", **lines, **(extra_cfg or {})}
-            srv = Server("keeperd", Path(workdir) / f"n{i + 1}", cfg)
-            (srv.data_dir / "myid").write_text(f"{i + 1}\n")
-            self.members.append(srv)
+        # Servers made by new_server(); stopped with the ensemble.
+        self.extra = []
+        # server id -> (quorum port, election port)
+        self.peers = {i + 1: (free_port(), free_port()) for i in range(n)}
+        lines = self._server_lines(self.peers)
+        for sid in self.peers:
+            self.members.append(self._make(sid, lines))
+
+    def _server_lines(self, peers):
+        return {f"server.{sid}": f"{HOST}:{q}:{e}" for sid, (q, e) in peers.items()}
+
+    def _make(self, sid, lines):
+        cfg = {"initLimit": "10", "syncLimit": "5", **lines, **self.extra_cfg}
+        srv = Server(self.kind, self.workdir / f"n{sid}", cfg, quorum=True)
+        srv.sid = sid
+        (srv.data_dir / "myid").write_text(f"{sid}\n")
+        return srv
+
+    def new_server(self, sid=None):
+        """A server not in the ensemble, with its zoo.cfg written (server.N lines for the
+        members and itself) and its client port chosen, not started: `spawn()` it, then
+        `wait_listening()` (a ZooKeeper server serves before it is added, keeperd need not)."""
+        sid = sid or max(self.peers) + 1
+        self.peers[sid] = (free_port(), free_port())
+        srv = self._make(sid, self._server_lines(self.peers))
+        srv.port = free_port()
+        srv._write_cfg()
+        self.extra.append(srv)
+        return srv
+
+    def server_line(self, srv, client=True):
+        """`server.N=127.0.0.1:quorum:election[;127.0.0.1:clientPort]`, zkCli's -add form."""
+        q, e = self.peers[srv.sid]
+        line = f"server.{srv.sid}={HOST}:{q}:{e}"
+        return f"{line};{HOST}:{srv.port}" if client else line
+
+    def leader(self, timeout=30.0):
+        """The one running server whose srvr says `Mode: leader`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leaders = [
+                s for s in self.members + self.extra if s.alive() and s.mode() == "leader"
+            ]
+            if len(leaders) == 1:
+                return leaders[0]
+            time.sleep(0.1)
+        raise AssertionError(f"no single leader within {timeout}s")
 
     def start(self):
         # Members wait for a quorum before serving, so start them all, then wait for each.
@@ -327,7 +429,7 @@ class Ensemble:
         return self
 
     def stop(self):
-        for srv in self.members:
+        for srv in self.members + self.extra:
             srv.stop()
 
     def hosts(self):
