@@ -220,3 +220,8 @@ fn compat_curator() {
 fn compat_cclient() {
     run_suite("test_cclient.py");
 }
+
+#[test]
+fn compat_reconfig() {
+    run_suite("test_reconfig.py");
+}

@@ -100,6 +100,9 @@ pub struct Shared {
     touched: Mutex<HashSet<i64>>,
     /// When this server last became the leader (mntr zk_leader_uptime).
     pub leader_since: Mutex<Option<Instant>>,
+    /// Ensemble: /zookeeper/config holds a membership (the first leader writes it as it
+    /// starts). Clients are served only from then on, so nobody reads it empty.
+    config_published: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -122,6 +125,7 @@ impl Shared {
             raft: std::sync::OnceLock::new(),
             touched: Mutex::new(HashSet::new()),
             leader_since: Mutex::new(None),
+            config_published: Default::default(),
             config,
         }
     }
@@ -191,9 +195,14 @@ impl Shared {
     }
 
     /// Whether clients can be served: a standalone server always, an ensemble member only
-    /// while it knows a leader (ZooKeeper's "not currently serving requests" otherwise).
+    /// while it knows a leader and /zookeeper/config has been written (ZooKeeper's "not
+    /// currently serving requests" otherwise).
     pub fn serving(&self) -> bool {
-        !self.config.is_distributed() || self.raft.get().is_some_and(|r| r.leader_id() != 0)
+        !self.config.is_distributed()
+            || (self.raft.get().is_some_and(|r| r.leader_id() != 0)
+                && self
+                    .config_published
+                    .load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Only the leader expires sessions (through the log); followers forward liveness.
@@ -313,13 +322,17 @@ impl StateMachine for Applier {
         drop(state);
         match Membership::parse(&text) {
             Ok(m) if !m.servers.is_empty() => {
+                self.shared
+                    .config_published
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 // reconfigEnabled: a restart must come back with the membership it last
                 // knew, as ZooKeeper's dynamic file does.
                 let config = &self.shared.config;
-                if config.reconfig_enabled && m.version != self.written_version {
-                    if dynamic::write_dynamic_config(config, &m).is_some() {
-                        self.written_version = m.version;
-                    }
+                if config.reconfig_enabled
+                    && m.version != self.written_version
+                    && dynamic::write_dynamic_config(config, &m).is_some()
+                {
+                    self.written_version = m.version;
                 }
                 Some(GroupMembers {
                     voters: m.voters(),
@@ -692,7 +705,7 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
     }
     let want = shared.config.membership_lines().join("\n").into_bytes();
     let edited = config_mtime_ms(&shared.config);
-    let every = Duration::from_millis((shared.config.tick_time_ms as u64).clamp(10, 2000));
+    let every = Duration::from_millis((shared.config.tick_time_ms as u64).clamp(10, 100));
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut told = false;
@@ -741,7 +754,10 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
 /// When zoo.cfg (or its dynamic file, whichever is newer) was last modified, in ms since
 /// the epoch; i64::MAX without a file (a config built in memory always counts as new).
 fn config_mtime_ms(config: &Config) -> i64 {
-    let files = config.source.iter().chain(config.dynamic_config_file.iter());
+    let files = config
+        .source
+        .iter()
+        .chain(config.dynamic_config_file.iter());
     let newest = files
         .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
         .max();

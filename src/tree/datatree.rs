@@ -177,6 +177,16 @@ impl Default for DataTree {
 /// ZooKeeper's dynamic configuration node.
 pub const CONFIG_NODE: &str = "/zookeeper/config";
 
+/// The `version=<hex>` line of a /zookeeper/config text.
+fn config_version(data: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(data).ok()?;
+    let hex = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("version="))?;
+    u64::from_str_radix(hex.trim(), 16).ok().map(|v| v as i64)
+}
+
 impl DataTree {
     /// An empty tree holding only `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
     pub fn new(opts: TreeOptions) -> DataTree {
@@ -300,7 +310,9 @@ impl DataTree {
         }
     }
 
-    /// The new data of /zookeeper/config, as a setData with version -1.
+    /// The new data of /zookeeper/config. As in ZooKeeper 3.8: its dataVersion stays -1,
+    /// its mzxid is the configuration's version (the `version=` line, the zxid of the
+    /// reconfig that made it; 0 for zoo.cfg's), its mtime the time of the change.
     fn set_config(
         &mut self,
         zxid: i64,
@@ -311,9 +323,9 @@ impl DataTree {
         let node = self.nodes.get_mut(CONFIG_NODE)?;
         let old_len = node.data_len() as u64;
         node.data = Some(Box::from(data));
-        node.stat.version = node.stat.version.wrapping_add(1);
+        node.stat.version = -1;
         node.stat.mtime = time_ms;
-        node.stat.mzxid = zxid;
+        node.stat.mzxid = config_version(data).unwrap_or(zxid);
         let stat = node.client_stat();
         self.data_size = self.data_size - old_len + node.data_len() as u64;
         triggers.push(WatchTrigger {

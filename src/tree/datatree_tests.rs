@@ -476,7 +476,7 @@ fn delete_set_check_errors_and_versions() {
     let d = h.t.digest();
     assert_eq!(h.delete("/nope", -1), Err(ZkError::NoNode));
     assert_eq!(d, h.t.digest());
-    // Reconfig is not implemented yet.
+    // Reconfig travels as `Txn::Reconfig`, never as a client request.
     let r = h.req(Request::Reconfig(ReconfigRequest {
         joining_servers: None,
         leaving_servers: None,
@@ -1181,7 +1181,83 @@ fn set_config_replaces_zookeeper_config_data_and_fires_a_data_watch() {
     assert_eq!(applied.triggers[0].path, "/zookeeper/config");
     let (data, stat) = t.get_data("/zookeeper/config", &[]).unwrap();
     assert_eq!(data.as_deref(), Some(&text[..]));
-    assert_eq!(stat.version, before.version + 1);
-    assert_eq!((stat.mzxid, stat.mtime), (77, 5));
+    // As ZooKeeper 3.8 shows it: dataVersion -1, mzxid = the config's version.
+    assert_eq!(before.version, 0);
+    assert_eq!(stat.version, -1);
+    assert_eq!((stat.mzxid, stat.mtime), (0, 5));
     assert_eq!(stat.data_length as usize, text.len());
+}
+
+/// A tree whose /zookeeper/config lists servers 1..3 (version 0x100000000).
+fn three_servers() -> DataTree {
+    let mut t = DataTree::new(TreeOptions::default());
+    let text = "server.1=127.0.0.1:2001:3001:participant;0.0.0.0:4001\n\
+                server.2=127.0.0.1:2002:3002:participant;0.0.0.0:4002\n\
+                server.3=127.0.0.1:2003:3003:participant;0.0.0.0:4003\nversion=100000000";
+    t.apply(
+        0x1_0000_0001,
+        &Txn::SetConfig {
+            time_ms: 1,
+            data: text.as_bytes().to_vec(),
+        },
+    );
+    t
+}
+
+fn reconfig_txn(add: &str, auth: Vec<Id>, view: Option<LeaderView>) -> Txn {
+    Txn::Reconfig {
+        session_id: 1,
+        time_ms: 9,
+        auth,
+        request: ReconfigRequest {
+            joining_servers: Some(add.to_string()),
+            leaving_servers: None,
+            new_members: None,
+            cur_config_id: -1,
+        },
+        min_voters: 2,
+        view,
+    }
+}
+
+#[test]
+fn reconfig_needs_write_on_zookeeper_config_and_a_leader_view() {
+    let mut t = three_servers();
+    let view = LeaderView {
+        in_progress: false,
+        synced: vec![1, 2, 3],
+    };
+    let add = "server.4=127.0.0.1:2004:3004;4004";
+    let zxid = 0x1_0000_0005;
+    // Nobody stamped it: no synced quorum can be shown.
+    let r = t.apply(zxid, &reconfig_txn(add, vec![], None));
+    assert_eq!(r.result, Err(ZkError::NewConfigNoQuorum));
+    // world:anyone may only read /zookeeper/config.
+    let r = t.apply(zxid, &reconfig_txn(add, vec![], Some(view.clone())));
+    assert_eq!(r.result, Err(ZkError::NoAuth));
+    assert!(r.triggers.is_empty());
+    let r = t.apply(
+        zxid,
+        &reconfig_txn(add, vec![Id::new("super", "")], Some(view.clone())),
+    );
+    let Ok(Response::GetData {
+        data: Some(data),
+        stat,
+    }) = r.result
+    else {
+        panic!("{:?}", r.result);
+    };
+    let text = std::str::from_utf8(&data).unwrap();
+    assert!(
+        text.ends_with("server.4=127.0.0.1:2004:3004:participant;0.0.0.0:4004\nversion=100000005")
+    );
+    assert_eq!((stat.version, stat.mzxid, stat.mtime), (-1, zxid, 9));
+    assert_eq!(r.triggers.len(), 1);
+    let (now, _) = t.get_data("/zookeeper/config", &[]).unwrap();
+    assert_eq!(now.as_deref(), Some(&data[..]));
+    // skipACL lets anyone reconfigure.
+    let mut t = three_servers();
+    t.opts.skip_acl = true;
+    let r = t.apply(zxid, &reconfig_txn(add, vec![], Some(view)));
+    assert!(r.result.is_ok(), "{:?}", r.result);
 }

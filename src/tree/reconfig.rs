@@ -71,7 +71,8 @@ fn incremental(
         if id.is_empty() {
             continue;
         }
-        let id: u64 = id.parse().map_err(|_| ZkError::BadArguments)?;
+        // ZooKeeper fails to parse the number before validating anything: MarshallingError.
+        let id: u64 = id.parse().map_err(|_| ZkError::MarshallingError)?;
         next.remove(&id);
     }
     for line in joining.into_iter().flat_map(|j| j.split(',')) {
@@ -79,6 +80,10 @@ fn incremental(
             continue;
         }
         let (key, value) = line.split_once('=').ok_or(ZkError::BadArguments)?;
+        let id = key.trim().rsplit('.').next().unwrap_or("");
+        if id.parse::<u64>().is_err() {
+            return Err(ZkError::MarshallingError);
+        }
         let spec = crate::config::Membership::parse(&format!("{}={}", key.trim(), value))
             .ok()
             .and_then(|m| m.servers.into_values().next())
@@ -125,7 +130,12 @@ mod tests {
         }
     }
 
-    fn req(add: Option<&str>, remove: Option<&str>, members: Option<&str>, v: i64) -> ReconfigRequest {
+    fn req(
+        add: Option<&str>,
+        remove: Option<&str>,
+        members: Option<&str>,
+        v: i64,
+    ) -> ReconfigRequest {
         ReconfigRequest {
             joining_servers: add.map(str::to_string),
             leaving_servers: remove.map(str::to_string),
@@ -175,13 +185,22 @@ mod tests {
             req(Some("server.4=127.0.0.1:2004:3004"), None, None, -1), // no client port
             req(Some("server.4"), None, None, -1),
             req(Some("server.4=127.0.0.1:2001:3004;4004"), None, None, -1), // duplicate port
-            req(None, Some("two"), None, -1),
             req(None, None, Some("tickTime=3"), -1),
             req(None, Some("2,3"), None, -1), // one voter left, standaloneEnabled
         ] {
             assert_eq!(
                 next_membership(&current(), &bad, &view(&[1, 2, 3]), 2),
                 Err(ZkError::BadArguments),
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            req(None, Some("two"), None, -1),
+            req(Some("server.x=127.0.0.1:2004:3004;4004"), None, None, -1),
+        ] {
+            assert_eq!(
+                next_membership(&current(), &bad, &view(&[1, 2, 3]), 2),
+                Err(ZkError::MarshallingError),
                 "{bad:?}"
             );
         }
