@@ -600,6 +600,9 @@ struct Node<S, T> {
     target: Option<GroupMembers>,
     /// Not in `target` (logged once per change).
     removed: bool,
+    /// Log index of the last reconfig this node appended as leader (ReconfigInProgress
+    /// while it is not applied).
+    last_reconfig_index: u64,
 }
 
 /// No log entries and never compacted.
@@ -819,6 +822,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             forced_snapshot_at: 0,
             target: None,
             removed: false,
+            last_reconfig_index: 0,
             opts,
         };
         node.refresh_membership();
@@ -1063,7 +1067,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     fn propose_local(&mut self, p: Proposal) {
         let mut txn = p.txn;
-        self.stamp(&mut txn);
+        let reconfig = self.stamp(&mut txn);
         let data = txn.to_bytes();
         let (context, seq) = match p.done {
             Some(done) => {
@@ -1086,6 +1090,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             if let Some(seq) = seq {
                 self.pending.remove(&seq);
             }
+        } else if reconfig {
+            self.last_reconfig_index = self.raw.raft.raft_log.last_index();
         }
     }
 
@@ -1098,16 +1104,18 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             return;
         }
         let mut f = f;
+        let mut reconfig = false;
         match Txn::decode(&f.txn) {
             Err(e) => {
                 tracing::warn!("peer {from} forwarded an invalid txn ({e}); dropped");
                 return;
             }
-            Ok(mut txn @ Txn::Reconfig { .. }) => {
-                self.stamp(&mut txn);
-                f.txn = txn.to_bytes();
+            Ok(mut txn) => {
+                if self.stamp(&mut txn) {
+                    f.txn = txn.to_bytes();
+                    reconfig = true;
+                }
             }
-            Ok(_) => {}
         }
         let context = if f.seq == 0 {
             vec![]
@@ -1120,6 +1128,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         };
         if let Err(e) = self.raw.propose(context, f.txn) {
             tracing::warn!("raft refused a proposal forwarded by {from}: {e}");
+        } else if reconfig {
+            self.last_reconfig_index = self.raw.raft.raft_log.last_index();
         }
     }
 
@@ -1693,18 +1703,22 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 .filter(|&id| id != me && self.caught_up(id, now)),
         );
         LeaderView {
-            in_progress: self.raw.raft.has_pending_conf()
-                || !cs.voters_outgoing.is_empty()
+            // As ZooKeeper: another reconfig is in the log and not applied yet (a new leader
+            // cannot tell before it has committed in its term). Raft conf changes still in
+            // flight do not count: the group moves towards whichever configuration is newest.
+            in_progress: self.last_reconfig_index > self.applied
                 || !self.raw.raft.commit_to_current_term(),
             synced: sorted(synced),
         }
     }
 
-    /// A reconfig gets the leader's view as it enters the log.
-    fn stamp(&self, txn: &mut Txn) {
+    /// A reconfig gets the leader's view as it enters the log. True for a reconfig.
+    fn stamp(&self, txn: &mut Txn) -> bool {
         if let Txn::Reconfig { view, .. } = txn {
             *view = Some(self.leader_view());
+            return true;
         }
+        false
     }
 
     /// Leader only: move the group's membership towards this node's zoo.cfg, one conf change

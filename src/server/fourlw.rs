@@ -179,7 +179,7 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
         election_port: me.map(|s| s.election_port.to_string()).unwrap_or_default(),
         quorum_port: me.map(|s| s.quorum_port.to_string()).unwrap_or_default(),
         peer_type: u32::from(cfg.peer_type == crate::config::PeerType::Observer),
-        membership: cfg.membership_lines().join("\n"),
+        membership: current_membership(shared).unwrap_or_else(|| cfg.membership_lines().join("\n")),
     });
 }
 
@@ -261,4 +261,13 @@ fn env_info() -> EnvInfo {
         memory_max_mb: None,
         memory_total_mb: None,
     }
+}
+
+/// The ensemble's configuration as /zookeeper/config holds it now (it follows reconfig and
+/// published zoo.cfg changes); None before the first leader wrote it.
+fn current_membership(shared: &Shared) -> Option<String> {
+    let state = shared.state.read().expect("state lock");
+    let (data, _) = state.tree.get_data(crate::tree::CONFIG_NODE, &[]).ok()?;
+    let text = String::from_utf8(data?.to_vec()).ok()?;
+    (!text.is_empty()).then_some(text)
 }
