@@ -30,7 +30,6 @@ from conftest import (
     ZKCLI,
     Ensemble,
     four_letter,
-    make_client,
     server_kinds,
     super_digest,
 )
@@ -70,23 +69,15 @@ def ensemble(kind, tmp_path):
 
 
 @pytest.fixture
-def clients():
-    made = []
+def clients(kazoo_factory):
+    """kazoo clients, as super unless auth=False; closed at teardown."""
 
     def make(hosts, auth=True, **kw):
         if auth:
             kw["auth_data"] = [("digest", SUPER)]
-        c = make_client(hosts, **kw)
-        made.append(c)
-        return c
+        return kazoo_factory(hosts, **kw)
 
-    yield make
-    for c in made:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
+    return make
 
 
 def zkcli(hosts, commands, auth=True, timeout=90):
