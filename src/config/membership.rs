@@ -27,7 +27,8 @@ impl Membership {
     /// Reads the /zookeeper/config text (or `server.N` lines with or without a `version=`
     /// line). Any other key, a malformed line or a repeated id is an error.
     pub fn parse(text: &str) -> Result<Membership, String> {
-        let entries = properties::parse(text).map_err(|e| format!("line {}: {}", e.line, e.message))?;
+        let entries =
+            properties::parse(text).map_err(|e| format!("line {}: {}", e.line, e.message))?;
         let mut m = Membership::default();
         for e in entries {
             if e.key == "version" {

@@ -1669,7 +1669,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     fn caught_up(&self, id: u64, now: Instant) -> bool {
         let last = self.raw.raft.raft_log.last_index();
         self.raw.raft.prs().get(id).is_some_and(|p| {
-            p.state == ProgressState::Replicate && p.matched > 0 && p.matched + CATCH_UP_SLACK >= last
+            p.state == ProgressState::Replicate
+                && p.matched > 0
+                && p.matched + CATCH_UP_SLACK >= last
         }) && self
             .heard
             .get(&id)
@@ -1922,11 +1924,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             synced_followers,
             synced_learners,
             snapshots_installed: self.snapshots_installed,
-            leader_id: if outside {
-                0
-            } else {
-                self.raw.raft.leader_id
-            },
+            leader_id: if outside { 0 } else { self.raw.raft.leader_id },
             term: self.raw.raft.term,
             commit_index: self.raw.raft.raft_log.committed,
             applied_index: self.applied,

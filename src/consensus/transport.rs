@@ -725,9 +725,7 @@ async fn inbound(
     let mut r = BufReader::with_capacity(256 << 10, stream);
     let from = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r)).await {
         Ok(Ok(Frame::Hello { from, to }))
-            if to == my_id
-                && from != my_id
-                && known.read().is_ok_and(|k| k.contains(&from)) =>
+            if to == my_id && from != my_id && known.read().is_ok_and(|k| k.contains(&from)) =>
         {
             from
         }

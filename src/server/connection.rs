@@ -461,7 +461,11 @@ impl Reader {
                     time_ms: now_ms(),
                     auth: self.auth.as_ref().clone(),
                     request,
-                    min_voters: if self.shared.config.standalone_enabled { 2 } else { 1 },
+                    min_voters: if self.shared.config.standalone_enabled {
+                        2
+                    } else {
+                        1
+                    },
                     view: None,
                 };
                 let Ok(rx) = self.proposer.propose(txn) else {

@@ -27,7 +27,11 @@ pub(crate) fn write_dynamic_config(config: &Config, m: &Membership) -> Option<Pa
     let text = match std::fs::read_to_string(source) {
         Ok(t) => t,
         Err(e) => {
-            warn!("cannot read {} to point it at {}: {e}", source.display(), dynamic.display());
+            warn!(
+                "cannot read {} to point it at {}: {e}",
+                source.display(),
+                dynamic.display()
+            );
             return None;
         }
     };

@@ -741,7 +741,10 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
 /// When zoo.cfg (or its dynamic file, whichever is newer) was last modified, in ms since
 /// the epoch; i64::MAX without a file (a config built in memory always counts as new).
 fn config_mtime_ms(config: &Config) -> i64 {
-    let files = config.source.iter().chain(config.dynamic_config_file.iter());
+    let files = config
+        .source
+        .iter()
+        .chain(config.dynamic_config_file.iter());
     let newest = files
         .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
         .max();

@@ -125,7 +125,12 @@ mod tests {
         }
     }
 
-    fn req(add: Option<&str>, remove: Option<&str>, members: Option<&str>, v: i64) -> ReconfigRequest {
+    fn req(
+        add: Option<&str>,
+        remove: Option<&str>,
+        members: Option<&str>,
+        v: i64,
+    ) -> ReconfigRequest {
         ReconfigRequest {
             joining_servers: add.map(str::to_string),
             leaving_servers: remove.map(str::to_string),
