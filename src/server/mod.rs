@@ -316,10 +316,11 @@ impl StateMachine for Applier {
                 // reconfigEnabled: a restart must come back with the membership it last
                 // knew, as ZooKeeper's dynamic file does.
                 let config = &self.shared.config;
-                if config.reconfig_enabled && m.version != self.written_version {
-                    if dynamic::write_dynamic_config(config, &m).is_some() {
-                        self.written_version = m.version;
-                    }
+                if config.reconfig_enabled
+                    && m.version != self.written_version
+                    && dynamic::write_dynamic_config(config, &m).is_some()
+                {
+                    self.written_version = m.version;
                 }
                 Some(GroupMembers {
                     voters: m.voters(),
