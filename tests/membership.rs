@@ -23,9 +23,7 @@ impl Ensemble {
     /// Dirs, myid and client ports for five servers; nothing is started.
     fn new() -> Ensemble {
         let tmp = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16, u16)> = (0..5)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
+        let ports = free_port_triples(5);
         let mut nodes = vec![];
         for (i, (_, _, client)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
