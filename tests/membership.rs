@@ -159,6 +159,24 @@ struct Tally {
     other_errors: Vec<String>,
 }
 
+/// Whether `e` says the connection broke under the request (its outcome is unknown), which
+/// zookeeper-client reports three ways: ConnectionLoss (the server closed the socket), "no
+/// response from connection in N ms" (it went silent, e.g. while restarting), or the socket's
+/// own error (a server killed -9 resets the connection: "Connection reset by peer").
+fn is_connection_loss(e: &zk::Error) -> bool {
+    match e {
+        zk::Error::ConnectionLoss => true,
+        zk::Error::Custom(_) => {
+            let text = e.to_string();
+            text.starts_with("no response from connection")
+                || ["Connection reset by peer", "Broken pipe"]
+                    .iter()
+                    .any(|m| text.contains(m))
+        }
+        _ => false,
+    }
+}
+
 /// Creates /w-NNNNNN continuously through `hosts` until `stop`; a ConnectionLoss moves on
 /// to the next path (its outcome is unknown), anything else is recorded as a failure.
 fn spawn_writer(
@@ -176,14 +194,9 @@ fn spawn_writer(
                 .await
             {
                 Ok(Ok(_)) => tally.lock().unwrap().acked.push(path),
-                Ok(Err(zk::Error::ConnectionLoss)) => {
+                Ok(Err(e)) if is_connection_loss(&e) => {
                     tally.lock().unwrap().connection_loss += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                // zookeeper-client's own name for a connection that went silent (the server
-                // was being restarted): a connection loss, outcome unknown.
-                Ok(Err(e)) if e.to_string().starts_with("no response from connection") => {
-                    tally.lock().unwrap().connection_loss += 1;
                 }
                 Ok(Err(e)) => tally
                     .lock()
