@@ -67,6 +67,22 @@ impl Ensemble {
         self.cluster.node(id)
     }
 
+    /// A connect string for servers `ids`.
+    fn hosts(&self, ids: &[u64]) -> String {
+        ids.iter()
+            .map(|&id| self.cluster.nodes[(id - 1) as usize].addr())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// /zookeeper/config as server `id` serves it, after a sync.
+    async fn config_of(&self, id: u64) -> String {
+        let c = connect(&self.cluster.nodes[(id - 1) as usize].addr()).await;
+        c.sync("/zookeeper/config").await.unwrap();
+        let (data, _) = c.get_data("/zookeeper/config").await.unwrap();
+        String::from_utf8(data).unwrap()
+    }
+
     /// SIGTERM (what `keeperd stop` sends), then wait for the process to end.
     fn stop(&mut self, id: u64) {
         let node = self.node(id);
@@ -214,6 +230,75 @@ fn spawn_writer(
     })
 }
 
+/// A running `spawn_writer`.
+struct Writer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(hosts: String) -> Writer {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let task = spawn_writer(hosts, stop.clone(), tally.clone());
+        Writer { stop, tally, task }
+    }
+
+    fn acked(&self) -> usize {
+        self.tally.lock().unwrap().acked.len()
+    }
+
+    /// Waits until `n` writes in all were acknowledged.
+    async fn wait_acked(&self, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.acked() < n {
+            if Instant::now() > deadline {
+                let t = self.tally.lock().unwrap();
+                panic!(
+                    "the writer has {} acknowledged writes, not {n}, after {limit:?} \
+                     ({} ConnectionLoss, errors {:?})",
+                    t.acked.len(),
+                    t.connection_loss,
+                    t.other_errors
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the writer; asserts that no request failed other than by ConnectionLoss.
+    async fn finish(self) -> Tally {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+        let tally = std::mem::take(&mut *self.tally.lock().unwrap());
+        assert!(
+            tally.other_errors.is_empty(),
+            "client errors besides ConnectionLoss: {:?}",
+            tally.other_errors
+        );
+        tally
+    }
+}
+
+/// /zookeeper/config is the same on every server of `on` and lists exactly `members`.
+async fn assert_config_lists(ens: &Ensemble, on: &[u64], members: &[u64]) {
+    let first = ens.config_of(on[0]).await;
+    let listed: Vec<u64> = first
+        .lines()
+        .filter_map(|l| l.strip_prefix("server.")?.split('=').next()?.parse().ok())
+        .collect();
+    assert_eq!(listed, members, "/zookeeper/config on {}: {first}", on[0]);
+    for &id in &on[1..] {
+        assert_eq!(
+            ens.config_of(id).await,
+            first,
+            "/zookeeper/config on {id} and {}",
+            on[0]
+        );
+    }
+}
+
 async fn assert_all_present(ens: &Ensemble, ids: &[u64], acked: &[String]) {
     for &id in ids {
         let c = connect(&ens.cluster.nodes[(id - 1) as usize].addr()).await;
@@ -238,14 +323,7 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
             ens.node(id).start();
         }
         let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
-        let hosts = old
-            .iter()
-            .map(|&id| ens.cluster.nodes[id as usize - 1].addr())
-            .collect::<Vec<_>>()
-            .join(",");
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let writer = spawn_writer(hosts, stop.clone(), tally.clone());
+        let writer = Writer::start(ens.hosts(&old));
 
         // New servers with the 5-server zoo.cfg: they wait (the old members do not know them).
         for id in [4, 5] {
@@ -275,8 +353,10 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
             log.contains("membership: promoting server 5 to voter"),
             "{log}"
         );
+        // Every server serves the same five-server /zookeeper/config.
+        assert_config_lists(&ens, &all, &all).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let acked_at_5 = tally.lock().unwrap().acked.clone();
+        let acked_at_5 = writer.tally.lock().unwrap().acked.clone();
         let grown = acked_at_5.len();
         assert!(grown > 50, "the writer made progress: {grown}");
         // Every write acknowledged so far is on all five servers.
@@ -325,14 +405,13 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
         ens.stop(4);
         ens.stop(5);
         ens.wait_membership("3", "2", Duration::from_secs(20)).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        writer.await.unwrap();
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
-        assert!(
-            tally.other_errors.is_empty(),
-            "client errors besides ConnectionLoss: {:?}",
-            tally.other_errors
-        );
+        assert_config_lists(&ens, &old, &old).await;
+        // The writer goes on in the three-server ensemble.
+        let shrunk = writer.acked();
+        writer
+            .wait_acked(shrunk + 50, Duration::from_secs(20))
+            .await;
+        let tally = writer.finish().await;
         eprintln!(
             "acknowledged {} writes ({} at 5 servers), {} ConnectionLoss",
             tally.acked.len(),
