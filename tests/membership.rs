@@ -17,11 +17,18 @@ struct Ensemble {
     cluster: Cluster,
     /// (quorum, election, client) ports of servers 1..=5.
     ports: Vec<(u16, u16, u16)>,
+    /// Lines every zoo.cfg gets besides the common ones (e.g. reconfigEnabled=true).
+    extra: String,
 }
 
 impl Ensemble {
     /// Dirs, myid and client ports for five servers; nothing is started.
     fn new() -> Ensemble {
+        Ensemble::with_extra("")
+    }
+
+    /// Same, with `extra` lines in every zoo.cfg written.
+    fn with_extra(extra: &str) -> Ensemble {
         let tmp = tempfile::tempdir().unwrap();
         let ports = free_port_triples(5);
         let mut nodes = vec![];
@@ -40,6 +47,7 @@ impl Ensemble {
         Ensemble {
             cluster: Cluster { tmp, nodes },
             ports,
+            extra: extra.to_string(),
         }
     }
 
@@ -55,9 +63,10 @@ impl Ensemble {
             node.dir.join("zoo.cfg"),
             format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
+                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}{}",
                 node.dir.join("data").display(),
-                node.client_port
+                node.client_port,
+                self.extra
             ),
         )
         .unwrap();
@@ -65,6 +74,14 @@ impl Ensemble {
 
     fn node(&mut self, id: u64) -> &mut Node {
         self.cluster.node(id)
+    }
+
+    fn port(&self, id: u64) -> u16 {
+        self.cluster.nodes[(id - 1) as usize].client_port
+    }
+
+    fn log(&self, id: u64) -> String {
+        self.cluster.nodes[(id - 1) as usize].log()
     }
 
     /// A connect string for servers `ids`.
@@ -75,12 +92,76 @@ impl Ensemble {
             .join(",")
     }
 
+    /// `server.N=127.0.0.1:quorum:election;127.0.0.1:client`, what `reconfig -add` sends.
+    fn reconfig_line(&self, id: u64) -> String {
+        let (q, e, c) = self.ports[(id - 1) as usize];
+        format!("server.{id}=127.0.0.1:{q}:{e};127.0.0.1:{c}")
+    }
+
+    /// Waits until one of `ids` leads (mntr `zk_server_state`) with `quorum` voters and
+    /// `synced` synced followers; servers outside `ids` (down, removed, or still joining)
+    /// are not looked at. Returns the leader.
+    async fn wait_leader_among(
+        &self,
+        ids: &[u64],
+        quorum: &str,
+        synced: &str,
+        limit: Duration,
+    ) -> u64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut seen = vec![];
+            for &id in ids {
+                let m = mntr(self.port(id)).await;
+                let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+                if get("zk_server_state") == "leader"
+                    && get("zk_quorum_size") == quorum
+                    && get("zk_synced_followers") == synced
+                {
+                    return id;
+                }
+                seen.push(format!(
+                    "{id}: {} quorum {} synced {}",
+                    get("zk_server_state"),
+                    get("zk_quorum_size"),
+                    get("zk_synced_followers")
+                ));
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no leader among {ids:?} with quorum {quorum} and {synced} synced followers \
+                     within {limit:?}: {seen:?}\n{}",
+                    self.cluster.dump_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// /zookeeper/config as server `id` serves it, after a sync.
     async fn config_of(&self, id: u64) -> String {
         let c = connect(&self.cluster.nodes[(id - 1) as usize].addr()).await;
         c.sync("/zookeeper/config").await.unwrap();
         let (data, _) = c.get_data("/zookeeper/config").await.unwrap();
         String::from_utf8(data).unwrap()
+    }
+
+    /// Waits until server `id`'s /zookeeper/config contains `what`.
+    async fn wait_config(&self, id: u64, what: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let config = self.config_of(id).await;
+            if config.contains(what) {
+                return config;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "server {id}: /zookeeper/config lacks {what:?}: {config:?}\n{}",
+                    self.cluster.dump_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// SIGTERM (what `keeperd stop` sends), then wait for the process to end.
@@ -458,6 +539,187 @@ async fn two_empty_new_servers_never_form_a_group_while_the_old_members_are_down
             );
         }
     })
+    .await
+    .expect("test exceeded its time bound");
+}
+
+/// What the servers of the reconfig tests add to zoo.cfg: dynamic reconfig on, and no ACL
+/// check so a plain session may reconfig.
+const DYNAMIC: &str = "reconfigEnabled=true\nskipACL=yes\n";
+
+/// `reconfig -add` / `-remove` through `c`, as zkCli sends it; returns the new config.
+async fn reconfig(c: &zk::Client, add: Option<&str>, remove: Option<&str>) -> String {
+    let update = zk::EnsembleUpdate::Incremental {
+        joinings: add.into_iter(),
+        leavings: remove.into_iter(),
+    };
+    let (data, _) = tokio::time::timeout(Duration::from_secs(10), c.update_ensemble(update, None))
+        .await
+        .expect("reconfig answered within 10 s")
+        .unwrap_or_else(|e| panic!("reconfig add {add:?} remove {remove:?}: {e}"));
+    String::from_utf8(data).unwrap()
+}
+
+/// When a test kills the leader in the middle of adding server 4.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum KillAt {
+    /// As soon as the new membership is committed (the reconfig's reply, or
+    /// /zookeeper/config listing server 4): the leader has not added server 4 to the group.
+    Committed,
+    /// Once the leader has added server 4 as a learner (applied), before it promotes it.
+    LearnerAdded,
+}
+
+/// Kills leader `id` -9 at `at` (the membership change is committed already), and checks
+/// that this is the middle of the change: server 4 not yet a voter, and for `Committed`
+/// not even a learner.
+async fn kill_leader_at(ens: &mut Ensemble, id: u64, at: KillAt) {
+    if at == KillAt::LearnerAdded {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ens.log(id).contains("membership: added 4 as learner") {
+            assert!(
+                Instant::now() < deadline,
+                "leader {id} did not add server 4 as a learner\n{}",
+                ens.cluster.dump_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    ens.node(id).kill9();
+    let log = ens.log(id);
+    assert!(
+        !log.contains("promoted 4 to voter"),
+        "server 4 was promoted before leader {id} was killed: not the case under test\n{log}"
+    );
+    if at == KillAt::Committed {
+        assert!(
+            !log.contains("added 4 as learner"),
+            "server 4 was added before leader {id} was killed: not the case under test\n{log}"
+        );
+    }
+}
+
+/// 3 servers with reconfig enabled and a writer; server 4 started empty; `reconfig -add
+/// server.4` on the leader, which is killed -9 at `at`. The change must complete under a
+/// new leader with every acknowledged write kept, and the killed server rejoin the four.
+async fn reconfig_add_with_the_leader_killed(at: KillAt) {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::with_extra(DYNAMIC);
+    let old = [1, 2, 3];
+    for id in old {
+        ens.write_cfg(id, &old);
+        ens.node(id).start();
+    }
+    let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+    // The reconfig changes /zookeeper/config: wait for the leader's zoo.cfg list in it.
+    ens.wait_config(leader, "server.3=", Duration::from_secs(10))
+        .await;
+    let writer = Writer::start(ens.hosts(&old));
+    writer.wait_acked(20, Duration::from_secs(20)).await;
+
+    // Server 4 starts empty with a zoo.cfg listing 1..4: it waits to be added.
+    ens.write_cfg(4, &[1, 2, 3, 4]);
+    ens.node(4).start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        mode(ens.port(4)).await,
+        None,
+        "server 4 serves before it is added"
+    );
+
+    // reconfig -add server.4 on the leader, then kill -9 the leader.
+    let admin = connect(&ens.cluster.nodes[leader as usize - 1].addr()).await;
+    let line = ens.reconfig_line(4);
+    let config = reconfig(&admin, Some(&line), None).await;
+    kill_leader_at(&mut ens, leader, at).await;
+    let acked_at_kill = writer.acked();
+    let (q, e, c) = ens.ports[3];
+    let line4 = format!("server.4=127.0.0.1:{q}:{e}:participant;127.0.0.1:{c}");
+    assert!(config.contains(&line4), "{config}");
+    eprintln!(
+        "[{:?}] reconfig -add 4 committed, leader {leader} killed ({at:?})",
+        t0.elapsed()
+    );
+
+    // A new leader among the two others completes the change: four voters, of which the
+    // two others are synced followers (the old leader is down).
+    let live: Vec<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    let rest: Vec<u64> = old.into_iter().filter(|&id| id != leader).collect();
+    let new_leader = ens
+        .wait_leader_among(&rest, "4", "2", Duration::from_secs(40))
+        .await;
+    ens.wait_serving(4, Duration::from_secs(10)).await;
+    eprintln!("[{:?}] server {new_leader} leads four voters", t0.elapsed());
+    let log = ens.log(new_leader);
+    assert!(
+        log.contains("membership: promoting server 4 to voter"),
+        "{log}"
+    );
+    if at == KillAt::Committed {
+        assert!(
+            log.contains("membership: adding server 4 as learner"),
+            "{log}"
+        );
+    }
+    for &id in &live {
+        assert_eq!(
+            ens.config_of(id).await,
+            config,
+            "/zookeeper/config on server {id}"
+        );
+    }
+
+    // Writes go on, and every acknowledged one is on every live server, 4 included.
+    writer
+        .wait_acked(acked_at_kill + 50, Duration::from_secs(20))
+        .await;
+    let tally = writer.finish().await;
+    eprintln!(
+        "acknowledged {} writes ({acked_at_kill} before the kill), {} ConnectionLoss",
+        tally.acked.len(),
+        tally.connection_loss
+    );
+    assert_all_present(&ens, &live, &tally.acked).await;
+
+    // The killed leader restarts (same files) and rejoins as the fourth voter with the new
+    // membership, which its dynamic config file now holds too.
+    ens.node(leader).start();
+    ens.wait_serving(leader, Duration::from_secs(20)).await;
+    ens.wait_leader_among(&[1, 2, 3, 4], "4", "3", Duration::from_secs(20))
+        .await;
+    assert_eq!(ens.config_of(leader).await, config);
+    let dir = &ens.cluster.nodes[leader as usize - 1].dir;
+    let zoo_cfg = std::fs::read_to_string(dir.join("zoo.cfg")).unwrap();
+    let dynamic = zoo_cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("dynamicConfigFile="))
+        .unwrap_or_else(|| panic!("zoo.cfg of {leader} has no dynamicConfigFile: {zoo_cfg}"));
+    // A relative path is relative to zoo.cfg's directory.
+    let dynamic = std::fs::read_to_string(dir.join(dynamic)).unwrap();
+    assert!(dynamic.contains(&line4), "{dynamic}");
+    assert_all_present(&ens, &[leader], &tally.acked).await;
+    eprintln!("[{:?}] done", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_during_reconfig_add_keeps_the_change_and_the_data() {
+    tokio::time::timeout(
+        LIMIT,
+        reconfig_add_with_the_leader_killed(KillAt::Committed),
+    )
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_after_reconfig_added_a_learner_keeps_the_change_and_the_data() {
+    tokio::time::timeout(
+        LIMIT,
+        reconfig_add_with_the_leader_killed(KillAt::LearnerAdded),
+    )
     .await
     .expect("test exceeded its time bound");
 }
