@@ -98,6 +98,17 @@ impl Ensemble {
         format!("server.{id}=127.0.0.1:{q}:{e};127.0.0.1:{c}")
     }
 
+    /// The server among `ids` whose mntr says `zk_server_state leader`, if any.
+    async fn leader_among(&self, ids: &[u64]) -> Option<u64> {
+        for &id in ids {
+            let m = mntr(self.port(id)).await;
+            if m.get("zk_server_state").map(String::as_str) == Some("leader") {
+                return Some(id);
+            }
+        }
+        None
+    }
+
     /// Waits until one of `ids` leads (mntr `zk_server_state`) with `quorum` voters and
     /// `synced` synced followers; servers outside `ids` (down, removed, or still joining)
     /// are not looked at. Returns the leader.
@@ -719,6 +730,130 @@ async fn leader_killed_after_reconfig_added_a_learner_keeps_the_change_and_the_d
     tokio::time::timeout(
         LIMIT,
         reconfig_add_with_the_leader_killed(KillAt::LearnerAdded),
+    )
+    .await
+    .expect("test exceeded its time bound");
+}
+
+/// The rolling growth 3 -> 5 under a writer, with the leader that publishes the 5-server
+/// list (a follower restarted with it, elected when the old leader restarts last) killed
+/// -9 at `at`. The change must complete under the next leader with no acknowledged write
+/// lost, and the killed server rejoin the five.
+async fn rolling_add_with_the_leader_killed(at: KillAt) {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::new();
+    let old = [1, 2, 3];
+    let all = [1, 2, 3, 4, 5];
+    for id in old {
+        ens.write_cfg(id, &old);
+        ens.node(id).start();
+    }
+    let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+    let writer = Writer::start(ens.hosts(&old));
+    for id in [4, 5] {
+        ens.write_cfg(id, &all);
+        ens.node(id).start();
+    }
+    writer.wait_acked(20, Duration::from_secs(20)).await;
+    // Followers first; nothing changes yet.
+    let followers: Vec<u64> = old.into_iter().filter(|&id| id != leader).collect();
+    for &id in &followers {
+        ens.restart_with(id, &all).await;
+    }
+    // The leader last: a follower with the new zoo.cfg takes over and publishes it. Watch
+    // /zookeeper/config for server 4 (on the followers: the old leader is restarting).
+    let watcher = connect(&ens.hosts(&followers)).await;
+    ens.stop(leader);
+    ens.write_cfg(leader, &all);
+    ens.node(leader).start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = tokio::time::timeout(
+            Duration::from_secs(1),
+            watcher.get_data("/zookeeper/config"),
+        )
+        .await;
+        if let Ok(Ok((data, _))) = got {
+            if String::from_utf8_lossy(&data).contains("server.4=") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/zookeeper/config never listed server 4\n{}",
+            ens.cluster.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let publisher = ens
+        .leader_among(&old)
+        .await
+        .expect("a leader after the publish");
+    kill_leader_at(&mut ens, publisher, at).await;
+    let acked_at_kill = writer.acked();
+    eprintln!(
+        "[{:?}] server {publisher} published the 5-server list and was killed ({at:?})",
+        t0.elapsed()
+    );
+    let killed_log = ens.log(publisher);
+    assert!(
+        killed_log.contains("membership: publishing zoo.cfg's server list"),
+        "{killed_log}"
+    );
+
+    // The two other old servers elect a leader that finishes the change: five voters, three
+    // synced followers while the killed one is down.
+    let rest: Vec<u64> = old.into_iter().filter(|&id| id != publisher).collect();
+    let new_leader = ens
+        .wait_leader_among(&rest, "5", "3", Duration::from_secs(40))
+        .await;
+    for id in [4, 5] {
+        ens.wait_serving(id, Duration::from_secs(10)).await;
+    }
+    eprintln!("[{:?}] server {new_leader} leads five voters", t0.elapsed());
+    let log = ens.log(new_leader);
+    assert!(
+        log.contains("membership: promoting server 4 to voter"),
+        "{log}"
+    );
+    assert!(
+        log.contains("membership: promoting server 5 to voter"),
+        "{log}"
+    );
+    let live: Vec<u64> = all.into_iter().filter(|&id| id != publisher).collect();
+    writer
+        .wait_acked(acked_at_kill + 50, Duration::from_secs(20))
+        .await;
+    let tally = writer.finish().await;
+    eprintln!(
+        "acknowledged {} writes ({acked_at_kill} before the kill), {} ConnectionLoss",
+        tally.acked.len(),
+        tally.connection_loss
+    );
+    assert_all_present(&ens, &live, &tally.acked).await;
+
+    // The killed server comes back into the five.
+    ens.node(publisher).start();
+    ens.wait_serving(publisher, Duration::from_secs(20)).await;
+    ens.wait_leader_among(&all, "5", "4", Duration::from_secs(20))
+        .await;
+    assert_all_present(&ens, &[publisher], &tally.acked).await;
+    assert_config_lists(&ens, &all, &all).await;
+    eprintln!("[{:?}] done", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_while_a_rolling_restart_adds_a_server() {
+    tokio::time::timeout(LIMIT, rolling_add_with_the_leader_killed(KillAt::Committed))
+        .await
+        .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_after_a_rolling_restart_added_a_learner() {
+    tokio::time::timeout(
+        LIMIT,
+        rolling_add_with_the_leader_killed(KillAt::LearnerAdded),
     )
     .await
     .expect("test exceeded its time bound");
