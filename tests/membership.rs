@@ -1,6 +1,8 @@
-//! Membership follows zoo.cfg (the ZooKeeper 3.4 rolling procedure) on real keeperd processes
-//! on 127.0.0.1: grow 3 -> 5 and shrink 5 -> 3 by rolling restarts while a client writes;
-//! empty new servers never form a group of their own. Every wait is bounded.
+//! Membership changes on real keeperd processes on 127.0.0.1 while a client writes: the
+//! ZooKeeper 3.4 rolling procedure (grow 3 -> 5 and shrink 5 -> 3 by rolling restarts),
+//! dynamic reconfig (add a server, remove the leader), and the leader killed -9 in the middle
+//! of adding a server either way; empty new servers never form a group of their own. No
+//! acknowledged write may be lost. Every wait is bounded.
 
 #[path = "cluster_support/mod.rs"]
 mod cluster_support;
@@ -855,6 +857,81 @@ async fn leader_killed_after_a_rolling_restart_added_a_learner() {
         LIMIT,
         rolling_add_with_the_leader_killed(KillAt::LearnerAdded),
     )
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconfig_remove_the_leader() {
+    tokio::time::timeout(LIMIT, async {
+        let t0 = Instant::now();
+        let mut ens = Ensemble::with_extra(DYNAMIC);
+        let four = [1, 2, 3, 4];
+        for id in four {
+            ens.write_cfg(id, &four);
+            ens.node(id).start();
+        }
+        let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+        ens.wait_config(leader, "server.4=", Duration::from_secs(10))
+            .await;
+        ens.wait_leader_among(&four, "4", "3", Duration::from_secs(20))
+            .await;
+        // The writer may be connected to the leader: it must move on when that one leaves.
+        let writer = Writer::start(ens.hosts(&four));
+        writer.wait_acked(20, Duration::from_secs(20)).await;
+
+        let rest: Vec<u64> = four.into_iter().filter(|&id| id != leader).collect();
+        let admin = connect(&ens.hosts(&rest)).await;
+        let config = reconfig(&admin, None, Some(&leader.to_string())).await;
+        let acked_at_remove = writer.acked();
+        assert!(!config.contains(&format!("server.{leader}=")), "{config}");
+        eprintln!("[{:?}] reconfig -remove {leader} committed", t0.elapsed());
+
+        // The leader hands over, the new leader removes it: three voters, all synced.
+        let new_leader = ens
+            .wait_leader_among(&rest, "3", "2", Duration::from_secs(30))
+            .await;
+        eprintln!(
+            "[{:?}] server {new_leader} leads three voters",
+            t0.elapsed()
+        );
+        let old_log = ens.log(leader);
+        assert!(
+            old_log.contains(&format!(
+                "membership: this server ({leader}) leaves the voters; transferring leadership"
+            )),
+            "{old_log}"
+        );
+        let log = ens.log(new_leader);
+        assert!(
+            log.contains(&format!("membership: removing server {leader}")),
+            "{log}"
+        );
+        // The removed server no longer serves clients.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mode(ens.port(leader)).await.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "removed server {leader} still serves\n{old_log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for &id in &rest {
+            assert_eq!(ens.config_of(id).await, config, "/zookeeper/config on {id}");
+        }
+        writer
+            .wait_acked(acked_at_remove + 50, Duration::from_secs(20))
+            .await;
+        let tally = writer.finish().await;
+        eprintln!(
+            "acknowledged {} writes ({acked_at_remove} before the remove), {} ConnectionLoss",
+            tally.acked.len(),
+            tally.connection_loss
+        );
+        assert_all_present(&ens, &rest, &tally.acked).await;
+        ens.stop(leader);
+        eprintln!("[{:?}] done", t0.elapsed());
+    })
     .await
     .expect("test exceeded its time bound");
 }
