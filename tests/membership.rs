@@ -1,6 +1,8 @@
-//! Membership follows zoo.cfg (the ZooKeeper 3.4 rolling procedure) on real keeperd processes
-//! on 127.0.0.1: grow 3 -> 5 and shrink 5 -> 3 by rolling restarts while a client writes;
-//! empty new servers never form a group of their own. Every wait is bounded.
+//! Membership changes on real keeperd processes on 127.0.0.1 while a client writes: the
+//! ZooKeeper 3.4 rolling procedure (grow 3 -> 5 and shrink 5 -> 3 by rolling restarts),
+//! dynamic reconfig (add a server, remove the leader), and the leader killed -9 in the middle
+//! of adding a server either way; empty new servers never form a group of their own. No
+//! acknowledged write may be lost. Every wait is bounded.
 
 #[path = "cluster_support/mod.rs"]
 mod cluster_support;
@@ -17,15 +19,20 @@ struct Ensemble {
     cluster: Cluster,
     /// (quorum, election, client) ports of servers 1..=5.
     ports: Vec<(u16, u16, u16)>,
+    /// Lines every zoo.cfg gets besides the common ones (e.g. reconfigEnabled=true).
+    extra: String,
 }
 
 impl Ensemble {
     /// Dirs, myid and client ports for five servers; nothing is started.
     fn new() -> Ensemble {
+        Ensemble::with_extra("")
+    }
+
+    /// Same, with `extra` lines in every zoo.cfg written.
+    fn with_extra(extra: &str) -> Ensemble {
         let tmp = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16, u16)> = (0..5)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
+        let ports = free_port_triples(5);
         let mut nodes = vec![];
         for (i, (_, _, client)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
@@ -42,6 +49,7 @@ impl Ensemble {
         Ensemble {
             cluster: Cluster { tmp, nodes },
             ports,
+            extra: extra.to_string(),
         }
     }
 
@@ -57,9 +65,10 @@ impl Ensemble {
             node.dir.join("zoo.cfg"),
             format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
+                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}{}",
                 node.dir.join("data").display(),
-                node.client_port
+                node.client_port,
+                self.extra
             ),
         )
         .unwrap();
@@ -67,6 +76,105 @@ impl Ensemble {
 
     fn node(&mut self, id: u64) -> &mut Node {
         self.cluster.node(id)
+    }
+
+    fn port(&self, id: u64) -> u16 {
+        self.cluster.nodes[(id - 1) as usize].client_port
+    }
+
+    fn log(&self, id: u64) -> String {
+        self.cluster.nodes[(id - 1) as usize].log()
+    }
+
+    /// A connect string for servers `ids`.
+    fn hosts(&self, ids: &[u64]) -> String {
+        ids.iter()
+            .map(|&id| self.cluster.nodes[(id - 1) as usize].addr())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `server.N=127.0.0.1:quorum:election;127.0.0.1:client`, what `reconfig -add` sends.
+    fn reconfig_line(&self, id: u64) -> String {
+        let (q, e, c) = self.ports[(id - 1) as usize];
+        format!("server.{id}=127.0.0.1:{q}:{e};127.0.0.1:{c}")
+    }
+
+    /// The server among `ids` whose mntr says `zk_server_state leader`, if any.
+    async fn leader_among(&self, ids: &[u64]) -> Option<u64> {
+        for &id in ids {
+            let m = mntr(self.port(id)).await;
+            if m.get("zk_server_state").map(String::as_str) == Some("leader") {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Waits until one of `ids` leads (mntr `zk_server_state`) with `quorum` voters and
+    /// `synced` synced followers; servers outside `ids` (down, removed, or still joining)
+    /// are not looked at. Returns the leader.
+    async fn wait_leader_among(
+        &self,
+        ids: &[u64],
+        quorum: &str,
+        synced: &str,
+        limit: Duration,
+    ) -> u64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut seen = vec![];
+            for &id in ids {
+                let m = mntr(self.port(id)).await;
+                let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+                if get("zk_server_state") == "leader"
+                    && get("zk_quorum_size") == quorum
+                    && get("zk_synced_followers") == synced
+                {
+                    return id;
+                }
+                seen.push(format!(
+                    "{id}: {} quorum {} synced {}",
+                    get("zk_server_state"),
+                    get("zk_quorum_size"),
+                    get("zk_synced_followers")
+                ));
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no leader among {ids:?} with quorum {quorum} and {synced} synced followers \
+                     within {limit:?}: {seen:?}\n{}",
+                    self.cluster.dump_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// /zookeeper/config as server `id` serves it, after a sync.
+    async fn config_of(&self, id: u64) -> String {
+        let c = connect(&self.cluster.nodes[(id - 1) as usize].addr()).await;
+        c.sync("/zookeeper/config").await.unwrap();
+        let (data, _) = c.get_data("/zookeeper/config").await.unwrap();
+        String::from_utf8(data).unwrap()
+    }
+
+    /// Waits until server `id`'s /zookeeper/config contains `what`.
+    async fn wait_config(&self, id: u64, what: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let config = self.config_of(id).await;
+            if config.contains(what) {
+                return config;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "server {id}: /zookeeper/config lacks {what:?}: {config:?}\n{}",
+                    self.cluster.dump_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// SIGTERM (what `keeperd stop` sends), then wait for the process to end.
@@ -161,6 +269,24 @@ struct Tally {
     other_errors: Vec<String>,
 }
 
+/// Whether `e` says the connection broke under the request (its outcome is unknown), which
+/// zookeeper-client reports three ways: ConnectionLoss (the server closed the socket), "no
+/// response from connection in N ms" (it went silent, e.g. while restarting), or the socket's
+/// own error (a server killed -9 resets the connection: "Connection reset by peer").
+fn is_connection_loss(e: &zk::Error) -> bool {
+    match e {
+        zk::Error::ConnectionLoss => true,
+        zk::Error::Custom(_) => {
+            let text = e.to_string();
+            text.starts_with("no response from connection")
+                || ["Connection reset by peer", "Broken pipe"]
+                    .iter()
+                    .any(|m| text.contains(m))
+        }
+        _ => false,
+    }
+}
+
 /// Creates /w-NNNNNN continuously through `hosts` until `stop`; a ConnectionLoss moves on
 /// to the next path (its outcome is unknown), anything else is recorded as a failure.
 fn spawn_writer(
@@ -178,14 +304,9 @@ fn spawn_writer(
                 .await
             {
                 Ok(Ok(_)) => tally.lock().unwrap().acked.push(path),
-                Ok(Err(zk::Error::ConnectionLoss)) => {
+                Ok(Err(e)) if is_connection_loss(&e) => {
                     tally.lock().unwrap().connection_loss += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                // zookeeper-client's own name for a connection that went silent (the server
-                // was being restarted): a connection loss, outcome unknown.
-                Ok(Err(e)) if e.to_string().starts_with("no response from connection") => {
-                    tally.lock().unwrap().connection_loss += 1;
                 }
                 Ok(Err(e)) => tally
                     .lock()
@@ -201,6 +322,75 @@ fn spawn_writer(
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
     })
+}
+
+/// A running `spawn_writer`.
+struct Writer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(hosts: String) -> Writer {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let task = spawn_writer(hosts, stop.clone(), tally.clone());
+        Writer { stop, tally, task }
+    }
+
+    fn acked(&self) -> usize {
+        self.tally.lock().unwrap().acked.len()
+    }
+
+    /// Waits until `n` writes in all were acknowledged.
+    async fn wait_acked(&self, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.acked() < n {
+            if Instant::now() > deadline {
+                let t = self.tally.lock().unwrap();
+                panic!(
+                    "the writer has {} acknowledged writes, not {n}, after {limit:?} \
+                     ({} ConnectionLoss, errors {:?})",
+                    t.acked.len(),
+                    t.connection_loss,
+                    t.other_errors
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the writer; asserts that no request failed other than by ConnectionLoss.
+    async fn finish(self) -> Tally {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+        let tally = std::mem::take(&mut *self.tally.lock().unwrap());
+        assert!(
+            tally.other_errors.is_empty(),
+            "client errors besides ConnectionLoss: {:?}",
+            tally.other_errors
+        );
+        tally
+    }
+}
+
+/// /zookeeper/config is the same on every server of `on` and lists exactly `members`.
+async fn assert_config_lists(ens: &Ensemble, on: &[u64], members: &[u64]) {
+    let first = ens.config_of(on[0]).await;
+    let listed: Vec<u64> = first
+        .lines()
+        .filter_map(|l| l.strip_prefix("server.")?.split('=').next()?.parse().ok())
+        .collect();
+    assert_eq!(listed, members, "/zookeeper/config on {}: {first}", on[0]);
+    for &id in &on[1..] {
+        assert_eq!(
+            ens.config_of(id).await,
+            first,
+            "/zookeeper/config on {id} and {}",
+            on[0]
+        );
+    }
 }
 
 async fn assert_all_present(ens: &Ensemble, ids: &[u64], acked: &[String]) {
@@ -227,14 +417,7 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
             ens.node(id).start();
         }
         let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
-        let hosts = old
-            .iter()
-            .map(|&id| ens.cluster.nodes[id as usize - 1].addr())
-            .collect::<Vec<_>>()
-            .join(",");
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let writer = spawn_writer(hosts, stop.clone(), tally.clone());
+        let writer = Writer::start(ens.hosts(&old));
 
         // New servers with the 5-server zoo.cfg: they wait (the old members do not know them).
         for id in [4, 5] {
@@ -264,8 +447,10 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
             log.contains("membership: promoting server 5 to voter"),
             "{log}"
         );
+        // Every server serves the same five-server /zookeeper/config.
+        assert_config_lists(&ens, &all, &all).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let acked_at_5 = tally.lock().unwrap().acked.clone();
+        let acked_at_5 = writer.tally.lock().unwrap().acked.clone();
         let grown = acked_at_5.len();
         assert!(grown > 50, "the writer made progress: {grown}");
         // Every write acknowledged so far is on all five servers.
@@ -314,14 +499,13 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
         ens.stop(4);
         ens.stop(5);
         ens.wait_membership("3", "2", Duration::from_secs(20)).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        writer.await.unwrap();
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
-        assert!(
-            tally.other_errors.is_empty(),
-            "client errors besides ConnectionLoss: {:?}",
-            tally.other_errors
-        );
+        assert_config_lists(&ens, &old, &old).await;
+        // The writer goes on in the three-server ensemble.
+        let shrunk = writer.acked();
+        writer
+            .wait_acked(shrunk + 50, Duration::from_secs(20))
+            .await;
+        let tally = writer.finish().await;
         eprintln!(
             "acknowledged {} writes ({} at 5 servers), {} ConnectionLoss",
             tally.acked.len(),
@@ -367,6 +551,398 @@ async fn two_empty_new_servers_never_form_a_group_while_the_old_members_are_down
                 "a client got a session on server {id}"
             );
         }
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
+
+/// What the servers of the reconfig tests add to zoo.cfg: dynamic reconfig on, and no ACL
+/// check so a plain session may reconfig.
+const DYNAMIC: &str = "reconfigEnabled=true\nskipACL=yes\n";
+
+/// `reconfig -add` / `-remove` through `c`, as zkCli sends it; returns the new config.
+async fn reconfig(c: &zk::Client, add: Option<&str>, remove: Option<&str>) -> String {
+    let update = zk::EnsembleUpdate::Incremental {
+        joinings: add.into_iter(),
+        leavings: remove.into_iter(),
+    };
+    let (data, _) = tokio::time::timeout(Duration::from_secs(10), c.update_ensemble(update, None))
+        .await
+        .expect("reconfig answered within 10 s")
+        .unwrap_or_else(|e| panic!("reconfig add {add:?} remove {remove:?}: {e}"));
+    String::from_utf8(data).unwrap()
+}
+
+/// When a test kills the leader in the middle of adding server 4.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum KillAt {
+    /// As soon as the new membership is committed (the reconfig's reply, or
+    /// /zookeeper/config listing server 4): as a rule the leader has not added server 4 to
+    /// the group yet (it does so at its next tick).
+    Committed,
+    /// Once the leader has added server 4 as a learner (applied), before it promotes it.
+    LearnerAdded,
+}
+
+/// Kills leader `id` -9 at `at` (the membership change is committed already), and checks
+/// that this is the middle of the change: server 4 not yet a voter. Returns whether the
+/// killed leader had added server 4 as a learner.
+async fn kill_leader_at(ens: &mut Ensemble, id: u64, at: KillAt) -> bool {
+    if at == KillAt::LearnerAdded {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ens.log(id).contains("membership: added 4 as learner") {
+            assert!(
+                Instant::now() < deadline,
+                "leader {id} did not add server 4 as a learner\n{}",
+                ens.cluster.dump_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    ens.node(id).kill9();
+    let log = ens.log(id);
+    assert!(
+        !log.contains("promoted 4 to voter"),
+        "server 4 was promoted before leader {id} was killed: not the case under test\n{log}"
+    );
+    log.contains("membership: added 4 as learner")
+}
+
+/// 3 servers with reconfig enabled and a writer; server 4 started empty; `reconfig -add
+/// server.4` on the leader, which is killed -9 at `at`. The change must complete under a
+/// new leader with every acknowledged write kept, and the killed server rejoin the four.
+async fn reconfig_add_with_the_leader_killed(at: KillAt) {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::with_extra(DYNAMIC);
+    let old = [1, 2, 3];
+    for id in old {
+        ens.write_cfg(id, &old);
+        ens.node(id).start();
+    }
+    let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+    // The reconfig changes /zookeeper/config: wait for the leader's zoo.cfg list in it.
+    ens.wait_config(leader, "server.3=", Duration::from_secs(10))
+        .await;
+    let writer = Writer::start(ens.hosts(&old));
+    writer.wait_acked(20, Duration::from_secs(20)).await;
+
+    // Server 4 starts empty with a zoo.cfg listing 1..4: it waits to be added.
+    ens.write_cfg(4, &[1, 2, 3, 4]);
+    ens.node(4).start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        mode(ens.port(4)).await,
+        None,
+        "server 4 serves before it is added"
+    );
+
+    // reconfig -add server.4 on the leader, then kill -9 the leader.
+    let admin = connect(&ens.cluster.nodes[leader as usize - 1].addr()).await;
+    let line = ens.reconfig_line(4);
+    let config = reconfig(&admin, Some(&line), None).await;
+    let learner = kill_leader_at(&mut ens, leader, at).await;
+    let acked_at_kill = writer.acked();
+    let (q, e, c) = ens.ports[3];
+    let line4 = format!("server.4=127.0.0.1:{q}:{e}:participant;127.0.0.1:{c}");
+    assert!(config.contains(&line4), "{config}");
+    eprintln!(
+        "[{:?}] reconfig -add 4 committed, leader {leader} killed ({at:?}, server 4 {})",
+        t0.elapsed(),
+        if learner {
+            "a learner"
+        } else {
+            "not a member yet"
+        }
+    );
+
+    // A new leader among the two others completes the change: four voters, of which the
+    // two others are synced followers (the old leader is down).
+    let live: Vec<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    let rest: Vec<u64> = old.into_iter().filter(|&id| id != leader).collect();
+    let new_leader = ens
+        .wait_leader_among(&rest, "4", "2", Duration::from_secs(40))
+        .await;
+    ens.wait_serving(4, Duration::from_secs(10)).await;
+    eprintln!("[{:?}] server {new_leader} leads four voters", t0.elapsed());
+    let log = ens.log(new_leader);
+    assert!(
+        log.contains("membership: promoting server 4 to voter"),
+        "{log}"
+    );
+    if !learner {
+        assert!(
+            log.contains("membership: adding server 4 as learner"),
+            "{log}"
+        );
+    }
+    for &id in &live {
+        assert_eq!(
+            ens.config_of(id).await,
+            config,
+            "/zookeeper/config on server {id}"
+        );
+    }
+
+    // Writes go on, and every acknowledged one is on every live server, 4 included.
+    writer
+        .wait_acked(acked_at_kill + 50, Duration::from_secs(20))
+        .await;
+    let tally = writer.finish().await;
+    eprintln!(
+        "acknowledged {} writes ({acked_at_kill} before the kill), {} ConnectionLoss",
+        tally.acked.len(),
+        tally.connection_loss
+    );
+    assert_all_present(&ens, &live, &tally.acked).await;
+
+    // The killed leader restarts (same files) and rejoins as the fourth voter with the new
+    // membership, which its dynamic config file now holds too.
+    ens.node(leader).start();
+    ens.wait_serving(leader, Duration::from_secs(20)).await;
+    ens.wait_leader_among(&[1, 2, 3, 4], "4", "3", Duration::from_secs(20))
+        .await;
+    assert_eq!(ens.config_of(leader).await, config);
+    let dir = &ens.cluster.nodes[leader as usize - 1].dir;
+    let zoo_cfg = std::fs::read_to_string(dir.join("zoo.cfg")).unwrap();
+    let dynamic = zoo_cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("dynamicConfigFile="))
+        .unwrap_or_else(|| panic!("zoo.cfg of {leader} has no dynamicConfigFile: {zoo_cfg}"));
+    // A relative path is relative to zoo.cfg's directory.
+    let dynamic = std::fs::read_to_string(dir.join(dynamic)).unwrap();
+    assert!(dynamic.contains(&line4), "{dynamic}");
+    assert_all_present(&ens, &[leader], &tally.acked).await;
+    eprintln!("[{:?}] done", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_during_reconfig_add_keeps_the_change_and_the_data() {
+    tokio::time::timeout(
+        LIMIT,
+        reconfig_add_with_the_leader_killed(KillAt::Committed),
+    )
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_after_reconfig_added_a_learner_keeps_the_change_and_the_data() {
+    tokio::time::timeout(
+        LIMIT,
+        reconfig_add_with_the_leader_killed(KillAt::LearnerAdded),
+    )
+    .await
+    .expect("test exceeded its time bound");
+}
+
+/// The rolling growth 3 -> 5 under a writer, with the leader that publishes the 5-server
+/// list (a follower restarted with it, elected when the old leader restarts last) killed
+/// -9 at `at`. The change must complete under the next leader with no acknowledged write
+/// lost, and the killed server rejoin the five.
+async fn rolling_add_with_the_leader_killed(at: KillAt) {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::new();
+    let old = [1, 2, 3];
+    let all = [1, 2, 3, 4, 5];
+    for id in old {
+        ens.write_cfg(id, &old);
+        ens.node(id).start();
+    }
+    let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+    // The first leader publishes its zoo.cfg list to the empty /zookeeper/config about a
+    // tick after it is elected. A zoo.cfg edited before that publish counts as older than
+    // the ensemble's configuration and is never published: wait for it before editing.
+    ens.wait_config(leader, "server.3=", Duration::from_secs(10))
+        .await;
+    let writer = Writer::start(ens.hosts(&old));
+    for id in [4, 5] {
+        ens.write_cfg(id, &all);
+        ens.node(id).start();
+    }
+    writer.wait_acked(20, Duration::from_secs(20)).await;
+    // Followers first; nothing changes yet.
+    let followers: Vec<u64> = old.into_iter().filter(|&id| id != leader).collect();
+    for &id in &followers {
+        ens.restart_with(id, &all).await;
+    }
+    // The leader last: a follower with the new zoo.cfg takes over and publishes it. Watch
+    // /zookeeper/config for server 4 (on the followers: the old leader is restarting).
+    let watcher = connect(&ens.hosts(&followers)).await;
+    ens.stop(leader);
+    ens.write_cfg(leader, &all);
+    ens.node(leader).start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = tokio::time::timeout(
+            Duration::from_secs(1),
+            watcher.get_data("/zookeeper/config"),
+        )
+        .await;
+        if let Ok(Ok((data, _))) = got {
+            if String::from_utf8_lossy(&data).contains("server.4=") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/zookeeper/config never listed server 4\n{}",
+            ens.cluster.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let publisher = ens
+        .leader_among(&old)
+        .await
+        .expect("a leader after the publish");
+    let learner = kill_leader_at(&mut ens, publisher, at).await;
+    let acked_at_kill = writer.acked();
+    eprintln!(
+        "[{:?}] server {publisher} published the 5-server list and was killed ({at:?}, \
+         server 4 {})",
+        t0.elapsed(),
+        if learner {
+            "a learner"
+        } else {
+            "not a member yet"
+        }
+    );
+    let killed_log = ens.log(publisher);
+    assert!(
+        killed_log.contains("membership: publishing zoo.cfg's server list"),
+        "{killed_log}"
+    );
+
+    // The two other old servers elect a leader that finishes the change: five voters, three
+    // synced followers while the killed one is down.
+    let rest: Vec<u64> = old.into_iter().filter(|&id| id != publisher).collect();
+    let new_leader = ens
+        .wait_leader_among(&rest, "5", "3", Duration::from_secs(40))
+        .await;
+    for id in [4, 5] {
+        ens.wait_serving(id, Duration::from_secs(10)).await;
+    }
+    eprintln!("[{:?}] server {new_leader} leads five voters", t0.elapsed());
+    let log = ens.log(new_leader);
+    assert!(
+        log.contains("membership: promoting server 4 to voter"),
+        "{log}"
+    );
+    assert!(
+        log.contains("membership: promoting server 5 to voter"),
+        "{log}"
+    );
+    let live: Vec<u64> = all.into_iter().filter(|&id| id != publisher).collect();
+    writer
+        .wait_acked(acked_at_kill + 50, Duration::from_secs(20))
+        .await;
+    let tally = writer.finish().await;
+    eprintln!(
+        "acknowledged {} writes ({acked_at_kill} before the kill), {} ConnectionLoss",
+        tally.acked.len(),
+        tally.connection_loss
+    );
+    assert_all_present(&ens, &live, &tally.acked).await;
+
+    // The killed server comes back into the five.
+    ens.node(publisher).start();
+    ens.wait_serving(publisher, Duration::from_secs(20)).await;
+    ens.wait_leader_among(&all, "5", "4", Duration::from_secs(20))
+        .await;
+    assert_all_present(&ens, &[publisher], &tally.acked).await;
+    assert_config_lists(&ens, &all, &all).await;
+    eprintln!("[{:?}] done", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_while_a_rolling_restart_adds_a_server() {
+    tokio::time::timeout(LIMIT, rolling_add_with_the_leader_killed(KillAt::Committed))
+        .await
+        .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_after_a_rolling_restart_added_a_learner() {
+    tokio::time::timeout(
+        LIMIT,
+        rolling_add_with_the_leader_killed(KillAt::LearnerAdded),
+    )
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconfig_remove_the_leader() {
+    tokio::time::timeout(LIMIT, async {
+        let t0 = Instant::now();
+        let mut ens = Ensemble::with_extra(DYNAMIC);
+        let four = [1, 2, 3, 4];
+        for id in four {
+            ens.write_cfg(id, &four);
+            ens.node(id).start();
+        }
+        let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+        ens.wait_config(leader, "server.4=", Duration::from_secs(10))
+            .await;
+        ens.wait_leader_among(&four, "4", "3", Duration::from_secs(20))
+            .await;
+        // The writer may be connected to the leader: it must move on when that one leaves.
+        let writer = Writer::start(ens.hosts(&four));
+        writer.wait_acked(20, Duration::from_secs(20)).await;
+
+        let rest: Vec<u64> = four.into_iter().filter(|&id| id != leader).collect();
+        let admin = connect(&ens.hosts(&rest)).await;
+        let config = reconfig(&admin, None, Some(&leader.to_string())).await;
+        let acked_at_remove = writer.acked();
+        assert!(!config.contains(&format!("server.{leader}=")), "{config}");
+        eprintln!("[{:?}] reconfig -remove {leader} committed", t0.elapsed());
+
+        // The leader hands over, the new leader removes it: three voters, all synced.
+        let new_leader = ens
+            .wait_leader_among(&rest, "3", "2", Duration::from_secs(30))
+            .await;
+        eprintln!(
+            "[{:?}] server {new_leader} leads three voters",
+            t0.elapsed()
+        );
+        let old_log = ens.log(leader);
+        assert!(
+            old_log.contains(&format!(
+                "membership: this server ({leader}) leaves the voters; transferring leadership"
+            )),
+            "{old_log}"
+        );
+        let log = ens.log(new_leader);
+        assert!(
+            log.contains(&format!("membership: removing server {leader}")),
+            "{log}"
+        );
+        // The removed server no longer serves clients.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mode(ens.port(leader)).await.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "removed server {leader} still serves\n{old_log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for &id in &rest {
+            assert_eq!(ens.config_of(id).await, config, "/zookeeper/config on {id}");
+        }
+        writer
+            .wait_acked(acked_at_remove + 50, Duration::from_secs(20))
+            .await;
+        let tally = writer.finish().await;
+        eprintln!(
+            "acknowledged {} writes ({acked_at_remove} before the remove), {} ConnectionLoss",
+            tally.acked.len(),
+            tally.connection_loss
+        );
+        assert_all_present(&ens, &rest, &tally.acked).await;
+        ens.stop(leader);
+        eprintln!("[{:?}] done", t0.elapsed());
     })
     .await
     .expect("test exceeded its time bound");

@@ -18,6 +18,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` (quorum, election, client) port triples, all distinct: every port stays bound until
+/// all are chosen (a port released at once may be handed out again by the next bind, and
+/// two servers sharing one fail to start or make /zookeeper/config invalid).
+pub fn free_port_triples(n: usize) -> Vec<(u16, u16, u16)> {
+    let listeners: Vec<std::net::TcpListener> = (0..3 * n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    ports.chunks(3).map(|c| (c[0], c[1], c[2])).collect()
+}
+
 pub struct Node {
     pub id: u64,
     pub dir: PathBuf,
@@ -100,9 +114,7 @@ impl Cluster {
     pub fn start_with_observers(n: u64, observers: u64, extra: &str) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let total = n + observers;
-        let ports: Vec<(u16, u16, u16)> = (0..total)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
+        let ports = free_port_triples(total as usize);
         let mut servers = String::new();
         for (i, (q, e, _)) in ports.iter().enumerate() {
             let role = if (i as u64) < n { "" } else { ":observer" };
