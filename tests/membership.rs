@@ -752,11 +752,8 @@ async fn rolling_add_with_the_leader_killed(at: KillAt) {
         ens.node(id).start();
     }
     let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
-    // The first leader publishes its zoo.cfg list to the empty /zookeeper/config about a
-    // tick after it is elected. A zoo.cfg edited before that publish counts as older than
-    // the ensemble's configuration and is never published: wait for it before editing.
-    ens.wait_config(leader, "server.3=", Duration::from_secs(10))
-        .await;
+    // No wait for the first publish before editing zoo.cfg: the published list is stamped
+    // with its file's age, so an edit made before it still counts as newer.
     let writer = Writer::start(ens.hosts(&old));
     for id in [4, 5] {
         ens.write_cfg(id, &all);
@@ -946,4 +943,83 @@ async fn reconfig_remove_the_leader() {
     })
     .await
     .expect("test exceeded its time bound");
+}
+
+/// The session-1 flip-flop: a leader still running with an older zoo.cfg must not put the
+/// old server list back. Server `newer` gets a zoo.cfg listing 1..4 and is made leader (it
+/// publishes the list, 4 joins); then leadership goes to a server whose zoo.cfg, written
+/// before that change, lists 1..3. The ensemble must stay at four voters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_with_an_older_zoo_cfg_does_not_undo_a_change() {
+    tokio::time::timeout(LIMIT, async {
+        let mut ens = Ensemble::new();
+        let old = [1, 2, 3];
+        let four = [1, 2, 3, 4];
+        for id in old {
+            ens.write_cfg(id, &old);
+            ens.node(id).start();
+        }
+        let first = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+        ens.write_cfg(4, &four);
+        ens.node(4).start();
+        let newer = old.into_iter().find(|&id| id != first).unwrap();
+        ens.restart_with(newer, &four).await;
+        // Move leadership until `newer` has it: stop whoever else leads, restart it with
+        // its (unchanged, older) zoo.cfg.
+        move_leadership(&mut ens, &old, &[newer], "3").await;
+        // `newer` publishes 1..4; server 4 joins and is promoted.
+        ens.wait_leader_among(&[newer], "4", "3", Duration::from_secs(30))
+            .await;
+        let c = connect(&ens.hosts(&old)).await;
+        c.create("/before-handover", b"x", &open()).await.unwrap();
+        // Leadership to a server whose zoo.cfg still lists 1..3.
+        let stale: Vec<u64> = old.into_iter().filter(|&id| id != newer).collect();
+        let l = move_leadership(&mut ens, &four, &stale, "4").await;
+        // Many publish and reconcile rounds (tickTime 200): still four voters.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let m = mntr(ens.port(l)).await;
+        assert_eq!(
+            m.get("zk_quorum_size").map(String::as_str),
+            Some("4"),
+            "leader {l} changed the membership back: {m:?}\n{}",
+            ens.cluster.dump_logs()
+        );
+        assert_config_lists(&ens, &four, &four).await;
+        assert!(
+            ens.log(l).contains("was edited before its last change"),
+            "leader {l} did not say why it kept the configuration\n{}",
+            ens.log(l)
+        );
+        let c = connect(&ens.hosts(&four)).await;
+        assert!(c.check_stat("/before-handover").await.unwrap().is_some());
+    })
+    .await
+    .expect("test within its time limit");
+}
+
+/// Stops whoever leads among `members` (and restarts it with its zoo.cfg unchanged) until
+/// one of `wanted` leads with `quorum` voters; returns it.
+async fn move_leadership(ens: &mut Ensemble, members: &[u64], wanted: &[u64], quorum: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "none of {wanted:?} led\n{}",
+            ens.cluster.dump_logs()
+        );
+        let Some(l) = ens.leader_among(members).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if wanted.contains(&l) {
+            return l;
+        }
+        ens.stop(l);
+        let running: Vec<u64> = members.iter().copied().filter(|&id| id != l).collect();
+        let synced = (members.len() - 2).to_string();
+        ens.wait_leader_among(&running, quorum, &synced, Duration::from_secs(20))
+            .await;
+        ens.node(l).start();
+        ens.wait_serving(l, Duration::from_secs(20)).await;
+    }
 }

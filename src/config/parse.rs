@@ -469,6 +469,24 @@ fn resolve(
         key: None,
         message,
     };
+    // Two servers cannot listen on one address (ZooKeeper fails to bind; a reconfig would
+    // refuse every later membership with such a pair as BadArguments).
+    let mut addresses: Vec<(&str, u16, u64, usize)> = Vec::new();
+    for (s, line) in &servers {
+        for port in [s.quorum_port, s.election_port] {
+            if let Some((_, _, other, other_line)) = addresses
+                .iter()
+                .find(|(h, p, id, _)| *h == s.host && *p == port && *id != s.id)
+            {
+                return Err(servers_error(format!(
+                    "server.{} (line {line}) and server.{other} (line {other_line}) both use \
+                     {}:{port}",
+                    s.id, s.host
+                )));
+            }
+            addresses.push((&s.host, port, s.id, *line));
+        }
+    }
     if participants == 0 {
         if !config.standalone_enabled {
             return Err(servers_error(

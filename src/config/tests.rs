@@ -277,6 +277,20 @@ fn duplicate_server_ids() {
 }
 
 #[test]
+fn two_servers_on_one_address() {
+    let f = Fixture::new();
+    f.myid("1");
+    let e = f.err(
+        "dataDir={dir}\nclientPort=2181\ninitLimit=5\nsyncLimit=2\nserver.1=a:2888:3888\n\
+         server.2=a:2889:3888\nserver.3=b:2888:3888\n",
+    );
+    assert_eq!(
+        e,
+        "zoo.cfg: server.2 (line 6) and server.1 (line 5) both use a:3888"
+    );
+}
+
+#[test]
 fn myid_problems() {
     let f = Fixture::new();
     let cfg = "dataDir={dir}\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n\

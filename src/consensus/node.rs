@@ -257,7 +257,8 @@ pub struct RaftStatus {
 }
 
 impl RaftStatus {
-    /// Votes needed to elect a leader or commit (zk_quorum_size).
+    /// Votes needed to elect a leader or commit (a majority of the voters; mntr's
+    /// zk_quorum_size is the number of voters, as ZooKeeper reports it).
     pub fn quorum_size(&self) -> usize {
         self.voters.len() / 2 + 1
     }
@@ -622,6 +623,15 @@ fn store_is_empty(store: &SledStorage) -> bool {
 
 /// How far (in entries) a learner may trail the leader's last index to be promoted.
 const CATCH_UP_SLACK: u64 = 128;
+
+/// A peer the leader is streaming entries to: raft-rs's Replicate state, or Probe with
+/// everything matched. (After a snapshot a peer stays in Probe until an append moves it
+/// on; in an idle ensemble no append comes, though the peer has everything.)
+fn replicating(p: &raft::Progress, last: u64) -> bool {
+    p.matched > 0
+        && (p.state == ProgressState::Replicate
+            || (p.state == ProgressState::Probe && p.matched >= last))
+}
 
 fn sorted(mut v: Vec<u64>) -> Vec<u64> {
     v.sort_unstable();
@@ -1678,14 +1688,15 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     /// (matched within `CATCH_UP_SLACK` of the leader's last index).
     fn caught_up(&self, id: u64, now: Instant) -> bool {
         let last = self.raw.raft.raft_log.last_index();
-        self.raw.raft.prs().get(id).is_some_and(|p| {
-            p.state == ProgressState::Replicate
-                && p.matched > 0
-                && p.matched + CATCH_UP_SLACK >= last
-        }) && self
-            .heard
-            .get(&id)
-            .is_some_and(|t| now.duration_since(*t) <= self.opts.election_timeout())
+        self.raw
+            .raft
+            .prs()
+            .get(id)
+            .is_some_and(|p| replicating(p, last) && p.matched + CATCH_UP_SLACK >= last)
+            && self
+                .heard
+                .get(&id)
+                .is_some_and(|t| now.duration_since(*t) <= self.opts.election_timeout())
     }
 
     /// What a reconfig entry carries from its leader (see `tree::LeaderView`): the servers
@@ -1901,7 +1912,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     .heard
                     .get(peer)
                     .is_some_and(|t| now.duration_since(*t) <= window);
-                if *peer == id || !recent || pr.state != ProgressState::Replicate {
+                let last = self.raw.raft.raft_log.last_index();
+                if *peer == id || !recent || !replicating(pr, last) {
                     continue;
                 }
                 if learners.contains(peer) {

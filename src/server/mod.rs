@@ -695,10 +695,13 @@ async fn route_touches(shared: Arc<Shared>) {
 /// then `version=<hex>`), through the log so every server serves the same bytes; the Raft
 /// group then follows /zookeeper/config (see `consensus::node` reconcile).
 ///
-/// Only a zoo.cfg edited after the last membership change counts: a leader whose zoo.cfg
-/// (or dynamic file) is older than /zookeeper/config's mtime leaves it alone. So during a
-/// rolling restart a leader still running with the old server list does not undo what a
-/// leader with the new list did, and a reconfig is not undone by a zoo.cfg that predates it.
+/// Only a zoo.cfg edited after the last membership change counts. A published list is
+/// stamped with its zoo.cfg's modification time (the txn's time, so /zookeeper/config's
+/// mtime), a reconfig with the leader's clock; a leader publishes only a zoo.cfg modified
+/// later than that. So during a rolling restart a leader still running with the old server
+/// list does not undo what a leader with the new list did (its file is older), an edit made
+/// before the ensemble's first publish still wins over it, and a reconfig is not undone by
+/// a zoo.cfg that predates it.
 async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
     if !shared.config.is_distributed() {
         return;
@@ -741,7 +744,8 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
         }
         info!("membership: publishing zoo.cfg's server list to /zookeeper/config");
         let Ok(rx) = proposer.propose(Txn::SetConfig {
-            time_ms: now_ms(),
+            // The file's age, not now: what the next leader compares its own zoo.cfg with.
+            time_ms: if edited == i64::MAX { now_ms() } else { edited },
             data: want.clone(),
         }) else {
             return;
