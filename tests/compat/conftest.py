@@ -73,11 +73,20 @@ def differential_kinds():
     return ("zookeeper", "keeperd")
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    """A port nothing listens on right now (loopback or wildcard)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on right now (loopback or wildcard), and never one this
+    process handed out before: the kernel may offer a just-released port again, and two
+    servers of one ensemble given the same port fail in confusing ways."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def four_letter(port, word, timeout=5.0):
