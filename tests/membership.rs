@@ -361,6 +361,26 @@ impl Writer {
         }
     }
 
+    /// Lets 50 more writes through after `since` acknowledged ones, stops the writer and
+    /// checks that every acknowledged write is on each of `servers`.
+    async fn finish_after(
+        self,
+        since: usize,
+        what: &str,
+        ens: &Ensemble,
+        servers: &[u64],
+    ) -> Tally {
+        self.wait_acked(since + 50, Duration::from_secs(20)).await;
+        let tally = self.finish().await;
+        eprintln!(
+            "acknowledged {} writes ({since} {what}), {} ConnectionLoss",
+            tally.acked.len(),
+            tally.connection_loss
+        );
+        assert_all_present(ens, servers, &tally.acked).await;
+        tally
+    }
+
     /// Stops the writer; asserts that no request failed other than by ConnectionLoss.
     async fn finish(self) -> Tally {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -687,16 +707,9 @@ async fn reconfig_add_with_the_leader_killed(at: KillAt) {
     }
 
     // Writes go on, and every acknowledged one is on every live server, 4 included.
-    writer
-        .wait_acked(acked_at_kill + 50, Duration::from_secs(20))
+    let tally = writer
+        .finish_after(acked_at_kill, "before the kill", &ens, &live)
         .await;
-    let tally = writer.finish().await;
-    eprintln!(
-        "acknowledged {} writes ({acked_at_kill} before the kill), {} ConnectionLoss",
-        tally.acked.len(),
-        tally.connection_loss
-    );
-    assert_all_present(&ens, &live, &tally.acked).await;
 
     // The killed leader restarts (same files) and rejoins as the fourth voter with the new
     // membership, which its dynamic config file now holds too.
@@ -832,16 +845,9 @@ async fn rolling_add_with_the_leader_killed(at: KillAt) {
         "{log}"
     );
     let live: Vec<u64> = all.into_iter().filter(|&id| id != publisher).collect();
-    writer
-        .wait_acked(acked_at_kill + 50, Duration::from_secs(20))
+    let tally = writer
+        .finish_after(acked_at_kill, "before the kill", &ens, &live)
         .await;
-    let tally = writer.finish().await;
-    eprintln!(
-        "acknowledged {} writes ({acked_at_kill} before the kill), {} ConnectionLoss",
-        tally.acked.len(),
-        tally.connection_loss
-    );
-    assert_all_present(&ens, &live, &tally.acked).await;
 
     // The killed server comes back into the five.
     ens.node(publisher).start();
@@ -929,15 +935,8 @@ async fn reconfig_remove_the_leader() {
             assert_eq!(ens.config_of(id).await, config, "/zookeeper/config on {id}");
         }
         writer
-            .wait_acked(acked_at_remove + 50, Duration::from_secs(20))
+            .finish_after(acked_at_remove, "before the remove", &ens, &rest)
             .await;
-        let tally = writer.finish().await;
-        eprintln!(
-            "acknowledged {} writes ({acked_at_remove} before the remove), {} ConnectionLoss",
-            tally.acked.len(),
-            tally.connection_loss
-        );
-        assert_all_present(&ens, &rest, &tally.acked).await;
         ens.stop(leader);
         eprintln!("[{:?}] done", t0.elapsed());
     })
