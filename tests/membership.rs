@@ -53,6 +53,15 @@ impl Ensemble {
         }
     }
 
+    /// Starts `ids`, each with a zoo.cfg listing `ids`; returns the leader they elect.
+    async fn start_all(&mut self, ids: &[u64]) -> u64 {
+        for &id in ids {
+            self.write_cfg(id, ids);
+            self.node(id).start();
+        }
+        self.cluster.wait_leader(Duration::from_secs(20)).await
+    }
+
     /// Writes server `id`'s zoo.cfg listing `members`.
     fn write_cfg(&self, id: u64, members: &[u64]) {
         let node = &self.cluster.nodes[(id - 1) as usize];
@@ -432,11 +441,7 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
         let mut ens = Ensemble::new();
         let old = [1, 2, 3];
         let all = [1, 2, 3, 4, 5];
-        for id in old {
-            ens.write_cfg(id, &old);
-            ens.node(id).start();
-        }
-        let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+        let leader = ens.start_all(&old).await;
         let writer = Writer::start(ens.hosts(&old));
 
         // New servers with the 5-server zoo.cfg: they wait (the old members do not know them).
@@ -635,11 +640,7 @@ async fn reconfig_add_with_the_leader_killed(at: KillAt) {
     let t0 = Instant::now();
     let mut ens = Ensemble::with_extra(DYNAMIC);
     let old = [1, 2, 3];
-    for id in old {
-        ens.write_cfg(id, &old);
-        ens.node(id).start();
-    }
-    let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+    let leader = ens.start_all(&old).await;
     // The reconfig changes /zookeeper/config: wait for the leader's zoo.cfg list in it.
     ens.wait_config(leader, "server.3=", Duration::from_secs(10))
         .await;
@@ -760,11 +761,7 @@ async fn rolling_add_with_the_leader_killed(at: KillAt) {
     let mut ens = Ensemble::new();
     let old = [1, 2, 3];
     let all = [1, 2, 3, 4, 5];
-    for id in old {
-        ens.write_cfg(id, &old);
-        ens.node(id).start();
-    }
-    let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+    let leader = ens.start_all(&old).await;
     // No wait for the first publish before editing zoo.cfg: the published list is stamped
     // with its file's age, so an edit made before it still counts as newer.
     let writer = Writer::start(ens.hosts(&old));
@@ -882,11 +879,7 @@ async fn reconfig_remove_the_leader() {
         let t0 = Instant::now();
         let mut ens = Ensemble::with_extra(DYNAMIC);
         let four = [1, 2, 3, 4];
-        for id in four {
-            ens.write_cfg(id, &four);
-            ens.node(id).start();
-        }
-        let leader = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+        let leader = ens.start_all(&four).await;
         ens.wait_config(leader, "server.4=", Duration::from_secs(10))
             .await;
         ens.wait_leader_among(&four, "4", "3", Duration::from_secs(20))
@@ -954,11 +947,7 @@ async fn a_leader_with_an_older_zoo_cfg_does_not_undo_a_change() {
         let mut ens = Ensemble::new();
         let old = [1, 2, 3];
         let four = [1, 2, 3, 4];
-        for id in old {
-            ens.write_cfg(id, &old);
-            ens.node(id).start();
-        }
-        let first = ens.cluster.wait_leader(Duration::from_secs(20)).await;
+        let first = ens.start_all(&old).await;
         ens.write_cfg(4, &four);
         ens.node(4).start();
         let newer = old.into_iter().find(|&id| id != first).unwrap();
