@@ -10,12 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::node::{spawn_raft_with, RaftHandle, RaftOptions, RaftRole, RaftStatus};
-use super::raft_tests::{txn, Recorder};
+use super::node::{spawn_raft_with, RaftHandle, RaftOptions, RaftRole};
+use super::raft_tests::{propose_all, txn, wait_status, Recorder, LIMIT};
 use super::transport::{Frame, PeerNetwork};
 use super::Proposer;
-
-const LIMIT: Duration = Duration::from_secs(20);
 
 struct Member {
     sm: Recorder,
@@ -184,30 +182,6 @@ impl Cluster {
             self.stop(id).await;
         }
     }
-}
-
-async fn wait_status(h: &RaftHandle, f: impl Fn(&RaftStatus) -> bool) {
-    let mut w = h.watch();
-    tokio::time::timeout(LIMIT, w.wait_for(|s| f(s)))
-        .await
-        .unwrap_or_else(|_| panic!("status in time; last: {:?}", h.status()))
-        .expect("node alive");
-}
-
-/// Proposes `range` in one go and waits for every answer; returns their zxids.
-async fn propose_all(p: &Proposer, range: std::ops::Range<i64>) -> Vec<i64> {
-    let rxs: Vec<_> = range
-        .map(|i| p.propose(txn(i)).expect("accepting"))
-        .collect();
-    let mut out = vec![];
-    for rx in rxs {
-        let applied = tokio::time::timeout(LIMIT, rx)
-            .await
-            .expect("applied in time")
-            .expect("answered");
-        out.push(applied.zxid);
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use super::{Proposer, StateMachine};
 use crate::proto::response::Response;
 use crate::tree::{Applied, Txn};
 
-const LIMIT: Duration = Duration::from_secs(20);
+pub(super) const LIMIT: Duration = Duration::from_secs(20);
 
 /// Records every applied (zxid, txn bytes); snapshots are the whole record.
 type Record = Vec<(i64, Vec<u8>)>;
@@ -108,7 +108,7 @@ async fn stop(p: Proposer, h: RaftHandle) {
 }
 
 /// Proposes `range` in one go and waits for every answer; returns their zxids.
-async fn propose_all(p: &Proposer, range: std::ops::Range<i64>) -> Vec<i64> {
+pub(super) async fn propose_all(p: &Proposer, range: std::ops::Range<i64>) -> Vec<i64> {
     let rxs: Vec<_> = range
         .map(|i| p.propose(txn(i)).expect("accepting"))
         .collect();
@@ -124,11 +124,11 @@ async fn propose_all(p: &Proposer, range: std::ops::Range<i64>) -> Vec<i64> {
 }
 
 /// Waits until the status satisfies `f`.
-async fn wait_status(h: &RaftHandle, f: impl Fn(&super::RaftStatus) -> bool) {
+pub(super) async fn wait_status(h: &RaftHandle, f: impl Fn(&super::RaftStatus) -> bool) {
     let mut w = h.watch();
     tokio::time::timeout(LIMIT, w.wait_for(|s| f(s)))
         .await
-        .expect("status in time")
+        .unwrap_or_else(|_| panic!("status in time; last: {:?}", h.status()))
         .expect("node alive");
 }
 
@@ -378,12 +378,8 @@ async fn corrupt_log_tail_entry_is_dropped() {
     }
 }
 
-#[tokio::test]
-async fn unreadable_data_dir_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("not-a-dir");
-    std::fs::write(&file, b"x").expect("write");
-    let o = opts(&file);
+/// The error `spawn_raft` refuses to start with.
+async fn refused(o: RaftOptions) -> crate::proto::Error {
     let r = tokio::time::timeout(
         LIMIT,
         tokio::task::spawn_blocking(move || spawn_raft(Recorder::default(), o)),
@@ -391,9 +387,18 @@ async fn unreadable_data_dir_is_refused() {
     .await
     .expect("in time")
     .expect("thread");
-    let Err(e) = r else {
-        panic!("started on a file as dataDir")
-    };
+    match r {
+        Ok(_) => panic!("spawn_raft started"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn unreadable_data_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write");
+    let e = refused(opts(&file)).await;
     assert!(e.to_string().contains("not-a-dir"), "{e}");
 }
 
@@ -411,17 +416,7 @@ async fn compacted_log_without_its_snapshots_is_refused() {
     for f in snapshot_files(dir.path()) {
         std::fs::remove_file(f).expect("rm");
     }
-    let o2 = o.clone();
-    let r = tokio::time::timeout(
-        LIMIT,
-        tokio::task::spawn_blocking(move || spawn_raft(Recorder::default(), o2)),
-    )
-    .await
-    .expect("in time")
-    .expect("thread");
-    let Err(e) = r else {
-        panic!("started with a partial state")
-    };
+    let e = refused(o.clone()).await;
     assert!(e.to_string().contains("no usable snapshot"), "{e}");
 }
 
