@@ -454,50 +454,25 @@ impl Reader {
                         close_after: false,
                     });
                 }
-                self.wait_for_reads().await;
-                self.writes_in_flight.fetch_add(1, Relaxed);
                 let txn = Txn::Reconfig {
                     session_id: self.session_id,
                     time_ms: now_ms(),
                     auth: self.auth.as_ref().clone(),
                     request,
-                    min_voters: if self.shared.config.standalone_enabled {
-                        2
-                    } else {
-                        1
-                    },
+                    // ZooKeeper keeps at least 2 voters while standaloneEnabled=true.
+                    min_voters: 1 + u32::from(self.shared.config.standalone_enabled),
                     view: None,
                 };
-                let Ok(rx) = self.proposer.propose(txn) else {
-                    return false;
-                };
-                self.push(Item::Write {
-                    xid,
-                    op,
-                    rx,
-                    t0,
-                    close_after: false,
-                })
+                self.write(xid, op, t0, txn).await
             }
             req if req.is_write() => {
-                self.wait_for_reads().await;
-                self.writes_in_flight.fetch_add(1, Relaxed);
                 let txn = Txn::Client {
                     session_id: self.session_id,
                     time_ms: now_ms(),
                     auth: self.auth.as_ref().clone(),
                     request: req,
                 };
-                let Ok(rx) = self.proposer.propose(txn) else {
-                    return false;
-                };
-                self.push(Item::Write {
-                    xid,
-                    op,
-                    rx,
-                    t0,
-                    close_after: false,
-                })
+                self.write(xid, op, t0, txn).await
             }
             req => {
                 let executed = if self.writes_in_flight.load(Relaxed) > 0 {
@@ -517,6 +492,23 @@ impl Reader {
                 })
             }
         }
+    }
+
+    /// Proposes a write once the reads queued before it have executed, and queues its
+    /// answer in order. False when the log no longer accepts entries.
+    async fn write(&mut self, xid: i32, op: i32, t0: Instant, txn: Txn) -> bool {
+        self.wait_for_reads().await;
+        self.writes_in_flight.fetch_add(1, Relaxed);
+        let Ok(rx) = self.proposer.propose(txn) else {
+            return false;
+        };
+        self.push(Item::Write {
+            xid,
+            op,
+            rx,
+            t0,
+            close_after: false,
+        })
     }
 
     /// Waits until the last read queued behind writes has executed (see `read_barrier`).
