@@ -266,8 +266,6 @@ fn env_info() -> EnvInfo {
 /// The ensemble's configuration as /zookeeper/config holds it now (it follows reconfig and
 /// published zoo.cfg changes); None before the first leader wrote it.
 fn current_membership(shared: &Shared) -> Option<String> {
-    let state = shared.state.read().expect("state lock");
-    let (data, _) = state.tree.get_data(crate::tree::CONFIG_NODE, &[]).ok()?;
-    let text = String::from_utf8(data?.to_vec()).ok()?;
+    let (text, _) = shared.state.read().expect("state lock").tree.config();
     (!text.is_empty()).then_some(text)
 }

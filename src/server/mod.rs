@@ -316,10 +316,7 @@ impl StateMachine for Applier {
         if !std::mem::take(&mut self.config_dirty) {
             return None;
         }
-        let state = self.shared.state.read().expect("state lock");
-        let (data, _) = state.tree.get_data(crate::tree::CONFIG_NODE, &[]).ok()?;
-        let text = String::from_utf8_lossy(data.as_deref()?).into_owned();
-        drop(state);
+        let (text, _) = self.shared.state.read().expect("state lock").tree.config();
         match Membership::parse(&text) {
             Ok(m) if !m.servers.is_empty() => {
                 self.shared
@@ -706,7 +703,7 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
     if !shared.config.is_distributed() {
         return;
     }
-    let want = shared.config.membership_lines().join("\n").into_bytes();
+    let want = shared.config.membership_lines().join("\n");
     let edited = config_mtime_ms(&shared.config);
     let every = Duration::from_millis((shared.config.tick_time_ms as u64).clamp(10, 100));
     let mut interval = tokio::time::interval(every);
@@ -717,21 +714,11 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
         if !shared.expires_sessions() {
             continue;
         }
-        let current = shared
-            .state
-            .read()
-            .expect("state lock")
-            .tree
-            .get_data(crate::tree::CONFIG_NODE, &[])
-            .ok();
-        let Some((data, stat)) = current else {
-            continue;
-        };
-        if data.as_deref() == Some(&want[..]) {
+        let (current, stat) = shared.state.read().expect("state lock").tree.config();
+        if current == want {
             continue;
         }
-        let empty = data.as_deref().is_none_or(|d| d.is_empty());
-        if !empty && stat.mtime >= edited {
+        if !current.is_empty() && stat.mtime >= edited {
             if !told {
                 info!(
                     "membership: zoo.cfg lists other servers than the ensemble's configuration \
@@ -746,7 +733,7 @@ async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
         let Ok(rx) = proposer.propose(Txn::SetConfig {
             // The file's age, not now: what the next leader compares its own zoo.cfg with.
             time_ms: if edited == i64::MAX { now_ms() } else { edited },
-            data: want.clone(),
+            data: want.clone().into_bytes(),
         }) else {
             return;
         };

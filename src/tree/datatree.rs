@@ -177,16 +177,6 @@ impl Default for DataTree {
 /// ZooKeeper's dynamic configuration node.
 pub const CONFIG_NODE: &str = "/zookeeper/config";
 
-/// The `version=<hex>` line of a /zookeeper/config text.
-fn config_version(data: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(data).ok()?;
-    let hex = text
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("version="))?;
-    u64::from_str_radix(hex.trim(), 16).ok().map(|v| v as i64)
-}
-
 impl DataTree {
     /// An empty tree holding only `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
     pub fn new(opts: TreeOptions) -> DataTree {
@@ -325,7 +315,10 @@ impl DataTree {
         node.data = Some(Box::from(data));
         node.stat.version = -1;
         node.stat.mtime = time_ms;
-        node.stat.mzxid = config_version(data).unwrap_or(zxid);
+        node.stat.mzxid = std::str::from_utf8(data)
+            .ok()
+            .and_then(|t| Membership::parse(t).ok())
+            .map_or(zxid, |m| m.version as i64);
         let stat = node.client_stat();
         self.data_size = self.data_size - old_len + node.data_len() as u64;
         triggers.push(WatchTrigger {
@@ -352,9 +345,9 @@ impl DataTree {
     ) -> Result<Response, ZkError> {
         // An entry no leader stamped cannot show a synced quorum.
         let view = view.ok_or(ZkError::NewConfigNoQuorum)?;
-        let node = self.nodes.get(CONFIG_NODE).ok_or(ZkError::NoNode)?;
-        let text = String::from_utf8_lossy(node.data.as_deref().unwrap_or_default()).into_owned();
+        let (text, _) = self.config();
         let current = Membership::parse(&text).map_err(|_| ZkError::BadArguments)?;
+        let node = self.nodes.get(CONFIG_NODE).ok_or(ZkError::NoNode)?;
         let servers = reconfig::next_membership(&current, request, view, min_voters as usize)?;
         self.check_acl(node, perms::WRITE, auth)?;
         let data = Membership {
@@ -827,6 +820,18 @@ impl DataTree {
             node.data.as_deref().map(Bytes::copy_from_slice),
             node.client_stat(),
         ))
+    }
+
+    /// /zookeeper/config's text (empty before the first configuration is written) and
+    /// stat, whatever its ACL: the server's own view of the ensemble's membership.
+    pub fn config(&self) -> (String, Stat) {
+        match self.nodes.get(CONFIG_NODE) {
+            Some(n) => (
+                String::from_utf8_lossy(n.data.as_deref().unwrap_or_default()).into_owned(),
+                n.client_stat(),
+            ),
+            None => (String::new(), Stat::default()),
+        }
     }
 
     pub fn exists(&self, path: &str) -> Option<Stat> {
