@@ -1408,14 +1408,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                         ConfChangeType::AddLearnerNode => format!("learner change for {id}"),
                         ConfChangeType::RemoveNode => format!("removed {id}"),
                     };
-                    tracing::info!(
-                        "membership: {what} (conf change at index {}); voters {:?}, learners {:?}",
-                        e.index,
-                        sorted(cs.voters.clone()),
-                        sorted(cs.learners.clone())
-                    );
-                    self.last_conf_index = e.index;
-                    self.raw.mut_store().set_conf_state(cs)?;
+                    self.conf_applied(e.index, &what, cs)?;
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc = ConfChangeV2::parse_from_bytes(&e.data)
@@ -1424,20 +1417,24 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                         .raw
                         .apply_conf_change(&cc)
                         .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
-                    tracing::info!(
-                        "membership: conf change at index {}; voters {:?}, learners {:?}",
-                        e.index,
-                        sorted(cs.voters.clone()),
-                        sorted(cs.learners.clone())
-                    );
-                    self.last_conf_index = e.index;
-                    self.raw.mut_store().set_conf_state(cs)?;
+                    self.conf_applied(e.index, "joint change", cs)?;
                 }
             }
             self.applied = e.index;
             self.since_snapshot += 1;
         }
         Ok(())
+    }
+
+    /// Logs an applied conf change and stores the membership it produced.
+    fn conf_applied(&mut self, index: u64, what: &str, cs: ConfState) -> Result<(), Error> {
+        tracing::info!(
+            "membership: {what} (conf change at index {index}); voters {:?}, learners {:?}",
+            sorted(cs.voters.clone()),
+            sorted(cs.learners.clone())
+        );
+        self.last_conf_index = index;
+        self.raw.mut_store().set_conf_state(cs)
     }
 
     /// A snapshot received from the leader: made durable as a file, the log reset to it,
@@ -1684,19 +1681,31 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
     }
 
-    /// Peers that are connected (heard from within an election timeout) and caught up
-    /// (matched within `CATCH_UP_SLACK` of the leader's last index).
-    fn caught_up(&self, id: u64, now: Instant) -> bool {
+    /// A peer that is connected (heard from within an election timeout) and replicating
+    /// (mntr's "synced").
+    fn synced(&self, id: u64, now: Instant) -> bool {
         let last = self.raw.raft.raft_log.last_index();
         self.raw
             .raft
             .prs()
             .get(id)
-            .is_some_and(|p| replicating(p, last) && p.matched + CATCH_UP_SLACK >= last)
+            .is_some_and(|p| replicating(p, last))
             && self
                 .heard
                 .get(&id)
                 .is_some_and(|t| now.duration_since(*t) <= self.opts.election_timeout())
+    }
+
+    /// Synced, and matched within `CATCH_UP_SLACK` of the leader's last index.
+    fn caught_up(&self, id: u64, now: Instant) -> bool {
+        let last = self.raw.raft.raft_log.last_index();
+        self.synced(id, now)
+            && self
+                .raw
+                .raft
+                .prs()
+                .get(id)
+                .is_some_and(|p| p.matched + CATCH_UP_SLACK >= last)
     }
 
     /// What a reconfig entry carries from its leader (see `tree::LeaderView`): the servers
@@ -1906,14 +1915,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let (mut synced_followers, mut synced_learners) = (0, 0);
         if is_leader {
             let now = Instant::now();
-            let window = self.opts.election_timeout();
-            for (peer, pr) in self.raw.raft.prs().iter() {
-                let recent = self
-                    .heard
-                    .get(peer)
-                    .is_some_and(|t| now.duration_since(*t) <= window);
-                let last = self.raw.raft.raft_log.last_index();
-                if *peer == id || !recent || !replicating(pr, last) {
+            for (peer, _) in self.raw.raft.prs().iter() {
+                if *peer == id || !self.synced(*peer, now) {
                     continue;
                 }
                 if learners.contains(peer) {
