@@ -19,22 +19,6 @@ fn ephemeral() -> zk::CreateOptions<'static> {
     zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
 }
 
-async fn connect(addr: &str, timeout: Duration) -> zk::Client {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match zk::Client::connector()
-            .with_session_timeout(timeout)
-            .with_server_version(3, 8, 0)
-            .connect(addr)
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("cannot connect to {addr}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
 /// Reads `path` from a client bound to one node until it has `want` (replication lag is
 /// allowed, a wrong final value is not).
 async fn converge(c: &zk::Client, path: &str, want: &[u8]) {

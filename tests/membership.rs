@@ -256,19 +256,7 @@ fn open() -> zk::CreateOptions<'static> {
 }
 
 async fn connect(addr: &str) -> zk::Client {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(15))
-            .with_server_version(3, 8, 0)
-            .connect(addr)
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("cannot connect to {addr}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    cluster_support::connect(addr, Duration::from_secs(15)).await
 }
 
 #[derive(Default)]

@@ -247,3 +247,20 @@ pub async fn digest(port: u16) -> Option<String> {
 pub fn data_dir(node: &Node) -> &Path {
     &node.dir
 }
+
+/// A client of `addr` with `session_timeout`, retrying for 20 s while the servers start.
+pub async fn connect(addr: &str, session_timeout: Duration) -> zookeeper_client::Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match zookeeper_client::Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_server_version(3, 8, 0)
+            .connect(addr)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
