@@ -505,29 +505,16 @@ fn keeperctl_reconfig_against_a_server_with_reconfig_disabled() {
     );
     wait_serving(&mut server, port);
     let target = format!("127.0.0.1:{port}");
-    let out = run_in(
-        dir.path(),
-        KEEPERCTL,
+    // The second is refused before permissions are looked at: super does not change the
+    // answer, and the command after it does not run (the first failing command stops the
+    // rest).
+    for args in [
         &[
-            "-server",
-            &target,
             "reconfig",
             "-add",
             "server.4=127.0.0.1:2888:3888;127.0.0.1:2181",
-        ],
-        &[],
-    );
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert_eq!(out.stderr, "KeeperErrorCode = Reconfig is disabled\n");
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
-    // Refused before permissions are looked at: super does not change the answer, and the
-    // command after it does not run (the first failing command stops the rest).
-    let out = run_in(
-        dir.path(),
-        KEEPERCTL,
+        ][..],
         &[
-            "-server",
-            &target,
             "--auth",
             "digest:super:pw",
             "reconfig",
@@ -537,11 +524,14 @@ fn keeperctl_reconfig_against_a_server_with_reconfig_disabled() {
             "ls",
             "/",
         ],
-        &[],
-    );
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert_eq!(out.stderr, "KeeperErrorCode = Reconfig is disabled\n");
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    ] {
+        let mut argv = vec!["-server", &target];
+        argv.extend_from_slice(args);
+        let out = run_in(dir.path(), KEEPERCTL, &argv, &[]);
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr, "KeeperErrorCode = Reconfig is disabled\n");
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
 
     let out = run_in(
         dir.path(),
