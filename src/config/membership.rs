@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use super::parse::parse_server_value;
 use super::properties;
 use super::{PeerType, ServerSpec};
 
@@ -36,7 +35,7 @@ impl Membership {
                     .map_err(|_| format!("line {}: version {:?} is not hex", e.line, e.value))?;
                 continue;
             }
-            let spec = parse_server_value(&e.key, &e.value)
+            let spec = ServerSpec::parse(&e.key, &e.value)
                 .map_err(|why| format!("line {}: {why}", e.line))?;
             if m.servers.insert(spec.id, spec).is_some() {
                 return Err(format!("line {}: server id repeated", e.line));

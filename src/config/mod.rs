@@ -228,6 +228,12 @@ fn delimit_host(host: &str) -> String {
 }
 
 impl ServerSpec {
+    /// One `server.N` key and its value (`host:quorumPort:electionPort[:role][;client]`),
+    /// as in zoo.cfg.
+    pub fn parse(key: &str, value: &str) -> Result<ServerSpec, String> {
+        parse::parse_server_value(key, value)
+    }
+
     /// `host:quorumPort` (IPv6 hosts in brackets): where peers dial this server.
     pub fn quorum_address(&self) -> String {
         format!("{}:{}", delimit_host(&self.host), self.quorum_port)

@@ -84,10 +84,7 @@ fn incremental(
         if id.parse::<u64>().is_err() {
             return Err(ZkError::MarshallingError);
         }
-        let spec = crate::config::Membership::parse(&format!("{}={}", key.trim(), value))
-            .ok()
-            .and_then(|m| m.servers.into_values().next())
-            .ok_or(ZkError::BadArguments)?;
+        let spec = ServerSpec::parse(key.trim(), value).map_err(|_| ZkError::BadArguments)?;
         if spec.client_port.is_none() {
             return Err(ZkError::BadArguments);
         }
