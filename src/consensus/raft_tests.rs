@@ -123,6 +123,13 @@ pub(super) async fn propose_all(p: &Proposer, range: std::ops::Range<i64>) -> Ve
     out
 }
 
+/// Proposes `range` one txn at a time, waiting for each (applies spread over many Readies).
+async fn propose_each(p: &Proposer, range: std::ops::Range<i64>) {
+    for i in range {
+        propose_all(p, i..i + 1).await;
+    }
+}
+
 /// Waits until the status satisfies `f`.
 pub(super) async fn wait_status(h: &RaftHandle, f: impl Fn(&super::RaftStatus) -> bool) {
     let mut w = h.watch();
@@ -190,9 +197,7 @@ async fn group_commit_one_fdatasync_per_ready() {
     eprintln!("after recovery: {:?}", h.status());
     // One at a time: every proposal is its own Ready and its own fdatasync.
     let before = h.status();
-    for i in 0..20 {
-        propose_all(&p, i..i + 1).await;
-    }
+    propose_each(&p, 0..20).await;
     // Status is published after the Ready that answered the proposal.
     wait_status(&h, |s| s.applied_index == before.applied_index + 20).await;
     let after = h.status();
@@ -244,9 +249,7 @@ async fn snapshots_compact_the_log_and_restart_uses_them() {
     o.snap_count = 10;
     let (sm, p, h) = start(&o).await;
     // One proposal at a time, so applies are spread over many Readies.
-    for i in 0..120 {
-        propose_all(&p, i..i + 1).await;
-    }
+    propose_each(&p, 0..120).await;
     wait_status(&h, |s| s.snapshot_files >= 4 && s.first_index > 1).await;
     let h1 = h.clone();
     stop(p, h).await;
@@ -283,9 +286,7 @@ async fn purge_keeps_snap_retain_count_snapshots() {
     o.snap_retain_count = 3;
     o.purge_interval_hours = 1;
     let (sm, p, h) = start(&o).await;
-    for i in 0..150 {
-        propose_all(&p, i..i + 1).await;
-    }
+    propose_each(&p, 0..150).await;
     wait_status(&h, |s| s.last_snapshot_index > 100).await;
     stop(p, h).await;
     let files = snapshot_files(dir.path());
@@ -302,9 +303,7 @@ async fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
     let mut o = opts(dir.path());
     o.snap_count = 10;
     let (sm, p, h) = start(&o).await;
-    for i in 0..80 {
-        propose_all(&p, i..i + 1).await;
-    }
+    propose_each(&p, 0..80).await;
     wait_status(&h, |s| s.snapshot_files >= 2).await;
     stop(p, h).await;
     let before = sm.get();
@@ -408,9 +407,7 @@ async fn compacted_log_without_its_snapshots_is_refused() {
     let mut o = opts(dir.path());
     o.snap_count = 6;
     let (_sm, p, h) = start(&o).await;
-    for i in 0..80 {
-        propose_all(&p, i..i + 1).await;
-    }
+    propose_each(&p, 0..80).await;
     wait_status(&h, |s| s.first_index > 1).await;
     stop(p, h).await;
     for f in snapshot_files(dir.path()) {
@@ -449,9 +446,7 @@ async fn force_sync_off_skips_fdatasync() {
     o.force_sync = false;
     let (sm, p, h) = start(&o).await;
     let before = h.status();
-    for i in 0..10 {
-        propose_all(&p, i..i + 1).await;
-    }
+    propose_each(&p, 0..10).await;
     wait_status(&h, |s| s.applied_index == before.applied_index + 10).await;
     let after = h.status();
     assert_eq!(after.sync_readies - before.sync_readies, 10);
