@@ -419,20 +419,10 @@ impl Reader {
             }
             Request::CloseSession => {
                 self.handle.closing.store(true, Relaxed);
-                self.wait_for_reads().await;
-                self.writes_in_flight.fetch_add(1, Relaxed);
-                let Ok(rx) = self.proposer.propose(Txn::CloseSession {
+                let txn = Txn::CloseSession {
                     session_id: self.session_id,
-                }) else {
-                    return false;
                 };
-                self.push(Item::Write {
-                    xid,
-                    op,
-                    rx,
-                    t0,
-                    close_after: true,
-                });
+                self.write(xid, op, t0, txn, true).await;
                 false
             }
             Request::Reconfig(request) => {
@@ -463,7 +453,7 @@ impl Reader {
                     min_voters: 1 + u32::from(self.shared.config.standalone_enabled),
                     view: None,
                 };
-                self.write(xid, op, t0, txn).await
+                self.write(xid, op, t0, txn, false).await
             }
             req if req.is_write() => {
                 let txn = Txn::Client {
@@ -472,7 +462,7 @@ impl Reader {
                     auth: self.auth.as_ref().clone(),
                     request: req,
                 };
-                self.write(xid, op, t0, txn).await
+                self.write(xid, op, t0, txn, false).await
             }
             req => {
                 let executed = if self.writes_in_flight.load(Relaxed) > 0 {
@@ -495,8 +485,9 @@ impl Reader {
     }
 
     /// Proposes a write once the reads queued before it have executed, and queues its
-    /// answer in order. False when the log no longer accepts entries.
-    async fn write(&mut self, xid: i32, op: i32, t0: Instant, txn: Txn) -> bool {
+    /// answer in order (closing the connection after it when `close_after`). False when
+    /// the log no longer accepts entries.
+    async fn write(&mut self, xid: i32, op: i32, t0: Instant, txn: Txn, close_after: bool) -> bool {
         self.wait_for_reads().await;
         self.writes_in_flight.fetch_add(1, Relaxed);
         let Ok(rx) = self.proposer.propose(txn) else {
@@ -507,7 +498,7 @@ impl Reader {
             op,
             rx,
             t0,
-            close_after: false,
+            close_after,
         })
     }
 
