@@ -3,84 +3,25 @@
 //! acknowledged write must be there. The tree digest (`hash`) must also be identical across a
 //! further clean restart, i.e. replaying the log is deterministic.
 
+#[path = "cluster_support/mod.rs"]
+mod cluster_support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use cluster_support::{four_letters, free_port, Node};
 use zookeeper_client as zk;
 
-const KEEPERD: &str = env!("CARGO_BIN_EXE_keeperd");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn spawn(dir: &Path) -> Server {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("server.log"))
-            .unwrap();
-        let child = Command::new(KEEPERD)
-            .args(["start-foreground", "zoo.cfg"])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Server { child }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    fn stop(&mut self) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill9();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-async fn four_letters(port: u16, word: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(word.as_bytes()).await.ok()?;
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
-        .await
-        .ok()?
-        .ok()?;
-    Some(out)
+/// The crash test's one server, on `dir`'s zoo.cfg.
+fn spawn(dir: &Path, port: u16) -> Node {
+    let mut node = Node {
+        id: 1,
+        dir: dir.to_path_buf(),
+        client_port: port,
+        child: None,
+    };
+    node.start();
+    node
 }
 
 async fn wait_serving(port: u16, dir: &Path) {
@@ -146,7 +87,7 @@ async fn run_crash_rounds(rounds: usize) {
     let mut rng = XorShift(seed);
     // path -> last acknowledged value
     let mut acked: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    let mut server = Server::spawn(dir);
+    let mut server = spawn(dir, port);
     wait_serving(port, dir).await;
     let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     {
@@ -211,7 +152,7 @@ async fn run_crash_rounds(rounds: usize) {
             }
         }
         while writers.join_next().await.is_some() {}
-        server = Server::spawn(dir);
+        server = spawn(dir, port);
         wait_serving(port, dir).await;
         let c = connect(port).await;
         let mut landed = vec![];
@@ -249,7 +190,7 @@ async fn run_crash_rounds(rounds: usize) {
     }
     let before = four_letters(port, "hash").await.unwrap();
     server.stop();
-    let mut server = Server::spawn(dir);
+    let mut server = spawn(dir, port);
     wait_serving(port, dir).await;
     let after = four_letters(port, "hash").await.unwrap();
     let digest = |s: &str| {

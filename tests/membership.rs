@@ -186,24 +186,8 @@ impl Ensemble {
         }
     }
 
-    /// SIGTERM (what `keeperd stop` sends), then wait for the process to end.
     fn stop(&mut self, id: u64) {
-        let node = self.node(id);
-        if let Some(mut c) = node.child.take() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while c.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        self.node(id).stop();
     }
 
     async fn wait_serving(&self, id: u64, limit: Duration) {

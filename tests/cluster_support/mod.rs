@@ -70,6 +70,24 @@ impl Node {
         }
     }
 
+    /// SIGTERM (what `keeperd stop` sends), then waits up to 10 s for the process to end
+    /// before killing it.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
             // SAFETY: kill(2) on our own child's pid.
