@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use crate::config::{Config, Membership};
+use crate::consensus::storage::sync_dir;
 
 /// Writes `m` as the dynamic file of `config` and points zoo.cfg at it. Returns the new
 /// file's path, or None when nothing was written (no zoo.cfg, or an error, logged).
@@ -102,7 +103,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
+        sync_dir(dir).map_err(std::io::Error::other)?;
     }
     Ok(())
 }
