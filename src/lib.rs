@@ -10,3 +10,4 @@ pub mod proto;
 pub mod server;
 pub mod tree;
 pub mod watch;
+pub mod zkfiles;
