@@ -54,18 +54,56 @@ pub struct ServerSpec {
 /// 4lw.commands.whitelist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Whitelist {
+    /// The key is absent. ZooKeeper 3.4 then answered every word and 3.5.3+ only `srvr`;
+    /// keeperd answers the read-only monitoring words (`DEFAULT_WORDS`), so the probes,
+    /// exporters and runbooks of a 3.4-era zoo.cfg keep working, while the words that list
+    /// sessions, clients' watches or the environment, or that reset counters, stay off.
+    Default,
+    /// `*`.
     All,
     /// Lower-case four-letter words; `srvr` is always allowed regardless.
     Only(Vec<String>),
 }
 
+/// The words enabled when zoo.cfg has no `4lw.commands.whitelist` line: what liveness probes
+/// (`ruok`, `isro`), `zkServer.sh status` of 3.4 (`stat`) and 3.5+ (`srvr`), mntr-based
+/// exporters and runbooks (`mntr`, `conf`), and capacity checks (`wchs`: counts only, `dirs`:
+/// sizes only) ask. Off: `cons`, `dump`, `wchc`, `wchp` (session ids, client addresses,
+/// ephemeral paths), `envi` (host, user, paths), `crst`, `srst`, `stmk` (change state),
+/// `gtmk`, `hash` (list them to enable them).
+pub const DEFAULT_WORDS: [&str; 8] = [
+    "ruok", "srvr", "stat", "mntr", "conf", "isro", "wchs", "dirs",
+];
+
 impl Whitelist {
     pub fn allows(&self, word: &str) -> bool {
         word == "srvr"
             || match self {
+                Whitelist::Default => DEFAULT_WORDS.contains(&word),
                 Whitelist::All => true,
                 Whitelist::Only(words) => words.iter().any(|w| w == word),
             }
+    }
+
+    /// What start-up logs: which words answer and where that comes from.
+    pub fn describe(&self) -> String {
+        match self {
+            Whitelist::Default => format!(
+                "four-letter words enabled: {} (zoo.cfg has no 4lw.commands.whitelist line:                  the read-only monitoring words; set 4lw.commands.whitelist to choose, e.g.                  \"*\" for all or \"srvr\" for ZooKeeper 3.5+'s default)",
+                DEFAULT_WORDS.join(", ")
+            ),
+            Whitelist::All => "four-letter words enabled: all (4lw.commands.whitelist=*)".into(),
+            Whitelist::Only(words) => {
+                let mut w: Vec<&str> = words.iter().map(String::as_str).collect();
+                if !w.contains(&"srvr") {
+                    w.push("srvr");
+                }
+                format!(
+                    "four-letter words enabled: {} (4lw.commands.whitelist; srvr always answers)",
+                    w.join(", ")
+                )
+            }
+        }
     }
 }
 
@@ -143,7 +181,7 @@ impl Default for Config {
             servers: vec![],
             my_id: None,
             peer_type: PeerType::Participant,
-            four_letter_whitelist: Whitelist::Only(vec!["srvr".into()]),
+            four_letter_whitelist: Whitelist::Default,
             admin_enable_server: true,
             admin_server_port: 8080,
             standalone_enabled: true,

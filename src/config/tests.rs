@@ -118,11 +118,19 @@ fn zk_defaults_for_a_minimal_file() {
     assert!(!c.is_distributed());
     assert_eq!(c.my_id, None);
     assert_eq!(c.max_client_cnxns, 60);
-    assert_eq!(
-        c.four_letter_whitelist,
-        Whitelist::Only(vec!["srvr".into()])
-    );
-    assert!(c.four_letter_whitelist.allows("srvr"));
+    // No whitelist line: the read-only monitoring words of a 3.4-era zoo.cfg answer; the
+    // ones that list sessions, clients or the environment do not.
+    assert_eq!(c.four_letter_whitelist, Whitelist::Default);
+    for w in [
+        "ruok", "srvr", "stat", "mntr", "conf", "isro", "wchs", "dirs",
+    ] {
+        assert!(c.four_letter_whitelist.allows(w), "{w}");
+    }
+    for w in [
+        "cons", "dump", "wchc", "wchp", "envi", "crst", "srst", "stmk", "gtmk", "hash",
+    ] {
+        assert!(!c.four_letter_whitelist.allows(w), "{w}");
+    }
     assert!(c.force_sync && !c.skip_acl && c.admin_enable_server && c.standalone_enabled);
     assert!(!c.reconfig_enabled);
     assert_eq!(c.jute_maxbuffer, 0xfffff);

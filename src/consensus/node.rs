@@ -73,9 +73,9 @@ pub struct RaftOptions {
     /// Where the peer network listens (quorumListenOnAllIPs: 0.0.0.0:port); None = this
     /// node's own entry in `peers`.
     pub peer_listen: Option<SocketAddr>,
-    /// dataDir: snapshots go to `data_dir/version-2`.
+    /// dataDir: snapshots go to `data_dir/keeperd/snapshots`.
     pub data_dir: PathBuf,
-    /// dataLogDir: the log goes to `log_dir/version-2/raftlog`; None = data_dir.
+    /// dataLogDir: the log goes to `log_dir/keeperd/raftlog`; None = data_dir.
     pub log_dir: Option<PathBuf>,
     /// snapCount: a snapshot after roughly this many applied entries (randomised in
     /// (snapCount/2, snapCount] per snapshot, as ZooKeeper does).
@@ -102,6 +102,51 @@ pub struct RaftOptions {
     /// at a time, until the group's membership is its zoo.cfg's. False: a fresh log takes
     /// `voters`/`learners` as its group at once and membership is never changed.
     pub follow_config: bool,
+    /// A state to start from instead of an empty one (ZooKeeper's data taken over); only
+    /// read while the store is empty. See `Seed`.
+    pub seed: Option<Seed>,
+}
+
+/// A state machine snapshot that becomes a new group's first state: the tree imported from a
+/// ZooKeeper dataDir. It enters the log as a snapshot at index 1 with term `epoch + 1` of
+/// ZooKeeper's last zxid, so every zxid keeperd gives out is above ZooKeeper's.
+///
+/// Standalone, it is installed at once. In an ensemble every server with an empty log tells
+/// the others the zxid of what it imported (`Probe::Fresh`); once every voter of zoo.cfg has
+/// answered, the one with the highest zxid (then the highest id), as ZooKeeper's election
+/// would choose, starts a one-voter group from its seed and adds the others one at a time;
+/// they drop their own import and take its snapshot, so one group never holds two imported
+/// states.
+#[derive(Clone)]
+pub struct Seed {
+    /// `StateMachine::snapshot` bytes of the imported state.
+    pub data: Arc<Vec<u8>>,
+    /// ZooKeeper's last zxid in it.
+    pub zxid: i64,
+}
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Seed {{ zxid: {:#x}, {} bytes }}",
+            self.zxid,
+            self.data.len()
+        )
+    }
+}
+
+impl Seed {
+    /// The snapshot the seed enters the log as, with `conf` as the group.
+    fn snapshot(&self, conf: ConfState) -> Snapshot {
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = 1;
+        meta.term = ((self.zxid as u64) >> 32) + 1;
+        meta.set_conf_state(conf);
+        snap.data = self.data.as_ref().clone().into();
+        snap
+    }
 }
 
 impl RaftOptions {
@@ -124,6 +169,7 @@ impl RaftOptions {
             heartbeat_ticks: 1,
             max_batch: 1024,
             follow_config: false,
+            seed: None,
         }
     }
 
@@ -581,7 +627,8 @@ struct Node<S, T> {
     /// bootstraps a fresh group or is added to an existing one by its leader's snapshot.
     waiting: bool,
     /// Peers that said their log is empty, with the members they would bootstrap with.
-    fresh_peers: HashMap<u64, (Vec<u64>, Vec<u64>)>,
+    /// ... and the zxid of the ZooKeeper data each would start from (0: none).
+    fresh_peers: HashMap<u64, (Vec<u64>, Vec<u64>, i64)>,
     /// Peers that said they belong to a group with a log.
     member_peers: HashSet<u64>,
     /// Peers that probed us (empty log) recently: a leader sends them a snapshot.
@@ -660,7 +707,21 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             SledStorage::open(&log_root, &opts.data_dir, opts.force_sync, &[])?;
         // No membership and no log: this node never was part of a group (or was wiped).
         let empty = store_is_empty(&store);
-        if empty && !opts.follow_config {
+        if let Some(seed) = opts.seed.as_ref().filter(|_| empty && !opts.follow_config) {
+            let snap = seed.snapshot(ConfState {
+                voters: opts.voters.clone(),
+                learners: opts.learners.clone(),
+                ..Default::default()
+            });
+            let meta = snap.get_metadata();
+            store.snapshots().write(meta, &snap.data)?;
+            store.install_snapshot(meta)?;
+            tracing::info!(
+                "new group from the imported state (zxid {:#x}): snapshot at index 1, term {}",
+                seed.zxid,
+                meta.term
+            );
+        } else if empty && !opts.follow_config {
             tracing::info!(
                 "raft log {} is empty: new group with voters {:?}, learners {:?}",
                 store.path().display(),
@@ -1156,7 +1217,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let Some(rank) = voters.iter().position(|&v| v == self.opts.id) else {
             return;
         };
-        if voters.len() > 1 && self.ticks == 2 + 2 * rank as u64 {
+        if self.ticks == 2 + 2 * rank as u64 {
             tracing::info!("no leader yet: campaigning at start-up (rank {rank})");
             if let Err(e) = self.raw.campaign() {
                 tracing::warn!("start-up campaign failed: {e}");
@@ -1565,10 +1626,14 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     /// A membership probe from `from` (see `RaftOptions::follow_config`).
     fn on_probe(&mut self, from: u64, p: Probe) {
         match p {
-            Probe::Fresh { voters, learners } => {
+            Probe::Fresh {
+                voters,
+                learners,
+                imported,
+            } => {
                 self.probing_peers.insert(from, Instant::now());
                 self.fresh_peers
-                    .insert(from, (sorted(voters), sorted(learners)));
+                    .insert(from, (sorted(voters), sorted(learners), imported));
                 self.member_peers.remove(&from);
                 if !self.waiting {
                     // What the prober needs to decide: a group with an empty log can still be
@@ -1580,6 +1645,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                         Probe::Fresh {
                             voters: sorted(cs.voters),
                             learners: sorted(cs.learners),
+                            imported: 0,
                         }
                     } else {
                         Probe::Member
@@ -1600,29 +1666,54 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     }
 
     /// While waiting: probe zoo.cfg's servers; bootstrap when every voter has an empty log
-    /// and the same server list.
+    /// and the same server list. If any of them imported ZooKeeper's data, only the one with
+    /// the newest starts the group, from its import (see `Seed`).
     fn waiting_tick(&mut self) -> Result<(), Error> {
         let want = (
             sorted(self.opts.voters.clone()),
             sorted(self.opts.learners.clone()),
         );
+        let mine = self.opts.seed.as_ref().map_or(0, |s| s.zxid);
         if self.ticks % 2 == 1 {
             let probe = Probe::Fresh {
                 voters: want.0.clone(),
                 learners: want.1.clone(),
+                imported: mine,
             };
             for id in self.transport.peer_ids() {
                 self.transport.probe(id, &probe);
             }
         }
         let me = self.opts.id;
-        let all_fresh = want
-            .0
-            .iter()
-            .filter(|&&v| v != me)
-            .all(|v| self.fresh_peers.get(v) == Some(&want));
+        let all_fresh = want.0.iter().filter(|&&v| v != me).all(|v| {
+            self.fresh_peers
+                .get(v)
+                .is_some_and(|(vs, ls, _)| (vs, ls) == (&want.0, &want.1))
+        });
         if !all_fresh {
             return Ok(());
+        }
+        // ZooKeeper's election rule: the highest zxid, then the highest id.
+        let newest = want
+            .0
+            .iter()
+            .map(|&v| match v == me {
+                true => (mine, v),
+                false => (self.fresh_peers.get(&v).map_or(0, |p| p.2), v),
+            })
+            .max();
+        if let Some((zxid, seed_id)) = newest.filter(|(z, _)| *z != 0) {
+            if seed_id != me {
+                let note = format!("seed {seed_id}");
+                if self.membership_note != note {
+                    tracing::info!(
+                        "membership: server {seed_id} has the newest ZooKeeper data (zxid                          {zxid:#x}; this server's: {mine:#x}): it starts the ensemble from                          it and this server waits to be added (its own import is dropped)"
+                    );
+                    self.membership_note = note;
+                }
+                return Ok(());
+            }
+            return self.start_from_seed();
         }
         tracing::info!(
             "membership: every voter in zoo.cfg ({:?}) has an empty log and the same server \
@@ -1646,6 +1737,34 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
         let cs = self.raw.raft.prs().conf().to_conf_state();
         self.raw.mut_store().set_conf_state(cs)?;
+        self.waiting = false;
+        self.ticks = 0;
+        Ok(())
+    }
+
+    /// Starts a one-voter group from this server's seed (it has the newest imported state of
+    /// all voters); `reconcile` then adds the others, who take its snapshot.
+    fn start_from_seed(&mut self) -> Result<(), Error> {
+        let Some(seed) = self.opts.seed.take() else {
+            return Ok(());
+        };
+        let snap = seed.snapshot(ConfState {
+            voters: vec![self.opts.id],
+            ..Default::default()
+        });
+        let term = snap.get_metadata().term;
+        tracing::info!(
+            "membership: this server has the newest ZooKeeper data of all voters in zoo.cfg              (zxid {:#x}): starting the ensemble from it (term {term}); the others join              from its snapshot",
+            seed.zxid
+        );
+        // Terms never go down in the log: the group starts in the seed's term.
+        self.raw.raft.become_follower(term, raft::INVALID_ID);
+        if !self.raw.raft.restore(snap) {
+            return Err(fault(
+                "raft refused the imported state as its first snapshot",
+            ));
+        }
+        // install_snapshot (next Ready) must not report this as joining a leader.
         self.waiting = false;
         self.ticks = 0;
         Ok(())

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::node::{spawn_raft, RaftHandle, RaftOptions};
-use super::storage::{LOG_DB_DIR, SNAP_PREFIX, VERSION_DIR};
+use super::storage::{log_db_dir, snapshot_dir, SNAP_PREFIX};
 use super::{Proposer, StateMachine};
 use crate::proto::response::Response;
 use crate::tree::{Applied, Txn};
@@ -144,7 +144,7 @@ fn txns(sm: &Recorder) -> Vec<Vec<u8>> {
 }
 
 fn snapshot_files(data: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(data.join(VERSION_DIR))
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(snapshot_dir(data))
         .expect("snapshot dir")
         .filter_map(|e| {
             let e = e.ok()?;
@@ -333,7 +333,7 @@ async fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
 
 /// Rewrites the value of the last log entry with `f` (sled opened directly).
 fn mangle_last_entry(data: &Path, f: impl Fn(&mut Vec<u8>)) {
-    let db = sled::open(data.join(VERSION_DIR).join(LOG_DB_DIR)).expect("open log");
+    let db = sled::open(log_db_dir(data)).expect("open log");
     let t = db.open_tree("entries").expect("entries");
     let (k, v) = t.last().expect("read").expect("an entry");
     let mut v = v.to_vec();
@@ -426,13 +426,8 @@ async fn separate_data_log_dir_holds_the_log() {
     let (sm, p, h) = start(&o).await;
     propose_all(&p, 0..10).await;
     stop(p, h).await;
-    assert!(logs
-        .path()
-        .join(VERSION_DIR)
-        .join(LOG_DB_DIR)
-        .join("db")
-        .exists());
-    assert!(!data.path().join(VERSION_DIR).join(LOG_DB_DIR).exists());
+    assert!(log_db_dir(logs.path()).join("db").exists());
+    assert!(!log_db_dir(data.path()).exists());
     let before = sm.get();
     let (sm2, p2, h2) = start(&o).await;
     assert_eq!(sm2.get(), before);

@@ -1,7 +1,7 @@
 //! Durable Raft storage: the log, hard state and conf state in sled; snapshots in files.
 //!
 //! ```text
-//! <dataLogDir or dataDir>/version-2/raftlog/     sled db (files: conf, db, blobs/, snap.*)
+//! <dataLogDir or dataDir>/keeperd/raftlog/       sled db (files: conf, db, blobs/, snap.*)
 //!     tree "entries": key = index (u64 big-endian)
 //!                     value = crc32 (u32 BE) | term (u64 BE) | eraftpb.Entry (protobuf)
 //!                     crc32 covers key | term | entry, so a torn, rotten or misplaced value
@@ -10,7 +10,7 @@
 //!                     "conf_state" -> crc32 | eraftpb.ConfState
 //!                     "log_start"  -> crc32 | index (u64 BE) | term (u64 BE)
 //!                     (crc32 covers key name | payload)
-//! <dataDir>/version-2/snapshot.<zxid in hex>    one file per snapshot, written whole:
+//! <dataDir>/keeperd/snapshots/snapshot.<zxid in hex>   one file per snapshot, written whole:
 //!     "KPRSNAP1" | u32 BE meta_len | eraftpb.SnapshotMetadata | u64 BE data_len | data
 //!     | crc32 (u32 BE) of everything before it
 //! ```
@@ -42,12 +42,98 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::proto::Error;
 
-/// ZooKeeper's layout: both dataDir and dataLogDir hold a `version-2` directory.
-pub const VERSION_DIR: &str = "version-2";
-/// The sled db of the log, inside the log dir's `version-2`.
+/// keeperd's own directory in dataDir and dataLogDir. ZooKeeper reads (and autopurges) only
+/// `version-2`, so an operator can go back to ZooKeeper on the same dataDir, and keeperd never
+/// mistakes ZooKeeper's files for its own.
+pub const STATE_DIR: &str = "keeperd";
+/// The sled db of the log, inside the log dir's `keeperd`.
 pub const LOG_DB_DIR: &str = "raftlog";
-/// Snapshot files are `snapshot.<zxid hex>`, as ZooKeeper names them.
+/// The snapshot files, inside the data dir's `keeperd`.
+pub const SNAP_DIR: &str = "snapshots";
+/// Snapshot files are `snapshot.<zxid hex>`, as ZooKeeper names them (in their own directory).
 pub const SNAP_PREFIX: &str = "snapshot.";
+/// Where keeperd kept both before they moved to `keeperd/`: ZooKeeper's own directory.
+const OLD_VERSION_DIR: &str = "version-2";
+
+/// The sled db directory of a log dir (dataLogDir, or dataDir without one).
+pub fn log_db_dir(log_dir: &Path) -> PathBuf {
+    log_dir.join(STATE_DIR).join(LOG_DB_DIR)
+}
+
+/// The snapshot directory of a data dir.
+pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(STATE_DIR).join(SNAP_DIR)
+}
+
+/// True when keeperd has state of its own under these directories (a raft log or snapshot
+/// files, in the current or the old layout): ZooKeeper's files there are then left alone.
+pub fn has_state(log_dir: &Path, data_dir: &Path) -> bool {
+    let nonempty = |d: PathBuf| fs::read_dir(d).is_ok_and(|mut it| it.next().is_some());
+    nonempty(log_db_dir(log_dir))
+        || nonempty(snapshot_dir(data_dir))
+        || log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR).is_dir()
+}
+
+/// Moves the files of a keeperd that kept them in `version-2` (ZooKeeper's directory) to
+/// `keeperd/`: the sled db by one rename, and each snapshot file whose magic is keeperd's
+/// (ZooKeeper's `snapshot.*` files beside them stay where they are). Idempotent: a crash
+/// half-way leaves files in one place or the other, and the next start moves the rest.
+fn move_old_layout(log_dir: &Path, data_dir: &Path) -> Result<(), Error> {
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        fault(format!(
+            "moving keeperd's {what} {} out of version-2: {e}",
+            p.display()
+        ))
+    };
+    let old_db = log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR);
+    let new_db = log_db_dir(log_dir);
+    if old_db.is_dir() && !new_db.exists() {
+        ensure_dir(&log_dir.join(STATE_DIR), "keeperd state directory")?;
+        fs::rename(&old_db, &new_db).map_err(|e| io("raft log", &old_db, e))?;
+        sync_dir(&log_dir.join(STATE_DIR))?;
+        sync_dir(&log_dir.join(OLD_VERSION_DIR))?;
+        tracing::info!(
+            "moved the raft log {} to {} (keeperd's files no longer share ZooKeeper's version-2)",
+            old_db.display(),
+            new_db.display()
+        );
+    }
+    let old_snaps = data_dir.join(OLD_VERSION_DIR);
+    let Ok(listing) = fs::read_dir(&old_snaps) else {
+        return Ok(());
+    };
+    let new_snaps = snapshot_dir(data_dir);
+    let mut moved = 0;
+    for ent in listing {
+        let ent = ent.map_err(|e| io("snapshots", &old_snaps, e))?;
+        let name = ent.file_name();
+        if !name.to_string_lossy().starts_with(SNAP_PREFIX) {
+            continue;
+        }
+        let mut magic = [0u8; 8];
+        let ours = File::open(ent.path())
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && &magic == SNAP_MAGIC;
+        if !ours {
+            continue;
+        }
+        ensure_dir(&new_snaps, "snapshot directory")?;
+        fs::rename(ent.path(), new_snaps.join(&name))
+            .map_err(|e| io("snapshot", &ent.path(), e))?;
+        moved += 1;
+    }
+    if moved > 0 {
+        sync_dir(&new_snaps)?;
+        sync_dir(&old_snaps)?;
+        tracing::info!(
+            "moved {moved} keeperd snapshot file(s) from {} to {}",
+            old_snaps.display(),
+            new_snaps.display()
+        );
+    }
+    Ok(())
+}
 const SNAP_MAGIC: &[u8; 8] = b"KPRSNAP1";
 const SNAP_TMP_SUFFIX: &str = ".tmp";
 
@@ -273,7 +359,7 @@ impl SnapshotFile {
     }
 }
 
-/// The snapshot directory: `dataDir/version-2/snapshot.<zxid hex>` files.
+/// The snapshot directory: `dataDir/keeperd/snapshots/snapshot.<zxid hex>` files.
 ///
 /// Files, not sled values: a 100+ MB snapshot is written and read sequentially in one go, is
 /// fsynced on its own, and removing an old one frees its space at once.
@@ -456,7 +542,7 @@ impl SnapshotStore {
 
 /// Raft `Storage` over sled, plus the write side the driver uses (persist, compact, ...).
 pub struct SledStorage {
-    /// The sled db directory (log dir/version-2/raftlog), for messages.
+    /// The sled db directory (log dir/keeperd/raftlog), for messages.
     path: PathBuf,
     db: sled::Db,
     entries: sled::Tree,
@@ -477,8 +563,9 @@ pub struct SledStorage {
 }
 
 impl SledStorage {
-    /// Opens the log at `log_dir/version-2/raftlog` and the snapshots at
-    /// `snap_dir/version-2`, checking every stored entry's checksum. A corrupt entry cuts the
+    /// Opens the log at `log_dir/keeperd/raftlog` and the snapshots at
+    /// `snap_dir/keeperd/snapshots` (moving them there from the old layout under
+    /// `version-2`), checking every stored entry's checksum. A corrupt entry cuts the
     /// log there (logged); an empty store is initialised with `voters`. An unreadable or
     /// inconsistent store is an `Err` naming the path.
     pub fn open(
@@ -489,8 +576,9 @@ impl SledStorage {
     ) -> Result<(SledStorage, OpenReport), Error> {
         ensure_dir(log_dir, "data log directory")?;
         ensure_dir(snap_dir, "data directory")?;
-        let snaps = SnapshotStore::open(&snap_dir.join(VERSION_DIR))?;
-        let path = log_dir.join(VERSION_DIR).join(LOG_DB_DIR);
+        move_old_layout(log_dir, snap_dir)?;
+        let snaps = SnapshotStore::open(&snapshot_dir(snap_dir))?;
+        let path = log_db_dir(log_dir);
         ensure_dir(&path, "raft log directory")?;
         let db = sled::Config::new()
             .path(&path)

@@ -18,11 +18,14 @@
 //! type 4  Touch   := u32 BE n | n * i64 BE session id
 //!                    sessions a follower heard from, for the leader's expiry clock
 //! type 5  Probe   := u8 state | u32 BE nv | nv * u64 BE voter | u32 BE nl | nl * u64 BE learner
+//!                    [| i64 BE imported zxid]
 //!                    start-up membership probe (docs/operations.md, "Safety rule"): state 0 =
 //!                    "my log is empty; a fresh group would have these voters/learners (my
-//!                    zoo.cfg)", state 1 = "I belong to a group with a log" (lists empty)
+//!                    zoo.cfg)", with the last zxid of the ZooKeeper data this server would
+//!                    start from (absent or 0: none); state 1 = "I belong to a group with a
+//!                    log" (lists empty, no zxid)
 //! ```
-//! Types 5..=255 are free for later frames; a node that does not know a type disconnects the
+//! Types 6..=255 are free for later frames; a node that does not know a type disconnects the
 //! sender (peers run the same version during a rolling upgrade window only if they agree).
 //!
 //! Outbound: `Transport::send` (and `forward`, `touch`) encode the frame on the caller's
@@ -95,6 +98,9 @@ pub enum Probe {
     Fresh {
         voters: Vec<u64>,
         learners: Vec<u64>,
+        /// The last zxid of the ZooKeeper data this server imported (0: none): see
+        /// `node::Seed`.
+        imported: i64,
     },
     /// The sender belongs to a group that has a log: whoever asks must wait to be added.
     Member,
@@ -157,9 +163,13 @@ impl Frame {
             }
             Frame::Msg(PeerMsg::Probe(p)) => {
                 out.push(T_PROBE);
-                let (state, voters, learners): (u8, &[u64], &[u64]) = match p {
-                    Probe::Fresh { voters, learners } => (0, voters, learners),
-                    Probe::Member => (1, &[], &[]),
+                let (state, voters, learners, imported): (u8, &[u64], &[u64], i64) = match p {
+                    Probe::Fresh {
+                        voters,
+                        learners,
+                        imported,
+                    } => (0, voters, learners, *imported),
+                    Probe::Member => (1, &[], &[], 0),
                 };
                 out.push(state);
                 for list in [voters, learners] {
@@ -167,6 +177,9 @@ impl Frame {
                     for id in list {
                         out.extend_from_slice(&id.to_be_bytes());
                     }
+                }
+                if imported != 0 {
+                    out.extend_from_slice(&imported.to_be_bytes());
                 }
             }
             Frame::Msg(PeerMsg::Touch(sessions)) => {
@@ -266,17 +279,20 @@ impl Frame {
                     );
                     rest = &rest[4 + ids.len()..];
                 }
-                if !rest.is_empty() {
-                    return Err("probe frame has trailing bytes".into());
-                }
+                let imported = match rest.len() {
+                    0 => 0,
+                    8 => i64::from_be_bytes(rest.try_into().map_err(|_| "probe zxid")?),
+                    _ => return Err("probe frame has trailing bytes".into()),
+                };
                 let learners = lists.pop().unwrap_or_default();
                 let voters = lists.pop().unwrap_or_default();
                 match state {
                     0 => Ok(Frame::Msg(PeerMsg::Probe(Probe::Fresh {
                         voters,
                         learners,
+                        imported,
                     }))),
-                    1 if voters.is_empty() && learners.is_empty() => {
+                    1 if voters.is_empty() && learners.is_empty() && imported == 0 => {
                         Ok(Frame::Msg(PeerMsg::Probe(Probe::Member)))
                     }
                     _ => Err(format!("bad probe state {state}")),
@@ -832,10 +848,17 @@ mod tests {
         roundtrip(Frame::Msg(PeerMsg::Probe(Probe::Fresh {
             voters: vec![1, 2, 3],
             learners: vec![4],
+            imported: 0,
+        })));
+        roundtrip(Frame::Msg(PeerMsg::Probe(Probe::Fresh {
+            voters: vec![1, 2, 3],
+            learners: vec![],
+            imported: 0x5_0000_0123,
         })));
         roundtrip(Frame::Msg(PeerMsg::Probe(Probe::Fresh {
             voters: vec![],
             learners: vec![],
+            imported: 0,
         })));
     }
 

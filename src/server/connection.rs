@@ -153,14 +153,18 @@ pub async fn run(
         debug!(%remote, session = format_args!("0x{:x}", session_id), timeout, "session created");
         (session_id, timeout)
     } else {
-        let known = shared
-            .state
-            .read()
-            .expect("state lock")
-            .tree
-            .session(connect.session_id);
+        let (known, imported) = {
+            let state = shared.state.read().expect("state lock");
+            (
+                state.tree.session(connect.session_id),
+                state.tree.session_is_imported(connect.session_id),
+            )
+        };
+        // A session imported from ZooKeeper's data: its client holds the password
+        // ZooKeeper derived; it keeps that password for the life of the session.
         let valid = known.is_some()
-            && connect.passwd[..] == session::password(shared.secret, connect.session_id)[..];
+            && (connect.passwd[..] == session::password(shared.secret, connect.session_id)[..]
+                || imported && connect.passwd[..] == session::zk_password(connect.session_id)[..]);
         match known {
             Some(info) if valid => (info.session_id, info.timeout_ms),
             _ => {

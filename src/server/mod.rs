@@ -438,6 +438,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let listener = TcpListener::bind(SocketAddr::new(ip, config.client_port)).await?;
     let local_addr = listener.local_addr()?;
+    info!("{}", config.four_letter_whitelist.describe());
     let (tx, rx) = oneshot::channel::<()>();
     let opts = raft_options(&config);
     let shared = Arc::new(Shared::new(config));

@@ -49,6 +49,26 @@ pub fn password(secret: u64, session_id: i64) -> [u8; 16] {
     out
 }
 
+/// The password ZooKeeper gives a session: 16 bytes from `java.util.Random` seeded with
+/// `id ^ 0xB3415C00` (ZooKeeperServer.generatePasswd, superSecret). Accepted for sessions
+/// imported from ZooKeeper's data, whose clients already hold it.
+pub fn zk_password(session_id: i64) -> [u8; 16] {
+    const MULTIPLIER: u64 = 0x5_DEEC_E66D;
+    const MASK: u64 = (1 << 48) - 1;
+    let mut seed = ((session_id ^ 0xB341_5C00) as u64 ^ MULTIPLIER) & MASK;
+    let mut out = [0u8; 16];
+    for chunk in out.chunks_mut(4) {
+        // Random.nextInt(): the top 32 of 48 bits; nextBytes takes its bytes low first.
+        seed = (seed.wrapping_mul(MULTIPLIER).wrapping_add(0xB)) & MASK;
+        let mut v = (seed >> 16) as u32;
+        for b in chunk {
+            *b = v as u8;
+            v >>= 8;
+        }
+    }
+    out
+}
+
 /// When each session this server tracks was last heard from, and its timeout.
 #[derive(Debug, Default)]
 pub struct Liveness {
@@ -109,6 +129,19 @@ mod tests {
         let b = g.next_id();
         assert_eq!((a as u64) >> 56, 3);
         assert_eq!(b, a + 1);
+    }
+
+    #[test]
+    fn zk_password_is_what_java_util_random_gives() {
+        // From `new java.util.Random(id ^ 0xB3415C00L).nextBytes(new byte[16])` on Java 17.
+        for (id, hex) in [
+            (0x1_0000_0000_0001_i64, "054cc74a37327db215e702e20c73f005"),
+            (0x1_00ab_cdef_0001, "76b39f6d54c3bc4f6ebe2fdff1198ecf"),
+            (-5, "d47144b5e45e45c49c3b7fdcd66257ba"),
+        ] {
+            let got: String = zk_password(id).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(got, hex, "session {id:#x}");
+        }
     }
 
     #[test]

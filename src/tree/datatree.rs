@@ -118,6 +118,8 @@ impl Node {
 #[derive(Debug, Clone, Default)]
 struct Session {
     timeout_ms: i32,
+    /// Imported from ZooKeeper's data: its client holds ZooKeeper's password for the id.
+    zk_password: bool,
     /// Paths of this session's ephemerals.
     ephemerals: BTreeSet<Box<str>>,
 }
@@ -1008,6 +1010,7 @@ impl DataTree {
         for (&id, s) in &self.sessions {
             h.i64(id);
             h.i64(s.timeout_ms.into());
+            h.u8(s.zk_password.into());
         }
         h.finish()
     }
@@ -1073,6 +1076,10 @@ impl Fnv {
 
 #[path = "snapshot.rs"]
 mod snapshot;
+
+#[path = "zk.rs"]
+mod zk;
+pub use zk::Replayed;
 
 #[cfg(test)]
 #[path = "datatree_tests.rs"]

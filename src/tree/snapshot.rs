@@ -8,14 +8,15 @@
 //!
 //! ```text
 //! snapshot := header body crc
-//! header   := "KPDSNAP\n", u32 version (1), u64 length of body
+//! header   := "KPDSNAP\n", u32 version (2; 1 is read too), u64 length of body
 //! body     := i64 last_zxid,
 //!             u32 n, n * acl_list        -- strictly increasing (sorted by content)
 //!             u32 n, n * session         -- strictly increasing id
 //!             u64 n, node                -- n nodes in all: "/" and its subtree
 //! crc      := u32 CRC-32 (IEEE) of header and body
 //! acl_list := u32 n, n * (i32 perms, str scheme, str id)
-//! session  := i64 id, i32 timeout_ms
+//! session  := i64 id, i32 timeout_ms, u8 session flags (version 2 only)
+//! session flags := bit 0: imported from ZooKeeper (accepts ZooKeeper's password)
 //! node     := str name ("" for "/"), u8 flags,
 //!             [i64 owner | i64 ttl]       -- ephemeral | TTL kinds only
 //!             i64 czxid, [i64 mzxid], [i64 pzxid], i64 ctime, [i64 mtime],
@@ -49,7 +50,10 @@ use crate::proto::{Acl, Error, Id};
 use crate::tree::TreeOptions;
 
 const MAGIC: &[u8; 8] = b"KPDSNAP\n";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Version 1 had no session flags.
+const VERSION_1: u32 = 1;
+const SESSION_ZK_PASSWORD: u8 = 1;
 /// Magic, version and body length.
 const HEADER_LEN: usize = 8 + 4 + 8;
 const CRC_LEN: usize = 4;
@@ -71,7 +75,7 @@ const HAS_CHILDREN: u8 = 1 << 7;
 const MIN_NODE_LEN: usize = 4 + 1 + 8 + 8 + 4;
 /// The fewest bytes an ACL entry (perms and two empty strings) or a session can take.
 const MIN_ACL_LEN: usize = 4 + 4 + 4;
-const SESSION_LEN: usize = 8 + 4;
+const SESSION_LEN: usize = 8 + 4 + 1;
 
 impl DataTree {
     /// The whole replicated state (nodes, ACL lists, sessions, last zxid) in the format of
@@ -122,6 +126,11 @@ impl DataTree {
         for (&id, s) in &self.sessions {
             w.i64(id);
             w.i32(s.timeout_ms);
+            w.u8(if s.zk_password {
+                SESSION_ZK_PASSWORD
+            } else {
+                0
+            });
         }
 
         w.u64(self.nodes.len() as u64);
@@ -170,7 +179,7 @@ impl DataTree {
     /// or duplicate names, a dangling ACL index, an ephemeral without its session, ...) are
     /// `Error::Malformed` saying what was wrong.
     pub fn from_snapshot_bytes(data: &[u8], opts: TreeOptions) -> Result<DataTree, Error> {
-        let body = check_envelope(data)?;
+        let (version, body) = check_envelope(data)?;
         let mut r = Reader { buf: body, pos: 0 };
         let last_zxid = r.i64()?;
 
@@ -196,12 +205,23 @@ impl DataTree {
             lists.push((list.into(), 0));
         }
 
-        let n = r.count(SESSION_LEN, "sessions")?;
+        let session_len = if version == VERSION_1 {
+            SESSION_LEN - 1
+        } else {
+            SESSION_LEN
+        };
+        let n = r.count(session_len, "sessions")?;
         let mut sessions = BTreeMap::new();
         let mut prev = None;
         for _ in 0..n {
             let id = r.i64()?;
             let timeout_ms = r.i32()?;
+            let flags = if version == VERSION_1 { 0 } else { r.u8()? };
+            if flags & !SESSION_ZK_PASSWORD != 0 {
+                return Err(malformed(format!(
+                    "session {id:#x} has unknown flags {flags:#x}"
+                )));
+            }
             if prev.is_some_and(|p| p >= id) {
                 return Err(malformed(format!(
                     "session {id:#x} is out of order or repeated"
@@ -212,6 +232,7 @@ impl DataTree {
                 id,
                 Session {
                     timeout_ms,
+                    zk_password: flags & SESSION_ZK_PASSWORD != 0,
                     ephemerals: BTreeSet::new(),
                 },
             );
@@ -255,8 +276,8 @@ fn malformed(detail: impl Into<String>) -> Error {
     Error::malformed("snapshot", detail)
 }
 
-/// Checks magic, version, length and checksum; returns the body.
-fn check_envelope(data: &[u8]) -> Result<&[u8], Error> {
+/// Checks magic, version, length and checksum; returns the version and the body.
+fn check_envelope(data: &[u8]) -> Result<(u32, &[u8]), Error> {
     if data.len() < HEADER_LEN + CRC_LEN {
         return Err(malformed(format!(
             "{} bytes is shorter than header and checksum",
@@ -271,9 +292,9 @@ fn check_envelope(data: &[u8]) -> Result<&[u8], Error> {
         pos: 0,
     };
     let version = h.u32()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(malformed(format!(
-            "unknown format version {version} (this build reads {VERSION})"
+            "unknown format version {version} (this build reads {VERSION_1} and {VERSION})"
         )));
     }
     let body_len = h.u64()?;
@@ -294,7 +315,7 @@ fn check_envelope(data: &[u8]) -> Result<&[u8], Error> {
             "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
         )));
     }
-    Ok(&covered[HEADER_LEN..])
+    Ok((version, &covered[HEADER_LEN..]))
 }
 
 /// A node whose children are still being read.

@@ -564,12 +564,23 @@ fn header_errors_say_what_is_wrong() {
     b[0] = b'X';
     assert!(err(&b).contains("magic"));
     let mut b = bytes.clone();
-    b[11] = 2;
-    assert!(err(&b).contains("unknown format version 2"));
+    b[11] = 3;
+    assert!(err(&b).contains("unknown format version 3"));
     let mut b = bytes.clone();
     let last = b.len() - 6;
     b[last] ^= 1;
     assert!(err(&b).contains("checksum mismatch"));
+    let mut t = DataTree::default();
+    t.apply(
+        1,
+        &Txn::CreateSession {
+            session_id: S1,
+            timeout_ms: 4000,
+        },
+    );
+    let mut body = body_of(&t.snapshot_bytes()).to_vec();
+    body[SESSION_FLAGS_AT] = 2;
+    assert!(err(&seal(&body)).contains("unknown flags"));
     assert!(err(&bytes[..bytes.len() - 1]).contains("truncated"));
 }
 
@@ -583,6 +594,40 @@ fn seal(body: &[u8]) -> Vec<u8> {
     let crc = crc32fast::hash(&w.0);
     w.u32(crc);
     w.0
+}
+
+/// In the body of a default tree with one session: last_zxid, the two ACL lists of the
+/// special nodes (one `world:anyone` entry each), the session count, id and timeout.
+const SESSION_FLAGS_AT: usize = 8 + 4 + 2 * (4 + 4 + 4 + 5 + 4 + 6) + 4 + 8 + 4;
+
+#[test]
+fn version_1_snapshots_still_load() {
+    // Version 1 had no session flags byte: a v1 file of a tree with a session.
+    let mut t = DataTree::default();
+    t.apply(
+        1,
+        &Txn::CreateSession {
+            session_id: S1,
+            timeout_ms: 4000,
+        },
+    );
+    let v2 = t.snapshot_bytes();
+    let mut body = body_of(&v2).to_vec();
+    assert_eq!(
+        body.remove(SESSION_FLAGS_AT),
+        0,
+        "the flags byte of the one session"
+    );
+    let mut w = Writer(Vec::new());
+    w.0.extend_from_slice(MAGIC);
+    w.u32(VERSION_1);
+    w.u64(body.len() as u64);
+    w.0.extend_from_slice(&body);
+    let crc = crc32fast::hash(&w.0);
+    w.u32(crc);
+    let back = load(&w.0);
+    assert_eq!(back.digest(), t.digest());
+    assert!(!back.session_is_imported(S1));
 }
 
 /// The body of a valid snapshot.
@@ -619,6 +664,7 @@ fn body_n(
     for &s in sessions {
         w.i64(s);
         w.i32(1000);
+        w.u8(0);
     }
     w.u64(nodes);
     leaf(&mut w, "", KIND_PERSISTENT, 0, root_children);
