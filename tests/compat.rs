@@ -225,3 +225,8 @@ fn compat_cclient() {
 fn compat_reconfig() {
     run_suite("test_reconfig.py");
 }
+
+#[test]
+fn compat_migration() {
+    run_suite("test_migration.py");
+}

@@ -13,6 +13,9 @@
 //! - `stop`: SIGTERM to the pid in the pid file, then waits for the process to exit;
 //! - `status`: `srvr` on the client port, prints its `Mode:` line;
 //! - `version`: `Apache ZooKeeper, version <3.8.0-keeperd-x.y.z>`.
+//! - `import`: a dry run of taking over ZooKeeper's dataDir (docs/migration.md): what would
+//!   be loaded; nothing is written;
+//! - `export-zk DIR`: keeperd's state (server stopped) as a ZooKeeper dataDir in DIR.
 //!
 //! Which config: CFG or `--config` (a file, or a directory holding `$ZOOCFG`, default
 //! zoo.cfg, as zkServer.sh's `--config <conf-dir>`); a bare file name that is not in the
@@ -47,6 +50,8 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 const USAGE: &str = "\
 Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|status|version] [CFG]
+       keeperd import [CFG]
+       keeperd export-zk DIR [CFG]
 
   (no verb)          run in the foreground, like start-foreground
   start-foreground   run in the foreground; logs to stderr (RUST_LOG, default info)
@@ -56,6 +61,12 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
   restart            stop, then start
   status             ask the server (srvr) and print its Mode: line
   version            print the version
+  import             dry run of taking over ZooKeeper's files in dataDir/dataLogDir: prints
+                     the snapshot and logs it would read, the last zxid, znodes, sessions
+                     and the digest check; changes nothing (start-up does the import)
+  export-zk DIR      with keeperd stopped: writes its state as a ZooKeeper 3.8 dataDir in
+                     DIR (version-2/snapshot.<zxid>, currentEpoch, acceptedEpoch; copy myid)
+                     for going back to ZooKeeper with every write made on keeperd
 
 CFG is a zoo.cfg. Without one: $ZOOCFGDIR/$ZOOCFG when either is set, else the embedded default
 config (standalone, clientPort=2181, dataDir=./keeperd-data).
@@ -71,16 +82,21 @@ enum Verb {
     Status,
     Version,
     Help,
+    Import,
+    ExportZk,
 }
 
 struct Args {
     verb: Verb,
     config: Option<PathBuf>,
+    /// export-zk's DIR.
+    target: Option<PathBuf>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut verb = None;
     let mut config = None;
+    let mut target = None;
     let mut set_config = |path: String| -> Result<(), String> {
         if config.replace(PathBuf::from(path)).is_some() {
             return Err("more than one config file given".into());
@@ -103,6 +119,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     "restart" => Verb::Restart,
                     "status" => Verb::Status,
                     "version" => Verb::Version,
+                    "import" => Verb::Import,
+                    "export-zk" => Verb::ExportZk,
                     // `keeperd zoo.cfg`: a config file where a verb could be.
                     other if Path::new(other).exists() => {
                         set_config(other.to_string())?;
@@ -111,13 +129,20 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     other => return Err(format!("unknown command {other:?}")),
                 })
             }
+            a if verb == Some(Verb::ExportZk) && target.is_none() && !a.starts_with('-') => {
+                target = Some(PathBuf::from(a))
+            }
             a if !a.starts_with('-') => set_config(a.to_string())?,
             a => return Err(format!("unknown option {a:?}")),
         }
     }
+    if verb == Some(Verb::ExportZk) && target.is_none() {
+        return Err("export-zk needs a target directory".into());
+    }
     Ok(Args {
         verb: verb.unwrap_or(Verb::StartForeground),
         config,
+        target,
     })
 }
 
@@ -155,6 +180,95 @@ fn main() -> ExitCode {
             start(config_path.as_deref())
         }
         Verb::Status => status(config_path.as_deref()),
+        Verb::Import => import(config_path.as_deref()),
+        Verb::ExportZk => export_zk(
+            config_path.as_deref(),
+            args.target.as_deref().expect("checked by parse_args"),
+        ),
+    }
+}
+
+/// `keeperd import`: the dry run (see docs/migration.md).
+fn import(path: Option<&Path>) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("keeperd: invalid config, exiting abnormally: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_dir = config.effective_data_log_dir();
+    println!(
+        "ZooKeeper files: snapshots in {}, logs in {}",
+        config.snap_dir().display(),
+        config.txn_log_dir().display()
+    );
+    match keeperd::consensus::storage::has_state(log_dir, &config.data_dir) {
+        Ok(true) => println!(
+            "keeperd already has state of its own in {}: start-up will not import              (ZooKeeper's files are left alone)",
+            keeperd::consensus::storage::log_db_dir(log_dir).display()
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("keeperd: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut progress = |msg: &str| eprintln!("{msg}");
+    match keeperd::import::load(&config, &mut progress) {
+        Ok(None) => {
+            println!("no ZooKeeper snapshot or log found: nothing to import");
+            ExitCode::SUCCESS
+        }
+        Ok(Some(imported)) => {
+            println!("{}", imported.report);
+            if matches!(
+                imported.report.digest,
+                keeperd::import::DigestCheck::Mismatched { .. }
+            ) {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keeperd: cannot import: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `keeperd export-zk DIR`: the way back (see docs/migration.md).
+fn export_zk(path: Option<&Path>, out: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("keeperd: invalid config, exiting abnormally: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tree = match keeperd::import::recover(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("keeperd: cannot read keeperd's state (is the server stopped?): {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match keeperd::import::export(&tree, out) {
+        Ok(x) => {
+            println!(
+                "wrote {} (zxid 0x{:x}, {} znodes, {} sessions) and currentEpoch/acceptedEpoch {}",
+                x.snapshot.display(),
+                x.zxid,
+                x.znodes,
+                x.sessions,
+                (x.zxid as u64) >> 32
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keeperd: export failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

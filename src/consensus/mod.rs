@@ -32,7 +32,8 @@ pub mod storage;
 pub mod transport;
 
 pub use node::{
-    spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftRole, RaftStatus, Transport,
+    recover_offline, spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftRole,
+    RaftStatus, Seed, Transport,
 };
 pub use transport::{Forward, PeerInbound, PeerMsg, PeerNetwork, PeerReport, Probe, Touches};
 

@@ -425,6 +425,64 @@ impl RaftHandle {
 /// starts the peer network (`transport::PeerNetwork`) on `opts.peer_listen` or its own
 /// `peers` entry, runs the node over it and feeds it the inbound frames. In that case it
 /// must be called from a tokio runtime context (e.g. inside `spawn_blocking`).
+/// Rebuilds the state machine from this server's own files without joining any group (the
+/// server is stopped: the store's lock says so): the newest snapshot that verifies and that
+/// the log can roll forward, then every entry up to the commit index the store recorded.
+/// Returns the (index, term) of the last entry applied. For `keeperd export-zk`.
+pub fn recover_offline<S: StateMachine>(
+    sm: &mut S,
+    data_dir: &std::path::Path,
+    log_dir: Option<&std::path::Path>,
+) -> Result<(u64, u64), Error> {
+    let (store, _) = SledStorage::open(log_dir.unwrap_or(data_dir), data_dir, false, &[])?;
+    if store.is_empty() && store.snapshots().list()?.is_empty() {
+        return Err(fault(format!(
+            "{} holds no keeperd state",
+            store.path().display()
+        )));
+    }
+    let (log_start, _) = store.log_start();
+    let mut at = (0, 0);
+    for f in store.snapshots().list()? {
+        let snap = match store.snapshots().read(&f) {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::warn!("snapshot {} is unusable ({why})", f.path.display());
+                continue;
+            }
+        };
+        let meta = snap.get_metadata();
+        if meta.index < log_start {
+            break;
+        }
+        sm.restore(&snap.data)?;
+        at = (meta.index, meta.term);
+        break;
+    }
+    if at.0 < log_start {
+        return Err(fault(format!(
+            "raft log {} starts after index {log_start} but no usable snapshot covers it",
+            store.path().display()
+        )));
+    }
+    let commit = store.hard_state().commit.min(store.last_index_cached());
+    let mut next = at.0 + 1;
+    while next <= commit {
+        let high = (next + 4096).min(commit + 1);
+        for e in store.read_entries(next, high)? {
+            if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
+                let txn = Txn::decode(&e.data).map_err(|err| {
+                    fault(format!("log entry {} (term {}) is not a txn: {err}", e.index, e.term))
+                })?;
+                sm.apply(zxid(e.term, e.index), &txn);
+            }
+            at = (e.index, e.term);
+        }
+        next = high;
+    }
+    Ok(at)
+}
+
 pub fn spawn_raft<S: StateMachine>(
     sm: S,
     opts: RaftOptions,
@@ -660,12 +718,7 @@ fn store_is_empty_log(store: &SledStorage) -> bool {
 
 /// A store with no membership and no log: nothing was ever committed here.
 fn store_is_empty(store: &SledStorage) -> bool {
-    let cs = store.conf_state();
-    cs.voters.is_empty()
-        && cs.learners.is_empty()
-        && cs.voters_outgoing.is_empty()
-        && store.log_start().0 == 0
-        && store.last_index_cached() == 0
+    store.is_empty()
 }
 
 /// How far (in entries) a learner may trail the leader's last index to be promoted.
@@ -708,6 +761,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         // No membership and no log: this node never was part of a group (or was wiped).
         let empty = store_is_empty(&store);
         if let Some(seed) = opts.seed.as_ref().filter(|_| empty && !opts.follow_config) {
+            // Standalone: the imported state is the group's first state.
             let snap = seed.snapshot(ConfState {
                 voters: opts.voters.clone(),
                 learners: opts.learners.clone(),
@@ -1510,6 +1564,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         self.since_snapshot = 0;
         self.last_snapshot = (meta.index, file.size);
         self.snapshots_installed += 1;
+        // A server that imported ZooKeeper's data but is not the one starting the group
+        // drops its import now that it has the group's state.
+        self.opts.seed = None;
         if self.waiting {
             self.waiting = false;
             self.ticks = 0;

@@ -65,13 +65,21 @@ pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(STATE_DIR).join(SNAP_DIR)
 }
 
-/// True when keeperd has state of its own under these directories (a raft log or snapshot
-/// files, in the current or the old layout): ZooKeeper's files there are then left alone.
-pub fn has_state(log_dir: &Path, data_dir: &Path) -> bool {
-    let nonempty = |d: PathBuf| fs::read_dir(d).is_ok_and(|mut it| it.next().is_some());
-    nonempty(log_db_dir(log_dir))
-        || nonempty(snapshot_dir(data_dir))
-        || log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR).is_dir()
+/// True when keeperd has state of its own under these directories: a raft log with a
+/// membership or entries (in the current or the old layout). ZooKeeper's files there are then
+/// left alone. A store that exists but is empty (a server that waited to be added and was
+/// stopped first) is no state: its next start may still import. Opens the store and closes
+/// it again (waiting for sled to let go of its lock).
+pub fn has_state(log_dir: &Path, data_dir: &Path) -> Result<bool, Error> {
+    if !log_db_dir(log_dir).is_dir() && !log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR).is_dir()
+    {
+        return Ok(false);
+    }
+    let (store, _) = SledStorage::open(log_dir, data_dir, false, &[])?;
+    let empty = store.is_empty();
+    drop(store);
+    wait_unlocked(&log_db_dir(log_dir), std::time::Duration::from_secs(10));
+    Ok(!empty)
 }
 
 /// Moves the files of a keeperd that kept them in `version-2` (ZooKeeper's directory) to
@@ -964,6 +972,16 @@ impl SledStorage {
         self.last_term = meta.term;
         self.log_bytes = 0;
         self.write_meta_now(&hs, meta.get_conf_state(), (meta.index, meta.term))
+    }
+
+    /// No membership and no log: nothing was ever committed here.
+    pub fn is_empty(&self) -> bool {
+        let cs = &self.conf_state;
+        cs.voters.is_empty()
+            && cs.learners.is_empty()
+            && cs.voters_outgoing.is_empty()
+            && self.log_start.0 == 0
+            && self.last_index == 0
     }
 
     /// Reads committed entries `[low, high)` for apply (no size limit).

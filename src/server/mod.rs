@@ -440,7 +440,13 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     info!("{}", config.four_letter_whitelist.describe());
     let (tx, rx) = oneshot::channel::<()>();
-    let opts = raft_options(&config);
+    let mut opts = raft_options(&config);
+    // ZooKeeper's dataDir with no keeperd state yet: its data becomes the first state.
+    let seed_config = config.clone();
+    opts.seed = tokio::task::spawn_blocking(move || crate::import::startup_seed(&seed_config))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let shared = Arc::new(Shared::new(config));
     // Recovery (snapshot + log replay) blocks until the tree is complete: clients are
     // accepted only afterwards, so nobody sees a half-replayed tree.

@@ -810,6 +810,11 @@ impl DataTree {
         Some(node)
     }
 
+    /// The apply options this tree was made with.
+    pub fn options(&self) -> &TreeOptions {
+        &self.opts
+    }
+
     /// The zxid of the last applied txn (0 when none).
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid

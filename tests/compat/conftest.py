@@ -184,7 +184,10 @@ class Server:
             "admin.enableServer": "false",
         }
         cfg.update(self.extra_cfg)
-        self.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+        # A None value drops a default key (e.g. a 3.4-era zoo.cfg without a whitelist).
+        self.cfg_path.write_text(
+            "".join(f"{k}={v}\n" for k, v in cfg.items() if v is not None)
+        )
 
     def start(self):
         last_error = None
@@ -232,8 +235,7 @@ class Server:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         last = "no answer"
         # ruok is the probe, unless the whitelist refuses it; srvr is always allowed.
-        wl = self.extra_cfg.get("4lw.commands.whitelist", "*").split(",")
-        probe = "ruok" if ("*" in wl or "ruok" in wl) else "srvr"
+        probe = "ruok" if self._allows("ruok") else "srvr"
         while time.monotonic() < deadline:
             rc = self.proc.poll()
             if rc is not None:
@@ -314,13 +316,24 @@ class Server:
         time.sleep(0.05)
         if self.proc.poll() is not None:
             raise _PortTaken(f"port {self.port} answered but our process exited")
-        wl = self.extra_cfg.get("4lw.commands.whitelist", "*")
-        if wl == "*" or "conf" in wl.split(","):
+        if self._allows("conf"):
             conf = four_letter(self.port, "conf", timeout=2.0)
             for line in conf.splitlines():
                 if line.startswith("dataDir="):
                     if not line[len("dataDir="):].startswith(str(self.data_dir)):
                         raise _PortTaken(f"port {self.port} is served by {line}")
+
+    def _allows(self, word):
+        """Whether this server answers `word` under its zoo.cfg's whitelist."""
+        wl = self.extra_cfg.get("4lw.commands.whitelist", "*")
+        if wl is None:
+            # No whitelist line: ZooKeeper 3.5.3+ answers srvr only; keeperd the
+            # read-only monitoring words.
+            return word == "srvr" or (
+                self.kind == "keeperd" and word in ("ruok", "stat", "mntr", "conf", "isro")
+            )
+        words = [w.strip() for w in wl.split(",")]
+        return "*" in words or word in words or word == "srvr"
 
     def stop(self):
         proc, self.proc = self.proc, None

@@ -1,0 +1,294 @@
+//! Taking over from ZooKeeper, and the way back.
+//!
+//! - `load`: ZooKeeper's dataDir (and dataLogDir) read into a `DataTree`: the newest valid
+//!   snapshot, then every logged txn after it, replayed with ZooKeeper's restore semantics
+//!   (`tree::DataTree::replay_zk`). Read only: no file is changed.
+//! - `startup_seed`: what server start-up does with that: when keeperd has no state of its own
+//!   and ZooKeeper's files are there, the imported tree becomes the group's first state
+//!   (`consensus::Seed`); once keeperd has state, ZooKeeper's files are left alone.
+//! - `export`: keeperd's state (recovered offline from its own files) written as a ZooKeeper
+//!   snapshot that Apache ZooKeeper loads, for going back with every write made since.
+//!
+//! The file formats are in `zkfiles`; procedures and limits in docs/migration.md.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::consensus::storage;
+use crate::consensus::Seed;
+use crate::proto::Error;
+use crate::tree::{DataTree, Replayed, TreeOptions};
+use crate::zkfiles::{self, dir};
+
+/// A ZooKeeper dataDir read into a tree.
+pub struct Imported {
+    pub tree: DataTree,
+    pub report: Report,
+}
+
+/// What an import read and did: printed by `keeperd import` and logged at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub snapshot_file: PathBuf,
+    pub snapshot_zxid: i64,
+    /// Newer snapshots that could not be used, and why.
+    pub skipped: Vec<(PathBuf, String)>,
+    pub log_files: Vec<PathBuf>,
+    /// Log entries after the snapshot, and how each replayed.
+    pub entries: usize,
+    pub applied: usize,
+    pub ignored: usize,
+    pub config_txns: usize,
+    pub last_zxid: i64,
+    pub znodes: usize,
+    pub sessions: usize,
+    pub ephemerals: usize,
+    /// ZooKeeper's digest check, when its files carry digests.
+    pub digest: DigestCheck,
+    /// How the last log ended, when it was cut off (a crash mid-write).
+    pub torn_tail: Option<String>,
+    pub millis: u128,
+}
+
+/// The 3.6+ digest ZooKeeper logs with each txn, checked against the imported tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DigestCheck {
+    /// The files carry no digest (ZooKeeper before 3.6, or digests disabled).
+    #[default]
+    Absent,
+    Matched { zxid: i64 },
+    Mismatched { zxid: i64, theirs: i64, ours: i64 },
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "snapshot: {} (zxid 0x{:x})",
+            self.snapshot_file.display(),
+            self.snapshot_zxid
+        )?;
+        for (p, why) in &self.skipped {
+            writeln!(f, "skipped newer snapshot: {} ({why})", p.display())?;
+        }
+        for p in &self.log_files {
+            writeln!(f, "log: {}", p.display())?;
+        }
+        writeln!(
+            f,
+            "txns after the snapshot: {} ({} applied, {} already in the snapshot or failed in \
+             ZooKeeper too, {} configuration changes left to zoo.cfg)",
+            self.entries, self.applied, self.ignored, self.config_txns
+        )?;
+        if let Some(t) = &self.torn_tail {
+            writeln!(f, "last log: {t} (a crash mid-write; what follows was never acknowledged)")?;
+        }
+        writeln!(f, "last zxid: 0x{:x}", self.last_zxid)?;
+        writeln!(
+            f,
+            "znodes: {}, sessions: {}, ephemerals: {}",
+            self.znodes, self.sessions, self.ephemerals
+        )?;
+        match &self.digest {
+            DigestCheck::Absent => writeln!(f, "digest: none in the files (ZooKeeper < 3.6 or digests off)")?,
+            DigestCheck::Matched { zxid } => writeln!(f, "digest: matches ZooKeeper's at zxid 0x{zxid:x}")?,
+            DigestCheck::Mismatched { zxid, theirs, ours } => writeln!(
+                f,
+                "digest: MISMATCH at zxid 0x{zxid:x}: ZooKeeper's {theirs:#x}, imported {ours:#x}"
+            )?,
+        }
+        write!(f, "read in {} ms", self.millis)
+    }
+}
+
+/// Reads the ZooKeeper files under `config`'s dataDir/dataLogDir into a tree. `None` when
+/// there are none. Errors name the file and what is wrong with it.
+pub fn load(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<Option<Imported>, Error> {
+    let started = Instant::now();
+    let Some(loaded) = dir::load(&config.data_dir, config.effective_data_log_dir(), progress)?
+    else {
+        return Ok(None);
+    };
+    let opts = TreeOptions {
+        skip_acl: config.skip_acl,
+    };
+    let mut tree = DataTree::from_zk_snapshot(&loaded.snapshot, loaded.snapshot_zxid, opts)
+        .map_err(|e| {
+            Error::Other(format!(
+                "ZooKeeper snapshot {}: {e}",
+                loaded.snapshot_file.display()
+            ))
+        })?;
+    let mut report = Report {
+        snapshot_file: loaded.snapshot_file.clone(),
+        snapshot_zxid: loaded.snapshot_zxid,
+        skipped: loaded.skipped.clone(),
+        log_files: loaded.log_files.clone(),
+        entries: loaded.entries.len(),
+        torn_tail: loaded.torn_tail.clone(),
+        ..Report::default()
+    };
+    let mut last_digest = None;
+    for (i, e) in loaded.entries.iter().enumerate() {
+        match tree.replay_zk(e) {
+            Replayed::Applied => report.applied += 1,
+            Replayed::Ignored => report.ignored += 1,
+            Replayed::Config => report.config_txns += 1,
+        }
+        if let Some((_, d)) = e.digest {
+            last_digest = Some((e.header.zxid, d));
+        }
+        if i > 0 && i % 1_000_000 == 0 {
+            progress(&format!("replayed {i} of {} txns", loaded.entries.len()));
+        }
+    }
+    if let Some((zxid, theirs)) = last_digest {
+        let ours = zkfiles::digest::tree_digest(&tree.to_zk_snapshot());
+        report.digest = if ours == theirs {
+            DigestCheck::Matched { zxid }
+        } else {
+            DigestCheck::Mismatched { zxid, theirs, ours }
+        };
+    }
+    report.last_zxid = tree.last_zxid();
+    report.znodes = tree.node_count() - 1;
+    report.sessions = tree.sessions().len();
+    report.ephemerals = tree.ephemerals_count();
+    report.millis = started.elapsed().as_millis();
+    Ok(Some(Imported { tree, report }))
+}
+
+/// At server start-up: the state to seed a new group with, if keeperd has no state of its
+/// own under dataDir/dataLogDir and ZooKeeper's files are there. A dataDir whose ZooKeeper
+/// files cannot be read stops start-up (keeperd never starts empty over data it did not
+/// understand).
+pub fn startup_seed(config: &Config) -> Result<Option<Seed>, Error> {
+    let log_dir = config.effective_data_log_dir();
+    if storage::has_state(log_dir, &config.data_dir)? {
+        let zk = dir::list(&config.data_dir, log_dir)
+            .map(|f| !f.snapshots.is_empty() || !f.logs.is_empty())
+            .unwrap_or(false);
+        if zk {
+            tracing::info!(
+                "keeperd has state of its own ({}): ZooKeeper's files in {} are left alone",
+                storage::log_db_dir(log_dir).display(),
+                config.snap_dir().display()
+            );
+        }
+        return Ok(None);
+    }
+    let mut progress = |msg: &str| tracing::info!("import: {msg}");
+    let Some(imported) = load(config, &mut progress)? else {
+        return Ok(None);
+    };
+    let r = &imported.report;
+    tracing::info!(
+        "import: ZooKeeper's data in {} taken over: {} znodes, {} sessions, last zxid 0x{:x} \
+         (snapshot {}, {} log txns replayed, {} ms)",
+        config.snap_dir().display(),
+        r.znodes,
+        r.sessions,
+        r.last_zxid,
+        r.snapshot_file.display(),
+        r.entries,
+        r.millis
+    );
+    for line in r.to_string().lines() {
+        tracing::info!("import: {line}");
+    }
+    if let DigestCheck::Mismatched { .. } = r.digest {
+        return Err(Error::Other(format!(
+            "import: the imported tree does not match ZooKeeper's own digest; refusing to \
+             start over data that did not read back as ZooKeeper had it\n{r}"
+        )));
+    }
+    Ok(Some(Seed {
+        zxid: imported.tree.last_zxid(),
+        data: Arc::new(imported.tree.snapshot_bytes()),
+    }))
+}
+
+/// What `export` wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub snapshot: PathBuf,
+    pub zxid: i64,
+    pub znodes: usize,
+    pub sessions: usize,
+}
+
+/// Writes `tree` as ZooKeeper's dataDir layout under `out`: `version-2/snapshot.<zxid>`, and
+/// `currentEpoch`/`acceptedEpoch` (a ZooKeeper ensemble member refuses a snapshot newer than
+/// its epoch files). `out/version-2` must hold no ZooKeeper files yet.
+pub fn export(tree: &DataTree, out: &Path) -> Result<Exported, Error> {
+    let v2 = out.join("version-2");
+    if let Ok(files) = dir::list(out, out) {
+        if !files.snapshots.is_empty() || !files.logs.is_empty() {
+            return Err(Error::Other(format!(
+                "{} already holds ZooKeeper files; export into an empty directory",
+                v2.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&v2)
+        .map_err(|e| Error::Other(format!("creating {}: {e}", v2.display())))?;
+    let zxid = tree.last_zxid();
+    let snap = tree.to_zk_snapshot();
+    let bytes = zkfiles::snapshot::write(&snap);
+    let path = v2.join(format!("snapshot.{zxid:x}"));
+    write_durably(&path, &bytes)?;
+    let epoch = (zxid as u64 >> 32).to_string();
+    for name in ["currentEpoch", "acceptedEpoch"] {
+        write_durably(&out.join(name), epoch.as_bytes())?;
+    }
+    storage::sync_dir(&v2)?;
+    storage::sync_dir(out)?;
+    Ok(Exported {
+        snapshot: path,
+        zxid,
+        znodes: tree.node_count() - 1,
+        sessions: tree.sessions().len(),
+    })
+}
+
+/// keeperd's state rebuilt from its own files (the server stopped), for `export`.
+pub fn recover(config: &Config) -> Result<DataTree, Error> {
+    let mut sm = TreeMachine(DataTree::new(TreeOptions {
+        skip_acl: config.skip_acl,
+    }));
+    crate::consensus::recover_offline(
+        &mut sm,
+        &config.data_dir,
+        config.data_log_dir.as_deref(),
+    )?;
+    Ok(sm.0)
+}
+
+/// The tree alone as a state machine (no watches, no sessions' clocks): offline recovery.
+struct TreeMachine(DataTree);
+
+impl crate::consensus::StateMachine for TreeMachine {
+    fn apply(&mut self, zxid: i64, txn: &crate::tree::Txn) -> crate::tree::Applied {
+        self.0.apply(zxid, txn)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.snapshot_bytes()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.0 = DataTree::from_snapshot_bytes(data, self.0.options().clone())?;
+        Ok(())
+    }
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let err = |e: std::io::Error| Error::Other(format!("writing {}: {e}", path.display()));
+    let mut f = std::fs::File::create(path).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)
+}
