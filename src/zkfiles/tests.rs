@@ -747,3 +747,75 @@ fn garbage_never_panics() {
     let _ = txnlog::read(&[]);
     let _ = snapshot::read(&[]);
 }
+
+/// Writes a snapshot built from scratch (not read from ZooKeeper) to
+/// `$ZKFILES_OUT/version-2/snapshot.5`, for a by-hand check that ZooKeeper loads `write`'s
+/// output: see tests/zkdata/check-written-snapshot.py.
+#[test]
+#[ignore]
+fn write_a_snapshot_for_zookeeper() {
+    let Some(out) = std::env::var_os("ZKFILES_OUT") else {
+        return;
+    };
+    let stat = |z: i64, owner: i64| StatPersisted {
+        czxid: z,
+        mzxid: z,
+        ctime: 1_700_000_000_000,
+        mtime: 1_700_000_000_000,
+        version: 0,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner: owner,
+        pzxid: z,
+    };
+    let node = |path: &str, data: Option<&[u8]>, acl: i64, st: StatPersisted| super::ZkNode {
+        path: path.into(),
+        data: data.map(<[u8]>::to_vec),
+        acl,
+        stat: st,
+    };
+    let mut root = stat(0, 0);
+    root.cversion = 3;
+    root.pzxid = 5;
+    let mut zk = stat(0, 0);
+    zk.cversion = 0;
+    let mut snap = super::ZkSnapshot {
+        version: 2,
+        dbid: -1,
+        sessions: vec![(0x1234, 30000)],
+        acls: vec![
+            (
+                1,
+                vec![Acl {
+                    perms: 31,
+                    id: crate::proto::Id::new("world", "anyone"),
+                }],
+            ),
+            (
+                2,
+                vec![Acl {
+                    perms: 1,
+                    id: crate::proto::Id::new("world", "anyone"),
+                }],
+            ),
+        ],
+        nodes: vec![
+            node("/", Some(b""), -1, root),
+            node("/zookeeper", Some(b""), -1, zk),
+            node("/zookeeper/quota", Some(b""), -1, stat(0, 0)),
+            node("/hello", Some(b"written by keeperd"), 1, stat(3, 0)),
+            node("/readonly", None, 2, stat(4, 0)),
+            node("/eph", Some(b"e"), 1, stat(5, 0x1234)),
+        ],
+        digest: None,
+        last_processed_zxid: None,
+    };
+    snap.digest = Some(super::ZkDigest {
+        zxid: 5,
+        version: digest::VERSION,
+        digest: digest::tree_digest(&snap),
+    });
+    let dir = Path::new(&out).join("version-2");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("snapshot.5"), snapshot::write(&snap)).unwrap();
+}
