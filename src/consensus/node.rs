@@ -472,7 +472,10 @@ pub fn recover_offline<S: StateMachine>(
         for e in store.read_entries(next, high)? {
             if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                 let txn = Txn::decode(&e.data).map_err(|err| {
-                    fault(format!("log entry {} (term {}) is not a txn: {err}", e.index, e.term))
+                    fault(format!(
+                        "log entry {} (term {}) is not a txn: {err}",
+                        e.index, e.term
+                    ))
                 })?;
                 sm.apply(zxid(e.term, e.index), &txn);
             }

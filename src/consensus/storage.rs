@@ -71,8 +71,7 @@ pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
 /// stopped first) is no state: its next start may still import. Opens the store and closes
 /// it again (waiting for sled to let go of its lock).
 pub fn has_state(log_dir: &Path, data_dir: &Path) -> Result<bool, Error> {
-    if !log_db_dir(log_dir).is_dir() && !log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR).is_dir()
-    {
+    if !log_db_dir(log_dir).is_dir() && !log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR).is_dir() {
         return Ok(false);
     }
     let (store, _) = SledStorage::open(log_dir, data_dir, false, &[])?;

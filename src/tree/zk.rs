@@ -508,6 +508,7 @@ impl DataTree {
                 .collect(),
             nodes,
             digest: None,
+            last_processed_zxid: None,
         }
     }
 }

@@ -63,6 +63,7 @@ fn snapshot() -> ZkSnapshot {
             ),
         ],
         digest: None,
+        last_processed_zxid: None,
     }
 }
 
