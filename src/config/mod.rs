@@ -89,7 +89,9 @@ impl Whitelist {
     pub fn describe(&self) -> String {
         match self {
             Whitelist::Default => format!(
-                "four-letter words enabled: {} (zoo.cfg has no 4lw.commands.whitelist line:                  the read-only monitoring words; set 4lw.commands.whitelist to choose, e.g.                  \"*\" for all or \"srvr\" for ZooKeeper 3.5+'s default)",
+                "four-letter words enabled: {} (zoo.cfg has no 4lw.commands.whitelist line: \
+                 the read-only monitoring words; set 4lw.commands.whitelist to choose, e.g. \
+                 \"*\" for all or \"srvr\" for ZooKeeper 3.5+'s default)",
                 DEFAULT_WORDS.join(", ")
             ),
             Whitelist::All => "four-letter words enabled: all (4lw.commands.whitelist=*)".into(),

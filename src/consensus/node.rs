@@ -1767,7 +1767,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 let note = format!("seed {seed_id}");
                 if self.membership_note != note {
                     tracing::info!(
-                        "membership: server {seed_id} has the newest ZooKeeper data (zxid                          {zxid:#x}; this server's: {mine:#x}): it starts the ensemble from                          it and this server waits to be added (its own import is dropped)"
+                        "membership: server {seed_id} has the newest ZooKeeper data (zxid \
+                         {zxid:#x}; this server's: {mine:#x}): it starts the ensemble from \
+                         it and this server waits to be added (its own import is dropped)"
                     );
                     self.membership_note = note;
                 }
@@ -1814,7 +1816,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         });
         let term = snap.get_metadata().term;
         tracing::info!(
-            "membership: this server has the newest ZooKeeper data of all voters in zoo.cfg              (zxid {:#x}): starting the ensemble from it (term {term}); the others join              from its snapshot",
+            "membership: this server has the newest ZooKeeper data of all voters in zoo.cfg \
+             (zxid {:#x}): starting the ensemble from it (term {term}); the others join \
+             from its snapshot",
             seed.zxid
         );
         // Terms never go down in the log: the group starts in the seed's term.
