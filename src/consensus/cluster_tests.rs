@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::node::{spawn_raft_with, RaftHandle, RaftOptions, RaftRole};
+use super::node::{spawn_raft_with, RaftHandle, RaftOptions, RaftRole, Seed};
 use super::raft_tests::{propose_all, txn, wait_status, Recorder, LIMIT};
 use super::transport::{Frame, PeerNetwork};
 use super::Proposer;
@@ -28,10 +28,21 @@ struct Cluster {
     snap_count: u64,
     dirs: BTreeMap<u64, tempfile::TempDir>,
     nodes: BTreeMap<u64, Member>,
+    /// Imported states by node: such a cluster follows its config (as keeperd ensembles do).
+    seeds: BTreeMap<u64, Seed>,
 }
 
 impl Cluster {
     async fn start(voters: &[u64], learners: &[u64], snap_count: u64) -> Cluster {
+        Cluster::start_seeded(voters, learners, snap_count, BTreeMap::new()).await
+    }
+
+    async fn start_seeded(
+        voters: &[u64],
+        learners: &[u64],
+        snap_count: u64,
+        seeds: BTreeMap<u64, Seed>,
+    ) -> Cluster {
         let mut listeners = vec![];
         let mut addrs = vec![];
         for &id in voters.iter().chain(learners) {
@@ -46,6 +57,7 @@ impl Cluster {
             snap_count,
             dirs: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            seeds,
         };
         for (id, _) in &c.addrs {
             c.dirs.insert(*id, tempfile::tempdir().expect("tempdir"));
@@ -67,6 +79,10 @@ impl Cluster {
         o.heartbeat_ticks = 2;
         o.force_sync = false;
         o.snap_count = self.snap_count;
+        if !self.seeds.is_empty() {
+            o.follow_config = true;
+            o.seed = self.seeds.get(&id).cloned();
+        }
         o
     }
 
@@ -253,6 +269,60 @@ async fn three_nodes_elect_forward_replicate_and_read_through_a_barrier() {
         .expect("touch in time")
         .expect("touch");
     assert_eq!((t.from, t.sessions), (leader, vec![9]));
+    c.shutdown().await;
+}
+
+/// A Recorder snapshot holding `txns` applied at zxids from `first`.
+fn recorded(first: i64, txns: std::ops::Range<i64>) -> Vec<u8> {
+    let mut sm = Recorder::default();
+    for (k, i) in txns.enumerate() {
+        super::StateMachine::apply(&mut sm, first + k as i64, &txn(i));
+    }
+    super::StateMachine::snapshot(&sm)
+}
+
+/// Every node imported a different ZooKeeper state: the one with the newest zxid (node 2
+/// here, not the highest id) starts the group; the others drop theirs and end with exactly
+/// its state, then replicate new writes with zxids above every imported one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_voter_with_the_newest_import_starts_the_group() {
+    let mut seeds = BTreeMap::new();
+    for (id, zxid, txns) in [
+        (1, 0x2_0000_0005_i64, 0..5),
+        (2, 0x2_0000_0009, 100..109),
+        (3, 0x1_0000_00ff, 200..220),
+    ] {
+        let data = recorded(zxid - (txns.end - txns.start) + 1, txns);
+        seeds.insert(
+            id,
+            Seed {
+                data: std::sync::Arc::new(data),
+                zxid,
+            },
+        );
+    }
+    let want = seeds[&2].data.clone();
+    let c = Cluster::start_seeded(&[1, 2, 3], &[], 100_000, seeds).await;
+    assert_eq!(c.leader().await, 2, "the newest import leads");
+    wait_status(&c.node(2).h, |s| {
+        s.synced_followers == 2 && s.voters == [1, 2, 3]
+    })
+    .await;
+    let zxids = propose_all(&c.node(1).p, 0..10).await;
+    assert!(zxids.iter().all(|&z| z > 0x2_0000_0009), "{zxids:x?}");
+    c.converge(2).await;
+    for m in c.nodes.values() {
+        let got = m.sm.get();
+        let mut imported = Recorder::default();
+        super::StateMachine::restore(&mut imported, &want).expect("seed bytes");
+        assert_eq!(
+            got[..9],
+            imported.get()[..],
+            "node {} holds node 2's import",
+            m.h.status().id
+        );
+        assert_eq!(got.len(), 19);
+    }
     c.shutdown().await;
 }
 

@@ -434,6 +434,50 @@ async fn separate_data_log_dir_holds_the_log() {
     stop(p2, h2).await;
 }
 
+/// Files of a keeperd that kept them in ZooKeeper's `version-2` move to `keeperd/` at start;
+/// ZooKeeper's own files there stay where they are, untouched; a seed is ignored (the store
+/// has state).
+#[tokio::test]
+async fn the_old_layout_in_version_2_moves_out() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut o = opts(data.path());
+    o.snap_count = 20;
+    let (sm, p, h) = start(&o).await;
+    propose_each(&p, 0..60).await;
+    stop(p, h).await;
+    let before = sm.get();
+    let v2 = data.path().join("version-2");
+    std::fs::create_dir_all(&v2).expect("version-2");
+    std::fs::rename(log_db_dir(data.path()), v2.join("raftlog")).expect("old log");
+    let mut moved = 0;
+    for f in snapshot_files(data.path()) {
+        std::fs::rename(&f, v2.join(f.file_name().expect("name"))).expect("old snapshot");
+        moved += 1;
+    }
+    assert!(moved > 0);
+    std::fs::write(v2.join("snapshot.5"), b"ZooKeeper's").expect("zk file");
+    std::fs::write(v2.join("log.1"), b"ZooKeeper's").expect("zk file");
+    assert!(super::storage::has_state(data.path(), data.path()).expect("probe"));
+    o.seed = Some(super::Seed {
+        data: std::sync::Arc::new(vec![]),
+        zxid: 7,
+    });
+    let (sm2, p2, h2) = start(&o).await;
+    assert_eq!(sm2.get(), before);
+    stop(p2, h2).await;
+    assert_eq!(snapshot_files(data.path()).len(), moved);
+    let mut left: Vec<String> = std::fs::read_dir(&v2)
+        .expect("version-2")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["log.1", "snapshot.5"]);
+    assert_eq!(
+        std::fs::read(v2.join("snapshot.5")).expect("zk"),
+        b"ZooKeeper's"
+    );
+}
+
 #[tokio::test]
 async fn force_sync_off_skips_fdatasync() {
     let dir = tempfile::tempdir().expect("tempdir");
