@@ -160,7 +160,7 @@ pub fn load(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<Option<Im
         }
     }
     if let Some((zxid, theirs)) = last_digest {
-        let ours = zkfiles::digest::tree_digest(&tree.to_zk_snapshot());
+        let ours = tree.zk_digest();
         report.digest = if ours == theirs {
             DigestCheck::Matched { zxid }
         } else {

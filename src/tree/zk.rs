@@ -438,6 +438,31 @@ impl DataTree {
         true
     }
 
+    /// ZooKeeper's tree digest (`zkfiles::digest`) of this tree, as ZooKeeper would compute
+    /// it over the same nodes: to check an import against the digest ZooKeeper logged.
+    /// Computed in place (no copy of the data).
+    pub fn zk_digest(&self) -> i64 {
+        self.nodes.iter().fold(0i64, |acc, (path, n)| {
+            let s = &n.stat;
+            let stat = StatPersisted {
+                czxid: s.czxid,
+                mzxid: s.mzxid,
+                ctime: s.ctime,
+                mtime: s.mtime,
+                version: s.version,
+                cversion: s.cversion,
+                aversion: s.aversion,
+                ephemeral_owner: owner_of(n.kind),
+                pzxid: s.pzxid,
+            };
+            acc.wrapping_add(crate::zkfiles::digest::node_digest(
+                path,
+                n.data.as_deref(),
+                &stat,
+            ))
+        })
+    }
+
     /// Whether this session came from ZooKeeper's data: its client holds the password
     /// ZooKeeper derived from the id, which keeperd must accept (see `session::zk_password`).
     pub fn session_is_imported(&self, session_id: i64) -> bool {

@@ -309,4 +309,6 @@ fn export_gives_back_what_was_imported() {
     let cfg = out.nodes.iter().find(|n| n.path == CONFIG_NODE).unwrap();
     assert_eq!(cfg.data.as_deref(), Some(&b""[..]));
     assert_eq!(out.sessions, vec![(S1, 6000)]);
+    // The in-place ZooKeeper digest is the digest of the exported records.
+    assert_eq!(t.zk_digest(), crate::zkfiles::digest::tree_digest(&out));
 }
