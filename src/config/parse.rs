@@ -169,10 +169,52 @@ pub(super) fn parse(
                 );
             }
         }
+        refuse_unimplemented_security(&here, entry)?;
         apply_key(&here, entry, &mut config, &mut pending)?;
     }
 
     resolve(&here, source_dir, config, pending)
+}
+
+/// Fail closed: a key that turns on a protection keeperd does not implement yet (TLS, SASL,
+/// enforced authentication, an authentication provider it cannot load) stops start-up, so
+/// nobody believes a server is protected while anyone can connect. Turning them off (false,
+/// 0, empty) is accepted.
+fn refuse_unimplemented_security(here: &Here, entry: &Entry) -> Result<(), ConfigError> {
+    let key = entry.key.strip_prefix("zookeeper.").unwrap_or(&entry.key);
+    let value = entry.value.trim();
+    let on = value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("yes");
+    let what = match key {
+        "sslQuorum" | "portUnification" | "client.portUnification" if on => "TLS",
+        "quorum.auth.enableSasl"
+        | "quorum.auth.serverRequireSasl"
+        | "quorum.auth.learnerRequireSasl"
+            if on =>
+        {
+            "SASL authentication between servers"
+        }
+        "enforce.auth.enabled" | "sessionRequireClientSASLAuth" if on => {
+            "enforced client authentication"
+        }
+        "requireClientAuthScheme" | "enforce.auth.schemes" if !value.is_empty() => {
+            "enforced client authentication"
+        }
+        "secureClientPort" if !value.is_empty() && value != "0" => "TLS for clients",
+        k if k.starts_with("authProvider.")
+            && !value.ends_with(".DigestAuthenticationProvider")
+            && !value.ends_with(".IPAuthenticationProvider") =>
+        {
+            "this authentication provider (digest and ip are built in)"
+        }
+        _ => return Ok(()),
+    };
+    Err(here.at(
+        entry,
+        format!(
+            "{value:?}: keeperd does not implement {what} yet; refusing to start rather \
+             than run without the protection this line asks for (see docs/security.md)"
+        ),
+    ))
 }
 
 /// Strips `zookeeper.` from keys ZooKeeper reads as system properties.
