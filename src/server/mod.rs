@@ -487,9 +487,21 @@ pub async fn run_until_signal(config: Config) -> std::io::Result<()> {
     let server = start(config).await?;
     info!(addr = %server.local_addr, "serving clients");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let raft = server.raft.clone();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
         _ = term.recv() => info!("SIGTERM: shutting down"),
+        // Fail-stop: a server whose consensus node stopped (a storage error, a panic) can
+        // neither write nor know that its reads are current. It must not go on answering
+        // ruok and reads; exiting lets systemd restart it and clients move to another one.
+        _ = raft.stopped() => {
+            tracing::error!(
+                "the consensus node stopped (see the error above): exiting so that this \
+                 server is restarted instead of serving without replication"
+            );
+            server.shutdown().await;
+            return Err(std::io::Error::other("the consensus node stopped"));
+        }
     }
     server.shutdown().await;
     Ok(())

@@ -1,0 +1,158 @@
+//! Fail-stop: a server whose storage fails stops, with a non-zero exit and one clear log
+//! line, instead of answering `ruok` and reads while it can no longer replicate or persist;
+//! nothing it acknowledged is lost once it restarts with room on the disk.
+//!
+//! The full disk is a small tmpfs mounted by the test (root only: CI runs as root; elsewhere
+//! the test says it is skipped and why).
+
+#[path = "cluster_support/mod.rs"]
+mod cluster_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cluster_support::{four_letters, free_port, Node};
+use zookeeper_client as zk;
+
+/// A tmpfs of `size` on a fresh directory, unmounted on drop.
+struct Tmpfs {
+    dir: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let parent = tempfile::tempdir().ok()?;
+        let dir = parent.path().join("disk");
+        std::fs::create_dir(&dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs {
+            dir,
+            _parent: parent,
+        })
+    }
+
+    fn grow(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {}", self.dir.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+async fn wait_serving(port: u16, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if four_letters(port, "ruok").await.as_deref() == Some("imok") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    panic!("server did not come up within 20 s; log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
+    let Some(disk) = Tmpfs::mount("6m") else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(120), run_full_disk(&disk))
+        .await
+        .expect("full-disk test exceeded its 120 s bound");
+}
+
+async fn run_full_disk(disk: &Tmpfs) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+            disk.dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Node {
+        id: 1,
+        dir: dir.to_path_buf(),
+        client_port: port,
+        child: None,
+    };
+    server.start();
+    wait_serving(port, dir).await;
+    let c = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .connect(&server.addr())
+        .await
+        .expect("connect");
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let value = vec![7u8; 1000];
+    let mut acked = vec![];
+    let mut failed = None;
+    for i in 0..20_000u32 {
+        let path = format!("/n{i:06}");
+        match c.create(&path, &value, &open).await {
+            Ok(_) => acked.push(path),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let failed = failed.expect("6 MB of disk fills before 20 MB of writes");
+    eprintln!("{} creates acknowledged, then: {failed}", acked.len());
+    assert!(acked.len() > 100, "some writes fit first");
+
+    // The process ends on its own with a non-zero status and says why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = server.child.as_mut().unwrap().try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept running on a full disk; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    server.child = None;
+    assert!(!status.success(), "exit status {status}");
+    let log = server.log();
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("the consensus node stopped"), "{log}");
+
+    // With room again it restarts, and every acknowledged create is there.
+    disk.grow("64m");
+    server.start();
+    wait_serving(port, dir).await;
+    let c = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .connect(&server.addr())
+        .await
+        .expect("reconnect");
+    for path in &acked {
+        let (data, _) = c.get_data(path).await.unwrap_or_else(|e| {
+            panic!("acknowledged {path} is gone after the restart: {e}");
+        });
+        assert_eq!(data, value, "{path}");
+    }
+    c.create("/after", b"", &open).await.expect("writes go on");
+    server.stop();
+}
