@@ -230,3 +230,13 @@ fn compat_reconfig() {
 fn compat_migration() {
     run_suite("test_migration.py");
 }
+
+#[test]
+fn compat_migration_kafka() {
+    run_suite("test_migration_kafka.py");
+}
+
+#[test]
+fn compat_watch_acl() {
+    run_suite("test_watch_acl.py");
+}

@@ -36,6 +36,7 @@ impl StateMachine for Recorder {
             zxid,
             result: Ok(Response::Empty),
             triggers: vec![],
+            deleted: vec![],
         }
     }
 

@@ -198,6 +198,7 @@ pub async fn run(
         stats: stats.clone(),
         out: out_tx.clone(),
         closing: std::sync::atomic::AtomicBool::new(false),
+        auth: std::sync::Mutex::new(Arc::new(vec![Id::new("ip", remote.ip().to_string())])),
     });
     take_over_session(&shared, handle.clone());
     shared
@@ -530,6 +531,7 @@ impl Reader {
                 }
                 push_unique(&mut ids, Id::new("digest", id));
                 self.auth = Arc::new(ids);
+                *self.handle.auth.lock().expect("conn auth lock") = self.auth.clone();
                 Ok(())
             }
             _ => {

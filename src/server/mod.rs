@@ -37,7 +37,7 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, Membership};
 use crate::consensus::{self, GroupMembers, Proposer, RaftHandle, RaftOptions, StateMachine};
 use crate::proto::response::encode_notification;
-use crate::proto::WatcherEvent;
+use crate::proto::{Acl, EventType, Id, WatcherEvent};
 use crate::tree::{Applied, DataTree, TreeOptions, Txn};
 use crate::watch::WatchRegistry;
 
@@ -69,6 +69,9 @@ pub struct ConnHandle {
     pub out: mpsc::UnboundedSender<Out>,
     /// The client asked for closeSession: its reply must go out before the socket closes.
     pub closing: std::sync::atomic::AtomicBool,
+    /// The identities the connection has proven (ip; digest/super after addauth): a watch
+    /// event goes out only if they may READ the znode it is about.
+    pub auth: Mutex<Arc<Vec<Id>>>,
 }
 
 /// Connections by session and by connection id.
@@ -130,9 +133,12 @@ impl Shared {
         }
     }
 
-    /// Queues a notification on the connection holding `session_id`, if any.
+    /// Queues a notification on the connection holding `session_id`, if any, and if the
+    /// identities of that connection may READ the znode the event is about (`acl`: the
+    /// znode's ACL, as it was for NodeDeleted, the parent's for NodeChildrenChanged), as the
+    /// fixed ZooKeeper does (CVE-2024-23944): a watch never reveals what a read would not.
     /// Called with the state lock held (see the module docs).
-    fn deliver(&self, conns: &Conns, session_id: i64, event: &WatcherEvent) {
+    fn deliver(&self, conns: &Conns, session_id: i64, event: &WatcherEvent, acl: &[Acl]) {
         let Some(conn) = conns
             .by_session
             .get(&session_id)
@@ -140,6 +146,12 @@ impl Shared {
         else {
             return;
         };
+        if !self.config.skip_acl {
+            let auth = conn.auth.lock().expect("conn auth lock").clone();
+            if !crate::tree::may_read(acl, &auth) {
+                return;
+            }
+        }
         let mut buf = BytesMut::with_capacity(64);
         encode_notification(&mut buf, event);
         if conn.out.send(Out::Frame(buf.freeze())).is_ok() {
@@ -238,8 +250,13 @@ impl StateMachine for Applier {
         let applied = state.tree.apply(zxid, txn);
         let conns = shared.conns.lock().expect("conns lock");
         for trigger in &applied.triggers {
+            let acl = match trigger.event {
+                EventType::NodeDeleted => applied.deleted_acl(&trigger.path),
+                _ => state.tree.acl_of(&trigger.path),
+            }
+            .unwrap_or_default();
             for (session_id, event) in state.watches.trigger(trigger) {
-                shared.deliver(&conns, session_id, &event);
+                shared.deliver(&conns, session_id, &event, &acl);
             }
         }
         if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {

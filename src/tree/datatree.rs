@@ -168,6 +168,8 @@ pub struct DataTree {
     /// Sum over nodes of path length (UTF-16 units, like Java) + data length.
     data_size: u64,
     last_zxid: i64,
+    /// The ACLs of the nodes the txn being applied deleted (moved into `Applied::deleted`).
+    deleted: Vec<(String, Arc<[Acl]>)>,
 }
 
 impl Default for DataTree {
@@ -191,6 +193,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             data_size: 0,
             last_zxid: 0,
+            deleted: Vec::new(),
         };
         // As in ZooKeeper's DataTree constructor: empty (not null) data, zero stats, open
         // ACLs, except /zookeeper/config which is world-readable only and whose ACL was set
@@ -299,6 +302,7 @@ impl DataTree {
             zxid,
             result,
             triggers,
+            deleted: std::mem::take(&mut self.deleted),
         }
     }
 
@@ -746,6 +750,8 @@ impl DataTree {
             path: parent_path.to_owned(),
             event: EventType::NodeChildrenChanged,
         });
+        self.deleted
+            .push((path.to_owned(), self.acls.get_shared(node.acl)));
         // Deleting drops the node's ACL use; an undo re-interns from a saved list.
         self.acls.release(node.acl);
         Some(node)
@@ -808,6 +814,11 @@ impl DataTree {
         }
         self.data_size -= java_len(path) + node.data_len() as u64;
         Some(node)
+    }
+
+    /// A znode's ACL (who may see watch events about it).
+    pub fn acl_of(&self, path: &str) -> Option<Arc<[Acl]>> {
+        self.nodes.get(path).map(|n| self.acls.get_shared(n.acl))
     }
 
     /// The apply options this tree was made with.

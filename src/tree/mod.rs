@@ -19,7 +19,9 @@ pub use datatree::{DataTree, Replayed, CONFIG_NODE};
 
 use crate::proto::request::{ReconfigRequest, Request};
 use crate::proto::response::Response;
-use crate::proto::{EventType, Id, ZkError};
+use std::sync::Arc;
+
+use crate::proto::{Acl, EventType, Id, ZkError};
 
 /// Options that change apply semantics; every replica must use the same values.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +93,26 @@ pub struct Applied {
     pub result: Result<Response, ZkError>,
     /// Watch events, in the order ZooKeeper fires them.
     pub triggers: Vec<WatchTrigger>,
+    /// The ACL each znode deleted by this txn had: who may see its NodeDeleted event.
+    pub deleted: Vec<(String, Arc<[Acl]>)>,
+}
+
+impl Applied {
+    /// The ACL `path` had when this txn deleted it (the last deletion, if a multi deleted it
+    /// twice).
+    pub fn deleted_acl(&self, path: &str) -> Option<Arc<[Acl]>> {
+        self.deleted
+            .iter()
+            .rev()
+            .find(|(p, _)| p == path)
+            .map(|(_, a)| a.clone())
+    }
+}
+
+/// Whether identities `auth` may READ a znode with this ACL (what a watch event about it
+/// needs, as a read would). An empty ACL, world:anyone and super allow.
+pub fn may_read(acl: &[Acl], auth: &[Id]) -> bool {
+    acl::check_acl(acl, crate::proto::perms::READ, auth).is_ok()
 }
 
 /// What clients see of a session in the table.

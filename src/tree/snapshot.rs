@@ -268,6 +268,7 @@ impl DataTree {
             ttls: l.ttls,
             data_size: l.data_size,
             last_zxid,
+            deleted: Vec::new(),
         })
     }
 }
