@@ -137,14 +137,17 @@ impl std::fmt::Debug for Seed {
 }
 
 impl Seed {
-    /// The snapshot the seed enters the log as, with `conf` as the group.
-    fn snapshot(&self, conf: ConfState) -> Snapshot {
+    /// The snapshot the seed enters the log as, with `conf` as the group. Consumes the seed
+    /// (its bytes move into the snapshot unless someone else still holds them).
+    fn into_snapshot(self, conf: ConfState) -> Snapshot {
         let mut snap = Snapshot::default();
         let meta = snap.mut_metadata();
         meta.index = 1;
         meta.term = ((self.zxid as u64) >> 32) + 1;
         meta.set_conf_state(conf);
-        snap.data = self.data.as_ref().clone().into();
+        snap.data = Arc::try_unwrap(self.data)
+            .unwrap_or_else(|shared| shared.as_ref().clone())
+            .into();
         snap
     }
 }
@@ -750,7 +753,7 @@ fn next_threshold(snap_count: u64) -> u64 {
 impl<S: StateMachine, T: Transport> Node<S, T> {
     fn recover(
         mut sm: S,
-        opts: RaftOptions,
+        mut opts: RaftOptions,
         transport: T,
         status: watch::Sender<RaftStatus>,
         touches: mpsc::Sender<Touches>,
@@ -763,9 +766,15 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             SledStorage::open(&log_root, &opts.data_dir, opts.force_sync, &[])?;
         // No membership and no log: this node never was part of a group (or was wiped).
         let empty = store_is_empty(&store);
-        if let Some(seed) = opts.seed.as_ref().filter(|_| empty && !opts.follow_config) {
-            // Standalone: the imported state is the group's first state.
-            let snap = seed.snapshot(ConfState {
+        // Standalone: the imported state is the group's first state. Taken out of the
+        // options either way: a store with state of its own ignores it, and it is large.
+        let standalone_seed = match opts.follow_config {
+            true => None,
+            false => opts.seed.take(),
+        };
+        if let Some(seed) = standalone_seed.filter(|_| empty) {
+            let zxid = seed.zxid;
+            let snap = seed.into_snapshot(ConfState {
                 voters: opts.voters.clone(),
                 learners: opts.learners.clone(),
                 ..Default::default()
@@ -774,8 +783,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             store.snapshots().write(meta, &snap.data)?;
             store.install_snapshot(meta)?;
             tracing::info!(
-                "new group from the imported state (zxid {:#x}): snapshot at index 1, term {}",
-                seed.zxid,
+                "new group from the imported state (zxid {zxid:#x}): snapshot at index 1, \
+                 term {}",
                 meta.term
             );
         } else if empty && !opts.follow_config {
@@ -1810,16 +1819,16 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let Some(seed) = self.opts.seed.take() else {
             return Ok(());
         };
-        let snap = seed.snapshot(ConfState {
+        let zxid = seed.zxid;
+        let snap = seed.into_snapshot(ConfState {
             voters: vec![self.opts.id],
             ..Default::default()
         });
         let term = snap.get_metadata().term;
         tracing::info!(
             "membership: this server has the newest ZooKeeper data of all voters in zoo.cfg \
-             (zxid {:#x}): starting the ensemble from it (term {term}); the others join \
-             from its snapshot",
-            seed.zxid
+             (zxid {zxid:#x}): starting the ensemble from it (term {term}); the others join \
+             from its snapshot"
         );
         // Terms never go down in the log: the group starts in the seed's term.
         self.raw.raft.become_follower(term, raft::INVALID_ID);
@@ -1830,7 +1839,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
         // install_snapshot (next Ready) must not report this as joining a leader.
         self.waiting = false;
-        self.ticks = 0;
+        // The only voter campaigns on the next tick (`startup_campaign` at tick 2), once the
+        // snapshot is persisted: raft-rs leads only over a persisted log.
+        self.ticks = 1;
         Ok(())
     }
 

@@ -706,6 +706,34 @@ fn txn_bodies_round_trip_including_old_forms() {
     assert_eq!((parent_cversion, ephemeral), (-1, true));
     // Unknown type.
     assert!(txnlog::decode_txn(&record(99, &[], None), 0).is_err());
+
+    // A failed multi as a learner logs it after applying a DIFF: processTxn turned each op's
+    // type into error but left its record (a CreateTxn here) as the data. ZooKeeper reads the
+    // first int (the path's length) as the code and ignores the rest; seen in a 3.8 ensemble.
+    let mut sub = Vec::new();
+    txnlog::encode_body(&mut sub, &create);
+    let mut body = Vec::new();
+    super::put::i32(&mut body, 2);
+    for data in [&sub[..], &(-110i32).to_be_bytes()[..]] {
+        super::put::i32(&mut body, op::ERROR);
+        super::put::i32(&mut body, data.len() as i32);
+        body.extend_from_slice(data);
+    }
+    let e = txnlog::decode_txn(&record(op::MULTI, &body, None), 0).unwrap();
+    assert_eq!(
+        e.txn,
+        ZkTxn::Multi(vec![
+            (op::ERROR, ZkTxn::Error { err: 2 }),
+            (op::ERROR, ZkTxn::Error { err: -110 }),
+        ])
+    );
+    // Any other op type with bytes left over is still an error.
+    let mut body = Vec::new();
+    super::put::i32(&mut body, 1);
+    super::put::i32(&mut body, op::CHECK);
+    super::put::i32(&mut body, sub.len() as i32);
+    body.extend_from_slice(&sub);
+    assert!(txnlog::decode_txn(&record(op::MULTI, &body, None), 0).is_err());
 }
 
 /// Truncations and bit flips of every fixture file never panic.
