@@ -2,6 +2,9 @@
 //! line, instead of answering `ruok` and reads while it can no longer replicate or persist;
 //! nothing it acknowledged is lost once it restarts with room on the disk.
 //!
+//! Hostile clients: one that pipelines reads of a large znode and never reads the replies
+//! is held back by TCP; the server's memory stays bounded and other clients are served.
+//!
 //! The full disk is a small tmpfs mounted by the test (root only: CI runs as root; elsewhere
 //! the test says it is skipped and why).
 
@@ -12,7 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use cluster_support::{four_letters, free_port, Node};
+use keeperd::proto::codec::{encode_connect_request, encode_request};
+use keeperd::proto::connect::ConnectRequest;
+use keeperd::proto::request::Request;
+use tokio::io::AsyncWriteExt;
 use zookeeper_client as zk;
 
 /// A tmpfs of `size` on a fresh directory, unmounted on drop.
@@ -154,5 +162,109 @@ async fn run_full_disk(disk: &Tmpfs) {
         assert_eq!(data, value, "{path}");
     }
     c.create("/after", b"", &open).await.expect("writes go on");
+    server.stop();
+}
+
+/// Resident memory of a process, from /proc.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// ZooKeeper 3.8 under this client stays near its heap; keeperd without backpressure
+/// buffered every reply (1 GB after 1,000 requests, killed at 2,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_cannot_exhaust_memory() {
+    tokio::time::timeout(Duration::from_secs(120), run_non_reader())
+        .await
+        .expect("non-reading client test exceeded its 120 s bound");
+}
+
+async fn run_non_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             maxSessionTimeout=60000\n4lw.commands.whitelist=*\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Node {
+        id: 1,
+        dir: dir.to_path_buf(),
+        client_port: port,
+        child: None,
+    };
+    server.start();
+    wait_serving(port, dir).await;
+    let pid = server.child.as_ref().unwrap().id();
+    let c = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&server.addr())
+        .await
+        .expect("connect");
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let big = vec![b'x'; 1000 * 1000];
+    c.create("/big", &big, &open).await.expect("1 MB znode");
+    let before = rss_mib(pid);
+
+    // The attacker: a session, then 2,000 pipelined getData of /big (2 GB of replies) and
+    // not one byte read back.
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let mut out = BytesMut::new();
+    encode_connect_request(
+        &mut out,
+        &ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 30_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+        },
+    );
+    for xid in 1..=2000 {
+        encode_request(
+            &mut out,
+            xid,
+            &Request::GetData {
+                path: "/big".into(),
+                watch: false,
+            },
+        );
+    }
+    // The server stops reading once its backlog is full: the rest stays in TCP buffers.
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.write_all(&out)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = rss_mib(pid);
+    eprintln!("RSS {before} MiB before, {during} MiB with 2,000 unread 1 MB replies asked for");
+    assert!(
+        during < before + 100,
+        "memory grew from {before} to {during} MiB for a client that does not read"
+    );
+
+    // Everyone else is served meanwhile.
+    let t0 = Instant::now();
+    let (data, _) = c.get_data("/big").await.expect("another client reads");
+    assert_eq!(data.len(), big.len());
+    c.create("/still-writing", b"", &open)
+        .await
+        .expect("writes go on");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    let stat = four_letters(port, "stat").await.expect("stat answers");
+    assert!(stat.contains("Mode: standalone"), "{stat}");
+
+    // The attacker goes; the server is fine.
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(four_letters(port, "ruok").await.as_deref(), Some("imok"));
     server.stop();
 }

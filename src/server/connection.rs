@@ -199,6 +199,8 @@ pub async fn run(
         out: out_tx.clone(),
         closing: std::sync::atomic::AtomicBool::new(false),
         auth: std::sync::Mutex::new(Arc::new(vec![Id::new("ip", remote.ip().to_string())])),
+        backlog: AtomicUsize::new(0),
+        drained: tokio::sync::Notify::new(),
     });
     take_over_session(&shared, handle.clone());
     shared
@@ -218,19 +220,18 @@ pub async fn run(
             read_only: connect.read_only.map(|_| false),
         },
     );
-    let _ = out_tx.send(Out::Frame(hello.freeze()));
+    handle.send_frame(hello.freeze());
 
     let (read_half, write_half) = stream.into_split();
     let (closed_tx, closed_rx) = oneshot::channel::<()>();
-    let writer = tokio::spawn(write_loop(write_half, out_rx, closed_tx));
+    let writer = tokio::spawn(write_loop(write_half, out_rx, closed_tx, handle.clone()));
     let (item_tx, item_rx) = mpsc::unbounded_channel::<Item>();
     let writes_in_flight = Arc::new(AtomicUsize::new(0));
     let responder = tokio::spawn(respond_loop(
         shared.clone(),
-        session_id,
+        handle.clone(),
         stats.clone(),
         item_rx,
-        out_tx.clone(),
         writes_in_flight.clone(),
     ));
 
@@ -288,14 +289,25 @@ async fn write_loop(
     half: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
     closed: oneshot::Sender<()>,
+    handle: Arc<ConnHandle>,
 ) {
     let mut w = BufWriter::with_capacity(64 * 1024, half);
+    // A client that stops reading for longer than twice its session timeout is gone as far
+    // as ZooKeeper is concerned (its session expires); the connection is dropped rather
+    // than held open with its backlog.
+    let stall = std::time::Duration::from_millis(2 * handle.timeout_ms.max(1000) as u64);
     'outer: while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(item) = next {
             match item {
                 Out::Frame(b) => {
-                    if w.write_all(&b).await.is_err() {
+                    let ok = matches!(
+                        tokio::time::timeout(stall, w.write_all(&b)).await,
+                        Ok(Ok(()))
+                    );
+                    handle.backlog.fetch_sub(b.len(), Relaxed);
+                    handle.drained.notify_waiters();
+                    if !ok {
                         break 'outer;
                     }
                 }
@@ -307,10 +319,14 @@ async fn write_loop(
             }
             next = rx.try_recv().ok();
         }
-        if w.flush().await.is_err() {
+        if !matches!(tokio::time::timeout(stall, w.flush()).await, Ok(Ok(()))) {
             break;
         }
     }
+    // Nothing more will drain: release whoever waits on the backlog (their frames now go
+    // nowhere), so the responder can finish and the connection end.
+    handle.backlog.store(0, Relaxed);
+    handle.drained.notify_waiters();
     let _ = closed.send(());
 }
 
@@ -334,10 +350,22 @@ struct Reader {
 impl Reader {
     async fn read_loop(&mut self, mut half: OwnedReadHalf, mut buf: BytesMut) {
         let max = self.shared.config.jute_maxbuffer;
+        // globalOutstandingLimit, per connection: no request is read while this many of
+        // the connection's are unanswered, nor while its replies pile up unread
+        // (`ConnHandle::backlog`). (ZooKeeper counts it over the whole server; per
+        // connection, one client that never reads cannot hold back the others.)
+        let limit = self.shared.config.global_outstanding_limit.max(1) as usize;
         loop {
             loop {
                 match check_frame(&buf, max) {
                     Ok(Some(len)) => {
+                        let (stats, handle) = (&self.stats, &self.handle);
+                        handle
+                            .wait_until(|| {
+                                (stats.queued.load(Relaxed) as usize) < limit
+                                    && !handle.backlog_over_limit()
+                            })
+                            .await;
                         buf.advance(4);
                         let body = buf.split_to(len).freeze();
                         if !self.handle_frame(body).await {
@@ -562,12 +590,13 @@ pub fn digest_id(user_password: &str) -> Option<String> {
 
 async fn respond_loop(
     shared: Arc<Shared>,
-    session_id: i64,
+    handle: Arc<ConnHandle>,
     stats: Arc<ConnStats>,
     mut items: mpsc::UnboundedReceiver<Item>,
-    out: mpsc::UnboundedSender<Out>,
     writes_in_flight: Arc<AtomicUsize>,
 ) {
+    let session_id = handle.session_id;
+    let out = &handle.out;
     while let Some(item) = items.recv().await {
         let (xid, op, t0, close_after, zxid, result) = match item {
             Item::Reply {
@@ -616,7 +645,10 @@ async fn respond_loop(
                         }
                     }
                 }
-                let (zxid, r) = execute_read(&shared, session_id, &auth, req, &out);
+                // A read's reply can be large (a 1 MB znode): none is built while this
+                // connection's earlier replies are still unread.
+                handle.wait_until(|| !handle.backlog_over_limit()).await;
+                let (zxid, r) = execute_read(&shared, session_id, &auth, req, &handle);
                 if let Some(done) = executed {
                     let _ = done.send(());
                 }
@@ -629,11 +661,12 @@ async fn respond_loop(
         };
         let mut buf = BytesMut::with_capacity(128);
         encode_reply(&mut buf, &ReplyHeader { xid, zxid, err }, &body);
-        let sent = out.send(Out::Frame(buf.freeze())).is_ok();
+        let sent = handle.send_frame(buf.freeze());
 
         let ms = t0.elapsed().as_millis() as u64;
         shared.stats.outstanding.fetch_sub(1, Relaxed);
         stats.queued.fetch_sub(1, Relaxed);
+        handle.drained.notify_waiters();
         if sent {
             shared.stats.packets_sent.fetch_add(1, Relaxed);
             stats.sent.fetch_add(1, Relaxed);
@@ -660,7 +693,7 @@ fn execute_read(
     session_id: i64,
     auth: &[Id],
     req: Request,
-    out: &mpsc::UnboundedSender<Out>,
+    conn: &ConnHandle,
 ) -> (i64, Result<Response, ZkError>) {
     let needs_write = matches!(
         &req,
@@ -769,7 +802,7 @@ fn execute_read(
             for event in state.watches.set_watches(session_id, &sw, &state.tree) {
                 let mut buf = BytesMut::with_capacity(64);
                 encode_notification(&mut buf, &event);
-                let _ = out.send(Out::Frame(buf.freeze()));
+                conn.send_frame(buf.freeze());
             }
             Ok(Response::Empty)
         }

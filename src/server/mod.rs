@@ -72,6 +72,49 @@ pub struct ConnHandle {
     /// The identities the connection has proven (ip; digest/super after addauth): a watch
     /// event goes out only if they may READ the znode it is about.
     pub auth: Mutex<Arc<Vec<Id>>>,
+    /// Bytes of frames queued for the socket and not written yet. While it is over
+    /// `REPLY_BACKLOG_LIMIT` the reader reads no request and the responder answers no read:
+    /// a client that does not read its replies is held back by TCP, not by our memory.
+    pub backlog: std::sync::atomic::AtomicUsize,
+    /// Signalled when the backlog shrinks or a reply goes out.
+    pub drained: tokio::sync::Notify,
+}
+
+/// See `ConnHandle::backlog`: a few large replies (1 MB znodes) in flight per connection.
+pub const REPLY_BACKLOG_LIMIT: usize = 4 << 20;
+
+impl ConnHandle {
+    /// Queues a frame for the socket, counted in the backlog.
+    pub fn send_frame(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        self.backlog
+            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        let sent = self.out.send(Out::Frame(frame)).is_ok();
+        if !sent {
+            self.backlog
+                .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Waits (bounded by nothing but the client) until `ready()` holds, re-checking whenever
+    /// something drains and at least every few milliseconds (the global outstanding count
+    /// also falls when other connections are answered).
+    pub async fn wait_until(&self, ready: impl Fn() -> bool) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if ready() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(5), notified).await;
+        }
+    }
+
+    pub fn backlog_over_limit(&self) -> bool {
+        self.backlog.load(std::sync::atomic::Ordering::Relaxed) > REPLY_BACKLOG_LIMIT
+    }
 }
 
 /// Connections by session and by connection id.
@@ -154,7 +197,7 @@ impl Shared {
         }
         let mut buf = BytesMut::with_capacity(64);
         encode_notification(&mut buf, event);
-        if conn.out.send(Out::Frame(buf.freeze())).is_ok() {
+        if conn.send_frame(buf.freeze()) {
             conn.stats
                 .sent
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -485,6 +528,13 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
             ms = started.elapsed().as_millis() as u64,
             "data loaded"
         );
+    }
+    // Recovery (and above all an import from ZooKeeper's files) frees far more than it
+    // keeps; glibc holds freed heap pages unless asked to give them back.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; no pointer is involved.
+    unsafe {
+        libc::malloc_trim(0);
     }
     let _ = shared.raft.set(raft.clone());
     let task = tokio::spawn(serve(shared.clone(), listener, proposer, async {
