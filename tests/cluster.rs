@@ -368,3 +368,58 @@ async fn an_observer_serves_clients_without_voting_and_a_lone_node_stops_serving
     .await
     .expect("test exceeded its time bound");
 }
+
+/// With `keeperd.quorum.secretFile` the ensemble forms and replicates as usual, and a
+/// connection to a member's quorum port that says hello as a member without the secret is
+/// hung up on and logged; the ensemble goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_secret_keeps_strangers_off_the_quorum_port() {
+    tokio::time::timeout(LIMIT, async {
+        let secret_dir = tempfile::tempdir().unwrap();
+        let secret = secret_dir.path().join("quorum.secret");
+        std::fs::write(&secret, "a long enough shared secret\n").unwrap();
+        let cluster = Cluster::start(
+            3,
+            &format!("keeperd.quorum.secretFile={}", secret.display()),
+        );
+        cluster.wait_leader(Duration::from_secs(30)).await;
+        let c = connect(&cluster.connect_string(), Duration::from_secs(10)).await;
+        c.create("/with-secret", b"v", &open()).await.unwrap();
+        for n in &cluster.nodes {
+            let c = connect(&n.addr(), Duration::from_secs(10)).await;
+            converge(&c, "/with-secret", b"v").await;
+        }
+
+        // A stranger speaks the frame format: a plain hello as server 2 to server 1.
+        let cfg = std::fs::read_to_string(cluster.nodes[0].dir.join("zoo.cfg")).unwrap();
+        let quorum = cfg
+            .lines()
+            .find_map(|l| l.strip_prefix("server.1=127.0.0.1:"))
+            .and_then(|rest| rest.split(':').next())
+            .expect("server.1 line");
+        let mut hello = vec![0, 0, 0, 18, 1, 1];
+        hello.extend_from_slice(&2u64.to_be_bytes());
+        hello.extend_from_slice(&1u64.to_be_bytes());
+        let mut s = tokio::net::TcpStream::connect(format!("127.0.0.1:{quorum}"))
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(&hello).await.unwrap();
+        let mut buf = [0u8; 16];
+        let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("hung up in time");
+        assert!(matches!(r, Ok(0) | Err(_)), "not hung up: {r:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cluster.nodes[0]
+            .log()
+            .contains("requires the quorum secret")
+        {
+            assert!(Instant::now() < deadline, "{}", cluster.nodes[0].log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        c.create("/after-stranger", b"", &open()).await.unwrap();
+    })
+    .await
+    .expect("quorum secret test exceeded its bound");
+}

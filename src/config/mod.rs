@@ -146,6 +146,9 @@ pub struct Config {
     pub skip_acl: bool,
     /// `user:base64(sha1(user:password))`; authenticating with it grants super.
     pub super_digest: Option<String>,
+    /// keeperd.quorum.secretFile: the file holding the ensemble's shared secret (checked at
+    /// parse time); servers authenticate each other with it (docs/security.md).
+    pub quorum_secret_file: Option<PathBuf>,
     pub jute_maxbuffer: usize,
     pub metrics_provider_class: Option<String>,
     pub metrics_http_port: u16,
@@ -194,6 +197,7 @@ impl Default for Config {
             quorum_listen_on_all_ips: false,
             skip_acl: false,
             super_digest: None,
+            quorum_secret_file: None,
             jute_maxbuffer: 0xfffff,
             metrics_provider_class: None,
             metrics_http_port: 7000,

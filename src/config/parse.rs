@@ -137,6 +137,7 @@ struct Pending {
     client_port_address: Option<Entry>,
     peer_type: Option<PeerType>,
     dynamic_config_file: Option<Entry>,
+    quorum_secret_file: Option<Entry>,
     /// server.N lines with the line they came from, in file order.
     servers: Vec<(ServerSpec, usize)>,
     first_server_line: Option<Entry>,
@@ -339,6 +340,9 @@ fn apply_key(
             config.global_outstanding_limit = non_negative_u32(here, entry)?
         }
         "skipACL" => config.skip_acl = yes_no(here, entry)?,
+        "keeperd.quorum.secretFile" => {
+            pending.quorum_secret_file = (!value.is_empty()).then(|| entry.clone())
+        }
         "4lw.commands.whitelist" => config.four_letter_whitelist = whitelist(here, entry),
         "admin.enableServer" => config.admin_enable_server = strict_bool(here, entry)?,
         "admin.serverPort" => config.admin_server_port = port(here, entry)?,
@@ -426,6 +430,12 @@ fn resolve(
     config.data_dir = pending
         .data_dir
         .ok_or_else(|| here.whole("dataDir is not set"))?;
+    if let Some(entry) = &pending.quorum_secret_file {
+        let path = locate(Path::new(&entry.value), source_dir);
+        crate::consensus::peer_auth::QuorumSecret::from_file(&path)
+            .map_err(|why| here.at(entry, why))?;
+        config.quorum_secret_file = Some(path);
+    }
     if config.data_dir.is_relative() {
         tracing::warn!(
             "dataDir {} is relative; it is resolved against the working directory",

@@ -609,6 +609,25 @@ fn from_file_errors_use_the_path() {
     );
 }
 
+#[test]
+fn the_quorum_secret_file_is_checked_when_zoo_cfg_is_read() {
+    let f = Fixture::new();
+    std::fs::write(f.path().join("secret"), "sixteen bytes ok\n").unwrap();
+    let c = f
+        .parse("dataDir={dir}\nclientPort=2181\nkeeperd.quorum.secretFile={dir}/secret\n")
+        .unwrap();
+    assert_eq!(c.quorum_secret_file, Some(f.path().join("secret")));
+    assert!(format!("{c:?}").contains("quorum_secret_file"));
+    std::fs::write(f.path().join("short"), "too short\n").unwrap();
+    let e = f.err("dataDir={dir}\nclientPort=2181\nkeeperd.quorum.secretFile={dir}/short\n");
+    assert!(
+        e.starts_with("zoo.cfg:3: ") && e.contains("at least 16"),
+        "{e}"
+    );
+    let e = f.err("dataDir={dir}\nclientPort=2181\nkeeperd.quorum.secretFile={dir}/none\n");
+    assert!(e.contains("cannot read the quorum secret"), "{e}");
+}
+
 /// Fail closed: a protection keeperd does not implement yet stops start-up with the file,
 /// line and what is missing; the same keys turned off are fine.
 #[test]

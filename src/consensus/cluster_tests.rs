@@ -11,9 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::node::{spawn_raft_with, RaftHandle, RaftOptions, RaftRole, Seed};
+use super::peer_auth::QuorumSecret;
 use super::raft_tests::{propose_all, txn, wait_status, Recorder, LIMIT};
-use super::transport::{Frame, PeerNetwork};
+use super::transport::{Frame, PeerMsg, PeerNetwork};
 use super::Proposer;
+use raft::prelude::{Message, MessageType};
 
 struct Member {
     sm: Recorder,
@@ -30,6 +32,8 @@ struct Cluster {
     nodes: BTreeMap<u64, Member>,
     /// Imported states by node: such a cluster follows its config (as keeperd ensembles do).
     seeds: BTreeMap<u64, Seed>,
+    /// The quorum secret every member uses.
+    secret: Option<QuorumSecret>,
 }
 
 impl Cluster {
@@ -37,11 +41,25 @@ impl Cluster {
         Cluster::start_seeded(voters, learners, snap_count, BTreeMap::new()).await
     }
 
+    async fn start_secret(voters: &[u64], secret: QuorumSecret) -> Cluster {
+        Cluster::start_with(voters, &[], 100_000, BTreeMap::new(), Some(secret)).await
+    }
+
     async fn start_seeded(
         voters: &[u64],
         learners: &[u64],
         snap_count: u64,
         seeds: BTreeMap<u64, Seed>,
+    ) -> Cluster {
+        Cluster::start_with(voters, learners, snap_count, seeds, None).await
+    }
+
+    async fn start_with(
+        voters: &[u64],
+        learners: &[u64],
+        snap_count: u64,
+        seeds: BTreeMap<u64, Seed>,
+        secret: Option<QuorumSecret>,
     ) -> Cluster {
         let mut listeners = vec![];
         let mut addrs = vec![];
@@ -58,6 +76,7 @@ impl Cluster {
             dirs: BTreeMap::new(),
             nodes: BTreeMap::new(),
             seeds,
+            secret,
         };
         for (id, _) in &c.addrs {
             c.dirs.insert(*id, tempfile::tempdir().expect("tempdir"));
@@ -88,7 +107,8 @@ impl Cluster {
 
     async fn run(&mut self, id: u64, listener: TcpListener) {
         let (net, inbound) =
-            PeerNetwork::start_on(id, listener, self.addrs.clone()).expect("peer network");
+            PeerNetwork::start_on(id, listener, self.addrs.clone(), self.secret.clone())
+                .expect("peer network");
         let sm = Recorder::default();
         let sm2 = sm.clone();
         let o = self.opts(id);
@@ -375,6 +395,100 @@ async fn a_follower_behind_the_compacted_log_catches_up_by_snapshot() {
     assert_eq!(c.node(f).sm.get().len(), 210);
     propose_all(&c.node(f).p, 1000..1005).await;
     c.converge(leader).await;
+    c.shutdown().await;
+}
+
+/// With a quorum secret the ensemble works as usual, and a connection that cannot prove the
+/// secret is hung up on before any frame of it reaches Raft: a plain hello as a member, a
+/// wrong proof, another ensemble's secret. An unauthenticated handshake frame longer than a
+/// few bytes is refused at its length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_quorum_secret_only_members_that_know_it_connect() {
+    let secret = QuorumSecret::new(b"correct horse battery staple").expect("secret");
+    let c = Cluster::start_secret(&[1, 2, 3], secret.clone()).await;
+    let leader = c.leader().await;
+    let f = c.follower(leader);
+    propose_all(&c.node(f).p, 0..20).await;
+    c.converge(leader).await;
+    let term = c.node(leader).h.term();
+    let applied = c.node(leader).sm.get().len();
+
+    for (id, addr) in &c.addrs {
+        let from = if *id == 1 { 2 } else { 1 };
+        // A plain hello claiming to be a member, then a raft heartbeat with a huge term.
+        let mut b = Frame::Hello { from, to: *id }.encode().expect("hello");
+        let mut hb = Message::default();
+        hb.set_msg_type(MessageType::MsgHeartbeat);
+        hb.from = from;
+        hb.to = *id;
+        hb.term = 1 << 40;
+        hb.commit = 1_000_000_000;
+        b.extend(Frame::Msg(PeerMsg::Raft(hb)).encode().expect("raft"));
+        send_garbage(addr, &b).await;
+        // A frame longer than any handshake frame, before authenticating.
+        send_garbage(addr, &[0, 0, 0x10, 0, 1, 6]).await;
+        // The right hello, a wrong proof.
+        for key in [
+            &b"not the ensemble's secret"[..],
+            b"correct horse battery staple",
+        ] {
+            let other = QuorumSecret::new(key).expect("secret");
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            let nc = super::peer_auth::nonce();
+            let hello = Frame::AuthHello {
+                from,
+                to: *id,
+                nonce: nc,
+            };
+            s.write_all(&hello.encode().unwrap()).await.unwrap();
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).await.expect("a challenge");
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut body).await.expect("challenge body");
+            let Ok(Frame::Challenge { nonce: na, mac }) = Frame::decode_body(&body) else {
+                panic!("not a challenge");
+            };
+            // The acceptor proved it knows the secret (a stranger learns nothing from this).
+            assert!(secret.check_acceptor(*id, from, &nc, &na, &mac));
+            let mut proof = other.connector_mac(from, *id, &na, &nc);
+            if key == b"correct horse battery staple" {
+                proof[3] ^= 0x40; // right secret, tampered proof
+            }
+            let mut b = Frame::Proof { mac: proof }.encode().unwrap();
+            b.extend(Frame::Msg(PeerMsg::Touch(vec![1])).encode().unwrap());
+            let _ = s.write_all(&b).await;
+            let mut buf = [0u8; 64];
+            let r = tokio::time::timeout(LIMIT, s.read(&mut buf))
+                .await
+                .expect("hang-up");
+            assert!(matches!(r, Ok(0) | Err(_)), "expected a hang-up, got {r:?}");
+        }
+    }
+    // Nothing of it reached Raft: same term, writes go on.
+    assert_eq!(c.node(leader).h.term(), term);
+    propose_all(&c.node(leader).p, 100..110).await;
+    c.converge(leader).await;
+    assert_eq!(c.node(leader).sm.get().len(), applied + 10);
+    c.shutdown().await;
+}
+
+/// A member with another secret never joins: the group of the others goes on without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_another_secret_is_kept_out() {
+    let good = QuorumSecret::new(b"the ensemble secret 123").expect("secret");
+    let mut c = Cluster::start_secret(&[1, 2, 3], good).await;
+    let leader = c.leader().await;
+    let out = c.follower(leader);
+    c.stop(out).await;
+    c.secret = Some(QuorumSecret::new(b"an impostor's own secret").expect("secret"));
+    c.restart(out).await;
+    c.secret = Some(QuorumSecret::new(b"the ensemble secret 123").expect("secret"));
+    propose_all(&c.node(leader).p, 0..10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        c.node(out).sm.get().is_empty(),
+        "the impostor received entries"
+    );
     c.shutdown().await;
 }
 

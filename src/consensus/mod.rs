@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 mod cluster_tests;
 mod logger;
 pub mod node;
+pub mod peer_auth;
 #[cfg(test)]
 mod raft_tests;
 pub mod storage;

@@ -105,6 +105,8 @@ pub struct RaftOptions {
     /// A state to start from instead of an empty one (ZooKeeper's data taken over); only
     /// read while the store is empty. See `Seed`.
     pub seed: Option<Seed>,
+    /// keeperd.quorum.secretFile: peers authenticate each other with it (`peer_auth`).
+    pub quorum_secret: Option<super::peer_auth::QuorumSecret>,
 }
 
 /// A state machine snapshot that becomes a new group's first state: the tree imported from a
@@ -173,6 +175,7 @@ impl RaftOptions {
             max_batch: 1024,
             follow_config: false,
             seed: None,
+            quorum_secret: None,
         }
     }
 
@@ -513,7 +516,13 @@ pub fn spawn_raft<S: StateMachine>(
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(fault("raft: the peer network needs a tokio runtime"));
     }
-    let (net, inbound) = PeerNetwork::start(opts.id, listen, opts.peers.clone()).map_err(|e| {
+    let (net, inbound) = PeerNetwork::start(
+        opts.id,
+        listen,
+        opts.peers.clone(),
+        opts.quorum_secret.clone(),
+    )
+    .map_err(|e| {
         fault(format!(
             "raft: cannot listen on quorum address {listen}: {e}"
         ))

@@ -24,8 +24,11 @@
 //!                    zoo.cfg)", with the last zxid of the ZooKeeper data this server would
 //!                    start from (absent or 0: none); state 1 = "I belong to a group with a
 //!                    log" (lists empty, no zxid)
+//! type 6  AuthHello := u64 BE from | u64 BE to | 32 B nonce    instead of Hello when the
+//! type 7  Challenge := 32 B nonce | 32 B mac                   ensemble has a quorum secret
+//! type 8  Proof     := 32 B mac                                (see `peer_auth`)
 //! ```
-//! Types 6..=255 are free for later frames; a node that does not know a type disconnects the
+//! Types 9..=255 are free for later frames; a node that does not know a type disconnects the
 //! sender (peers run the same version during a rolling upgrade window only if they agree).
 //!
 //! Outbound: `Transport::send` (and `forward`, `touch`) encode the frame on the caller's
@@ -35,8 +38,11 @@
 //! doubling to 1 s) and starting each connection with a hello.
 //!
 //! Inbound: an accept loop; each connection must send a valid hello (to = our id, from = a
-//! known peer) within `HELLO_TIMEOUT`; every frame is decoded and checked; a peer that sends
-//! anything invalid is logged and disconnected. Nothing a peer sends can panic the node.
+//! known peer) within `HELLO_TIMEOUT`, and with a quorum secret complete the challenge of
+//! `peer_auth` in that time; until then no frame may be longer than `MAX_HANDSHAKE_FRAME`,
+//! so an unauthenticated connection costs a few bytes of memory, and after it a frame that
+//! stops arriving for `FRAME_TIMEOUT` ends the connection. Every frame is decoded and
+//! checked; a peer that sends anything invalid is logged and disconnected.
 //!
 //! Lifetime: the tasks live until the last clone of the `PeerNetwork` is dropped (the node
 //! owns it as its transport, so they end with the node).
@@ -55,6 +61,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::node::{RaftHandle, Transport};
+use super::peer_auth::{self, QuorumSecret};
 
 /// The frame format version this build speaks.
 pub const FRAME_VERSION: u8 = 1;
@@ -62,8 +69,13 @@ pub const FRAME_VERSION: u8 = 1;
 pub const MAX_FRAME: usize = 256 << 20;
 /// Frames queued per peer before new ones are dropped.
 pub const PEER_QUEUE: usize = 4096;
-/// How long an accepted connection may take to say hello.
+/// How long an accepted connection may take to say hello (and to authenticate).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest frame read before a peer is known (and authenticated): hellos and the
+/// challenge-response are under 80 bytes.
+const MAX_HANDSHAKE_FRAME: usize = 128;
+/// A frame that started arriving must be complete within this (plus 100 ms per MiB).
+const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Dial timeout and backoff bounds.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -76,6 +88,9 @@ const T_RAFT: u8 = 2;
 const T_FORWARD: u8 = 3;
 const T_TOUCH: u8 = 4;
 const T_PROBE: u8 = 5;
+const T_AUTH_HELLO: u8 = 6;
+const T_CHALLENGE: u8 = 7;
+const T_PROOF: u8 = 8;
 
 /// A proposal forwarded from a follower (or learner) to the leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +133,22 @@ pub enum PeerMsg {
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    Hello { from: u64, to: u64 },
+    Hello {
+        from: u64,
+        to: u64,
+    },
+    AuthHello {
+        from: u64,
+        to: u64,
+        nonce: [u8; peer_auth::LEN],
+    },
+    Challenge {
+        nonce: [u8; peer_auth::LEN],
+        mac: [u8; peer_auth::LEN],
+    },
+    Proof {
+        mac: [u8; peer_auth::LEN],
+    },
     Msg(PeerMsg),
 }
 
@@ -148,6 +178,21 @@ impl Frame {
                 out.push(T_HELLO);
                 out.extend_from_slice(&from.to_be_bytes());
                 out.extend_from_slice(&to.to_be_bytes());
+            }
+            Frame::AuthHello { from, to, nonce } => {
+                out.push(T_AUTH_HELLO);
+                out.extend_from_slice(&from.to_be_bytes());
+                out.extend_from_slice(&to.to_be_bytes());
+                out.extend_from_slice(nonce);
+            }
+            Frame::Challenge { nonce, mac } => {
+                out.push(T_CHALLENGE);
+                out.extend_from_slice(nonce);
+                out.extend_from_slice(mac);
+            }
+            Frame::Proof { mac } => {
+                out.push(T_PROOF);
+                out.extend_from_slice(mac);
             }
             Frame::Msg(PeerMsg::Raft(m)) => {
                 out.push(T_RAFT);
@@ -231,6 +276,36 @@ impl Frame {
                     to: u64_at(8)?,
                 })
             }
+            T_AUTH_HELLO | T_CHALLENGE | T_PROOF => {
+                let want = match ty {
+                    T_AUTH_HELLO => 16 + peer_auth::LEN,
+                    T_CHALLENGE => 2 * peer_auth::LEN,
+                    _ => peer_auth::LEN,
+                };
+                if p.len() != want {
+                    return Err(format!(
+                        "frame type {ty} of {} bytes, expected {want}",
+                        p.len()
+                    ));
+                }
+                let block = |i: usize| -> [u8; peer_auth::LEN] {
+                    let mut b = [0u8; peer_auth::LEN];
+                    b.copy_from_slice(&p[i..i + peer_auth::LEN]);
+                    b
+                };
+                Ok(match ty {
+                    T_AUTH_HELLO => Frame::AuthHello {
+                        from: u64_at(0)?,
+                        to: u64_at(8)?,
+                        nonce: block(16),
+                    },
+                    T_CHALLENGE => Frame::Challenge {
+                        nonce: block(0),
+                        mac: block(peer_auth::LEN),
+                    },
+                    _ => Frame::Proof { mac: block(0) },
+                })
+            }
             T_RAFT => Message::parse_from_bytes(p)
                 .map(|m| Frame::Msg(PeerMsg::Raft(m)))
                 .map_err(|e| format!("bad raft message: {e}")),
@@ -312,9 +387,10 @@ enum ReadError {
     Invalid(String),
 }
 
-/// Reads one frame. The body is read as it arrives (never allocated up front from the
-/// length), so a bogus length costs nothing until the bytes actually come.
-async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<Frame, ReadError> {
+/// Reads one frame of at most `max` bytes. The body is read as it arrives (never allocated
+/// up front from the length), so a bogus length costs nothing until the bytes actually come,
+/// and it must arrive within `FRAME_TIMEOUT` (plus 100 ms per MiB) once it has started.
+async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, max: usize) -> Result<Frame, ReadError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -322,17 +398,22 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<Frame, ReadErr
         Err(e) => return Err(ReadError::Io(e)),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if !(2..=MAX_FRAME).contains(&len) {
+    if !(2..=max).contains(&len) {
         return Err(ReadError::Invalid(format!(
-            "frame length {len} outside 2..={MAX_FRAME}"
+            "frame length {len} outside 2..={max}"
         )));
     }
     let mut body = Vec::with_capacity(len.min(64 << 10));
-    (&mut *r)
-        .take(len as u64)
-        .read_to_end(&mut body)
-        .await
-        .map_err(ReadError::Io)?;
+    let limit = FRAME_TIMEOUT + Duration::from_millis((len >> 20) as u64 * 100);
+    match tokio::time::timeout(limit, (&mut *r).take(len as u64).read_to_end(&mut body)).await {
+        Ok(r) => r.map_err(ReadError::Io)?,
+        Err(_) => {
+            return Err(ReadError::Invalid(format!(
+                "{} of a {len}-byte frame in {limit:?}",
+                body.len()
+            )))
+        }
+    };
     if body.len() != len {
         return Err(ReadError::Invalid(format!(
             "connection closed inside a frame ({} of {len} bytes)",
@@ -356,6 +437,8 @@ struct Inner {
     queues: Mutex<HashMap<u64, (String, mpsc::Sender<Outgoing>)>>,
     /// The peers whose connections are accepted (shared with the accept loop).
     known: Known,
+    /// The ensemble's shared secret: every connection, both ways, is authenticated with it.
+    secret: Option<QuorumSecret>,
     reports: Arc<Mutex<Vec<PeerReport>>>,
     /// The accept loop and the connection tasks; aborted when the last clone goes.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -411,6 +494,7 @@ impl PeerNetwork {
         my_id: u64,
         listen: SocketAddr,
         peers: Vec<(u64, String)>,
+        secret: Option<QuorumSecret>,
     ) -> io::Result<(PeerNetwork, PeerInbound)> {
         let sock = match listen {
             SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
@@ -419,7 +503,7 @@ impl PeerNetwork {
         sock.set_reuseaddr(true)?;
         sock.bind(listen)?;
         let listener = sock.listen(1024)?;
-        Self::start_on(my_id, listener, peers)
+        Self::start_on(my_id, listener, peers, secret)
     }
 
     /// As `start`, on a listener the caller already bound (tests bind port 0 first to learn
@@ -428,6 +512,7 @@ impl PeerNetwork {
         my_id: u64,
         listener: TcpListener,
         peers: Vec<(u64, String)>,
+        secret: Option<QuorumSecret>,
     ) -> io::Result<(PeerNetwork, PeerInbound)> {
         let local_addr = listener.local_addr()?;
         let peers: Vec<(u64, String)> = peers.into_iter().filter(|(id, _)| *id != my_id).collect();
@@ -436,14 +521,31 @@ impl PeerNetwork {
         ));
         let reports = Arc::new(Mutex::new(Vec::new()));
         let (in_tx, in_rx) = mpsc::channel(PEER_QUEUE);
-        let accept = tokio::spawn(accept_loop(my_id, listener, known.clone(), in_tx));
-        tracing::info!("peer network of node {my_id} listening on {local_addr}");
+        let accept = tokio::spawn(accept_loop(
+            my_id,
+            listener,
+            known.clone(),
+            in_tx,
+            secret.clone(),
+        ));
+        match &secret {
+            Some(_) => tracing::info!(
+                "peer network of node {my_id} listening on {local_addr}; peers authenticate \
+                 with the quorum secret"
+            ),
+            None => tracing::warn!(
+                "peer network of node {my_id} listening on {local_addr} WITHOUT \
+                 authentication: anyone who reaches this port can act as a member; firewall \
+                 it or set keeperd.quorum.secretFile (docs/security.md)"
+            ),
+        }
         let net = PeerNetwork {
             inner: Arc::new(Inner {
                 my_id,
                 local_addr,
                 queues: Mutex::default(),
                 known,
+                secret,
                 reports,
                 tasks: Mutex::new(vec![accept]),
                 runtime: tokio::runtime::Handle::current(),
@@ -473,6 +575,7 @@ impl PeerNetwork {
                 addr.clone(),
                 rx,
                 inner.reports.clone(),
+                inner.secret.clone(),
             ));
             let mut tasks = inner.tasks.lock().expect("peer tasks");
             tasks.retain(|t| !t.is_finished());
@@ -587,6 +690,7 @@ async fn outbound(
     addr: String,
     mut rx: mpsc::Receiver<Outgoing>,
     reports: Arc<Mutex<Vec<PeerReport>>>,
+    secret: Option<QuorumSecret>,
 ) {
     let report = |r| {
         if let Ok(mut v) = reports.lock() {
@@ -636,10 +740,28 @@ async fn outbound(
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut w = BufWriter::with_capacity(256 << 10, stream);
+        let (rh, wh) = stream.into_split();
+        let mut r = BufReader::with_capacity(256, rh);
+        let mut w = BufWriter::with_capacity(256 << 10, wh);
         let result: io::Result<()> = async {
-            w.write_all(&hello).await?;
-            w.flush().await?;
+            match &secret {
+                None => {
+                    w.write_all(&hello).await?;
+                    w.flush().await?;
+                }
+                Some(s) => {
+                    let handshake = authenticate_to(&mut r, &mut w, my_id, peer, s);
+                    match tokio::time::timeout(HELLO_TIMEOUT, handshake).await {
+                        Ok(r) => r?,
+                        Err(_) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "no challenge from the peer in time",
+                            ))
+                        }
+                    }
+                }
+            }
             tracing::info!("connected to peer {peer} at {addr}");
             reachable = true;
             backoff = BACKOFF_MIN;
@@ -696,6 +818,46 @@ async fn outbound(
     }
 }
 
+/// The connector's side of `peer_auth`: AuthHello, check the acceptor's challenge, Proof.
+async fn authenticate_to<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
+    r: &mut R,
+    w: &mut W,
+    me: u64,
+    peer: u64,
+    secret: &QuorumSecret,
+) -> io::Result<()> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
+    let nc = peer_auth::nonce();
+    let hello = Frame::AuthHello {
+        from: me,
+        to: peer,
+        nonce: nc,
+    };
+    w.write_all(&hello.encode().map_err(invalid)?).await?;
+    w.flush().await?;
+    let (na, mac) = match read_frame(r, MAX_HANDSHAKE_FRAME).await {
+        Ok(Frame::Challenge { nonce, mac }) => (nonce, mac),
+        Ok(other) => return Err(invalid(format!("expected a challenge, got {other:?}"))),
+        Err(ReadError::Closed) => {
+            return Err(invalid(
+                "the peer closed the connection (no quorum secret there, or another one)".into(),
+            ))
+        }
+        Err(ReadError::Io(e)) => return Err(e),
+        Err(ReadError::Invalid(why)) => return Err(invalid(why)),
+    };
+    if !secret.check_acceptor(peer, me, &nc, &na, &mac) {
+        return Err(invalid(
+            "the peer does not know the quorum secret; not sending it anything".into(),
+        ));
+    }
+    let proof = Frame::Proof {
+        mac: secret.connector_mac(me, peer, &na, &nc),
+    };
+    w.write_all(&proof.encode().map_err(invalid)?).await?;
+    w.flush().await
+}
+
 /// Frames that may not have reached `peer`: a snapshot among them must be reported (raft-rs
 /// otherwise waits for its acknowledgement forever).
 fn lost(peer: u64, batch: &[Outgoing], report: &impl Fn(PeerReport)) {
@@ -709,6 +871,7 @@ async fn accept_loop(
     listener: TcpListener,
     known: Known,
     tx: mpsc::Sender<(u64, PeerMsg)>,
+    secret: Option<QuorumSecret>,
 ) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -726,7 +889,14 @@ async fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        conns.spawn(inbound(my_id, stream, remote, known.clone(), tx.clone()));
+        conns.spawn(inbound(
+            my_id,
+            stream,
+            remote,
+            known.clone(),
+            tx.clone(),
+            secret.clone(),
+        ));
     }
 }
 
@@ -737,14 +907,47 @@ async fn inbound(
     remote: SocketAddr,
     known: Known,
     tx: mpsc::Sender<(u64, PeerMsg)>,
+    secret: Option<QuorumSecret>,
 ) {
-    let mut r = BufReader::with_capacity(256 << 10, stream);
-    let from = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r)).await {
-        Ok(Ok(Frame::Hello { from, to }))
-            if to == my_id && from != my_id && known.read().is_ok_and(|k| k.contains(&from)) =>
-        {
-            from
+    let (rh, mut wh) = stream.into_split();
+    let mut r = BufReader::with_capacity(256 << 10, rh);
+    let is_peer = |from: u64, to: u64| {
+        to == my_id && from != my_id && known.read().is_ok_and(|k| k.contains(&from))
+    };
+    let handshake = async {
+        let first = read_frame(&mut r, MAX_HANDSHAKE_FRAME).await;
+        match (first, &secret) {
+            (Ok(Frame::AuthHello { from, to, nonce }), Some(s)) if is_peer(from, to) => {
+                let na = peer_auth::nonce();
+                let challenge = Frame::Challenge {
+                    nonce: na,
+                    mac: s.acceptor_mac(my_id, from, &nonce, &na),
+                };
+                let bytes = challenge.encode().map_err(ReadError::Invalid)?;
+                wh.write_all(&bytes).await.map_err(ReadError::Io)?;
+                match read_frame(&mut r, MAX_HANDSHAKE_FRAME).await? {
+                    Frame::Proof { mac } if s.check_connector(from, my_id, &na, &nonce, &mac) => {
+                        Ok(Frame::Hello { from, to })
+                    }
+                    Frame::Proof { .. } => Err(ReadError::Invalid(format!(
+                        "server {from} failed the quorum secret challenge"
+                    ))),
+                    _ => Err(ReadError::Invalid("no proof after the challenge".into())),
+                }
+            }
+            (Ok(Frame::Hello { from, .. }), Some(_)) => Err(ReadError::Invalid(format!(
+                "an unauthenticated hello (as server {from}) but this ensemble requires the \
+                 quorum secret"
+            ))),
+            (Ok(Frame::AuthHello { from, .. }), None) => Err(ReadError::Invalid(format!(
+                "server {from} authenticates with a quorum secret but this server has none \
+                 (keeperd.quorum.secretFile)"
+            ))),
+            (other, _) => other,
         }
+    };
+    let from = match tokio::time::timeout(HELLO_TIMEOUT, handshake).await {
+        Ok(Ok(Frame::Hello { from, to })) if is_peer(from, to) => from,
         Ok(Ok(Frame::Hello { from, to })) => {
             tracing::warn!(
                 "peer connection from {remote}: hello from {from} to {to}, but this is node \
@@ -773,11 +976,20 @@ async fn inbound(
         }
     };
     tracing::info!("peer {from} connected from {remote}");
+    // Nothing more is written here; the half stays open (dropping it would send a FIN).
+    let _write_half = wh;
     loop {
-        let msg = match read_frame(&mut r).await {
+        let msg = match read_frame(&mut r, MAX_FRAME).await {
             Ok(Frame::Msg(m)) => m,
-            Ok(Frame::Hello { .. }) => {
-                tracing::warn!("peer {from} ({remote}) sent a second hello; disconnecting");
+            Ok(
+                Frame::Hello { .. }
+                | Frame::AuthHello { .. }
+                | Frame::Challenge { .. }
+                | Frame::Proof { .. },
+            ) => {
+                tracing::warn!(
+                    "peer {from} ({remote}) sent a second handshake frame; disconnecting"
+                );
                 return;
             }
             Err(ReadError::Closed) => {
@@ -829,6 +1041,16 @@ mod tests {
     #[test]
     fn frames_roundtrip() {
         roundtrip(Frame::Hello { from: 1, to: 3 });
+        roundtrip(Frame::AuthHello {
+            from: 1,
+            to: 3,
+            nonce: [7; 32],
+        });
+        roundtrip(Frame::Challenge {
+            nonce: [1; 32],
+            mac: [2; 32],
+        });
+        roundtrip(Frame::Proof { mac: [9; 32] });
         let mut m = Message::default();
         m.set_msg_type(MessageType::MsgAppend);
         m.from = 2;
@@ -888,26 +1110,29 @@ mod tests {
     async fn read_frame_checks_the_length_before_reading() {
         let mut r: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 1];
         assert!(matches!(
-            read_frame(&mut r).await,
+            read_frame(&mut r, MAX_FRAME).await,
             Err(ReadError::Invalid(_))
         ));
         let mut r: &[u8] = &[0, 0, 0, 1, 1];
         assert!(matches!(
-            read_frame(&mut r).await,
+            read_frame(&mut r, MAX_FRAME).await,
             Err(ReadError::Invalid(_))
         ));
         // Cut inside a frame, and a clean end between frames.
         let mut r: &[u8] = &[0, 0, 0, 18, 1, 1, 0, 0];
         assert!(matches!(
-            read_frame(&mut r).await,
+            read_frame(&mut r, MAX_FRAME).await,
             Err(ReadError::Invalid(_))
         ));
         let mut r: &[u8] = &[];
-        assert!(matches!(read_frame(&mut r).await, Err(ReadError::Closed)));
+        assert!(matches!(
+            read_frame(&mut r, MAX_FRAME).await,
+            Err(ReadError::Closed)
+        ));
         let wire = Frame::Hello { from: 1, to: 2 }.encode().expect("encode");
         let mut r: &[u8] = &wire;
         assert_eq!(
-            read_frame(&mut r).await.expect("hello"),
+            read_frame(&mut r, MAX_FRAME).await.expect("hello"),
             Frame::Hello { from: 1, to: 2 }
         );
     }
@@ -919,6 +1144,7 @@ mod tests {
             1,
             "127.0.0.1:0".parse().expect("addr"),
             vec![(2, "127.0.0.1:9".into())],
+            None,
         )
         .expect("start");
         let touch = |n: &mut PeerNetwork| n.touch(2, vec![1]);

@@ -442,7 +442,7 @@ impl RunningServer {
 /// settings: one Raft tick is tickTime/2 (a heartbeat each, like ZooKeeper's pings) and a
 /// follower that hears nothing for syncLimit x tickTime starts an election (see
 /// docs/replication.md).
-fn raft_options(config: &Config) -> RaftOptions {
+fn raft_options(config: &Config) -> std::io::Result<RaftOptions> {
     let id = config.my_id.filter(|&id| id != 0).unwrap_or(1);
     let base = RaftOptions {
         id,
@@ -456,8 +456,16 @@ fn raft_options(config: &Config) -> RaftOptions {
         ..RaftOptions::standalone(config.data_dir.clone())
     };
     if !config.is_distributed() {
-        return base;
+        return Ok(base);
     }
+    // Checked when zoo.cfg was parsed; read again here, where it is used.
+    let quorum_secret = match &config.quorum_secret_file {
+        Some(path) => Some(
+            crate::consensus::peer_auth::QuorumSecret::from_file(path)
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     use crate::config::PeerType;
     let ids = |t: PeerType| -> Vec<u64> {
         config
@@ -471,7 +479,7 @@ fn raft_options(config: &Config) -> RaftOptions {
         .my_server()
         .filter(|_| config.quorum_listen_on_all_ips)
         .map(|s| SocketAddr::from(([0, 0, 0, 0], s.quorum_port)));
-    RaftOptions {
+    Ok(RaftOptions {
         voters: ids(PeerType::Participant),
         learners: ids(PeerType::Observer),
         peers: config
@@ -486,8 +494,9 @@ fn raft_options(config: &Config) -> RaftOptions {
         // Membership follows zoo.cfg: an empty new server waits to be added, the leader
         // grows/shrinks the group to its zoo.cfg one change at a time (docs/operations.md).
         follow_config: true,
+        quorum_secret,
         ..base
-    }
+    })
 }
 
 /// Binds the client port of `config` (0 picks a free port) and starts serving in the
@@ -500,7 +509,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     info!("{}", config.four_letter_whitelist.describe());
     let (tx, rx) = oneshot::channel::<()>();
-    let mut opts = raft_options(&config);
+    let mut opts = raft_options(&config)?;
     // ZooKeeper's dataDir with no keeperd state yet: its data becomes the first state.
     let seed_config = config.clone();
     opts.seed = tokio::task::spawn_blocking(move || crate::import::startup_seed(&seed_config))

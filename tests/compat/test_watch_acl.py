@@ -10,6 +10,7 @@ watcher received must be equal, and equal to the list written here.
 import os
 import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -37,15 +38,32 @@ class ZkCli:
             stderr=subprocess.STDOUT,
             env=env,
         )
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def send(self, line):
         self.proc.stdin.write((line + "\n").encode())
         self.proc.stdin.flush()
 
+    def wait_for(self, line, timeout=30):
+        """Waits until zkCli printed `line` (commands run in order: all before it are done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if line in self.lines:
+                return
+            time.sleep(0.05)
+        pytest.fail(f"zkCli did not print {line!r}: {self.lines[-20:]}")
+
     def finish(self):
         self.send("quit")
-        out, _ = self.proc.communicate(timeout=60)
-        return out.decode("utf-8", "replace")
+        self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return "\n".join(self.lines)
 
 
 def run_sequence(server):
@@ -62,14 +80,8 @@ def run_sequence(server):
         bob.send("stat -w /w/later")
         bob.send("addWatch -m PERSISTENT_RECURSIVE /w")
         bob.send("ls -w /w")
-        # Wait until the server holds Bob's watches (on 3 paths).
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if server.four("wchs").strip().startswith("1 connections watching 3 paths"):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("zkCli did not set its watches: " + server.four("wchs"))
+        # ls prints the children once every watch before it is set.
+        bob.wait_for("[secret]")
 
         alice.set("/w/secret", b"changed")  # NodeDataChanged on an unreadable node
         alice.create("/w/hidden", b"", acl=mine)  # unreadable child of a readable parent
