@@ -778,8 +778,11 @@ fn the_shipped_example_parses() {
         .map(|l| format!("{l}\n"))
         .collect::<String>()
         .replace("dynamicConfigFile=", "#dynamicConfigFile=")
-        .replace("{dir}-log", "{dir}");
+        .replace("{dir}-log", "{dir}")
+        .replace("/etc/keeperd/quorum.secret", "{dir}/quorum.secret");
+    std::fs::write(f.path().join("quorum.secret"), "a secret of some length\n").unwrap();
     let c = f.parse(&enabled).unwrap();
+    assert!(c.quorum_secret_file.is_some());
     assert_eq!(c.servers.len(), 4);
     assert!(c.super_digest.is_some());
     assert_eq!(c.jute_maxbuffer, 0xfffff);

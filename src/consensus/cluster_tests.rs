@@ -492,6 +492,57 @@ async fn a_member_with_another_secret_is_kept_out() {
     c.shutdown().await;
 }
 
+/// Without a quorum secret, raft messages that a correct peer never sends are dropped before
+/// raft-rs sees them: a heartbeat whose commit is past the log (raft-rs panics on it), a
+/// proposal with an entry that is not a txn (every replica would stop applying it), an append
+/// response claiming entries the leader does not have. The ensemble keeps its term and writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_raft_messages_never_reach_raft_rs() {
+    let c = Cluster::start(&[1, 2, 3], &[], 100_000).await;
+    let leader = c.leader().await;
+    propose_all(&c.node(leader).p, 0..5).await;
+    let term = c.node(leader).h.term();
+    let forge = |ty: MessageType, from: u64, to: u64| {
+        let mut m = Message::default();
+        m.set_msg_type(ty);
+        m.from = from;
+        m.to = to;
+        m.term = term;
+        m
+    };
+    for (id, addr) in &c.addrs {
+        let from = if *id == 1 { 2 } else { 1 };
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let mut b = Frame::Hello { from, to: *id }.encode().unwrap();
+        let mut hb = forge(MessageType::MsgHeartbeat, from, *id);
+        hb.term = term + 1000;
+        hb.commit = 1_000_000_000;
+        let mut prop = forge(MessageType::MsgPropose, from, *id);
+        prop.entries = vec![raft::prelude::Entry {
+            data: b"not a txn".to_vec().into(),
+            ..Default::default()
+        }]
+        .into();
+        let mut resp = forge(MessageType::MsgAppendResponse, from, *id);
+        resp.index = 1_000_000_000;
+        for m in [hb, prop, resp] {
+            b.extend(Frame::Msg(PeerMsg::Raft(m)).encode().unwrap());
+        }
+        s.write_all(&b).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(s);
+    }
+    assert_eq!(c.leader().await, leader);
+    assert_eq!(c.node(leader).h.term(), term);
+    propose_all(&c.node(leader).p, 5..10).await;
+    c.converge(leader).await;
+    for m in c.nodes.values() {
+        assert!(m.h.status().running, "a node stopped");
+        assert_eq!(m.sm.get().len(), 10);
+    }
+    c.shutdown().await;
+}
+
 /// Connects to `addr`, writes `bytes`, and expects the peer to hang up.
 async fn send_garbage(addr: &str, bytes: &[u8]) {
     let mut s = TcpStream::connect(addr).await.expect("connect");

@@ -31,6 +31,7 @@ pub mod peer_auth;
 mod raft_tests;
 pub mod storage;
 pub mod transport;
+mod validate;
 
 pub use node::{
     recover_offline, spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftRole,

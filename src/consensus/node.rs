@@ -711,6 +711,8 @@ struct Node<S, T> {
     last_conf_index: u64,
     /// Appends from index 1 ignored while waiting (logged once).
     dropped_appends: u64,
+    /// Peer messages `validate::check` refused.
+    refused_msgs: u64,
     /// The last membership step logged by the reconciler (not repeated every tick).
     membership_note: String,
     /// Take a snapshot at the next chance, whatever snapCount says (for a joining server).
@@ -963,6 +965,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             probing_peers: HashMap::new(),
             last_conf_index: 0,
             dropped_appends: 0,
+            refused_msgs: 0,
             membership_note: String::new(),
             force_snapshot: false,
             forced_snapshot_at: 0,
@@ -1109,6 +1112,24 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                         );
                     }
                     self.dropped_appends += 1;
+                    return;
+                }
+                let view = super::validate::LocalView {
+                    term: self.raw.raft.term,
+                    leader: self.raw.raft.leader_id,
+                    is_leader: self.raw.raft.state == StateRole::Leader,
+                    last_index: self.raw.raft.raft_log.last_index(),
+                };
+                if let Err(why) = super::validate::check(&msg, &view) {
+                    self.refused_msgs += 1;
+                    // Logged at 1, 2, 4, 8, ...: a flood does not flood the log.
+                    if self.refused_msgs.is_power_of_two() {
+                        tracing::warn!(
+                            "raft: dropped a message from peer {from}: {why} ({} dropped so \
+                             far)",
+                            self.refused_msgs
+                        );
+                    }
                     return;
                 }
                 self.step(msg);
