@@ -633,6 +633,8 @@ type SnapJob = oneshot::Receiver<(u64, Result<SnapshotFile, Error>)>;
 
 enum Event {
     Shutdown,
+    /// The staggered campaign after the leader's connection closed (`leader_gone`).
+    Campaign,
     Proposals,
     ProposersGone,
     Inbound(Inbound),
@@ -713,6 +715,8 @@ struct Node<S, T> {
     dropped_appends: u64,
     /// Peer messages `validate::check` refused.
     refused_msgs: u64,
+    /// When to campaign after the leader's connection closed (`leader_gone`).
+    campaign_at: Option<Instant>,
     /// The last membership step logged by the reconciler (not repeated every tick).
     membership_note: String,
     /// Take a snapshot at the next chance, whatever snapCount says (for a joining server).
@@ -737,6 +741,9 @@ fn store_is_empty_log(store: &SledStorage) -> bool {
 fn store_is_empty(store: &SledStorage) -> bool {
     store.is_empty()
 }
+
+/// Between the campaigns of the voters that saw the leader's connection close, by rank.
+const LEADER_GONE_STAGGER: Duration = Duration::from_millis(150);
 
 /// How far (in entries) a learner may trail the leader's last index to be promoted.
 const CATCH_UP_SLACK: u64 = 128;
@@ -966,6 +973,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             last_conf_index: 0,
             dropped_appends: 0,
             refused_msgs: 0,
+            campaign_at: None,
             membership_note: String::new(),
             force_snapshot: false,
             forced_snapshot_at: 0,
@@ -1029,12 +1037,28 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         });
         let mut batch = Vec::with_capacity(self.opts.max_batch);
         let mut snap_job: Option<SnapJob> = None;
+        // Leadership being handed over before stopping: until then.
+        let mut handover: Option<Instant> = None;
         let result = loop {
+            if let Some(deadline) = handover {
+                // Done once another server leads (this node heard from it, so it has this
+                // node's vote): stopping any earlier could lose the vote it needs.
+                let to = self.raw.raft.leader_id;
+                if to != self.opts.id && to != 0 {
+                    tracing::info!("handed leadership to {to}; stopping");
+                    break Ok(());
+                }
+                if Instant::now() > deadline {
+                    tracing::warn!("leadership handover did not complete in time; stopping");
+                    break Ok(());
+                }
+            }
             let event = tokio::select! {
                 biased;
                 _ = shutdown.notified() => Event::Shutdown,
+                _ = wait_until(self.campaign_at) => Event::Campaign,
                 (index, r) = wait_job(&mut snap_job) => Event::SnapshotWritten(index, r),
-                n = proposals.recv_many(&mut batch, self.opts.max_batch) => {
+                n = proposals.recv_many(&mut batch, self.opts.max_batch), if handover.is_none() => {
                     if n == 0 { Event::ProposersGone } else { Event::Proposals }
                 }
                 Some(m) = inbound.recv() => Event::Inbound(m),
@@ -1042,7 +1066,26 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 _ = wait_tick(&mut purge) => Event::Purge,
             };
             let step = match event {
+                Event::Shutdown | Event::ProposersGone if handover.is_none() => {
+                    match self.hand_over() {
+                        Some(deadline) => {
+                            handover = Some(deadline);
+                            Ok(())
+                        }
+                        None => break Ok(()),
+                    }
+                }
                 Event::Shutdown | Event::ProposersGone => break Ok(()),
+                Event::Campaign => {
+                    self.campaign_at = None;
+                    if self.raw.raft.leader_id == 0 && self.raw.raft.state != StateRole::Leader {
+                        tracing::info!("no leader since its connection closed: campaigning");
+                        if let Err(e) = self.raw.campaign() {
+                            tracing::warn!("campaign failed: {e}");
+                        }
+                    }
+                    Ok(())
+                }
                 Event::Proposals => {
                     self.propose(&mut batch);
                     Ok(())
@@ -1135,6 +1178,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 self.step(msg);
             }
             Inbound::Peer(from, PeerMsg::Probe(p)) => self.on_probe(from, p),
+            Inbound::Peer(from, PeerMsg::Closed) => self.leader_gone(from),
             Inbound::Peer(from, PeerMsg::Forward(f)) => self.propose_forwarded(from, f),
             Inbound::Peer(from, PeerMsg::Touch(sessions)) => {
                 let _ = self.touches.try_send(Touches { from, sessions });
@@ -1722,6 +1766,64 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         Ok(())
     }
 
+    /// Peer `from`'s connection to this node closed. If it was the leader this node follows,
+    /// the leader is most likely gone (a crash, kill -9, a stop): instead of waiting an
+    /// election timeout (syncLimit x tickTime, 10 s with ZooKeeper's defaults) the node forgets
+    /// it (no more lease) and campaigns within moments, staggered by its rank among the other
+    /// voters so that one candidate usually wins the first round. Safe when the leader is in
+    /// fact alive: the campaign starts with pre-vote, which the voters still hearing from the
+    /// leader refuse (check-quorum lease), and the leader's next heartbeat brings this node
+    /// back. A hung leader whose connections stay open is still found by the election timeout.
+    fn leader_gone(&mut self, from: u64) {
+        if self.waiting
+            || from != self.raw.raft.leader_id
+            || self.raw.raft.state == StateRole::Leader
+        {
+            return;
+        }
+        let voters = sorted(self.raw.raft.prs().conf().to_conf_state().voters);
+        let others: Vec<u64> = voters.into_iter().filter(|&v| v != from).collect();
+        let Some(rank) = others.iter().position(|&v| v == self.opts.id) else {
+            return; // a learner does not campaign
+        };
+        let term = self.raw.raft.term;
+        self.raw.raft.become_follower(term, raft::INVALID_ID);
+        let delay = LEADER_GONE_STAGGER * rank as u32;
+        tracing::info!(
+            "leader {from}'s connection closed: campaigning (pre-vote) in {delay:?} unless a \
+             leader appears"
+        );
+        self.campaign_at = Some(Instant::now() + delay);
+    }
+
+    /// A leader asked to stop hands leadership to the voter that has the most of the log,
+    /// so the ensemble has a leader again without waiting for an election timeout. Returns
+    /// until when to wait for it (None: nothing to hand over).
+    fn hand_over(&mut self) -> Option<Instant> {
+        if self.raw.raft.state != StateRole::Leader {
+            return None;
+        }
+        let me = self.opts.id;
+        let voters = self.raw.raft.prs().conf().to_conf_state().voters;
+        let best = voters
+            .iter()
+            .filter(|&&v| v != me)
+            .filter_map(|&v| self.raw.raft.prs().get(v).map(|p| (p.matched, v)))
+            .filter(|(_, v)| {
+                self.heard
+                    .get(v)
+                    .is_some_and(|t| t.elapsed() < self.opts.election_timeout())
+            })
+            .max()?;
+        tracing::info!(
+            "stopping as leader: handing leadership to {} (it has the log up to {})",
+            best.1,
+            best.0
+        );
+        self.raw.transfer_leader(best.1);
+        Some(Instant::now() + self.opts.election_timeout().min(Duration::from_secs(3)))
+    }
+
     /// A membership probe from `from` (see `RaftOptions::follow_config`).
     fn on_probe(&mut self, from: u64, p: Probe) {
         match p {
@@ -2208,6 +2310,13 @@ async fn wait_job(job: &mut Option<SnapJob>) -> (u64, Result<SnapshotFile, Error
         Some(rx) => rx
             .await
             .unwrap_or_else(|_| (0, Err(fault("the snapshot writer thread died")))),
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }

@@ -128,6 +128,8 @@ pub enum PeerMsg {
     Forward(Forward),
     Touch(Vec<i64>),
     Probe(Probe),
+    /// Not a frame: the transport's word that this peer's connection to us closed.
+    Closed,
 }
 
 /// One decoded frame.
@@ -226,6 +228,9 @@ impl Frame {
                 if imported != 0 {
                     out.extend_from_slice(&imported.to_be_bytes());
                 }
+            }
+            Frame::Msg(PeerMsg::Closed) => {
+                return Err("Closed is not a frame".into());
             }
             Frame::Msg(PeerMsg::Touch(sessions)) => {
                 out.push(T_TOUCH);
@@ -765,12 +770,25 @@ async fn outbound(
             tracing::info!("connected to peer {peer} at {addr}");
             reachable = true;
             backoff = BACKOFF_MIN;
+            let mut probe = [0u8; 1];
             loop {
                 let first = match carry.take() {
                     Some(f) => f,
-                    None => match rx.recv().await {
-                        Some(f) => f,
-                        None => return Ok(()),
+                    // The peer never writes on this connection after the handshake: a read
+                    // that returns means it closed (a restart, a crash). Noticed now rather
+                    // than by the next write, which would fail and lose its frames (a vote
+                    // response among them costs the candidate an election timeout).
+                    None => tokio::select! {
+                        f = rx.recv() => match f {
+                            Some(f) => f,
+                            None => return Ok(()),
+                        },
+                        _ = r.read(&mut probe) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::ConnectionReset,
+                                "closed by the peer",
+                            ))
+                        }
                     },
                 };
                 // Write what is queued now in one go, then flush once.
@@ -978,8 +996,22 @@ async fn inbound(
     tracing::info!("peer {from} connected from {remote}");
     // Nothing more is written here; the half stays open (dropping it would send a FIN).
     let _write_half = wh;
+    serve_peer(my_id, from, remote, &mut r, &tx).await;
+    // The node learns at once that this peer's connection is gone: when it was the leader,
+    // the followers need not wait for an election timeout to notice (see `node`).
+    let _ = tx.send((from, PeerMsg::Closed)).await;
+}
+
+/// Reads an authenticated peer's frames until EOF or a violation.
+async fn serve_peer<R: AsyncReadExt + Unpin>(
+    my_id: u64,
+    from: u64,
+    remote: SocketAddr,
+    r: &mut R,
+    tx: &mpsc::Sender<(u64, PeerMsg)>,
+) {
     loop {
-        let msg = match read_frame(&mut r, MAX_FRAME).await {
+        let msg = match read_frame(r, MAX_FRAME).await {
             Ok(Frame::Msg(m)) => m,
             Ok(
                 Frame::Hello { .. }
