@@ -433,6 +433,8 @@ struct Outgoing {
     bytes: Vec<u8>,
     /// A MsgSnapshot: losing it must be reported, or the leader waits for it forever.
     snapshot: bool,
+    /// A raft message: stale once the connection it waited for was lost (see `outbound`).
+    raft: bool,
 }
 
 struct Inner {
@@ -617,7 +619,12 @@ impl PeerNetwork {
                 return false;
             }
         };
-        match q.try_send(Outgoing { bytes, snapshot }) {
+        let raft = matches!(frame, Frame::Msg(PeerMsg::Raft(_)));
+        match q.try_send(Outgoing {
+            bytes,
+            snapshot,
+            raft,
+        }) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::debug!("queue to peer {to} is full: dropping a frame");
@@ -718,6 +725,9 @@ async fn outbound(
     let mut reachable = true;
     // A frame taken from the queue but not written when the connection broke.
     let mut carry: Option<Outgoing> = None;
+    // Frames taken out of the queue to be kept when it is purged (see below).
+    let mut kept: std::collections::VecDeque<Outgoing> = Default::default();
+    let mut lost_connection = false;
     loop {
         if rx.is_closed() {
             return; // replaced by a task for a new address, or the network was dropped
@@ -730,6 +740,7 @@ async fn outbound(
                     report(PeerReport::Unreachable(peer));
                     reachable = false;
                 }
+                lost_connection = true;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
@@ -740,6 +751,7 @@ async fn outbound(
                     report(PeerReport::Unreachable(peer));
                     reachable = false;
                 }
+                lost_connection = true;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
@@ -768,11 +780,36 @@ async fn outbound(
                 }
             }
             tracing::info!("connected to peer {peer} at {addr}");
+            if std::mem::take(&mut lost_connection) {
+                // Raft messages queued while the peer was unreachable are stale (appends of
+                // entries the leader may since have compacted, heartbeats of an old term):
+                // raft-rs sends what the peer needs once it answers. Delivering a backlog of
+                // them only delays that, so they go; forwards, touches and probes stay.
+                let mut dropped = 0;
+                while let Ok(f) = rx.try_recv() {
+                    if f.raft {
+                        if f.snapshot {
+                            report(PeerReport::SnapshotFailed(peer));
+                        }
+                        dropped += 1;
+                    } else {
+                        kept.push_back(f);
+                    }
+                }
+                if carry.as_ref().is_some_and(|f| f.raft) {
+                    lost(peer, carry.as_slice(), &report);
+                    carry = None;
+                    dropped += 1;
+                }
+                if dropped > 0 {
+                    tracing::debug!("peer {peer}: dropped {dropped} stale raft frame(s)");
+                }
+            }
             reachable = true;
             backoff = BACKOFF_MIN;
             let mut probe = [0u8; 1];
             loop {
-                let first = match carry.take() {
+                let first = match carry.take().or_else(|| kept.pop_front()) {
                     Some(f) => f,
                     // The peer never writes on this connection after the handshake: a read
                     // that returns means it closed (a restart, a crash). Noticed now rather
@@ -795,6 +832,11 @@ async fn outbound(
                 let mut batch = vec![first];
                 let mut bytes = batch[0].bytes.len();
                 while bytes < (1 << 20) {
+                    if let Some(f) = kept.pop_front() {
+                        bytes += f.bytes.len();
+                        batch.push(f);
+                        continue;
+                    }
                     match rx.try_recv() {
                         Ok(f) => {
                             bytes += f.bytes.len();
@@ -829,6 +871,7 @@ async fn outbound(
                 tracing::info!("connection to peer {peer} at {addr} lost: {e}");
                 report(PeerReport::Unreachable(peer));
                 reachable = false;
+                lost_connection = true;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
