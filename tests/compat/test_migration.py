@@ -344,3 +344,68 @@ def test_ensemble_takeover_with_the_seed_config(tmp_path):
             b.stop()
             b.close()
         ens.stop()
+
+
+def test_ensemble_takeover_after_reconfig(tmp_path):
+    """A ZooKeeper ensemble that used dynamic reconfig: its logs hold reconfig txns and its
+    zoo.cfg now points to a zoo.cfg.dynamic.<version> file written by ZooKeeper. keeperd
+    starts on those files as they are (zoo.cfg is not rewritten by the test)."""
+    from conftest import super_digest
+
+    cfg = dict(ZK_CFG)
+    cfg.update(
+        {
+            "tickTime": "500",
+            "reconfigEnabled": "true",
+            "DigestAuthenticationProvider.superDigest": super_digest("super", "test"),
+        }
+    )
+    ens = Ensemble(tmp_path, 3, cfg, kind="zookeeper")
+    ens.start()
+    try:
+        hosts = ",".join(ens.hosts())
+        write_history(hosts)
+        srv4 = ens.new_server()
+        srv4.spawn()
+        srv4.wait_listening()
+        c = make_client(hosts, auth_data=[("digest", "super:test")])
+        c.reconfig(joining=ens.server_line(srv4), leaving=None, new_members=None)
+        c.create("/during-reconfig", b"4 members")
+        c.reconfig(joining=None, leaving="4", new_members=None)
+        c.stop()
+        c.close()
+        srv4.stop()
+        before = dump(hosts)
+        for m in ens.members:
+            m.stop()
+        for m in ens.members:
+            assert "dynamicConfigFile" in m.cfg_path.read_text(), m.cfg_path.read_text()
+            m.kind = "keeperd"
+            m.spawn()  # on ZooKeeper's own zoo.cfg and dynamic file
+        for m in ens.members:
+            m._wait_ready()
+        leader = ens.leader()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if "zk_synced_followers\t2" in leader.four("mntr"):
+                break
+            time.sleep(0.3)
+        assert "zk_synced_followers\t2" in leader.four("mntr")
+        for m in ens.members:
+            got = dump(m.hosts())
+            assert got.keys() == before.keys(), m
+            for path in before:
+                assert got[path] == before[path], (m, path)
+            assert "import: txns after the snapshot" in m.log_text() or "taken over" in m.log_text()
+        c = make_client(hosts)
+        config = c.get("/zookeeper/config")[0].decode()
+        assert sorted(ln.split("=")[0] for ln in config.splitlines() if ln.startswith("server.")) == [
+            "server.1",
+            "server.2",
+            "server.3",
+        ], config
+        c.create("/after-reconfig-switch", b"ok")
+        c.stop()
+        c.close()
+    finally:
+        ens.stop()
