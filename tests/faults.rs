@@ -268,3 +268,88 @@ async fn run_non_reader() {
     assert_eq!(four_letters(port, "ruok").await.as_deref(), Some("imok"));
     server.stop();
 }
+
+/// Idle connections up to the open-files limit used to make the next write of the raft log
+/// fail (`Too many open files`), which stopped replication for good. Client connections now
+/// stop at the limit less a reserve: the server refuses the excess and keeps writing,
+/// snapshotting and serving the clients it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_refuses_clients_not_writes() {
+    tokio::time::timeout(Duration::from_secs(120), run_fd_exhaustion())
+        .await
+        .expect("fd exhaustion test exceeded its 120 s bound");
+}
+
+async fn run_fd_exhaustion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             maxClientCnxns=0\nsnapCount=50\n4lw.commands.whitelist=*\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    // 320 descriptors in all (soft and hard): 64 for clients after the 256 kept back.
+    let mut child = std::process::Command::new("prlimit")
+        .arg("--nofile=320:320")
+        .arg(cluster_support::KEEPERD)
+        .args(["start-foreground", "zoo.cfg"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("prlimit (util-linux) runs keeperd");
+    wait_serving(port, dir).await;
+    let c = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&format!("127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+
+    // 400 idle connections from a client that never says hello.
+    let mut idle = vec![];
+    for _ in 0..400 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            idle.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Writes go on, enough of them for several snapshots (each a new file).
+    for i in 0..300 {
+        c.create(&format!("/n{i}"), b"v", &open)
+            .await
+            .unwrap_or_else(|e| panic!("write {i} failed with idle connections open: {e}"));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server exited:\n{}",
+        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    );
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    assert!(log.contains("refusing new ones"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+
+    // Once the idle ones go, new clients are served again.
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&format!("127.0.0.1:{port}"))
+        .await
+        .expect("a new client after the idle ones left");
+    assert_eq!(d.get_data("/n299").await.expect("read").0, b"v");
+    let _ = child.kill();
+    let _ = child.wait();
+}

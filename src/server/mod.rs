@@ -126,6 +126,8 @@ pub struct Conns {
     pub by_session: HashMap<i64, u64>,
     /// Connections per client IP, for maxClientCnxns.
     pub per_ip: HashMap<IpAddr, u32>,
+    /// Client connections admitted and not yet released (all addresses).
+    pub total: usize,
 }
 
 /// Everything the tasks of one server share.
@@ -149,6 +151,39 @@ pub struct Shared {
     /// Ensemble: /zookeeper/config holds a membership (the first leader writes it as it
     /// starts). Clients are served only from then on, so nobody reads it empty.
     config_published: std::sync::atomic::AtomicBool,
+    /// Client connections allowed at once: the open-files limit less `FD_RESERVE`, so that
+    /// clients can never take the descriptors the log, snapshots and peers need.
+    fd_budget: usize,
+}
+
+/// Descriptors kept for everything but client connections: the raft log (sled's files),
+/// snapshot writes, the dataDir, peer connections, the listener, logs.
+const FD_RESERVE: usize = 256;
+
+/// Raises the soft open-files limit to the hard one, as ZooKeeper's service setups do with
+/// `ulimit -n`, and returns how many client connections may be open at once.
+fn client_fd_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit fill or read the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return usize::MAX;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    let soft = usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX);
+    soft.saturating_sub(FD_RESERVE).max(16)
 }
 
 impl Shared {
@@ -172,6 +207,7 @@ impl Shared {
             touched: Mutex::new(HashSet::new()),
             leader_since: Mutex::new(None),
             config_published: Default::default(),
+            fd_budget: client_fd_budget(),
             config,
         }
     }
@@ -595,6 +631,7 @@ async fn serve(
     let config_node = tokio::spawn(publish_config(shared.clone(), proposer.clone()));
     let reaper = tokio::spawn(reap_nodes(shared.clone(), proposer.clone()));
     let mut next_conn_id: u64 = 1;
+    let mut refused_for_fds: u64 = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -611,10 +648,25 @@ async fn serve(
                 };
                 let conn_id = next_conn_id;
                 next_conn_id += 1;
-                if !admit(&shared, remote.ip()) {
-                    warn!(%remote, limit = shared.config.max_client_cnxns,
-                        "too many connections from this address (maxClientCnxns), closing");
-                    continue;
+                match admit(&shared, remote.ip()) {
+                    Ok(()) => {}
+                    Err("maxClientCnxns") => {
+                        warn!(%remote, limit = shared.config.max_client_cnxns,
+                            "too many connections from this address (maxClientCnxns), closing");
+                        continue;
+                    }
+                    Err(_) => {
+                        refused_for_fds += 1;
+                        // Logged at 1, 2, 4, ...: a flood of connections does not flood the log.
+                        if refused_for_fds.is_power_of_two() {
+                            warn!(%remote, budget = shared.fd_budget,
+                                refused = refused_for_fds,
+                                "client connections would use the file descriptors the log \
+                                 and snapshots need: refusing new ones (raise LimitNOFILE / \
+                                 ulimit -n)");
+                        }
+                        continue;
+                    }
                 }
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
@@ -649,19 +701,25 @@ async fn serve(
     debug!("server stopped");
 }
 
-fn admit(shared: &Shared, ip: IpAddr) -> bool {
+/// maxClientCnxns per address, and the descriptor budget over all of them.
+fn admit(shared: &Shared, ip: IpAddr) -> Result<(), &'static str> {
     let limit = shared.config.max_client_cnxns;
     let mut conns = shared.conns.lock().expect("conns lock");
+    if conns.total >= shared.fd_budget {
+        return Err("open files");
+    }
     let n = conns.per_ip.entry(ip).or_insert(0);
     if limit != 0 && *n >= limit {
-        return false;
+        return Err("maxClientCnxns");
     }
     *n += 1;
-    true
+    conns.total += 1;
+    Ok(())
 }
 
 fn release(shared: &Shared, ip: IpAddr) {
     let mut conns = shared.conns.lock().expect("conns lock");
+    conns.total = conns.total.saturating_sub(1);
     if let Some(n) = conns.per_ip.get_mut(&ip) {
         *n = n.saturating_sub(1);
         if *n == 0 {
