@@ -353,3 +353,97 @@ async fn run_fd_exhaustion() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// One multiRead of 55,000 getData of a 1 MB znode asks for 55 GB of reply: refused with
+/// MarshallingError before it is built (ZooKeeper builds it and dies); the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_multi_read_is_refused_not_built() {
+    tokio::time::timeout(Duration::from_secs(120), run_huge_multi_read())
+        .await
+        .expect("multiRead test exceeded its 120 s bound");
+}
+
+async fn read_frame(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.expect("frame length");
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.expect("frame body");
+    body
+}
+
+async fn run_huge_multi_read() {
+    use keeperd::proto::request::ReadOp;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             jute.maxbuffer=4194304\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Node {
+        id: 1,
+        dir: dir.to_path_buf(),
+        client_port: port,
+        child: None,
+    };
+    server.start();
+    wait_serving(port, dir).await;
+    let pid = server.child.as_ref().unwrap().id();
+    let c = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&server.addr())
+        .await
+        .expect("connect");
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    c.create("/big", &vec![b'x'; 1000 * 1000], &open)
+        .await
+        .expect("1 MB znode");
+    let before = rss_mib(pid);
+
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let mut out = BytesMut::new();
+    encode_connect_request(
+        &mut out,
+        &ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 30_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+        },
+    );
+    let ops: Vec<ReadOp> = (0..55_000)
+        .map(|_| ReadOp::GetData {
+            path: "/big".into(),
+        })
+        .collect();
+    encode_request(&mut out, 1, &Request::MultiRead(ops));
+    encode_request(
+        &mut out,
+        2,
+        &Request::Exists {
+            path: "/big".into(),
+            watch: false,
+        },
+    );
+    s.write_all(&out).await.unwrap();
+    let _hello = read_frame(&mut s).await;
+    let (h, _) = keeperd::proto::codec::decode_reply_header(&read_frame(&mut s).await).unwrap();
+    assert_eq!(
+        (h.xid, h.err),
+        (1, keeperd::proto::ZkError::MarshallingError.code())
+    );
+    let (h, _) = keeperd::proto::codec::decode_reply_header(&read_frame(&mut s).await).unwrap();
+    assert_eq!((h.xid, h.err), (2, 0), "the session goes on");
+    let after = rss_mib(pid);
+    eprintln!("RSS {before} MiB before, {after} MiB after a 55 GB multiRead");
+    assert!(after < before + 100, "{before} -> {after} MiB");
+    server.stop();
+}

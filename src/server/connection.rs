@@ -686,6 +686,9 @@ async fn respond_loop(
     }
 }
 
+/// The largest multiRead reply built (or jute.maxbuffer, if larger).
+const MULTI_READ_REPLY_CAP: usize = 16 << 20;
+
 /// Answers a request that does not go through the log, against the local tree. Watch
 /// registration happens under the same lock as the read, so no change can slip between them.
 fn execute_read(
@@ -730,20 +733,43 @@ fn execute_read(
                 .get_acl(&path, auth)
                 .map(|(acl, stat)| Response::GetAcl { acl, stat }),
             Request::Sync { path } => Ok(Response::Sync { path }),
-            Request::MultiRead(ops) => Ok(Response::Multi(
-                ops.into_iter()
-                    .map(|op| match op {
+            Request::MultiRead(ops) => {
+                // The whole reply is built before it is sent: one multiRead of thousands of
+                // getData of a 1 MB znode would otherwise take gigabytes. Past this size no
+                // client could read it anyway (its jute.maxbuffer refuses the packet), so it
+                // is refused as MarshallingError instead of built.
+                let cap = shared.config.jute_maxbuffer.max(MULTI_READ_REPLY_CAP);
+                let mut size = 0usize;
+                let mut results = Vec::with_capacity(ops.len().min(1024));
+                for op in ops {
+                    let r = match op {
                         ReadOp::GetChildren { path } => match tree.get_children(&path, auth) {
-                            Ok((children, _)) => OpResult::GetChildren { children },
+                            Ok((children, _)) => {
+                                size += children.iter().map(|c| c.len() + 4).sum::<usize>();
+                                OpResult::GetChildren { children }
+                            }
                             Err(e) => OpResult::Error { err: e.code() },
                         },
                         ReadOp::GetData { path } => match tree.get_data(&path, auth) {
-                            Ok((data, stat)) => OpResult::GetData { data, stat },
+                            Ok((data, stat)) => {
+                                size += data.as_ref().map_or(0, |d| d.len()) + 80;
+                                OpResult::GetData { data, stat }
+                            }
                             Err(e) => OpResult::Error { err: e.code() },
                         },
-                    })
-                    .collect(),
-            )),
+                    };
+                    size += 12;
+                    if size > cap {
+                        warn!(
+                            session = format_args!("0x{:x}", session_id),
+                            cap, "multiRead reply over the cap: refused (MarshallingError)"
+                        );
+                        return (zxid, Err(ZkError::MarshallingError));
+                    }
+                    results.push(r);
+                }
+                Ok(Response::Multi(results))
+            }
             Request::GetEphemerals { prefix } => Ok(Response::GetEphemerals {
                 ephemerals: tree.get_ephemerals(session_id, &prefix),
             }),
