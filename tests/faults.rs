@@ -165,6 +165,74 @@ async fn run_full_disk(disk: &Tmpfs) {
     server.stop();
 }
 
+/// A standalone server on a fresh dataDir (plus `extra` zoo.cfg lines), serving, where a
+/// client has created a 1 MB znode `/big`; and the server's RSS then.
+struct BigZnode {
+    _tmp: tempfile::TempDir,
+    server: Node,
+    client: zk::Client,
+    pid: u32,
+    before: u64,
+}
+
+async fn server_with_big_znode(extra: &str) -> BigZnode {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n{extra}\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Node {
+        id: 1,
+        dir: dir.to_path_buf(),
+        client_port: port,
+        child: None,
+    };
+    server.start();
+    wait_serving(port, dir).await;
+    let pid = server.child.as_ref().unwrap().id();
+    let client = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&server.addr())
+        .await
+        .expect("connect");
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    client
+        .create("/big", &vec![b'x'; 1000 * 1000], &open)
+        .await
+        .expect("1 MB znode");
+    let before = rss_mib(pid);
+    BigZnode {
+        _tmp: tmp,
+        server,
+        client,
+        pid,
+        before,
+    }
+}
+
+/// A raw client's connect request (new session, 30 s).
+fn handshake() -> BytesMut {
+    let mut out = BytesMut::new();
+    encode_connect_request(
+        &mut out,
+        &ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 30_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+        },
+    );
+    out
+}
+
 /// Resident memory of a process, from /proc.
 fn rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -185,52 +253,21 @@ async fn a_client_that_never_reads_cannot_exhaust_memory() {
 }
 
 async fn run_non_reader() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let port = free_port();
-    std::fs::write(
-        dir.join("zoo.cfg"),
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             maxSessionTimeout=60000\n4lw.commands.whitelist=*\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut server = Node {
-        id: 1,
-        dir: dir.to_path_buf(),
-        client_port: port,
-        child: None,
-    };
-    server.start();
-    wait_serving(port, dir).await;
-    let pid = server.child.as_ref().unwrap().id();
-    let c = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(20))
-        .connect(&server.addr())
-        .await
-        .expect("connect");
+    let BigZnode {
+        _tmp,
+        mut server,
+        client: c,
+        pid,
+        before,
+    } = server_with_big_znode("maxSessionTimeout=60000\n4lw.commands.whitelist=*").await;
+    let port = server.client_port;
     let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     let big = vec![b'x'; 1000 * 1000];
-    c.create("/big", &big, &open).await.expect("1 MB znode");
-    let before = rss_mib(pid);
 
     // The attacker: a session, then 2,000 pipelined getData of /big (2 GB of replies) and
     // not one byte read back.
     let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let mut out = BytesMut::new();
-    encode_connect_request(
-        &mut out,
-        &ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-        },
-    );
+    let mut out = handshake();
     for xid in 1..=2000 {
         encode_request(
             &mut out,
@@ -374,51 +411,16 @@ async fn read_frame(s: &mut tokio::net::TcpStream) -> Vec<u8> {
 
 async fn run_huge_multi_read() {
     use keeperd::proto::request::ReadOp;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let port = free_port();
-    std::fs::write(
-        dir.join("zoo.cfg"),
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             jute.maxbuffer=4194304\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut server = Node {
-        id: 1,
-        dir: dir.to_path_buf(),
-        client_port: port,
-        child: None,
-    };
-    server.start();
-    wait_serving(port, dir).await;
-    let pid = server.child.as_ref().unwrap().id();
-    let c = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(20))
-        .connect(&server.addr())
-        .await
-        .expect("connect");
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    c.create("/big", &vec![b'x'; 1000 * 1000], &open)
-        .await
-        .expect("1 MB znode");
-    let before = rss_mib(pid);
+    let BigZnode {
+        _tmp,
+        mut server,
+        client: _c,
+        pid,
+        before,
+    } = server_with_big_znode("jute.maxbuffer=4194304").await;
 
     let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let mut out = BytesMut::new();
-    encode_connect_request(
-        &mut out,
-        &ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-        },
-    );
+    let mut out = handshake();
     let ops: Vec<ReadOp> = (0..55_000)
         .map(|_| ReadOp::GetData {
             path: "/big".into(),

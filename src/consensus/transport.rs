@@ -453,6 +453,7 @@ struct Inner {
 }
 
 type Known = Arc<std::sync::RwLock<HashSet<u64>>>;
+type Live = Arc<Mutex<HashMap<u64, usize>>>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -935,6 +936,10 @@ async fn accept_loop(
     secret: Option<QuorumSecret>,
 ) {
     let mut conns = tokio::task::JoinSet::new();
+    // Authenticated inbound connections open per peer: `PeerMsg::Closed` is reported only
+    // when the last one goes (a second connection claiming a peer's id, closing, says
+    // nothing about the peer's real connection).
+    let live: Live = Arc::default();
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(c) => c,
@@ -957,6 +962,7 @@ async fn accept_loop(
             known.clone(),
             tx.clone(),
             secret.clone(),
+            live.clone(),
         ));
     }
 }
@@ -969,6 +975,7 @@ async fn inbound(
     known: Known,
     tx: mpsc::Sender<(u64, PeerMsg)>,
     secret: Option<QuorumSecret>,
+    live: Live,
 ) {
     let (rh, mut wh) = stream.into_split();
     let mut r = BufReader::with_capacity(256 << 10, rh);
@@ -1039,10 +1046,19 @@ async fn inbound(
     tracing::info!("peer {from} connected from {remote}");
     // Nothing more is written here; the half stays open (dropping it would send a FIN).
     let _write_half = wh;
+    *live.lock().expect("live peers").entry(from).or_default() += 1;
     serve_peer(my_id, from, remote, &mut r, &tx).await;
-    // The node learns at once that this peer's connection is gone: when it was the leader,
-    // the followers need not wait for an election timeout to notice (see `node`).
-    let _ = tx.send((from, PeerMsg::Closed)).await;
+    let last = {
+        let mut live = live.lock().expect("live peers");
+        let n = live.entry(from).or_default();
+        *n = n.saturating_sub(1);
+        *n == 0
+    };
+    // The node learns at once that this peer's (last) connection is gone: when it was the
+    // leader, the followers need not wait for an election timeout to notice (see `node`).
+    if last {
+        let _ = tx.send((from, PeerMsg::Closed)).await;
+    }
 }
 
 /// Reads an authenticated peer's frames until EOF or a violation.

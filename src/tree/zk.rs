@@ -87,6 +87,22 @@ fn owner_of(kind: NodeKind) -> i64 {
     }
 }
 
+/// A node's Stat as ZooKeeper persists it (the kind folded into ephemeralOwner).
+fn stat_persisted(n: &Node) -> StatPersisted {
+    let s = &n.stat;
+    StatPersisted {
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        cversion: s.cversion,
+        aversion: s.aversion,
+        ephemeral_owner: owner_of(n.kind),
+        pzxid: s.pzxid,
+    }
+}
+
 fn pstat(s: &StatPersisted) -> PStat {
     PStat {
         czxid: s.czxid,
@@ -443,22 +459,10 @@ impl DataTree {
     /// Computed in place (no copy of the data).
     pub fn zk_digest(&self) -> i64 {
         self.nodes.iter().fold(0i64, |acc, (path, n)| {
-            let s = &n.stat;
-            let stat = StatPersisted {
-                czxid: s.czxid,
-                mzxid: s.mzxid,
-                ctime: s.ctime,
-                mtime: s.mtime,
-                version: s.version,
-                cversion: s.cversion,
-                aversion: s.aversion,
-                ephemeral_owner: owner_of(n.kind),
-                pzxid: s.pzxid,
-            };
             acc.wrapping_add(crate::zkfiles::digest::node_digest(
                 path,
                 n.data.as_deref(),
-                &stat,
+                &stat_persisted(n),
             ))
         })
     }
@@ -488,7 +492,6 @@ impl DataTree {
             let Some(n) = self.nodes.get(path.as_str()) else {
                 continue;
             };
-            let s = &n.stat;
             let config = path == super::CONFIG_NODE;
             nodes.push(ZkNode {
                 path: if path == "/" {
@@ -502,17 +505,7 @@ impl DataTree {
                     n.data.as_deref().map(<[u8]>::to_vec)
                 },
                 acl: key[n.acl as usize],
-                stat: StatPersisted {
-                    czxid: s.czxid,
-                    mzxid: s.mzxid,
-                    ctime: s.ctime,
-                    mtime: s.mtime,
-                    version: s.version,
-                    cversion: s.cversion,
-                    aversion: s.aversion,
-                    ephemeral_owner: owner_of(n.kind),
-                    pzxid: s.pzxid,
-                },
+                stat: stat_persisted(n),
             });
             if let Some(children) = &n.children {
                 stack.extend(children.iter().rev().map(|c| super::join(&path, c)));
