@@ -148,6 +148,67 @@ async fn handshake_with_and_without_the_read_only_byte() {
     .await;
 }
 
+/// A session's password cannot be computed from its id: only the password the server gave
+/// (HMAC under this server's own random secret) takes the session over; ZooKeeper's formula
+/// and keeperd's former one (SHA-1 of a constant and the id) get the expired reply. The
+/// password survives a restart (the secret is kept in the dataDir).
+#[tokio::test]
+async fn session_passwords_are_not_computable_from_the_id() {
+    bounded(async {
+        let srv = start().await;
+        let (_victim, resp) = Raw::session(srv.local_addr).await;
+        let id = resp.session_id;
+        let reconnect = |passwd: Vec<u8>| {
+            let addr = srv.local_addr;
+            async move {
+                let mut raw = Raw::open(addr).await;
+                raw.handshake(ConnectRequest {
+                    protocol_version: 0,
+                    last_zxid_seen: 0,
+                    timeout_ms: 5000,
+                    session_id: id,
+                    passwd,
+                    read_only: Some(false),
+                })
+                .await
+            }
+        };
+        let old_keeperd = {
+            use sha1::{Digest, Sha1};
+            let mut h = Sha1::new();
+            h.update(0x6b65_6570_6572_6421u64.to_be_bytes());
+            h.update(id.to_be_bytes());
+            h.finalize()[..16].to_vec()
+        };
+        let zookeeper = keeperd::server::session::zk_password(id).to_vec();
+        for guess in [old_keeperd, zookeeper, vec![0; 16]] {
+            let r = reconnect(guess).await;
+            assert_eq!(
+                (r.session_id, r.timeout_ms),
+                (0, 0),
+                "a guessed password worked"
+            );
+        }
+        let r = reconnect(resp.passwd.clone()).await;
+        assert_eq!(r.session_id, id, "the real password works");
+        let srv = srv.restart().await;
+        let mut raw = Raw::open(srv.local_addr).await;
+        let r = raw
+            .handshake(ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 5000,
+                session_id: id,
+                passwd: resp.passwd.clone(),
+                read_only: Some(false),
+            })
+            .await;
+        assert_eq!(r.session_id, id, "the password survives a restart");
+        srv.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn unknown_or_expired_session_gets_the_expired_reply() {
     bounded(async {

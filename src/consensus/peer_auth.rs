@@ -77,6 +77,14 @@ impl QuorumSecret {
         m
     }
 
+    /// A key for session passwords derived from the secret (never the secret itself, so a
+    /// password reveals nothing usable on the quorum port).
+    pub fn session_key(&self) -> Vec<u8> {
+        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        m.update(b"keeperd session key");
+        m.finalize().into_bytes().to_vec()
+    }
+
     /// The acceptor's MAC (`me` accepts a connection that says it is `from`).
     pub fn acceptor_mac(&self, me: u64, from: u64, nc: &[u8; LEN], na: &[u8; LEN]) -> [u8; LEN] {
         self.mac(ACCEPTOR, me, from, nc, na)

@@ -163,7 +163,7 @@ pub async fn run(
         // A session imported from ZooKeeper's data: its client holds the password
         // ZooKeeper derived; it keeps that password for the life of the session.
         let valid = known.is_some()
-            && (connect.passwd[..] == session::password(shared.secret, connect.session_id)[..]
+            && (connect.passwd[..] == session::password(&shared.secret, connect.session_id)[..]
                 || imported && connect.passwd[..] == session::zk_password(connect.session_id)[..]);
         match known {
             Some(info) if valid => (info.session_id, info.timeout_ms),
@@ -216,7 +216,7 @@ pub async fn run(
             protocol_version: 0,
             timeout_ms,
             session_id,
-            passwd: session::password(shared.secret, session_id).to_vec(),
+            passwd: session::password(&shared.secret, session_id).to_vec(),
             read_only: connect.read_only.map(|_| false),
         },
     );

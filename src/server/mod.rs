@@ -139,7 +139,7 @@ pub struct Shared {
     pub ids: Mutex<SessionIdGen>,
     pub stats: ServerStats,
     /// Mixed into session passwords (see `session::password`).
-    pub secret: u64,
+    pub secret: Vec<u8>,
     /// Sessions whose closeSession has been proposed by expiry and not yet applied.
     expiring: Mutex<HashSet<i64>>,
     /// The consensus node, once recovery has finished.
@@ -187,7 +187,7 @@ fn client_fd_budget() -> usize {
 }
 
 impl Shared {
-    fn new(config: Config) -> Shared {
+    fn new(config: Config, secret: Vec<u8>) -> Shared {
         let tree = DataTree::new(TreeOptions {
             skip_acl: config.skip_acl,
         });
@@ -201,7 +201,7 @@ impl Shared {
             liveness: Mutex::new(Liveness::default()),
             ids: Mutex::new(SessionIdGen::new(server_id, now_ms())),
             stats: ServerStats::default(),
-            secret: 0x6b65_6570_6572_6421,
+            secret,
             expiring: Mutex::new(HashSet::new()),
             raft: std::sync::OnceLock::new(),
             touched: Mutex::new(HashSet::new()),
@@ -552,7 +552,16 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         .await
         .map_err(std::io::Error::other)?
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let shared = Arc::new(Shared::new(config));
+    let quorum = match &config.quorum_secret_file {
+        Some(path) => Some(
+            crate::consensus::peer_auth::QuorumSecret::from_file(path)
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let secret =
+        session::session_secret(quorum.as_ref(), config.is_distributed(), &config.data_dir)?;
+    let shared = Arc::new(Shared::new(config, secret));
     // Recovery (snapshot + log replay) blocks until the tree is complete: clients are
     // accepted only afterwards, so nobody sees a half-replayed tree.
     let applier = Applier::new(shared.clone());

@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use sha1::{Digest, Sha1};
-
 /// Mints session ids the way ZooKeeper does: the top byte is the server id, the next 40 bits
 /// come from the start-up wall clock, and ids increment from there. Distinct servers never
 /// collide; a restarted server starts from a later clock.
@@ -37,16 +35,75 @@ impl SessionIdGen {
     }
 }
 
-/// The 16-byte session password. It is derived from the id and a secret so every server can
-/// check a reconnect without storing passwords.
-pub fn password(secret: u64, session_id: i64) -> [u8; 16] {
-    let mut h = Sha1::new();
-    h.update(secret.to_be_bytes());
-    h.update(session_id.to_be_bytes());
-    let d = h.finalize();
+/// The 16-byte session password: HMAC-SHA256 of the id under the ensemble's session secret
+/// (`session_secret`), so every server can check a reconnect without storing passwords and
+/// nobody without the secret can compute another session's password.
+pub fn password(secret: &[u8], session_id: i64) -> [u8; 16] {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(b"keeperd session password");
+    m.update(&session_id.to_be_bytes());
+    let d = m.finalize().into_bytes();
     let mut out = [0u8; 16];
     out.copy_from_slice(&d[..16]);
     out
+}
+
+/// A constant anyone can read in this source: the session secret of an ensemble that has no
+/// quorum secret (as predictable as ZooKeeper's own passwords; docs/security.md).
+const PUBLIC_SECRET: &[u8] = b"keeperd without a quorum secret";
+
+/// The secret session passwords derive from: the quorum secret when zoo.cfg has one (every
+/// member holds it); standalone, a random one kept in `dataDir/keeperd/session.secret`
+/// (created at the first start, 0600); otherwise a public constant, said in the log.
+pub fn session_secret(
+    quorum: Option<&crate::consensus::peer_auth::QuorumSecret>,
+    distributed: bool,
+    data_dir: &std::path::Path,
+) -> std::io::Result<Vec<u8>> {
+    if let Some(q) = quorum {
+        return Ok(q.session_key());
+    }
+    if distributed {
+        tracing::warn!(
+            "session passwords derive from a public constant: without \
+             keeperd.quorum.secretFile a client that knows a session id can compute its \
+             password (as in ZooKeeper)"
+        );
+        return Ok(PUBLIC_SECRET.to_vec());
+    }
+    let dir = data_dir.join(crate::consensus::storage::STATE_DIR);
+    let path = dir.join("session.secret");
+    match std::fs::read(&path) {
+        Ok(s) if s.len() >= 16 => return Ok(s),
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is shorter than 16 bytes",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut secret = vec![0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
+    let tmp = dir.join("session.secret.tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&secret)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    crate::consensus::storage::sync_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(secret)
 }
 
 /// The password ZooKeeper gives a session: 16 bytes from `java.util.Random` seeded with
@@ -146,9 +203,33 @@ mod tests {
 
     #[test]
     fn password_depends_on_id_and_secret() {
-        assert_eq!(password(1, 5), password(1, 5));
-        assert_ne!(password(1, 5), password(1, 6));
-        assert_ne!(password(1, 5), password(2, 5));
+        assert_eq!(password(b"s1", 5), password(b"s1", 5));
+        assert_ne!(password(b"s1", 5), password(b"s1", 6));
+        assert_ne!(password(b"s1", 5), password(b"s2", 5));
+    }
+
+    #[test]
+    fn a_standalone_secret_is_random_kept_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let a = session_secret(None, false, d.path()).unwrap();
+        assert_eq!(a.len(), 32);
+        assert_eq!(session_secret(None, false, d.path()).unwrap(), a, "kept");
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(
+            session_secret(None, false, other.path()).unwrap(),
+            a,
+            "random"
+        );
+        let meta = std::fs::metadata(d.path().join("keeperd/session.secret")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let q = crate::consensus::peer_auth::QuorumSecret::new(b"a quorum secret here").unwrap();
+        let from_quorum = session_secret(Some(&q), true, d.path()).unwrap();
+        assert_eq!(
+            session_secret(Some(&q), true, other.path()).unwrap(),
+            from_quorum
+        );
+        assert_ne!(from_quorum, a);
     }
 
     #[test]
