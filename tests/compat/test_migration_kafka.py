@@ -253,12 +253,18 @@ def test_kafka_brokers_ride_through_the_switch_to_keeperd(kafka, ensemble):
         zk.stop()
         zk.close()
 
-    # keeperd's logs: no errors, nothing of refused or expired sessions.
+    # keeperd's logs: no errors, nothing of refused or expired sessions. (This ensemble has
+    # no quorum secret: the start-up warning that its session passwords derive from a public
+    # constant is expected.)
     for m in ens.members:
         bad = [
             ln
             for ln in keeperd_log(m).splitlines()
             if " ERROR " in ln
-            or (" WARN " in ln and re.search(r"(?i)session|password|expir", ln))
+            or (
+                " WARN " in ln
+                and re.search(r"(?i)session|password|expir", ln)
+                and "derive from a public constant" not in ln
+            )
         ]
         assert not bad, (m, bad[:20])
