@@ -38,10 +38,10 @@ fn copy_of(variant: &str) -> tempfile::TempDir {
 /// data, stat, ACL.
 type TreeNode = (Option<Vec<u8>>, StatPersisted, Vec<Acl>);
 
-/// A minimal replay of ZooKeeper's DataTree semantics, enough to rebuild the final client
-/// view from snapshot + log.
-#[derive(Default)]
+/// A loaded dataDir rolled forward by keeperd's own import (`DataTree::from_zk_snapshot` and
+/// `replay_zk`), seen as ZooKeeper's records again: nodes by path, sessions.
 struct Tree {
+    tree: crate::tree::DataTree,
     nodes: BTreeMap<String, TreeNode>,
     sessions: BTreeSet<i64>,
 }
@@ -55,22 +55,42 @@ fn parent_of(path: &str) -> &str {
 
 impl Tree {
     fn from(l: &Loaded) -> Tree {
-        let acls: BTreeMap<i64, Vec<Acl>> = l.snapshot.acls.iter().cloned().collect();
-        let mut t = Tree::default();
-        for n in &l.snapshot.nodes {
-            // -1 is ZooKeeper's "no ACL", which reads as world:anyone with every permission.
-            let acl = match acls.get(&n.acl) {
-                Some(a) => a.clone(),
-                None => vec![Acl {
-                    perms: 31,
-                    id: crate::proto::Id::new("world", "anyone"),
-                }],
-            };
-            t.nodes
-                .insert(n.path.clone(), (n.data.clone(), n.stat, acl));
-        }
-        t.sessions = l.snapshot.sessions.iter().map(|s| s.0).collect();
+        let tree = crate::tree::DataTree::from_zk_snapshot(
+            &l.snapshot,
+            l.snapshot_zxid,
+            crate::tree::TreeOptions::default(),
+        )
+        .expect("the snapshot imports");
+        let mut t = Tree {
+            tree,
+            nodes: BTreeMap::new(),
+            sessions: BTreeSet::new(),
+        };
+        t.refresh();
         t
+    }
+
+    /// Replays one entry, as the import does (`refresh` updates `nodes`).
+    fn apply(&mut self, e: &LogEntry) {
+        self.tree.replay_zk(e);
+    }
+
+    fn refresh(&mut self) {
+        let snap = self.tree.to_zk_snapshot();
+        let acls: BTreeMap<i64, Vec<Acl>> = snap.acls.into_iter().collect();
+        self.nodes = snap
+            .nodes
+            .into_iter()
+            .map(|n| {
+                let path = if n.path.is_empty() {
+                    "/".into()
+                } else {
+                    n.path
+                };
+                (path, (n.data, n.stat, acls[&n.acl].clone()))
+            })
+            .collect();
+        self.sessions = snap.sessions.iter().map(|s| s.0).collect();
     }
 
     fn children(&self, path: &str) -> usize {
@@ -81,138 +101,7 @@ impl Tree {
     }
 
     fn digest(&self) -> i64 {
-        self.nodes.iter().fold(0i64, |acc, (p, (d, s, _))| {
-            acc.wrapping_add(digest::node_digest(p, d.as_deref(), s))
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn create(
-        &mut self,
-        e: &LogEntry,
-        path: &str,
-        data: &Option<Vec<u8>>,
-        acl: &[Acl],
-        owner: i64,
-        pcv: i32,
-    ) {
-        let z = e.header.zxid;
-        if let Some(parent) = self.nodes.get_mut(parent_of(path)) {
-            let cv = if pcv == -1 {
-                parent.1.cversion + 1
-            } else {
-                pcv
-            };
-            if cv > parent.1.cversion {
-                parent.1.cversion = cv;
-                parent.1.pzxid = z;
-            }
-        }
-        if self.nodes.contains_key(path) {
-            return;
-        }
-        let t = e.header.time;
-        let stat = StatPersisted {
-            czxid: z,
-            mzxid: z,
-            ctime: t,
-            mtime: t,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: owner,
-            pzxid: z,
-        };
-        self.nodes
-            .insert(path.to_string(), (data.clone(), stat, acl.to_vec()));
-    }
-
-    fn delete(&mut self, z: i64, path: &str) {
-        if self.nodes.remove(path).is_some() {
-            if let Some(parent) = self.nodes.get_mut(parent_of(path)) {
-                if z > parent.1.pzxid {
-                    parent.1.pzxid = z;
-                }
-            }
-        }
-    }
-
-    fn apply(&mut self, e: &LogEntry, txn: &ZkTxn) {
-        let z = e.header.zxid;
-        match txn {
-            ZkTxn::CreateSession { .. } => {
-                self.sessions.insert(e.header.client_id);
-            }
-            ZkTxn::CloseSession { paths } => {
-                let owned: Vec<String> = match paths {
-                    Some(p) => p.clone(),
-                    None => self
-                        .nodes
-                        .iter()
-                        .filter(|(_, n)| n.1.ephemeral_owner == e.header.client_id)
-                        .map(|(p, _)| p.clone())
-                        .collect(),
-                };
-                for p in owned {
-                    self.delete(z, &p);
-                }
-                self.sessions.remove(&e.header.client_id);
-            }
-            ZkTxn::Create {
-                path,
-                data,
-                acl,
-                ephemeral,
-                parent_cversion,
-            } => {
-                let owner = if *ephemeral { e.header.client_id } else { 0 };
-                self.create(e, path, data, acl, owner, *parent_cversion);
-            }
-            ZkTxn::CreateContainer {
-                path,
-                data,
-                acl,
-                parent_cversion,
-            } => {
-                self.create(e, path, data, acl, super::CONTAINER_OWNER, *parent_cversion);
-            }
-            ZkTxn::CreateTtl {
-                path,
-                data,
-                acl,
-                parent_cversion,
-                ttl,
-            } => {
-                self.create(e, path, data, acl, (0xff << 56) | ttl, *parent_cversion);
-            }
-            ZkTxn::Delete { path } => self.delete(z, path),
-            ZkTxn::SetData {
-                path,
-                data,
-                version,
-            } => {
-                if let Some(n) = self.nodes.get_mut(path) {
-                    n.0 = data.clone();
-                    n.1.mzxid = z;
-                    n.1.mtime = e.header.time;
-                    n.1.version = *version;
-                }
-            }
-            ZkTxn::SetAcl { path, acl, version } => {
-                if let Some(n) = self.nodes.get_mut(path) {
-                    n.2 = acl.clone();
-                    n.1.aversion = *version;
-                }
-            }
-            ZkTxn::Multi(subs) => {
-                if subs.iter().all(|(k, _)| *k != op::ERROR) {
-                    for (_, s) in subs {
-                        self.apply(e, s);
-                    }
-                }
-            }
-            ZkTxn::Check { .. } | ZkTxn::Error { .. } => {}
-        }
+        self.tree.zk_digest()
     }
 }
 
@@ -230,8 +119,9 @@ fn every_variant_loads_to_what_the_client_saw() {
         assert!(l.snapshot_zxid > 0 && !l.entries.is_empty(), "{v}");
         let mut t = Tree::from(&l);
         for e in &l.entries {
-            t.apply(e, &e.txn);
+            t.apply(e);
         }
+        t.refresh();
         let exp = expected(v);
         let nodes = exp["nodes"].as_object().unwrap();
         let seen: BTreeSet<&str> = nodes.keys().map(String::as_str).collect();
@@ -379,7 +269,7 @@ fn digests_match_zookeeper() {
         let l = load(&fixture(v)).unwrap().unwrap();
         let mut t = Tree::from(&l);
         for e in &l.entries {
-            t.apply(e, &e.txn);
+            t.apply(e);
             let (_, want) = e.digest.unwrap();
             assert_eq!(t.digest(), want, "{v} after zxid {:#x}", e.header.zxid);
         }
