@@ -6,37 +6,10 @@
 #[path = "cluster_support/mod.rs"]
 mod cluster_support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cluster_support::{four_letters, free_port, Node};
+use cluster_support::{four_letters, standalone, wait_serving};
 use zookeeper_client as zk;
-
-/// The crash test's one server, on `dir`'s zoo.cfg.
-fn spawn(dir: &Path, port: u16) -> Node {
-    let mut node = Node {
-        id: 1,
-        dir: dir.to_path_buf(),
-        client_port: port,
-        child: None,
-    };
-    node.start();
-    node
-}
-
-async fn wait_serving(port: u16, dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Some(r) = four_letters(port, "ruok").await {
-            if r == "imok" {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    panic!("server did not come up within 20 s; log:\n{log}");
-}
 
 async fn connect(port: u16) -> zk::Client {
     zk::Client::connector()
@@ -69,16 +42,12 @@ async fn acknowledged_writes_survive_kill_9() {
 async fn run_crash_rounds(rounds: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let port = free_port();
-    std::fs::write(
-        dir.join("zoo.cfg"),
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             4lw.commands.whitelist=*\nsnapCount=500\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
+    let mut server = standalone(
+        dir,
+        &dir.join("data"),
+        "4lw.commands.whitelist=*\nsnapCount=500",
+    );
+    let port = server.client_port;
     let seed = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -87,7 +56,7 @@ async fn run_crash_rounds(rounds: usize) {
     let mut rng = XorShift(seed);
     // path -> last acknowledged value
     let mut acked: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    let mut server = spawn(dir, port);
+    server.start();
     wait_serving(port, dir).await;
     let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     {
@@ -152,7 +121,7 @@ async fn run_crash_rounds(rounds: usize) {
             }
         }
         while writers.join_next().await.is_some() {}
-        server = spawn(dir, port);
+        server.start();
         wait_serving(port, dir).await;
         let c = connect(port).await;
         let mut landed = vec![];
@@ -190,7 +159,7 @@ async fn run_crash_rounds(rounds: usize) {
     }
     let before = four_letters(port, "hash").await.unwrap();
     server.stop();
-    let mut server = spawn(dir, port);
+    server.start();
     wait_serving(port, dir).await;
     let after = four_letters(port, "hash").await.unwrap();
     let digest = |s: &str| {

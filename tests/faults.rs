@@ -11,12 +11,12 @@
 #[path = "cluster_support/mod.rs"]
 mod cluster_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use cluster_support::{four_letters, free_port, Node};
+use cluster_support::{four_letters, standalone, wait_serving, Node};
 use keeperd::proto::codec::{encode_connect_request, encode_request};
 use keeperd::proto::connect::ConnectRequest;
 use keeperd::proto::request::Request;
@@ -61,18 +61,6 @@ impl Drop for Tmpfs {
     }
 }
 
-async fn wait_serving(port: u16, dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if four_letters(port, "ruok").await.as_deref() == Some("imok") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    panic!("server did not come up within 20 s; log:\n{log}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
     let Some(disk) = Tmpfs::mount("6m") else {
@@ -87,21 +75,8 @@ async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {
 async fn run_full_disk(disk: &Tmpfs) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let port = free_port();
-    std::fs::write(
-        dir.join("zoo.cfg"),
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
-            disk.dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut server = Node {
-        id: 1,
-        dir: dir.to_path_buf(),
-        client_port: port,
-        child: None,
-    };
+    let mut server = standalone(dir, &disk.dir.join("data"), "");
+    let port = server.client_port;
     server.start();
     wait_serving(port, dir).await;
     let c = zk::Client::connector()
@@ -178,21 +153,8 @@ struct BigZnode {
 async fn server_with_big_znode(extra: &str) -> BigZnode {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let port = free_port();
-    std::fs::write(
-        dir.join("zoo.cfg"),
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n{extra}\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut server = Node {
-        id: 1,
-        dir: dir.to_path_buf(),
-        client_port: port,
-        child: None,
-    };
+    let mut server = standalone(dir, &dir.join("data"), extra);
+    let port = server.client_port;
     server.start();
     wait_serving(port, dir).await;
     let pid = server.child.as_ref().unwrap().id();
@@ -320,16 +282,12 @@ async fn running_out_of_file_descriptors_refuses_clients_not_writes() {
 async fn run_fd_exhaustion() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let port = free_port();
-    std::fs::write(
-        dir.join("zoo.cfg"),
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             maxClientCnxns=0\nsnapCount=50\n4lw.commands.whitelist=*\n",
-            dir.join("data").display()
-        ),
+    let port = standalone(
+        dir,
+        &dir.join("data"),
+        "maxClientCnxns=0\nsnapCount=50\n4lw.commands.whitelist=*",
     )
-    .unwrap();
+    .client_port;
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     // 320 descriptors in all (soft and hard): 64 for clients after the 256 kept back.
     let mut child = std::process::Command::new("prlimit")

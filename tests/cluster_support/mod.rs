@@ -219,6 +219,39 @@ impl Cluster {
     }
 }
 
+/// A standalone server in `dir` (zoo.cfg there, log in `dir/server.log`) on a free client
+/// port, its dataDir at `data_dir`, with `extra` zoo.cfg lines; not started.
+pub fn standalone(dir: &Path, data_dir: &Path, extra: &str) -> Node {
+    let port = free_port();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n{extra}\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    Node {
+        id: 1,
+        dir: dir.to_path_buf(),
+        client_port: port,
+        child: None,
+    }
+}
+
+/// Waits until the server on `port` answers ruok; panics with `dir/server.log` after 20 s.
+pub async fn wait_serving(port: u16, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if four_letters(port, "ruok").await.as_deref() == Some("imok") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    panic!("server did not come up within 20 s; log:\n{log}");
+}
+
 pub async fn four_letters(port: u16, word: &str) -> Option<String> {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
