@@ -737,11 +737,6 @@ fn store_is_empty_log(store: &SledStorage) -> bool {
     store.log_start().0 == 0 && store.last_index_cached() == 0
 }
 
-/// A store with no membership and no log: nothing was ever committed here.
-fn store_is_empty(store: &SledStorage) -> bool {
-    store.is_empty()
-}
-
 /// Between the campaigns of the voters that saw the leader's connection close, by rank.
 const LEADER_GONE_STAGGER: Duration = Duration::from_millis(150);
 
@@ -783,7 +778,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let (mut store, _report) =
             SledStorage::open(&log_root, &opts.data_dir, opts.force_sync, &[])?;
         // No membership and no log: this node never was part of a group (or was wiped).
-        let empty = store_is_empty(&store);
+        let empty = store.is_empty();
         // Standalone: the imported state is the group's first state. Taken out of the
         // options either way: a store with state of its own ignores it, and it is large.
         let standalone_seed = match opts.follow_config {
@@ -1143,7 +1138,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 if self.waiting
                     && msg.get_msg_type() == MessageType::MsgAppend
                     && msg.index == 0
-                    && store_is_empty(self.raw.store())
+                    && self.raw.store().is_empty()
                 {
                     // Entries from index 1 would be applied on an empty membership (the
                     // group's initial configuration is not in the log): a joining server

@@ -235,14 +235,12 @@ pub async fn run(
         writes_in_flight.clone(),
     ));
 
-    let ip_id = Id::new("ip", remote.ip().to_string());
     let mut reader = Reader {
         handle: handle.clone(),
         shared: shared.clone(),
         proposer,
         session_id,
         stats,
-        auth: Arc::new(vec![ip_id]),
         items: item_tx,
         writes_in_flight: writes_in_flight.clone(),
         read_barrier: None,
@@ -336,8 +334,6 @@ struct Reader {
     proposer: Proposer,
     session_id: i64,
     stats: Arc<ConnStats>,
-    /// The identities this connection has proven (ip always; digest/super after auth).
-    auth: Arc<Vec<Id>>,
     items: mpsc::UnboundedSender<Item>,
     /// This session's writes proposed and not yet answered.
     writes_in_flight: Arc<AtomicUsize>,
@@ -480,7 +476,7 @@ impl Reader {
                 let txn = Txn::Reconfig {
                     session_id: self.session_id,
                     time_ms: now_ms(),
-                    auth: self.auth.as_ref().clone(),
+                    auth: self.auth().as_ref().clone(),
                     request,
                     // ZooKeeper keeps at least 2 voters while standaloneEnabled=true.
                     min_voters: 1 + u32::from(self.shared.config.standalone_enabled),
@@ -492,7 +488,7 @@ impl Reader {
                 let txn = Txn::Client {
                     session_id: self.session_id,
                     time_ms: now_ms(),
-                    auth: self.auth.as_ref().clone(),
+                    auth: self.auth().as_ref().clone(),
                     request: req,
                 };
                 self.write(xid, op, t0, txn, false).await
@@ -509,7 +505,7 @@ impl Reader {
                     xid,
                     op,
                     req,
-                    auth: self.auth.clone(),
+                    auth: self.auth(),
                     t0,
                     executed,
                 })
@@ -542,6 +538,12 @@ impl Reader {
         }
     }
 
+    /// The identities this connection has proven (ip always; digest/super after auth),
+    /// kept on the handle, where watch delivery reads them too.
+    fn auth(&self) -> Arc<Vec<Id>> {
+        self.handle.auth.lock().expect("conn auth lock").clone()
+    }
+
     fn push(&self, item: Item) -> bool {
         self.items.send(item).is_ok()
     }
@@ -553,13 +555,12 @@ impl Reader {
             "digest" => {
                 let text = std::str::from_utf8(auth).map_err(|_| ZkError::AuthFailed)?;
                 let id = digest_id(text).ok_or(ZkError::AuthFailed)?;
-                let mut ids = self.auth.as_ref().clone();
+                let mut ids = self.auth().as_ref().clone();
                 if self.shared.config.super_digest.as_deref() == Some(id.as_str()) {
                     push_unique(&mut ids, Id::new("super", ""));
                 }
                 push_unique(&mut ids, Id::new("digest", id));
-                self.auth = Arc::new(ids);
-                *self.handle.auth.lock().expect("conn auth lock") = self.auth.clone();
+                *self.handle.auth.lock().expect("conn auth lock") = Arc::new(ids);
                 Ok(())
             }
             _ => {

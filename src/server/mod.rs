@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Membership};
+use crate::consensus::peer_auth::QuorumSecret;
 use crate::consensus::{self, GroupMembers, Proposer, RaftHandle, RaftOptions, StateMachine};
 use crate::proto::response::encode_notification;
 use crate::proto::{Acl, EventType, Id, WatcherEvent};
@@ -478,7 +479,7 @@ impl RunningServer {
 /// settings: one Raft tick is tickTime/2 (a heartbeat each, like ZooKeeper's pings) and a
 /// follower that hears nothing for syncLimit x tickTime starts an election (see
 /// docs/replication.md).
-fn raft_options(config: &Config) -> std::io::Result<RaftOptions> {
+fn raft_options(config: &Config, quorum_secret: Option<QuorumSecret>) -> RaftOptions {
     let id = config.my_id.filter(|&id| id != 0).unwrap_or(1);
     let base = RaftOptions {
         id,
@@ -492,16 +493,8 @@ fn raft_options(config: &Config) -> std::io::Result<RaftOptions> {
         ..RaftOptions::standalone(config.data_dir.clone())
     };
     if !config.is_distributed() {
-        return Ok(base);
+        return base;
     }
-    // Checked when zoo.cfg was parsed; read again here, where it is used.
-    let quorum_secret = match &config.quorum_secret_file {
-        Some(path) => Some(
-            crate::consensus::peer_auth::QuorumSecret::from_file(path)
-                .map_err(std::io::Error::other)?,
-        ),
-        None => None,
-    };
     use crate::config::PeerType;
     let ids = |t: PeerType| -> Vec<u64> {
         config
@@ -515,7 +508,7 @@ fn raft_options(config: &Config) -> std::io::Result<RaftOptions> {
         .my_server()
         .filter(|_| config.quorum_listen_on_all_ips)
         .map(|s| SocketAddr::from(([0, 0, 0, 0], s.quorum_port)));
-    Ok(RaftOptions {
+    RaftOptions {
         voters: ids(PeerType::Participant),
         learners: ids(PeerType::Observer),
         peers: config
@@ -532,7 +525,7 @@ fn raft_options(config: &Config) -> std::io::Result<RaftOptions> {
         follow_config: true,
         quorum_secret,
         ..base
-    })
+    }
 }
 
 /// Binds the client port of `config` (0 picks a free port) and starts serving in the
@@ -545,20 +538,19 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     info!("{}", config.four_letter_whitelist.describe());
     let (tx, rx) = oneshot::channel::<()>();
-    let mut opts = raft_options(&config)?;
+    // Checked when zoo.cfg was parsed; read once more here, where it is used (peers, and
+    // the session passwords).
+    let quorum = match &config.quorum_secret_file {
+        Some(path) => Some(QuorumSecret::from_file(path).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let mut opts = raft_options(&config, quorum.clone());
     // ZooKeeper's dataDir with no keeperd state yet: its data becomes the first state.
     let seed_config = config.clone();
     opts.seed = tokio::task::spawn_blocking(move || crate::import::startup_seed(&seed_config))
         .await
         .map_err(std::io::Error::other)?
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let quorum = match &config.quorum_secret_file {
-        Some(path) => Some(
-            crate::consensus::peer_auth::QuorumSecret::from_file(path)
-                .map_err(std::io::Error::other)?,
-        ),
-        None => None,
-    };
     let secret =
         session::session_secret(quorum.as_ref(), config.is_distributed(), &config.data_dir)?;
     let shared = Arc::new(Shared::new(config, secret));
