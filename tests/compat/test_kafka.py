@@ -288,8 +288,14 @@ def kafka(request, emu_classes, zk_servers, zk):
     """A fresh /kafka01 and an emulator JVM; no broker has started yet."""
     if zk.exists(CHROOT):
         zk.delete(CHROOT, recursive=True)
-    workdir = tempfile.mkdtemp(prefix="compat-kafka-")
-    emu = Emu(emu_classes, zk_servers, CHROOT, workdir)
+    yield from running_emu(request, emu_classes, zk_servers, "compat-kafka-")
+
+
+def running_emu(request, emu_classes, hosts, prefix):
+    """The emulator JVM on `hosts`, for a fixture to yield; after the test, its output on
+    failure, and no problem it reported (errors, replies out of order, garbage)."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    emu = Emu(emu_classes, hosts, CHROOT, workdir)
     failed = True
     try:
         yield emu

@@ -21,14 +21,18 @@ within the session timeout. Then:
 
 import json
 import re
-import shutil
-import tempfile
 import time
 
 import pytest
 
 from conftest import Ensemble, make_client
-from test_kafka import CHROOT, Emu, create_topic, emu_classes, start_brokers  # noqa: F401
+from test_kafka import (  # noqa: F401 - emu_classes is a fixture
+    CHROOT,
+    create_topic,
+    emu_classes,
+    running_emu,
+    start_brokers,
+)
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -60,19 +64,7 @@ def ensemble(request, tmp_path):
 @pytest.fixture
 def kafka(request, emu_classes, ensemble):  # noqa: F811 - the fixture imported above
     """The emulator JVM on the ensemble's three-server connect string."""
-    workdir = tempfile.mkdtemp(prefix="compat-kafka-migration-")
-    emu = Emu(emu_classes, ensemble.hosts(), CHROOT, workdir)
-    failed = True
-    try:
-        yield emu
-        failed = getattr(request.node, "_compat_failed", False)
-    finally:
-        emu.close()
-        if failed:
-            print(emu.tail(200))
-    errors = emu.find("error") + emu.find("response-order") + emu.find("garbage")
-    shutil.rmtree(workdir, ignore_errors=True)
-    assert not errors, f"emulator reported problems: {errors}"
+    yield from running_emu(request, emu_classes, ensemble.hosts(), "compat-kafka-migration-")
 
 
 def srvr_field(server, name):
