@@ -11,9 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::node::{spawn_raft_with, RaftHandle, RaftOptions, RaftRole, Seed};
+use super::peer::PeerMsg;
 use super::peer_auth::QuorumSecret;
 use super::raft_tests::{propose_all, txn, wait_status, Recorder, LIMIT};
-use super::transport::{Frame, PeerMsg, PeerNetwork};
+use super::transport::{Frame, PeerNetwork};
 use super::Proposer;
 use raft::prelude::{Message, MessageType};
 
@@ -120,7 +121,7 @@ impl Cluster {
         .expect("recovery in time")
         .expect("recovery thread")
         .expect("spawn_raft_with");
-        inbound.attach(h.clone());
+        inbound.attach(h.peer_sender());
         self.nodes.insert(id, Member { sm, p, h });
     }
 

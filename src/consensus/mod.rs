@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 mod cluster_tests;
 mod logger;
 pub mod node;
+pub mod peer;
 pub mod peer_auth;
 #[cfg(test)]
 mod raft_tests;
@@ -34,10 +35,11 @@ pub mod transport;
 mod validate;
 
 pub use node::{
-    recover_offline, spawn_raft, spawn_raft_with, NoPeers, RaftHandle, RaftOptions, RaftRole,
-    RaftStatus, Seed, Transport,
+    recover_offline, spawn_raft, spawn_raft_with, RaftHandle, RaftOptions, RaftRole, RaftStatus,
+    Seed,
 };
-pub use transport::{Forward, PeerInbound, PeerMsg, PeerNetwork, PeerReport, Probe, Touches};
+pub use peer::{Forward, NoPeers, PeerMsg, PeerReport, Probe, Touches, Transport};
+pub use transport::{PeerInbound, PeerNetwork};
 
 use crate::tree::{Applied, Txn};
 

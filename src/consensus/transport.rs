@@ -60,7 +60,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::node::{RaftHandle, Transport};
+use super::peer::{Forward, PeerMsg, PeerReport, PeerSender, Probe, Transport};
 use super::peer_auth::{self, QuorumSecret};
 
 /// The frame format version this build speaks.
@@ -92,46 +92,6 @@ const T_AUTH_HELLO: u8 = 6;
 const T_CHALLENGE: u8 = 7;
 const T_PROOF: u8 = 8;
 
-/// A proposal forwarded from a follower (or learner) to the leader.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    /// The node that holds the client's connection and answers it.
-    pub origin: u64,
-    /// The origin's process run (so an entry proposed before a restart is never mistaken
-    /// for a new proposal of the same number).
-    pub incarnation: u64,
-    /// The origin's proposal number; 0 = nobody waits for the outcome.
-    pub seq: u64,
-    /// `Txn::to_bytes()`.
-    pub txn: Vec<u8>,
-}
-
-/// A start-up membership probe (frame type 5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
-    /// The sender's log is empty; a fresh group would have these members (its zoo.cfg).
-    Fresh {
-        voters: Vec<u64>,
-        learners: Vec<u64>,
-        /// The last zxid of the ZooKeeper data this server imported (0: none): see
-        /// `node::Seed`.
-        imported: i64,
-    },
-    /// The sender belongs to a group that has a log: whoever asks must wait to be added.
-    Member,
-}
-
-/// What a peer sent us, after the hello.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PeerMsg {
-    Raft(Message),
-    Forward(Forward),
-    Touch(Vec<i64>),
-    Probe(Probe),
-    /// Not a frame: the transport's word that this peer's connection to us closed.
-    Closed,
-}
-
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -152,23 +112,6 @@ pub enum Frame {
         mac: [u8; peer_auth::LEN],
     },
     Msg(PeerMsg),
-}
-
-/// Something the connection tasks learnt that Raft should be told (`Transport::take_reports`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerReport {
-    /// The connection to this peer broke or could not be made: messages were lost.
-    Unreachable(u64),
-    /// A snapshot for this peer was dropped or could not be written: send another.
-    SnapshotFailed(u64),
-}
-
-/// Sessions a peer heard from, delivered on the leader (`RaftHandle::take_touches`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Touches {
-    /// The node the sessions' connections are on.
-    pub from: u64,
-    pub sessions: Vec<i64>,
 }
 
 impl Frame {
@@ -476,12 +419,13 @@ pub struct PeerInbound {
 }
 
 impl PeerInbound {
-    /// Delivers every inbound frame to `raft` until the network or the node goes away.
-    pub fn attach(self, raft: RaftHandle) -> JoinHandle<()> {
+    /// Delivers every inbound frame to the node (`RaftHandle::peer_sender`) until the
+    /// network or the node goes away; waits for room in the node's queue.
+    pub fn attach(self, node: PeerSender) -> JoinHandle<()> {
         let mut rx = self.rx;
         tokio::spawn(async move {
-            while let Some((from, msg)) = rx.recv().await {
-                if raft.deliver(from, msg).await.is_err() {
+            while let Some(frame) = rx.recv().await {
+                if node.send(frame).await.is_err() {
                     break;
                 }
             }
@@ -653,16 +597,8 @@ impl Transport for PeerNetwork {
         }
     }
 
-    fn forward(&mut self, to: u64, fwd: &Forward) -> bool {
-        self.queue(to, &Frame::Msg(PeerMsg::Forward(fwd.clone())), false)
-    }
-
-    fn touch(&mut self, to: u64, sessions: Vec<i64>) -> bool {
-        self.queue(to, &Frame::Msg(PeerMsg::Touch(sessions)), false)
-    }
-
-    fn probe(&mut self, to: u64, probe: &Probe) -> bool {
-        self.queue(to, &Frame::Msg(PeerMsg::Probe(probe.clone())), false)
+    fn send_peer(&mut self, to: u64, msg: PeerMsg) -> bool {
+        self.queue(to, &Frame::Msg(msg), false)
     }
 
     fn peer_ids(&self) -> Vec<u64> {
@@ -1238,7 +1174,7 @@ mod tests {
             None,
         )
         .expect("start");
-        let touch = |n: &mut PeerNetwork| n.touch(2, vec![1]);
+        let touch = |n: &mut PeerNetwork| n.send_peer(2, PeerMsg::Touch(vec![1]));
         let mut queued = 0;
         for _ in 0..PEER_QUEUE + 10 {
             if touch(&mut net) {
@@ -1246,7 +1182,7 @@ mod tests {
             }
         }
         assert!(queued <= PEER_QUEUE + 1, "queued {queued}");
-        assert!(!net.touch(3, vec![1]), "no such peer");
+        assert!(!net.send_peer(3, PeerMsg::Touch(vec![1])), "no such peer");
         let mut snap = Message::default();
         snap.set_msg_type(MessageType::MsgSnapshot);
         snap.to = 2;

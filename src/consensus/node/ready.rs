@@ -1,0 +1,185 @@
+//! Handling raft-rs's Ready in its documented order, and applying committed entries.
+//!
+//! Each Ready: send messages; install a received snapshot; apply committed entries; persist
+//! entries + hard state (one sled transaction, one flush, one fdatasync: group commit); send
+//! persisted messages (votes, append responses: the ones that acknowledge); advance, then
+//! handle the LightReady (commit index, messages, committed entries). Afterwards
+//! (`after_ready`) whatever the new state unlocks: held proposals go out, answers that can no
+//! longer be known are dropped, read barriers are re-issued or answered.
+
+use protobuf::Message as _;
+use raft::prelude::{ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType};
+
+use super::{fault, sorted, Node};
+use crate::consensus::peer::Transport;
+use crate::consensus::{zxid, StateMachine};
+use crate::proto::Error;
+use crate::tree::Txn;
+
+/// What the last Ready round saw, so that the next one can tell what changed.
+#[derive(Default)]
+pub(super) struct ReadyState {
+    /// Term, leader and "leader has committed in its term" as of the last round: changes
+    /// drop pending answers or re-issue read barriers.
+    last_term: u64,
+    last_leader: u64,
+    committed_in_term: bool,
+    was_leader: bool,
+    /// Readies that had to be made durable (entries or a term/vote change).
+    pub(super) sync_readies: u64,
+}
+
+impl<S: StateMachine, T: Transport> Node<S, T> {
+    /// Handles every pending Ready, in raft-rs's documented order, and what follows from
+    /// the new state (held proposals, read barriers), until nothing is pending.
+    pub(super) fn on_ready(&mut self) -> Result<(), Error> {
+        loop {
+            self.handle_readies()?;
+            self.after_ready();
+            if !self.raw.has_ready() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle_readies(&mut self) -> Result<(), Error> {
+        while self.raw.has_ready() {
+            let mut rd = self.raw.ready();
+            // 1. Messages that may go out before persisting (a leader's appends).
+            if !rd.messages().is_empty() {
+                self.transport.send(rd.take_messages());
+            }
+            // ReadIndex answers: the commit index each barrier must wait for.
+            for rs in rd.take_read_states() {
+                self.read_state(&rs.request_ctx, rs.index);
+            }
+            // 2. A snapshot from the leader.
+            if !rd.snapshot().is_empty() {
+                self.install_snapshot(rd.snapshot().clone())?;
+            }
+            // 3. Committed entries (all persisted already, raft-rs guarantees).
+            self.apply(rd.take_committed_entries())?;
+            // 4 + 5. Entries and hard state: one transaction, one flush, one fdatasync.
+            let must_sync = rd.must_sync();
+            if must_sync {
+                self.ready.sync_readies += 1;
+            }
+            self.raw
+                .mut_store()
+                .persist(rd.entries(), rd.hs(), must_sync)?;
+            // 6. Messages that acknowledge what was just persisted (votes, append acks).
+            if !rd.persisted_messages().is_empty() {
+                self.transport.send(rd.take_persisted_messages());
+            }
+            // 7. Advance; the LightReady carries what persisting unlocked.
+            let mut light = self.raw.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                self.raw.mut_store().set_commit(commit)?;
+            }
+            if !light.messages().is_empty() {
+                self.transport.send(light.take_messages());
+            }
+            self.apply(light.take_committed_entries())?;
+            self.raw.advance_apply();
+        }
+        Ok(())
+    }
+
+    fn after_ready(&mut self) {
+        let leader = self.is_leader();
+        let term = self.raw.raft.term;
+        let (was_leader, last_term) = (self.ready.was_leader, self.ready.last_term);
+        let (last_leader, last_committed) = (self.ready.last_leader, self.ready.committed_in_term);
+        if (was_leader && !leader) || term != last_term {
+            // Entries may still commit under the new leader, but this node can no longer
+            // tell (a forwarded one may have died with the old leader).
+            self.drop_pending(last_term, term);
+        }
+        // raft-rs drops ReadIndex requests while no leader is known and on a leader that
+        // has not committed in its term: ask again as soon as that changes.
+        let leader_id = self.raw.raft.leader_id;
+        let committed_in_term = leader && self.raw.raft.commit_to_current_term();
+        if (leader_id != last_leader || (committed_in_term && !last_committed)) && leader_id != 0 {
+            self.reissue_unanswered_reads();
+        }
+        self.ready = ReadyState {
+            last_term: term,
+            last_leader: leader_id,
+            committed_in_term,
+            was_leader: leader,
+            sync_readies: self.ready.sync_readies,
+        };
+        self.flush_held();
+        self.resolve_reads();
+    }
+
+    /// Gives committed entries to the state machine (normal entries) or to raft-rs (conf
+    /// changes), in order, each once.
+    pub(super) fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
+        for e in entries {
+            if e.index <= self.applied {
+                continue;
+            }
+            match e.get_entry_type() {
+                // A new leader's empty entry: nothing to apply.
+                EntryType::EntryNormal if e.data.is_empty() => {}
+                EntryType::EntryNormal => {
+                    // Every replica decodes the same bytes: a failure here is not this node's
+                    // to skip (replicas would diverge), so the node stops.
+                    let txn = Txn::decode(&e.data).map_err(|err| {
+                        fault(format!(
+                            "log entry {} (term {}) is not a txn: {err}",
+                            e.index, e.term
+                        ))
+                    })?;
+                    let applied = self.sm.apply(zxid(e.term, e.index), &txn);
+                    self.answer(&e.context, applied);
+                    if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
+                        self.refresh_membership();
+                    }
+                }
+                EntryType::EntryConfChange => {
+                    let cc = ConfChange::parse_from_bytes(&e.data)
+                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                    let cs = self
+                        .raw
+                        .apply_conf_change(&cc)
+                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                    let id = cc.node_id;
+                    let what = match cc.get_change_type() {
+                        ConfChangeType::AddNode => format!("promoted {id} to voter"),
+                        ConfChangeType::AddLearnerNode if cs.learners.contains(&id) => {
+                            format!("added {id} as learner")
+                        }
+                        ConfChangeType::AddLearnerNode => format!("learner change for {id}"),
+                        ConfChangeType::RemoveNode => format!("removed {id}"),
+                    };
+                    self.conf_applied(e.index, &what, cs)?;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let cc = ConfChangeV2::parse_from_bytes(&e.data)
+                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                    let cs = self
+                        .raw
+                        .apply_conf_change(&cc)
+                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                    self.conf_applied(e.index, "joint change", cs)?;
+                }
+            }
+            self.applied = e.index;
+            self.snaps.since_snapshot += 1;
+        }
+        Ok(())
+    }
+
+    /// Logs an applied conf change and stores the membership it produced.
+    fn conf_applied(&mut self, index: u64, what: &str, cs: ConfState) -> Result<(), Error> {
+        tracing::info!(
+            "membership: {what} (conf change at index {index}); voters {:?}, learners {:?}",
+            sorted(cs.voters.clone()),
+            sorted(cs.learners.clone())
+        );
+        self.members.last_conf_index = index;
+        self.raw.mut_store().set_conf_state(cs)
+    }
+}

@@ -1,0 +1,172 @@
+//! Consensus scenarios on the simulated ensemble (`sim`): elections, forwarding, failover,
+//! partitions, read barriers, restart and snapshot catch-up, in logical time. (What only
+//! TCP shows stays in `cluster_tests` and tests/cluster.rs.)
+
+use tokio::sync::oneshot;
+
+use super::sim::Sim;
+use crate::tree::Applied;
+
+/// raft-rs's election timeout is randomised in [10, 20) ticks with the sim's options.
+const ELECTION_TICKS: u64 = 10;
+
+fn elect(sim: &mut Sim) -> u64 {
+    sim.tick_until(4 * ELECTION_TICKS, |s| s.leader().is_some());
+    sim.leader().expect("a leader")
+}
+
+fn answered(rx: &mut oneshot::Receiver<Applied>) -> Option<Applied> {
+    rx.try_recv().ok()
+}
+
+/// Every running node applied the same entries, at the same zxids.
+fn assert_replicas_agree(sim: &Sim) {
+    let ids = sim.running();
+    let first = sim.applied(ids[0]);
+    for &id in &ids[1..] {
+        assert_eq!(sim.applied(id), first, "node {id} against node {}", ids[0]);
+    }
+}
+
+#[test]
+fn three_nodes_elect_at_start_up_and_replicate_in_order() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let leader = elect(&mut sim);
+    // The start-up campaign (tick 2 + 2 x rank) elects long before an election timeout.
+    assert!(
+        sim.ticks < ELECTION_TICKS,
+        "elected after {} ticks",
+        sim.ticks
+    );
+    let follower = [1, 2, 3]
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
+    let mut rxs: Vec<_> = (0..20)
+        .map(|i| sim.propose(if i % 2 == 0 { leader } else { follower }, i))
+        .collect();
+    sim.tick_until(10, |s| s.applied(1).len() == 20 && s.applied(3).len() == 20);
+    let zxids: Vec<i64> = rxs
+        .iter_mut()
+        .map(|rx| answered(rx).expect("every proposal answered").zxid)
+        .collect();
+    assert!(zxids.windows(2).all(|w| w[0] != w[1]), "{zxids:?}");
+    assert_replicas_agree(&sim);
+}
+
+#[test]
+fn a_killed_leader_is_replaced_within_moments_not_an_election_timeout() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let old = elect(&mut sim);
+    sim.tick_until(5, |s| s.status(old).synced_followers == 2);
+    sim.kill(old);
+    let took = sim.tick_until(4 * ELECTION_TICKS, |s| s.leader().is_some_and(|l| l != old));
+    // leader_gone: rank 0 campaigns at once, rank 1 after 150 ms (2 ticks at most).
+    assert!(took <= 3, "new leader after {took} ticks");
+    let new = sim.leader().expect("leader");
+    let mut rx = sim.propose(new, 7);
+    sim.tick();
+    assert!(
+        answered(&mut rx).is_some(),
+        "the new leader commits with two of three"
+    );
+}
+
+#[test]
+fn an_isolated_leader_steps_down_and_its_writes_never_apply() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let old = elect(&mut sim);
+    let mut before = sim.propose(old, 1);
+    sim.tick();
+    assert!(answered(&mut before).is_some());
+    sim.isolate(old);
+    let mut lost = sim.propose(old, 2);
+    // The majority elects another leader (after an election timeout: no connection closed).
+    sim.tick_until(4 * ELECTION_TICKS, |s| {
+        [1, 2, 3]
+            .iter()
+            .filter(|&&i| i != old)
+            .all(|&i| s.status(i).leader_id != old && s.status(i).leader_id != 0)
+    });
+    // Check-quorum: the old leader no longer hears from a majority and steps down.
+    sim.tick_until(3 * ELECTION_TICKS, |s| !s.status(old).is_leader);
+    let new = sim.status(if old == 1 { 2 } else { 1 }).leader_id;
+    let mut after = sim.propose(new, 3);
+    sim.tick();
+    assert!(answered(&mut after).is_some());
+    sim.heal();
+    sim.tick_until(4 * ELECTION_TICKS, |s| {
+        s.applied(old).len() == s.applied(new).len() && s.leader() == Some(new)
+    });
+    assert!(
+        answered(&mut lost).is_none(),
+        "a write the minority took is never answered"
+    );
+    assert_replicas_agree(&sim);
+    let bytes: Vec<Vec<u8>> = sim.applied(new).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(
+        bytes.len(),
+        2,
+        "txn 2 went to the minority only and is gone: {bytes:?}"
+    );
+}
+
+#[test]
+fn a_read_barrier_needs_the_leader_and_a_quorum() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let leader = elect(&mut sim);
+    let follower = [1, 2, 3]
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
+    let mut ok = sim.read_barrier(follower);
+    sim.tick();
+    assert_eq!(ok.try_recv(), Ok(()), "answered through the leader");
+    sim.isolate(follower);
+    let mut cut_off = sim.read_barrier(follower);
+    // Asked again every half election timeout, given up after the hold timeout (2 x
+    // election timeout): never answered meanwhile.
+    for _ in 0..2 * ELECTION_TICKS {
+        assert!(cut_off
+            .try_recv()
+            .is_err_and(|e| e == oneshot::error::TryRecvError::Empty));
+        sim.tick();
+    }
+    for _ in 0..2 * ELECTION_TICKS {
+        sim.tick();
+    }
+    sim.tick();
+    assert_eq!(
+        cut_off.try_recv(),
+        Err(oneshot::error::TryRecvError::Closed),
+        "dropped after the hold timeout"
+    );
+}
+
+#[test]
+fn a_restarted_follower_catches_up_from_the_log_or_a_snapshot() {
+    for snap_count in [100_000, 8] {
+        let mut sim = Sim::with(&[1, 2, 3], |o| o.snap_count = snap_count);
+        let leader = elect(&mut sim);
+        let follower = [1, 2, 3]
+            .into_iter()
+            .find(|&i| i != leader)
+            .expect("follower");
+        sim.kill(follower);
+        for i in 0..40 {
+            sim.propose(leader, i);
+        }
+        sim.tick_until(5, |s| s.applied(leader).len() == 40);
+        sim.start(follower);
+        sim.tick_until(4 * ELECTION_TICKS, |s| s.applied(follower).len() == 40);
+        assert_replicas_agree(&sim);
+        let installed = sim.status(follower).snapshots_installed;
+        match snap_count {
+            8 => assert!(
+                installed >= 1,
+                "the log was compacted: a snapshot is needed"
+            ),
+            _ => assert_eq!(installed, 0, "entries from the log"),
+        }
+    }
+}
