@@ -25,13 +25,13 @@
 //! client's logs. Odd seeds run with a small snapCount, so that their restarts recover from
 //! a snapshot plus a log tail; even seeds replay the whole log.
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::{connect_string, start_with, test_config, TestServer};
+use support::{connect_string, connector, start_with, test_config, Rng, TestServer};
 use zookeeper_client as zk;
 
 /// Names at each level of the fixed path space.
@@ -65,40 +65,6 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> Check<T> {
     tokio::time::timeout(OP_TIMEOUT, f)
         .await
         .map_err(|_| format!("{what}: no answer within {OP_TIMEOUT:?}"))
-}
-
-/// xorshift64, seeded through splitmix64 so that neighbouring seeds diverge at once.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-enough in `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        if items.is_empty() {
-            None
-        } else {
-            Some(&items[self.below(items.len())])
-        }
-    }
 }
 
 fn parent_of(path: &str) -> &str {
@@ -553,21 +519,16 @@ async fn connect(
     session: Option<zk::SessionInfo>,
     detached: bool,
 ) -> Check<zk::Client> {
-    let mut connector = zk::Client::connector()
-        .with_session_timeout(SESSION_TIMEOUT)
-        .with_server_version(3, 8, 0);
+    let mut builder = connector(SESSION_TIMEOUT);
     if let Some(session) = session {
-        connector = connector.with_session(session);
+        builder = builder.with_session(session);
     }
     if detached {
-        connector = connector.with_detached();
+        builder = builder.with_detached();
     }
-    bounded(
-        "connect",
-        connector.connect(&connect_string(srv.local_addr)),
-    )
-    .await?
-    .map_err(|e| format!("connect: {e:?}"))
+    bounded("connect", builder.connect(&connect_string(srv.local_addr)))
+        .await?
+        .map_err(|e| format!("connect: {e:?}"))
 }
 
 /// Drops `client` and waits until its session task has stopped. Dropping only asks the

@@ -2,98 +2,20 @@
 //! and four-letter words. The frames are built with keeperd's own jute codec, which is
 //! checked byte-for-byte against ZooKeeper's layouts in its unit tests.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::*;
 use keeperd::config::Whitelist;
 use keeperd::proto::codec::{
-    decode_connect_response, decode_reply_header, decode_response, decode_watcher_event,
-    encode_connect_request, encode_request,
+    decode_response, decode_watcher_event, encode_connect_request, encode_request,
 };
-use keeperd::proto::connect::{ConnectRequest, ConnectResponse};
+use keeperd::proto::connect::ConnectRequest;
 use keeperd::proto::request::{CreateRequest, Request, SetDataRequest};
-use keeperd::proto::response::{ReplyHeader, Response};
+use keeperd::proto::response::Response;
 use keeperd::proto::{Acl, EventType, OpCode, ZkError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// A minimal raw session: connect, then send frames and read frames.
-struct Raw {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
-impl Raw {
-    async fn open(addr: std::net::SocketAddr) -> Raw {
-        Raw {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: BytesMut::new(),
-        }
-    }
-
-    async fn handshake(&mut self, req: ConnectRequest) -> ConnectResponse {
-        let mut out = BytesMut::new();
-        encode_connect_request(&mut out, &req);
-        self.stream.write_all(&out).await.unwrap();
-        let frame = self.frame().await.expect("connect response");
-        decode_connect_response(&frame).unwrap()
-    }
-
-    async fn session(addr: std::net::SocketAddr) -> (Raw, ConnectResponse) {
-        let mut raw = Raw::open(addr).await;
-        let resp = raw
-            .handshake(ConnectRequest {
-                protocol_version: 0,
-                last_zxid_seen: 0,
-                timeout_ms: 5000,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: Some(false),
-            })
-            .await;
-        (raw, resp)
-    }
-
-    async fn send(&mut self, xid: i32, req: &Request) {
-        let mut out = BytesMut::new();
-        encode_request(&mut out, xid, req);
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    /// The next frame body, or None when the server closed the connection.
-    async fn frame(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if self.buf.len() >= 4 {
-                let len = i32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
-                if self.buf.len() >= 4 + len {
-                    let f = self.buf.split_to(4 + len);
-                    return Some(f[4..].to_vec());
-                }
-            }
-            let n =
-                tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
-                    .await
-                    .expect("server answers within 10 s")
-                    .ok()?;
-            if n == 0 {
-                return None;
-            }
-        }
-    }
-
-    async fn reply(&mut self) -> (ReplyHeader, Vec<u8>) {
-        let f = self.frame().await.expect("a reply");
-        let (h, body) = decode_reply_header(&f).unwrap();
-        (h, body.to_vec())
-    }
-}
+use support::*;
 
 fn create(path: &str) -> Request {
     Request::Create {
@@ -108,15 +30,11 @@ fn create(path: &str) -> Request {
     }
 }
 
-async fn four_letters(addr: std::net::SocketAddr, word: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(word.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+/// The answer to `word`, which must come within 10 s.
+async fn answer(addr: std::net::SocketAddr, word: &str) -> String {
+    four_letter_word(addr.port(), word, Duration::from_secs(10))
         .await
         .unwrap()
-        .unwrap();
-    out
 }
 
 #[tokio::test]
@@ -413,7 +331,7 @@ async fn an_oversized_frame_closes_the_connection_not_the_server() {
         let (mut raw, _) = Raw::session(srv.local_addr).await;
         raw.send(1, &create("/ok")).await;
         assert_eq!(raw.reply().await.0.err, 0);
-        assert_eq!(four_letters(srv.local_addr, "ruok").await, "imok");
+        assert_eq!(answer(srv.local_addr, "ruok").await, "imok");
         srv.shutdown().await;
     })
     .await;
@@ -427,10 +345,10 @@ async fn four_letter_words_answer_like_zookeeper() {
         c.create("/kafka01", b"", &open()).await.unwrap();
         let _watch = c.check_and_watch_stat("/kafka01").await.unwrap();
 
-        assert_eq!(four_letters(srv.local_addr, "ruok").await, "imok");
-        assert_eq!(four_letters(srv.local_addr, "isro").await, "rw");
+        assert_eq!(answer(srv.local_addr, "ruok").await, "imok");
+        assert_eq!(answer(srv.local_addr, "isro").await, "rw");
 
-        let srvr = four_letters(srv.local_addr, "srvr").await;
+        let srvr = answer(srv.local_addr, "srvr").await;
         let lines: Vec<&str> = srvr.lines().collect();
         assert!(
             lines[0].starts_with("Zookeeper version: 3.8.0-keeperd"),
@@ -443,7 +361,7 @@ async fn four_letter_words_answer_like_zookeeper() {
         // /zookeeper/config /kafka01 make 6, as 3.8 reports.
         assert!(lines.contains(&"Node count: 6"), "{srvr}");
 
-        let mntr = four_letters(srv.local_addr, "mntr").await;
+        let mntr = answer(srv.local_addr, "mntr").await;
         let kv: std::collections::HashMap<&str, &str> =
             mntr.lines().filter_map(|l| l.split_once('\t')).collect();
         assert_eq!(kv.get("zk_server_state"), Some(&"standalone"), "{mntr}");
@@ -466,9 +384,9 @@ async fn four_letter_words_answer_like_zookeeper() {
             }
         }
 
-        let stat = four_letters(srv.local_addr, "stat").await;
+        let stat = answer(srv.local_addr, "stat").await;
         assert!(stat.contains("Clients:\n /127.0.0.1:"), "{stat}");
-        let wchs = four_letters(srv.local_addr, "wchs").await;
+        let wchs = answer(srv.local_addr, "wchs").await;
         assert!(
             wchs.starts_with("1 connections watching 1 paths\nTotal watches:1"),
             "{wchs}"
@@ -485,11 +403,11 @@ async fn words_outside_the_whitelist_are_refused_but_srvr_always_answers() {
         cfg.four_letter_whitelist = Whitelist::Only(vec!["ruok".into()]);
         let srv = start_with(cfg).await;
         assert_eq!(
-            four_letters(srv.local_addr, "mntr").await,
+            answer(srv.local_addr, "mntr").await,
             "mntr is not executed because it is not in the whitelist.\n"
         );
-        assert_eq!(four_letters(srv.local_addr, "ruok").await, "imok");
-        assert!(four_letters(srv.local_addr, "srvr")
+        assert_eq!(answer(srv.local_addr, "ruok").await, "imok");
+        assert!(answer(srv.local_addr, "srvr")
             .await
             .contains("Mode: standalone"));
         srv.shutdown().await;

@@ -1,11 +1,11 @@
 //! End-to-end tests of a single keeperd node over TCP with a real ZooKeeper client
 //! (the `zookeeper-client` crate).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::*;
 use zookeeper_client as zk;
 
 #[tokio::test]
@@ -147,9 +147,7 @@ async fn a_silent_session_expires_and_its_ephemerals_go() {
     bounded(async {
         let srv = start().await;
         let observer = client(&srv).await;
-        let silent = zk::Client::connector()
-            .with_session_timeout(Duration::from_millis(400))
-            .with_server_version(3, 8, 0)
+        let silent = connector(Duration::from_millis(400))
             .with_detached()
             .connect(&connect_string(srv.local_addr))
             .await
@@ -182,16 +180,12 @@ async fn a_silent_session_expires_and_its_ephemerals_go() {
 async fn session_timeout_is_clamped_to_the_configured_range() {
     bounded(async {
         let srv = start().await;
-        let low = zk::Client::connector()
-            .with_session_timeout(Duration::from_millis(50))
-            .with_server_version(3, 8, 0)
+        let low = connector(Duration::from_millis(50))
             .connect(&connect_string(srv.local_addr))
             .await
             .unwrap();
         assert_eq!(low.session_timeout(), Duration::from_millis(200));
-        let high = zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(60))
-            .with_server_version(3, 8, 0)
+        let high = connector(Duration::from_secs(60))
             .connect(&connect_string(srv.local_addr))
             .await
             .unwrap();
@@ -205,9 +199,7 @@ async fn session_timeout_is_clamped_to_the_configured_range() {
 async fn reconnect_with_id_and_password_keeps_ephemerals() {
     bounded(async {
         let srv = start().await;
-        let first = zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(5))
-            .with_server_version(3, 8, 0)
+        let first = connector(Duration::from_secs(5))
             .with_detached()
             .connect(&connect_string(srv.local_addr))
             .await
@@ -524,9 +516,7 @@ async fn data_and_sessions_survive_a_restart() {
         let seq = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
         c.create("/durable/s-", b"", &seq).await.unwrap();
         c.set_data("/durable", b"v2", None).await.unwrap();
-        let owner = zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .with_server_version(3, 8, 0)
+        let owner = connector(Duration::from_secs(10))
             .with_detached()
             .connect(&connect_string(srv.local_addr))
             .await
@@ -581,9 +571,7 @@ async fn data_and_sessions_survive_a_restart() {
 async fn a_session_that_does_not_come_back_after_a_restart_expires() {
     bounded(async {
         let srv = start().await;
-        let owner = zk::Client::connector()
-            .with_session_timeout(Duration::from_millis(500))
-            .with_server_version(3, 8, 0)
+        let owner = connector(Duration::from_millis(500))
             .with_detached()
             .connect(&connect_string(srv.local_addr))
             .await
@@ -617,26 +605,13 @@ async fn snapshots_are_taken_every_snap_count_and_shown_in_mntr() {
                 .unwrap();
         }
         let port = srv.local_addr.port();
-        let mntr = || async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .unwrap();
-            s.write_all(b"mntr").await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out.lines()
-                .filter_map(|l| l.split_once('\t'))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<std::collections::HashMap<_, _>>()
-        };
         eventually("a snapshot is written", Duration::from_secs(10), || async {
-            let m = mntr().await;
+            let m = mntr(port).await;
             m.get("zk_snap_count").is_some_and(|v| v != "0")
                 && m.get("zk_last_snapshot_size").is_some_and(|v| v != "0")
         })
         .await;
-        let m = mntr().await;
+        let m = mntr(port).await;
         // The log was compacted behind the retained snapshots.
         let first: u64 = m["zk_log_first_index"].parse().unwrap();
         assert!(first > 1, "log compacted: {m:?}");

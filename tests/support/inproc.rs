@@ -1,6 +1,5 @@
-//! Shared helpers for the end-to-end tests: an in-process keeperd on a loopback port and a
-//! connected `zookeeper-client`.
-#![allow(dead_code)]
+//! An in-process keeperd on a loopback port with its own temporary dataDir, a connected
+//! client for it, and the time bounds of the tests that use it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,6 +8,8 @@ use std::time::Duration;
 use keeperd::config::{Config, Whitelist};
 use keeperd::server::RunningServer;
 use zookeeper_client as zk;
+
+use super::client::try_connect;
 
 /// Every test's own time bound.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,21 +72,11 @@ pub fn connect_string(addr: SocketAddr) -> String {
     format!("127.0.0.1:{}", addr.port())
 }
 
+/// A client of `srv` with a 5 s session (one attempt: the server is up).
 pub async fn client(srv: &TestServer) -> zk::Client {
-    zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(5))
-        .with_server_version(3, 8, 0)
-        .connect(&connect_string(srv.local_addr))
+    try_connect(&connect_string(srv.local_addr), Duration::from_secs(5))
         .await
         .expect("client connects")
-}
-
-pub fn open() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-pub fn ephemeral() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
 }
 
 /// Runs a test body under the global time bound.
