@@ -1,23 +1,15 @@
 //! A three-node ensemble of real keeperd processes on loopback ports: replication, leader
 //! failure under load, follower catch-up (also by snapshot), pauses, and replica digests.
 
-mod cluster_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cluster_support::*;
+use support::*;
 use zookeeper_client as zk;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn open() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-fn ephemeral() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
-}
 
 /// Reads `path` from a client bound to one node until it has `want` (replication lag is
 /// allowed, a wrong final value is not).

@@ -3,33 +3,18 @@
 //! acknowledged write must be there. The tree digest (`hash`) must also be identical across a
 //! further clean restart, i.e. replaying the log is deterministic.
 
-#[path = "cluster_support/mod.rs"]
-mod cluster_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use cluster_support::{four_letters, standalone, wait_serving};
+use support::{digest_of, four_letters, open, standalone, try_connect, wait_serving, Rng};
 use zookeeper_client as zk;
 
+/// A client of the server on `port` with a 1 s session (one attempt: the server serves).
 async fn connect(port: u16) -> zk::Client {
-    zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(1))
-        .with_server_version(3, 8, 0)
-        .connect(&format!("127.0.0.1:{port}"))
+    try_connect(&format!("127.0.0.1:{port}"), Duration::from_secs(1))
         .await
         .expect("connect")
-}
-
-/// A small deterministic generator, so a failing run can be replayed from its seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,15 +38,14 @@ async fn run_crash_rounds(rounds: usize) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_1234_u64);
     eprintln!("crash test seed {seed} (set CRASH_SEED to replay)");
-    let mut rng = XorShift(seed);
+    let mut rng = Rng::from_state(seed);
     // path -> last acknowledged value
     let mut acked: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
     server.start();
     wait_serving(port, dir).await;
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     {
         let c = connect(port).await;
-        c.create("/crash", b"", &open).await.unwrap();
+        c.create("/crash", b"", &open()).await.unwrap();
         acked.insert("/crash".into(), vec![]);
     }
     let mut next = 0u64;
@@ -78,7 +62,6 @@ async fn run_crash_rounds(rounds: usize) {
         for w in 0..8u64 {
             let c = c.clone();
             let tx = tx.clone();
-            let open = open.clone();
             let base = next + w * 1_000_000;
             writers.spawn(async move {
                 for k in 0.. {
@@ -90,7 +73,7 @@ async fn run_crash_rounds(rounds: usize) {
                         let r = c.set_data(&target, &value, None).await.map(|_| ());
                         (target, r)
                     } else {
-                        let r = c.create(&path, &value, &open).await.map(|_| ());
+                        let r = c.create(&path, &value, &open()).await.map(|_| ());
                         (path, r)
                     };
                     match res {
@@ -162,16 +145,10 @@ async fn run_crash_rounds(rounds: usize) {
     server.start();
     wait_serving(port, dir).await;
     let after = four_letters(port, "hash").await.unwrap();
-    let digest = |s: &str| {
-        s.lines()
-            .last()
-            .and_then(|l| l.split(": ").nth(1))
-            .map(str::to_string)
-    };
-    assert!(digest(&before).is_some(), "hash output: {before:?}");
+    assert!(digest_of(&before).is_some(), "hash output: {before:?}");
     assert_eq!(
-        digest(&before),
-        digest(&after),
+        digest_of(&before),
+        digest_of(&after),
         "tree digest changed across a restart"
     );
     server.stop();

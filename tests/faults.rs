@@ -8,18 +8,18 @@
 //! The full disk is a small tmpfs mounted by the test (root only: CI runs as root; elsewhere
 //! the test says it is skipped and why).
 
-#[path = "cluster_support/mod.rs"]
-mod cluster_support;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use cluster_support::{four_letters, standalone, wait_serving, Node};
 use keeperd::proto::codec::{encode_connect_request, encode_request};
-use keeperd::proto::connect::ConnectRequest;
 use keeperd::proto::request::Request;
+use support::{
+    four_letters, new_session_request, open, standalone, try_connect, wait_serving, Node, KEEPERD,
+};
 use tokio::io::AsyncWriteExt;
 use zookeeper_client as zk;
 
@@ -79,18 +79,15 @@ async fn run_full_disk(disk: &Tmpfs) {
     let port = server.client_port;
     server.start();
     wait_serving(port, dir).await;
-    let c = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(5))
-        .connect(&server.addr())
+    let c = try_connect(&server.addr(), Duration::from_secs(5))
         .await
         .expect("connect");
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     let value = vec![7u8; 1000];
     let mut acked = vec![];
     let mut failed = None;
     for i in 0..20_000u32 {
         let path = format!("/n{i:06}");
-        match c.create(&path, &value, &open).await {
+        match c.create(&path, &value, &open()).await {
             Ok(_) => acked.push(path),
             Err(e) => {
                 failed = Some(e);
@@ -125,9 +122,7 @@ async fn run_full_disk(disk: &Tmpfs) {
     disk.grow("64m");
     server.start();
     wait_serving(port, dir).await;
-    let c = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(5))
-        .connect(&server.addr())
+    let c = try_connect(&server.addr(), Duration::from_secs(5))
         .await
         .expect("reconnect");
     for path in &acked {
@@ -136,7 +131,9 @@ async fn run_full_disk(disk: &Tmpfs) {
         });
         assert_eq!(data, value, "{path}");
     }
-    c.create("/after", b"", &open).await.expect("writes go on");
+    c.create("/after", b"", &open())
+        .await
+        .expect("writes go on");
     server.stop();
 }
 
@@ -158,14 +155,11 @@ async fn server_with_big_znode(extra: &str) -> BigZnode {
     server.start();
     wait_serving(port, dir).await;
     let pid = server.child.as_ref().unwrap().id();
-    let client = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(20))
-        .connect(&server.addr())
+    let client = try_connect(&server.addr(), Duration::from_secs(20))
         .await
         .expect("connect");
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     client
-        .create("/big", &vec![b'x'; 1000 * 1000], &open)
+        .create("/big", &vec![b'x'; 1000 * 1000], &open())
         .await
         .expect("1 MB znode");
     let before = rss_mib(pid);
@@ -181,17 +175,7 @@ async fn server_with_big_znode(extra: &str) -> BigZnode {
 /// A raw client's connect request (new session, 30 s).
 fn handshake() -> BytesMut {
     let mut out = BytesMut::new();
-    encode_connect_request(
-        &mut out,
-        &ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-        },
-    );
+    encode_connect_request(&mut out, &new_session_request(30_000));
     out
 }
 
@@ -223,7 +207,6 @@ async fn run_non_reader() {
         before,
     } = server_with_big_znode("maxSessionTimeout=60000\n4lw.commands.whitelist=*").await;
     let port = server.client_port;
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     let big = vec![b'x'; 1000 * 1000];
 
     // The attacker: a session, then 2,000 pipelined getData of /big (2 GB of replies) and
@@ -254,7 +237,7 @@ async fn run_non_reader() {
     let t0 = Instant::now();
     let (data, _) = c.get_data("/big").await.expect("another client reads");
     assert_eq!(data.len(), big.len());
-    c.create("/still-writing", b"", &open)
+    c.create("/still-writing", b"", &open())
         .await
         .expect("writes go on");
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
@@ -292,7 +275,7 @@ async fn run_fd_exhaustion() {
     // 320 descriptors in all (soft and hard): 64 for clients after the 256 kept back.
     let mut child = std::process::Command::new("prlimit")
         .arg("--nofile=320:320")
-        .arg(cluster_support::KEEPERD)
+        .arg(KEEPERD)
         .args(["start-foreground", "zoo.cfg"])
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
@@ -301,12 +284,9 @@ async fn run_fd_exhaustion() {
         .spawn()
         .expect("prlimit (util-linux) runs keeperd");
     wait_serving(port, dir).await;
-    let c = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(20))
-        .connect(&format!("127.0.0.1:{port}"))
+    let c = try_connect(&format!("127.0.0.1:{port}"), Duration::from_secs(20))
         .await
         .expect("connect");
-    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
 
     // 400 idle connections from a client that never says hello.
     let mut idle = vec![];
@@ -323,7 +303,7 @@ async fn run_fd_exhaustion() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Writes go on, enough of them for several snapshots (each a new file).
     for i in 0..300 {
-        c.create(&format!("/n{i}"), b"v", &open)
+        c.create(&format!("/n{i}"), b"v", &open())
             .await
             .unwrap_or_else(|e| panic!("write {i} failed with idle connections open: {e}"));
     }
@@ -339,9 +319,7 @@ async fn run_fd_exhaustion() {
     // Once the idle ones go, new clients are served again.
     drop(idle);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let d = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .connect(&format!("127.0.0.1:{port}"))
+    let d = try_connect(&format!("127.0.0.1:{port}"), Duration::from_secs(10))
         .await
         .expect("a new client after the idle ones left");
     assert_eq!(d.get_data("/n299").await.expect("read").0, b"v");

@@ -4,244 +4,18 @@
 //! of adding a server either way; empty new servers never form a group of their own. No
 //! acknowledged write may be lost. Every wait is bounded.
 
-#[path = "cluster_support/mod.rs"]
-mod cluster_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster_support::*;
+use support::*;
 use zookeeper_client as zk;
 
 const LIMIT: Duration = Duration::from_secs(110);
 
-struct Ensemble {
-    cluster: Cluster,
-    /// (quorum, election, client) ports of servers 1..=5.
-    ports: Vec<(u16, u16, u16)>,
-    /// Lines every zoo.cfg gets besides the common ones (e.g. reconfigEnabled=true).
-    extra: String,
-}
-
-impl Ensemble {
-    /// Dirs, myid and client ports for five servers; nothing is started.
-    fn new() -> Ensemble {
-        Ensemble::with_extra("")
-    }
-
-    /// Same, with `extra` lines in every zoo.cfg written.
-    fn with_extra(extra: &str) -> Ensemble {
-        let tmp = tempfile::tempdir().unwrap();
-        let ports = free_port_triples(5);
-        let mut nodes = vec![];
-        for (i, (_, _, client)) in ports.iter().enumerate() {
-            let id = i as u64 + 1;
-            let dir = tmp.path().join(format!("n{id}"));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data").join("myid"), format!("{id}\n")).unwrap();
-            nodes.push(Node {
-                id,
-                dir,
-                client_port: *client,
-                child: None,
-            });
-        }
-        Ensemble {
-            cluster: Cluster { tmp, nodes },
-            ports,
-            extra: extra.to_string(),
-        }
-    }
-
-    /// Starts `ids`, each with a zoo.cfg listing `ids`; returns the leader they elect.
-    async fn start_all(&mut self, ids: &[u64]) -> u64 {
-        for &id in ids {
-            self.write_cfg(id, ids);
-            self.node(id).start();
-        }
-        self.cluster.wait_leader(Duration::from_secs(20)).await
-    }
-
-    /// Writes server `id`'s zoo.cfg listing `members`.
-    fn write_cfg(&self, id: u64, members: &[u64]) {
-        let node = &self.cluster.nodes[(id - 1) as usize];
-        let mut servers = String::new();
-        for &m in members {
-            let (q, e, _) = self.ports[(m - 1) as usize];
-            servers.push_str(&format!("server.{m}=127.0.0.1:{q}:{e}\n"));
-        }
-        std::fs::write(
-            node.dir.join("zoo.cfg"),
-            format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}{}",
-                node.dir.join("data").display(),
-                node.client_port,
-                self.extra
-            ),
-        )
-        .unwrap();
-    }
-
-    fn node(&mut self, id: u64) -> &mut Node {
-        self.cluster.node(id)
-    }
-
-    fn port(&self, id: u64) -> u16 {
-        self.cluster.nodes[(id - 1) as usize].client_port
-    }
-
-    fn log(&self, id: u64) -> String {
-        self.cluster.nodes[(id - 1) as usize].log()
-    }
-
-    /// A connect string for servers `ids`.
-    fn hosts(&self, ids: &[u64]) -> String {
-        ids.iter()
-            .map(|&id| self.cluster.nodes[(id - 1) as usize].addr())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// `server.N=127.0.0.1:quorum:election;127.0.0.1:client`, what `reconfig -add` sends.
-    fn reconfig_line(&self, id: u64) -> String {
-        let (q, e, c) = self.ports[(id - 1) as usize];
-        format!("server.{id}=127.0.0.1:{q}:{e};127.0.0.1:{c}")
-    }
-
-    /// The server among `ids` whose mntr says `zk_server_state leader`, if any.
-    async fn leader_among(&self, ids: &[u64]) -> Option<u64> {
-        for &id in ids {
-            let m = mntr(self.port(id)).await;
-            if m.get("zk_server_state").map(String::as_str) == Some("leader") {
-                return Some(id);
-            }
-        }
-        None
-    }
-
-    /// Waits until one of `ids` leads (mntr `zk_server_state`) with `quorum` voters and
-    /// `synced` synced followers; servers outside `ids` (down, removed, or still joining)
-    /// are not looked at. Returns the leader.
-    async fn wait_leader_among(
-        &self,
-        ids: &[u64],
-        quorum: &str,
-        synced: &str,
-        limit: Duration,
-    ) -> u64 {
-        let deadline = Instant::now() + limit;
-        loop {
-            let mut seen = vec![];
-            for &id in ids {
-                let m = mntr(self.port(id)).await;
-                let get = |k: &str| m.get(k).cloned().unwrap_or_default();
-                if get("zk_server_state") == "leader"
-                    && get("zk_quorum_size") == quorum
-                    && get("zk_synced_followers") == synced
-                {
-                    return id;
-                }
-                seen.push(format!(
-                    "{id}: {} quorum {} synced {}",
-                    get("zk_server_state"),
-                    get("zk_quorum_size"),
-                    get("zk_synced_followers")
-                ));
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "no leader among {ids:?} with quorum {quorum} and {synced} synced followers \
-                     within {limit:?}: {seen:?}\n{}",
-                    self.cluster.dump_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// /zookeeper/config as server `id` serves it, after a sync.
-    async fn config_of(&self, id: u64) -> String {
-        let c = connect(&self.cluster.nodes[(id - 1) as usize].addr()).await;
-        c.sync("/zookeeper/config").await.unwrap();
-        let (data, _) = c.get_data("/zookeeper/config").await.unwrap();
-        String::from_utf8(data).unwrap()
-    }
-
-    /// Waits until server `id`'s /zookeeper/config contains `what`.
-    async fn wait_config(&self, id: u64, what: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let config = self.config_of(id).await;
-            if config.contains(what) {
-                return config;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "server {id}: /zookeeper/config lacks {what:?}: {config:?}\n{}",
-                    self.cluster.dump_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stop(&mut self, id: u64) {
-        self.node(id).stop();
-    }
-
-    async fn wait_serving(&self, id: u64, limit: Duration) {
-        let port = self.cluster.nodes[(id - 1) as usize].client_port;
-        let deadline = Instant::now() + limit;
-        while mode(port).await.is_none() {
-            if Instant::now() > deadline {
-                panic!(
-                    "server {id} does not serve within {limit:?}\n{}",
-                    self.cluster.dump_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Restarts `id` with a zoo.cfg listing `members` and waits until it serves.
-    async fn restart_with(&mut self, id: u64, members: &[u64]) {
-        self.stop(id);
-        self.write_cfg(id, members);
-        self.node(id).start();
-        self.wait_serving(id, Duration::from_secs(20)).await;
-    }
-
-    /// Waits until the leader's mntr says `quorum` voters and `synced` synced followers;
-    /// returns the leader.
-    async fn wait_membership(&self, quorum: &str, synced: &str, limit: Duration) -> u64 {
-        let deadline = Instant::now() + limit;
-        loop {
-            let leader = self.cluster.wait_leader(limit).await;
-            let m = mntr(self.cluster.nodes[(leader - 1) as usize].client_port).await;
-            if m.get("zk_quorum_size").map(String::as_str) == Some(quorum)
-                && m.get("zk_synced_followers").map(String::as_str) == Some(synced)
-            {
-                return leader;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "leader {leader}: want quorum {quorum} synced {synced}, mntr {m:?}\n{}",
-                    self.cluster.dump_logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-fn open() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-async fn connect(addr: &str) -> zk::Client {
-    cluster_support::connect(addr, Duration::from_secs(15)).await
-}
+/// The session timeout of every client here.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Default)]
 struct Tally {
@@ -276,7 +50,7 @@ fn spawn_writer(
     tally: Arc<Mutex<Tally>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let c = connect(&hosts).await;
+        let c = connect(&hosts, SESSION_TIMEOUT).await;
         let mut i = 0u64;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let path = format!("/w-{i:06}");
@@ -344,13 +118,7 @@ impl Writer {
 
     /// Lets 50 more writes through after `since` acknowledged ones, stops the writer and
     /// checks that every acknowledged write is on each of `servers`.
-    async fn finish_after(
-        self,
-        since: usize,
-        what: &str,
-        ens: &Ensemble,
-        servers: &[u64],
-    ) -> Tally {
+    async fn finish_after(self, since: usize, what: &str, ens: &Cluster, servers: &[u64]) -> Tally {
         self.wait_acked(since + 50, Duration::from_secs(20)).await;
         let tally = self.finish().await;
         eprintln!(
@@ -377,7 +145,7 @@ impl Writer {
 }
 
 /// /zookeeper/config is the same on every server of `on` and lists exactly `members`.
-async fn assert_config_lists(ens: &Ensemble, on: &[u64], members: &[u64]) {
+async fn assert_config_lists(ens: &Cluster, on: &[u64], members: &[u64]) {
     let first = ens.config_of(on[0]).await;
     let listed: Vec<u64> = first
         .lines()
@@ -394,9 +162,9 @@ async fn assert_config_lists(ens: &Ensemble, on: &[u64], members: &[u64]) {
     }
 }
 
-async fn assert_all_present(ens: &Ensemble, ids: &[u64], acked: &[String]) {
+async fn assert_all_present(ens: &Cluster, ids: &[u64], acked: &[String]) {
     for &id in ids {
-        let c = connect(&ens.cluster.nodes[(id - 1) as usize].addr()).await;
+        let c = connect(&ens.nodes[(id - 1) as usize].addr(), SESSION_TIMEOUT).await;
         c.sync("/").await.unwrap();
         for p in acked {
             assert!(
@@ -410,20 +178,20 @@ async fn assert_all_present(ens: &Ensemble, ids: &[u64], acked: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
     tokio::time::timeout(LIMIT, async {
-        let mut ens = Ensemble::new();
+        let mut ens = Cluster::prepare(5, "");
         let old = [1, 2, 3];
         let all = [1, 2, 3, 4, 5];
-        let leader = ens.start_all(&old).await;
+        let leader = ens.start_members(&old).await;
         let writer = Writer::start(ens.hosts(&old));
 
         // New servers with the 5-server zoo.cfg: they wait (the old members do not know them).
         for id in [4, 5] {
-            ens.write_cfg(id, &all);
+            ens.write_members_cfg(id, &all);
             ens.node(id).start();
         }
         tokio::time::sleep(Duration::from_millis(1500)).await;
         for id in [4, 5] {
-            let port = ens.cluster.nodes[id as usize - 1].client_port;
+            let port = ens.nodes[id as usize - 1].client_port;
             assert_eq!(mode(port).await, None, "new server {id} serves too early");
         }
         // Followers first, the leader last.
@@ -435,7 +203,7 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
         for id in [4, 5] {
             ens.wait_serving(id, Duration::from_secs(10)).await;
         }
-        let log = ens.cluster.nodes[leader5 as usize - 1].log();
+        let log = ens.nodes[leader5 as usize - 1].log();
         assert!(
             log.contains("membership: adding server 4 as learner"),
             "{log}"
@@ -466,20 +234,20 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
         let leader3 = loop {
             let mut found = None;
             for id in all {
-                let port = ens.cluster.nodes[id as usize - 1].client_port;
+                let port = ens.nodes[id as usize - 1].client_port;
                 if mode(port).await.as_deref() == Some("leader") {
                     found = Some(id);
                 }
             }
             match found {
                 Some(id) if old.contains(&id) => {
-                    let m = mntr(ens.cluster.nodes[id as usize - 1].client_port).await;
+                    let m = mntr(ens.nodes[id as usize - 1].client_port).await;
                     if m.get("zk_quorum_size").map(String::as_str) == Some("3") {
                         break id;
                     }
                 }
                 Some(id) => {
-                    ens.stop(id);
+                    ens.node(id).stop();
                     ens.node(id).start();
                 }
                 None => {}
@@ -487,14 +255,14 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
             assert!(
                 Instant::now() < deadline,
                 "no shrink to 3\n{}",
-                ens.cluster.dump_logs()
+                ens.dump_logs()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let log = ens.cluster.nodes[leader3 as usize - 1].log();
+        let log = ens.nodes[leader3 as usize - 1].log();
         assert!(log.contains("membership: removing server"), "{log}");
-        ens.stop(4);
-        ens.stop(5);
+        ens.node(4).stop();
+        ens.node(5).stop();
         ens.wait_membership("3", "2", Duration::from_secs(20)).await;
         assert_config_lists(&ens, &old, &old).await;
         // The writer goes on in the three-server ensemble.
@@ -519,23 +287,23 @@ async fn rolling_restart_grows_3_to_5_and_shrinks_back_without_losing_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_empty_new_servers_never_form_a_group_while_the_old_members_are_down() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let mut ens = Ensemble::new();
+        let mut ens = Cluster::prepare(5, "");
         for id in [4, 5] {
-            ens.write_cfg(id, &[1, 2, 3, 4, 5]);
+            ens.write_members_cfg(id, &[1, 2, 3, 4, 5]);
             ens.node(id).start();
         }
         tokio::time::sleep(Duration::from_secs(4)).await;
         for id in [4, 5] {
-            let port = ens.cluster.nodes[id as usize - 1].client_port;
+            let port = ens.nodes[id as usize - 1].client_port;
             assert_eq!(mode(port).await, None, "server {id} serves");
-            let log = ens.cluster.nodes[id as usize - 1].log();
+            let log = ens.nodes[id as usize - 1].log();
             assert!(log.contains("not bootstrapping from zoo.cfg"), "{log}");
             assert!(!log.contains("bootstrapping a new ensemble"), "{log}");
             assert!(!log.contains("became leader"), "{log}");
         }
         // No session, so no write, can be made on either.
         for id in [4, 5] {
-            let addr = ens.cluster.nodes[id as usize - 1].addr();
+            let addr = ens.nodes[id as usize - 1].addr();
             let r = tokio::time::timeout(
                 Duration::from_secs(3),
                 zk::Client::connector()
@@ -584,14 +352,14 @@ enum KillAt {
 /// Kills leader `id` -9 at `at` (the membership change is committed already), and checks
 /// that this is the middle of the change: server 4 not yet a voter. Returns whether the
 /// killed leader had added server 4 as a learner.
-async fn kill_leader_at(ens: &mut Ensemble, id: u64, at: KillAt) -> bool {
+async fn kill_leader_at(ens: &mut Cluster, id: u64, at: KillAt) -> bool {
     if at == KillAt::LearnerAdded {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !ens.log(id).contains("membership: added 4 as learner") {
             assert!(
                 Instant::now() < deadline,
                 "leader {id} did not add server 4 as a learner\n{}",
-                ens.cluster.dump_logs()
+                ens.dump_logs()
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -610,9 +378,9 @@ async fn kill_leader_at(ens: &mut Ensemble, id: u64, at: KillAt) -> bool {
 /// new leader with every acknowledged write kept, and the killed server rejoin the four.
 async fn reconfig_add_with_the_leader_killed(at: KillAt) {
     let t0 = Instant::now();
-    let mut ens = Ensemble::with_extra(DYNAMIC);
+    let mut ens = Cluster::prepare(5, DYNAMIC);
     let old = [1, 2, 3];
-    let leader = ens.start_all(&old).await;
+    let leader = ens.start_members(&old).await;
     // The reconfig changes /zookeeper/config: wait for the leader's zoo.cfg list in it.
     ens.wait_config(leader, "server.3=", Duration::from_secs(10))
         .await;
@@ -620,7 +388,7 @@ async fn reconfig_add_with_the_leader_killed(at: KillAt) {
     writer.wait_acked(20, Duration::from_secs(20)).await;
 
     // Server 4 starts empty with a zoo.cfg listing 1..4: it waits to be added.
-    ens.write_cfg(4, &[1, 2, 3, 4]);
+    ens.write_members_cfg(4, &[1, 2, 3, 4]);
     ens.node(4).start();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -630,7 +398,7 @@ async fn reconfig_add_with_the_leader_killed(at: KillAt) {
     );
 
     // reconfig -add server.4 on the leader, then kill -9 the leader.
-    let admin = connect(&ens.cluster.nodes[leader as usize - 1].addr()).await;
+    let admin = connect(&ens.nodes[leader as usize - 1].addr(), SESSION_TIMEOUT).await;
     let line = ens.reconfig_line(4);
     let config = reconfig(&admin, Some(&line), None).await;
     let learner = kill_leader_at(&mut ens, leader, at).await;
@@ -691,7 +459,7 @@ async fn reconfig_add_with_the_leader_killed(at: KillAt) {
     ens.wait_leader_among(&[1, 2, 3, 4], "4", "3", Duration::from_secs(20))
         .await;
     assert_eq!(ens.config_of(leader).await, config);
-    let dir = &ens.cluster.nodes[leader as usize - 1].dir;
+    let dir = &ens.nodes[leader as usize - 1].dir;
     let zoo_cfg = std::fs::read_to_string(dir.join("zoo.cfg")).unwrap();
     let dynamic = zoo_cfg
         .lines()
@@ -730,15 +498,15 @@ async fn leader_killed_after_reconfig_added_a_learner_keeps_the_change_and_the_d
 /// lost, and the killed server rejoin the five.
 async fn rolling_add_with_the_leader_killed(at: KillAt) {
     let t0 = Instant::now();
-    let mut ens = Ensemble::new();
+    let mut ens = Cluster::prepare(5, "");
     let old = [1, 2, 3];
     let all = [1, 2, 3, 4, 5];
-    let leader = ens.start_all(&old).await;
+    let leader = ens.start_members(&old).await;
     // No wait for the first publish before editing zoo.cfg: the published list is stamped
     // with its file's age, so an edit made before it still counts as newer.
     let writer = Writer::start(ens.hosts(&old));
     for id in [4, 5] {
-        ens.write_cfg(id, &all);
+        ens.write_members_cfg(id, &all);
         ens.node(id).start();
     }
     writer.wait_acked(20, Duration::from_secs(20)).await;
@@ -749,9 +517,9 @@ async fn rolling_add_with_the_leader_killed(at: KillAt) {
     }
     // The leader last: a follower with the new zoo.cfg takes over and publishes it. Watch
     // /zookeeper/config for server 4 (on the followers: the old leader is restarting).
-    let watcher = connect(&ens.hosts(&followers)).await;
-    ens.stop(leader);
-    ens.write_cfg(leader, &all);
+    let watcher = connect(&ens.hosts(&followers), SESSION_TIMEOUT).await;
+    ens.node(leader).stop();
+    ens.write_members_cfg(leader, &all);
     ens.node(leader).start();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -768,7 +536,7 @@ async fn rolling_add_with_the_leader_killed(at: KillAt) {
         assert!(
             Instant::now() < deadline,
             "/zookeeper/config never listed server 4\n{}",
-            ens.cluster.dump_logs()
+            ens.dump_logs()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -849,9 +617,9 @@ async fn leader_killed_after_a_rolling_restart_added_a_learner() {
 async fn reconfig_remove_the_leader() {
     tokio::time::timeout(LIMIT, async {
         let t0 = Instant::now();
-        let mut ens = Ensemble::with_extra(DYNAMIC);
+        let mut ens = Cluster::prepare(5, DYNAMIC);
         let four = [1, 2, 3, 4];
-        let leader = ens.start_all(&four).await;
+        let leader = ens.start_members(&four).await;
         ens.wait_config(leader, "server.4=", Duration::from_secs(10))
             .await;
         ens.wait_leader_among(&four, "4", "3", Duration::from_secs(20))
@@ -861,7 +629,7 @@ async fn reconfig_remove_the_leader() {
         writer.wait_acked(20, Duration::from_secs(20)).await;
 
         let rest: Vec<u64> = four.into_iter().filter(|&id| id != leader).collect();
-        let admin = connect(&ens.hosts(&rest)).await;
+        let admin = connect(&ens.hosts(&rest), SESSION_TIMEOUT).await;
         let config = reconfig(&admin, None, Some(&leader.to_string())).await;
         let acked_at_remove = writer.acked();
         assert!(!config.contains(&format!("server.{leader}=")), "{config}");
@@ -902,7 +670,7 @@ async fn reconfig_remove_the_leader() {
         writer
             .finish_after(acked_at_remove, "before the remove", &ens, &rest)
             .await;
-        ens.stop(leader);
+        ens.node(leader).stop();
         eprintln!("[{:?}] done", t0.elapsed());
     })
     .await
@@ -916,11 +684,11 @@ async fn reconfig_remove_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_with_an_older_zoo_cfg_does_not_undo_a_change() {
     tokio::time::timeout(LIMIT, async {
-        let mut ens = Ensemble::new();
+        let mut ens = Cluster::prepare(5, "");
         let old = [1, 2, 3];
         let four = [1, 2, 3, 4];
-        let first = ens.start_all(&old).await;
-        ens.write_cfg(4, &four);
+        let first = ens.start_members(&old).await;
+        ens.write_members_cfg(4, &four);
         ens.node(4).start();
         let newer = old.into_iter().find(|&id| id != first).unwrap();
         ens.restart_with(newer, &four).await;
@@ -930,7 +698,7 @@ async fn a_leader_with_an_older_zoo_cfg_does_not_undo_a_change() {
         // `newer` publishes 1..4; server 4 joins and is promoted.
         ens.wait_leader_among(&[newer], "4", "3", Duration::from_secs(30))
             .await;
-        let c = connect(&ens.hosts(&old)).await;
+        let c = connect(&ens.hosts(&old), SESSION_TIMEOUT).await;
         c.create("/before-handover", b"x", &open()).await.unwrap();
         // Leadership to a server whose zoo.cfg still lists 1..3.
         let stale: Vec<u64> = old.into_iter().filter(|&id| id != newer).collect();
@@ -942,7 +710,7 @@ async fn a_leader_with_an_older_zoo_cfg_does_not_undo_a_change() {
             m.get("zk_quorum_size").map(String::as_str),
             Some("4"),
             "leader {l} changed the membership back: {m:?}\n{}",
-            ens.cluster.dump_logs()
+            ens.dump_logs()
         );
         assert_config_lists(&ens, &four, &four).await;
         assert!(
@@ -950,7 +718,7 @@ async fn a_leader_with_an_older_zoo_cfg_does_not_undo_a_change() {
             "leader {l} did not say why it kept the configuration\n{}",
             ens.log(l)
         );
-        let c = connect(&ens.hosts(&four)).await;
+        let c = connect(&ens.hosts(&four), SESSION_TIMEOUT).await;
         assert!(c.check_stat("/before-handover").await.unwrap().is_some());
     })
     .await
@@ -959,13 +727,13 @@ async fn a_leader_with_an_older_zoo_cfg_does_not_undo_a_change() {
 
 /// Stops whoever leads among `members` (and restarts it with its zoo.cfg unchanged) until
 /// one of `wanted` leads with `quorum` voters; returns it.
-async fn move_leadership(ens: &mut Ensemble, members: &[u64], wanted: &[u64], quorum: &str) -> u64 {
+async fn move_leadership(ens: &mut Cluster, members: &[u64], wanted: &[u64], quorum: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(
             Instant::now() < deadline,
             "none of {wanted:?} led\n{}",
-            ens.cluster.dump_logs()
+            ens.dump_logs()
         );
         let Some(l) = ens.leader_among(members).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -974,7 +742,7 @@ async fn move_leadership(ens: &mut Ensemble, members: &[u64], wanted: &[u64], qu
         if wanted.contains(&l) {
             return l;
         }
-        ens.stop(l);
+        ens.node(l).stop();
         let running: Vec<u64> = members.iter().copied().filter(|&id| id != l).collect();
         let synced = (members.len() - 2).to_string();
         ens.wait_leader_among(&running, quorum, &synced, Duration::from_secs(20))
