@@ -1,55 +1,11 @@
 //! The real `keeperd` process driven by its zkServer.sh-style verbs, and `keeperctl` commands
 //! against it, with the output an operator sees. Every child process runs under a deadline.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-const KEEPERD: &str = env!("CARGO_BIN_EXE_keeperd");
-const KEEPERCTL: &str = env!("CARGO_BIN_EXE_keeperctl");
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, bin: &str, args: &[&str]) -> Out {
-    let mut child = Command::new(bin)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ZOOCFGDIR")
-        .env_remove("ZOOCFG")
-        .env_remove("ZOOPIDFILE")
-        .env_remove("ZOO_LOG_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let start = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("{bin} {args:?} did not finish within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{free_port, run, KEEPERCTL, KEEPERD};
 
 /// Stops the daemon even when an assertion fails half-way.
 struct Daemon<'a> {
@@ -78,13 +34,13 @@ fn start_status_keeperctl_and_stop_against_a_real_process() {
     .unwrap();
 
     let started = run(dir, KEEPERD, &["start", "zoo.cfg"]);
-    assert!(started.ok, "{}{}", started.stdout, started.stderr);
+    assert!(started.ok(), "{}{}", started.stdout, started.stderr);
     assert!(started.stdout.contains("STARTED"), "{}", started.stdout);
     let _daemon = Daemon { dir };
     assert!(dir.join("data/zookeeper_server.pid").exists());
 
     let again = run(dir, KEEPERD, &["start", "zoo.cfg"]);
-    assert!(!again.ok);
+    assert!(!again.ok());
     assert!(
         again.stdout.contains("already running as process"),
         "{}",
@@ -92,7 +48,7 @@ fn start_status_keeperctl_and_stop_against_a_real_process() {
     );
 
     let status = run(dir, KEEPERD, &["status", "zoo.cfg"]);
-    assert!(status.ok, "{}{}", status.stdout, status.stderr);
+    assert!(status.ok(), "{}{}", status.stdout, status.stderr);
     assert!(
         status
             .stdout
@@ -112,9 +68,9 @@ fn start_status_keeperctl_and_stop_against_a_real_process() {
         full.extend_from_slice(args);
         run(dir, KEEPERCTL, &full)
     };
-    assert!(ctl(&["create", "/kafka01"]).ok);
-    assert!(ctl(&["create", "/kafka01/brokers"]).ok);
-    assert!(ctl(&["create", "/kafka01/brokers/ids"]).ok);
+    assert!(ctl(&["create", "/kafka01"]).ok());
+    assert!(ctl(&["create", "/kafka01/brokers"]).ok());
+    assert!(ctl(&["create", "/kafka01/brokers/ids"]).ok());
     let chrooted = format!("{server}/kafka01");
     let reg = run(
         dir,
@@ -127,17 +83,17 @@ fn start_status_keeperctl_and_stop_against_a_real_process() {
             r#"{"host":"h1"}"#,
         ],
     );
-    assert!(reg.ok, "{}{}", reg.stdout, reg.stderr);
+    assert!(reg.ok(), "{}{}", reg.stdout, reg.stderr);
     let ls = ctl(&["ls", "/kafka01/brokers/ids"]);
     assert_eq!(ls.stdout.trim(), "[1]", "{}", ls.stderr);
     let get = ctl(&["get", "/kafka01/brokers/ids/1"]);
     assert_eq!(get.stdout.trim(), r#"{"host":"h1"}"#);
-    assert!(ctl(&["set", "/kafka01/brokers/ids/1", "v2"]).ok);
+    assert!(ctl(&["set", "/kafka01/brokers/ids/1", "v2"]).ok());
     let stat = ctl(&["stat", "/kafka01/brokers/ids/1"]);
     assert!(stat.stdout.contains("dataVersion = 1"), "{}", stat.stdout);
     assert!(stat.stdout.contains("cZxid = 0x"), "{}", stat.stdout);
     let missing = ctl(&["get", "/nope"]);
-    assert!(!missing.ok);
+    assert!(!missing.ok());
     assert!(
         (missing.stdout.clone() + &missing.stderr).contains("Node does not exist: /nope"),
         "{}{}",
@@ -155,13 +111,13 @@ fn start_status_keeperctl_and_stop_against_a_real_process() {
         "s",
         "auth::cdrwa",
     ]);
-    assert!(private.ok, "{}{}", private.stdout, private.stderr);
+    assert!(private.ok(), "{}{}", private.stdout, private.stderr);
     let denied = ctl(&["get", "/private"]);
-    assert!(!denied.ok);
+    assert!(!denied.ok());
     let acl = ctl(&["addauth", "digest", "alice:pw", ";", "getAcl", "/private"]);
     assert!(acl.stdout.contains("'digest,'alice:"), "{}", acl.stdout);
-    assert!(ctl(&["sync", "/kafka01"]).ok);
-    assert!(ctl(&["deleteall", "/kafka01"]).ok);
+    assert!(ctl(&["sync", "/kafka01"]).ok());
+    assert!(ctl(&["deleteall", "/kafka01"]).ok());
     assert_eq!(ctl(&["ls", "/"]).stdout.trim(), "[private, zookeeper]");
 
     let ruok = run(dir, KEEPERCTL, &["4lw", &server, "ruok"]);
@@ -173,11 +129,11 @@ fn start_status_keeperctl_and_stop_against_a_real_process() {
     );
 
     let stopped = run(dir, KEEPERD, &["stop", "zoo.cfg"]);
-    assert!(stopped.ok, "{}{}", stopped.stdout, stopped.stderr);
+    assert!(stopped.ok(), "{}{}", stopped.stdout, stopped.stderr);
     assert!(stopped.stdout.contains("STOPPED"), "{}", stopped.stdout);
     assert!(!dir.join("data/zookeeper_server.pid").exists());
     let down = run(dir, KEEPERD, &["status", "zoo.cfg"]);
-    assert!(!down.ok);
+    assert!(!down.ok());
     assert!((down.stdout + &down.stderr)
         .contains("Error contacting service. It is probably not running."),);
 }

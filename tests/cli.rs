@@ -2,77 +2,13 @@
 //! codes of the zkServer.sh-style verbs, config errors, pid-file handling, and the client's
 //! four-letter-word path against a stub listener. Every child process runs under a deadline.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
-const KEEPERD: &str = env!("CARGO_BIN_EXE_keeperd");
-const KEEPERCTL: &str = env!("CARGO_BIN_EXE_keeperctl");
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `bin args` in `dir` with the zkEnv variables cleared, killing it past DEADLINE.
-fn run_in(dir: &Path, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("ZOOCFGDIR")
-        .env_remove("ZOOCFG")
-        .env_remove("ZOOPIDFILE")
-        .env_remove("ZOO_LOG_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let mut stdout = String::new();
-            let mut stderr = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut stdout)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            return Output {
-                code: status.code(),
-                stdout,
-                stderr,
-            };
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{bin} {args:?} did not finish within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{free_port, run, run_env, Node, Ready, KEEPERCTL, KEEPERD, RUN_DEADLINE};
 
 /// A temp dir with a valid standalone zoo.cfg on an unused port.
 fn setup() -> (tempfile::TempDir, u16) {
@@ -98,7 +34,7 @@ fn sleeper() -> Child {
 #[test]
 fn version_mirrors_zookeeper_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_in(dir.path(), KEEPERD, &["version"], &[]);
+    let out = run(dir.path(), KEEPERD, &["version"]);
     assert_eq!(out.code, Some(0));
     assert!(
         out.stdout
@@ -112,7 +48,7 @@ fn version_mirrors_zookeeper_shape() {
 #[test]
 fn help_lists_the_verbs() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_in(dir.path(), KEEPERD, &["--help"], &[]);
+    let out = run(dir.path(), KEEPERD, &["--help"]);
     assert_eq!(out.code, Some(0));
     for verb in [
         "start",
@@ -128,7 +64,7 @@ fn help_lists_the_verbs() {
             out.stdout
         );
     }
-    let out = run_in(dir.path(), KEEPERD, &["frobnicate"], &[]);
+    let out = run(dir.path(), KEEPERD, &["frobnicate"]);
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("unknown command \"frobnicate\""),
@@ -146,7 +82,7 @@ fn broken_config_names_file_line_and_key() {
     )
     .unwrap();
     for verb in ["start-foreground", "start", "status"] {
-        let out = run_in(dir.path(), KEEPERD, &[verb, "bad.cfg"], &[]);
+        let out = run(dir.path(), KEEPERD, &[verb, "bad.cfg"]);
         assert_ne!(out.code, Some(0), "{verb}");
         assert!(
             out.stderr
@@ -156,7 +92,7 @@ fn broken_config_names_file_line_and_key() {
         );
     }
     // --config works the same as the positional file.
-    let out = run_in(dir.path(), KEEPERD, &["--config", "bad.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["--config", "bad.cfg"]);
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("bad.cfg:4: clientPort"),
@@ -169,7 +105,7 @@ fn broken_config_names_file_line_and_key() {
         "tickTime=2000\nclientPort=2181\n",
     )
     .unwrap();
-    let out = run_in(dir.path(), KEEPERD, &["start-foreground", "nodir.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["start-foreground", "nodir.cfg"]);
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("nodir.cfg: dataDir is not set"),
@@ -181,7 +117,7 @@ fn broken_config_names_file_line_and_key() {
 #[test]
 fn stop_without_pid_file() {
     let (dir, _) = setup();
-    let out = run_in(dir.path(), KEEPERD, &["stop", "zoo.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["stop", "zoo.cfg"]);
     let pid_file = dir.path().join("data").join("zookeeper_server.pid");
     assert_eq!(
         out.stdout,
@@ -199,7 +135,7 @@ fn stop_without_pid_file() {
     );
 
     // Embedded default config: the pid file is under ./keeperd-data.
-    let out = run_in(dir.path(), KEEPERD, &["stop"], &[]);
+    let out = run(dir.path(), KEEPERD, &["stop"]);
     assert!(
         out.stdout
             .contains("could not find file keeperd-data/zookeeper_server.pid"),
@@ -216,7 +152,7 @@ fn stop_signals_the_pid_file_process_and_waits() {
     let mut server = sleeper();
     let pid_file = data.join("zookeeper_server.pid");
     std::fs::write(&pid_file, server.id().to_string()).unwrap();
-    let out = run_in(dir.path(), KEEPERD, &["stop", "zoo.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["stop", "zoo.cfg"]);
     assert_eq!(out.stdout, "Stopping zookeeper ... STOPPED\n");
     assert_eq!(out.code, Some(0));
     let status = server.wait().unwrap();
@@ -225,7 +161,7 @@ fn stop_signals_the_pid_file_process_and_waits() {
 
     // A stale pid file (process gone) is cleaned up.
     std::fs::write(&pid_file, status_free_pid().to_string()).unwrap();
-    let out = run_in(dir.path(), KEEPERD, &["stop", "zoo.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["stop", "zoo.cfg"]);
     assert_eq!(out.code, Some(0));
     assert!(out.stdout.ends_with("STOPPED\n"), "{}", out.stdout);
     assert!(!pid_file.exists());
@@ -246,7 +182,7 @@ fn start_refuses_when_the_pid_file_names_a_live_process() {
     std::fs::create_dir_all(&data).unwrap();
     let mut server = sleeper();
     std::fs::write(data.join("zookeeper_server.pid"), server.id().to_string()).unwrap();
-    let out = run_in(dir.path(), KEEPERD, &["start", "zoo.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["start", "zoo.cfg"]);
     server.kill().unwrap();
     server.wait().unwrap();
     assert_eq!(
@@ -263,7 +199,7 @@ fn start_refuses_when_the_pid_file_names_a_live_process() {
 fn zoopidfile_overrides_the_pid_file() {
     let (dir, _) = setup();
     let pid_file = dir.path().join("run").join("zk.pid");
-    let out = run_in(
+    let out = run_env(
         dir.path(),
         KEEPERD,
         &["stop", "zoo.cfg"],
@@ -280,7 +216,7 @@ fn zoopidfile_overrides_the_pid_file() {
 #[test]
 fn status_with_nothing_listening() {
     let (dir, port) = setup();
-    let out = run_in(dir.path(), KEEPERD, &["status", "zoo.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["status", "zoo.cfg"]);
     assert_eq!(
         out.stdout,
         format!(
@@ -295,7 +231,7 @@ fn status_with_nothing_listening() {
 fn status_finds_zoo_cfg_through_zoocfgdir() {
     let (dir, port) = setup();
     let elsewhere = tempfile::tempdir().unwrap();
-    let out = run_in(
+    let out = run_env(
         elsewhere.path(),
         KEEPERD,
         &["status"],
@@ -322,7 +258,7 @@ fn status_prints_the_mode_line_from_srvr() {
         conn.write_all(b"Zookeeper version: 3.8.0\nZxid: 0x0\nMode: follower\nNode count: 5\n")
             .unwrap();
     });
-    let out = run_in(dir.path(), KEEPERD, &["status", "zoo.cfg"], &[]);
+    let out = run(dir.path(), KEEPERD, &["status", "zoo.cfg"]);
     stub.join().unwrap();
     assert!(out.stdout.ends_with("\nMode: follower\n"), "{}", out.stdout);
     assert_eq!(out.code, Some(0));
@@ -341,7 +277,7 @@ fn keeperctl_4lw_prints_the_reply() {
     });
     let dir = tempfile::tempdir().unwrap();
     let target = format!("127.0.0.1:{port}");
-    let out = run_in(dir.path(), KEEPERCTL, &["4lw", &target, "ruok"], &[]);
+    let out = run(dir.path(), KEEPERCTL, &["4lw", &target, "ruok"]);
     stub.join().unwrap();
     assert_eq!(out.stdout, "imok");
     assert_eq!(out.code, Some(0));
@@ -351,28 +287,27 @@ fn keeperctl_4lw_prints_the_reply() {
 fn keeperctl_fails_cleanly_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = format!("127.0.0.1:{}", free_port());
-    let out = run_in(dir.path(), KEEPERCTL, &["-server", &server, "ls", "/"], &[]);
+    let out = run(dir.path(), KEEPERCTL, &["-server", &server, "ls", "/"]);
     assert_eq!(out.code, Some(1));
     assert!(
         out.stderr.contains(&format!("cannot connect to {server}")),
         "{}",
         out.stderr
     );
-    let out = run_in(dir.path(), KEEPERCTL, &["4lw", &server, "ruok"], &[]);
+    let out = run(dir.path(), KEEPERCTL, &["4lw", &server, "ruok"]);
     assert_eq!(out.code, Some(1));
     // Usage errors are caught before connecting and exit 2.
-    let out = run_in(dir.path(), KEEPERCTL, &["-server", &server, "ls"], &[]);
+    let out = run(dir.path(), KEEPERCTL, &["-server", &server, "ls"]);
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("ls: wrong number of arguments"),
         "{}",
         out.stderr
     );
-    let out = run_in(
+    let out = run(
         dir.path(),
         KEEPERCTL,
         &["-server", &server, "setAcl", "/x", "world:anyone"],
-        &[],
     );
     assert_eq!(out.code, Some(2));
 }
@@ -417,7 +352,7 @@ fn keeperctl_reconfig_usage_errors_come_before_connecting() {
     for (args, message) in cases {
         let mut argv = vec!["-server", server.as_str()];
         argv.extend_from_slice(args);
-        let out = run_in(dir.path(), KEEPERCTL, &argv, &[]);
+        let out = run(dir.path(), KEEPERCTL, &argv);
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.starts_with(&format!("{message}\n")),
@@ -430,22 +365,20 @@ fn keeperctl_reconfig_usage_errors_come_before_connecting() {
 
     // -file is read before connecting too; its errors are zkCli's (exit 1, not usage).
     std::fs::write(dir.path().join("dyn.cfg"), "server.1=h:1:2;3\nfoo=bar\n").unwrap();
-    let out = run_in(
+    let out = run(
         dir.path(),
         KEEPERCTL,
         &["-server", &server, "reconfig", "-file", "dyn.cfg"],
-        &[],
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert_eq!(
         out.stderr,
         "Error processing dyn.cfgUnrecognised parameter: foo\n"
     );
-    let out = run_in(
+    let out = run(
         dir.path(),
         KEEPERCTL,
         &["-server", &server, "reconfig", "-file", "missing.cfg"],
-        &[],
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert_eq!(
@@ -454,56 +387,14 @@ fn keeperctl_reconfig_usage_errors_come_before_connecting() {
     );
 }
 
-/// A child process killed (and reaped) when dropped, so a failing test leaves no server.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits until the server on `port` answers srvr with its version (it serves clients).
-fn wait_serving(server: &mut KillOnDrop, port: u16) {
-    let start = Instant::now();
-    while start.elapsed() < DEADLINE {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            panic!("keeperd exited before serving: {status}");
-        }
-        if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut reply = String::new();
-            if conn.write_all(b"srvr").is_ok()
-                && conn.read_to_string(&mut reply).is_ok()
-                && reply.starts_with("Zookeeper version:")
-            {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("keeperd did not serve on port {port} within {DEADLINE:?}");
-}
-
 #[test]
 fn keeperctl_reconfig_against_a_server_with_reconfig_disabled() {
     // Standalone with reconfigEnabled unset (false): the server refuses every reconfig
     // with ReconfigDisabled, which zkCli prints as below.
     let (dir, port) = setup();
-    let mut server = KillOnDrop(
-        Command::new(KEEPERD)
-            .args(["start-foreground", "zoo.cfg"])
-            .current_dir(dir.path())
-            .env_remove("ZOOCFGDIR")
-            .env_remove("ZOOCFG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_serving(&mut server, port);
+    let mut server = Node::new(1, dir.path(), port);
+    server.start();
+    server.wait_ready_blocking(Ready::Serving, RUN_DEADLINE);
     let target = format!("127.0.0.1:{port}");
     // The second is refused before permissions are looked at: super does not change the
     // answer, and the command after it does not run (the first failing command stops the
@@ -527,18 +418,13 @@ fn keeperctl_reconfig_against_a_server_with_reconfig_disabled() {
     ] {
         let mut argv = vec!["-server", &target];
         argv.extend_from_slice(args);
-        let out = run_in(dir.path(), KEEPERCTL, &argv, &[]);
+        let out = run(dir.path(), KEEPERCTL, &argv);
         assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr, "KeeperErrorCode = Reconfig is disabled\n");
         assert!(out.stdout.is_empty(), "{}", out.stdout);
     }
 
-    let out = run_in(
-        dir.path(),
-        KEEPERCTL,
-        &["-server", &target, "config", "-s"],
-        &[],
-    );
+    let out = run(dir.path(), KEEPERCTL, &["-server", &target, "config", "-s"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("\ncZxid = 0x"), "{}", out.stdout);
 }

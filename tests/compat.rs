@@ -10,12 +10,16 @@
 //! and JVMs, and on a 2-core machine running them side by side only makes
 //! timing-sensitive waits flaky.
 
+mod support;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::{signal, wait_for_exit, KEEPERD};
 
 /// Serialises the suite files (cargo runs `#[test]`s of one binary in parallel).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -89,35 +93,16 @@ fn drain(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     })
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
-    // The pid is our own child's, still unreaped, so it cannot have been reused.
-    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid, sig);
-    }
-}
-
 /// Waits for the child up to `limit`; then interrupts it, then kills it.
 /// Returns the exit status and whether the limit was hit.
 fn wait_bounded(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for pytest") {
-            return (status, false);
-        }
-        if start.elapsed() >= limit {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
+    let poll = Duration::from_millis(100);
+    if let Some(status) = wait_for_exit(child, limit, poll) {
+        return (status, false);
     }
     signal(child, libc::SIGINT);
-    let grace = Instant::now();
-    while grace.elapsed() < INTERRUPT_GRACE {
-        if let Some(status) = child.try_wait().expect("wait for pytest") {
-            return (status, true);
-        }
-        thread::sleep(Duration::from_millis(100));
+    if let Some(status) = wait_for_exit(child, INTERRUPT_GRACE, poll) {
+        return (status, true);
     }
     let _ = child.kill();
     (child.wait().expect("wait for killed pytest"), true)
@@ -132,7 +117,7 @@ fn run_suite(file: &str) {
     let mut child = Command::new(python())
         .args(["-m", "pytest", &target, "-q", "-x"])
         .current_dir(root)
-        .env("KEEPERD_BIN", env!("CARGO_BIN_EXE_keeperd"))
+        .env("KEEPERD_BIN", KEEPERD)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
