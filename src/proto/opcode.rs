@@ -83,6 +83,15 @@ impl OpCode {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// create, create2, createContainer and createTTL: the opcodes of a CreateRequest (or
+    /// CreateTTLRequest, for createTTL).
+    pub fn is_create(self) -> bool {
+        matches!(
+            self,
+            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl
+        )
+    }
 }
 
 /// Reserved xids.

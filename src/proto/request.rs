@@ -19,6 +19,13 @@ pub struct RequestHeader {
     pub op: i32,
 }
 
+impl RequestHeader {
+    /// The opcode, or `None` when `op` is not one ZooKeeper defines.
+    pub fn opcode(&self) -> Option<OpCode> {
+        OpCode::from_i32(self.op)
+    }
+}
+
 /// CreateRequest / CreateTTLRequest (opcodes 1, 15, 19, 21; ttl is -1 unless opcode 21).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {

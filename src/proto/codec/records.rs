@@ -4,6 +4,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::jute::{boolean, int, long, put_bool, put_str, ustring, vector, wire_len, PResult};
+use crate::proto::opcode::OpCode;
 use crate::proto::records::{Acl, Id, Stat};
 
 pub(super) fn id(i: &[u8]) -> PResult<'_, Id> {
@@ -59,8 +60,16 @@ pub(super) fn stat(i: &[u8]) -> PResult<'_, Stat> {
 /// Java server nor the Java client looks at err (an ErrorResult's code is read from the
 /// ErrorResponse that follows).
 pub(super) struct MultiHeader {
+    /// The raw type, for error messages; `opcode()` is what to match on.
     pub(super) op: i32,
     pub(super) done: bool,
+}
+
+impl MultiHeader {
+    /// The type as an opcode; `None` for a value that is no opcode at all.
+    pub(super) fn opcode(&self) -> Option<OpCode> {
+        OpCode::from_i32(self.op)
+    }
 }
 
 pub(super) fn multi_header(i: &[u8]) -> PResult<'_, MultiHeader> {
@@ -93,13 +102,18 @@ pub(super) fn put_stat(out: &mut BytesMut, s: &Stat) {
     out.put_i64(s.pzxid);
 }
 
-pub(super) fn put_multi_header(out: &mut BytesMut, op: i32, done: bool, err: i32) {
-    out.put_i32(op);
-    put_bool(out, done);
+/// The MultiHeader before one operation or result (done = false).
+pub(super) fn put_multi_header(out: &mut BytesMut, op: OpCode, err: i32) {
+    out.put_i32(op.code());
+    put_bool(out, false);
     out.put_i32(err);
 }
 
-/// The end of a multi request or response: MultiHeader(-1, true, -1).
+/// The end of a multi request or response: MultiHeader(-1, true, -1). Its type names no
+/// operation (the Java code writes the literal -1 and readers stop at done), so it is written
+/// as a number rather than an `OpCode`.
 pub(super) fn put_multi_end(out: &mut BytesMut) {
-    put_multi_header(out, -1, true, -1);
+    out.put_i32(-1);
+    put_bool(out, true);
+    out.put_i32(-1);
 }

@@ -150,37 +150,37 @@ fn multi_results(mut i: &[u8]) -> PResult<'_, Vec<OpResult>> {
         if h.done {
             return Ok((rest, results));
         }
-        let (rest, result) = match h.op {
-            1 => {
+        let (rest, result) = match h.opcode() {
+            Some(OpCode::Create) => {
                 let (r, path) = ustring(rest)?;
                 (r, OpResult::Create { path })
             }
-            15 => {
+            Some(OpCode::Create2) => {
                 let (r, (path, stat)) = path_stat(rest)?;
                 (r, OpResult::Create2 { path, stat })
             }
-            2 => (rest, OpResult::Delete),
-            5 => {
+            Some(OpCode::Delete) => (rest, OpResult::Delete),
+            Some(OpCode::SetData) => {
                 let (r, stat) = stat(rest)?;
                 (r, OpResult::SetData { stat })
             }
-            13 => (rest, OpResult::Check),
-            8 => {
+            Some(OpCode::Check) => (rest, OpResult::Check),
+            Some(OpCode::GetChildren) => {
                 let (r, children) = ustrings(rest)?;
                 (r, OpResult::GetChildren { children })
             }
-            4 => {
+            Some(OpCode::GetData) => {
                 let (r, (data, stat)) = get_data_response(rest)?;
                 (r, OpResult::GetData { data, stat })
             }
-            -1 => {
+            Some(OpCode::Error) => {
                 let (r, err) = int(rest)?;
                 (r, OpResult::Error { err })
             }
-            t => {
+            _ => {
                 return fail(
                     start,
-                    format!("result type {t} not allowed in multi response"),
+                    format!("result type {} not allowed in multi response", h.op),
                 )
             }
         };
@@ -321,31 +321,31 @@ fn put_response_body(out: &mut BytesMut, body: &Response) {
 fn put_op_result(out: &mut BytesMut, r: &OpResult) {
     match r {
         OpResult::Create { path } => {
-            put_multi_header(out, OpCode::Create.code(), false, 0);
+            put_multi_header(out, OpCode::Create, 0);
             put_str(out, path);
         }
         OpResult::Create2 { path, stat } => {
-            put_multi_header(out, OpCode::Create2.code(), false, 0);
+            put_multi_header(out, OpCode::Create2, 0);
             put_str(out, path);
             put_stat(out, stat);
         }
-        OpResult::Delete => put_multi_header(out, OpCode::Delete.code(), false, 0),
+        OpResult::Delete => put_multi_header(out, OpCode::Delete, 0),
         OpResult::SetData { stat } => {
-            put_multi_header(out, OpCode::SetData.code(), false, 0);
+            put_multi_header(out, OpCode::SetData, 0);
             put_stat(out, stat);
         }
-        OpResult::Check => put_multi_header(out, OpCode::Check.code(), false, 0),
+        OpResult::Check => put_multi_header(out, OpCode::Check, 0),
         OpResult::GetChildren { children } => {
-            put_multi_header(out, OpCode::GetChildren.code(), false, 0);
+            put_multi_header(out, OpCode::GetChildren, 0);
             put_strs(out, children);
         }
         OpResult::GetData { data, stat } => {
-            put_multi_header(out, OpCode::GetData.code(), false, 0);
+            put_multi_header(out, OpCode::GetData, 0);
             put_buf(out, data.as_deref());
             put_stat(out, stat);
         }
         OpResult::Error { err } => {
-            put_multi_header(out, OpCode::Error.code(), false, *err);
+            put_multi_header(out, OpCode::Error, *err);
             out.put_i32(*err);
         }
     }

@@ -21,7 +21,10 @@ use crate::proto::request::{
 /// `Decoded::Unknown` with the header intact, so the caller can answer UNIMPLEMENTED.
 pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Decoded)> {
     let (header, body) = decode_request_header(frame)?;
-    let decoded = match request_body(header.op, body) {
+    let Some(op) = header.opcode() else {
+        return Ok((header, Decoded::Unknown));
+    };
+    let decoded = match request_body(op, body) {
         Ok((_, Some(req))) => Decoded::Request(req),
         Ok((_, None)) => Decoded::Unknown,
         Err(e) => return Err(to_error("request", frame, e)),
@@ -144,15 +147,6 @@ fn create_request(with_ttl: bool) -> impl Fn(&[u8]) -> PResult<'_, CreateRequest
     }
 }
 
-/// The create opcodes and whether their record carries a ttl.
-fn create_kind(op: i32) -> Option<(OpCode, bool)> {
-    match OpCode::from_i32(op)? {
-        op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer) => Some((op, false)),
-        OpCode::CreateTtl => Some((OpCode::CreateTtl, true)),
-        _ => None,
-    }
-}
-
 fn path_version(i: &[u8]) -> PResult<'_, (String, i32)> {
     let (i, path) = req_path(i)?;
     let (i, version) = int(i)?;
@@ -199,26 +193,24 @@ fn multi_ops(mut i: &[u8]) -> PResult<'_, Vec<MultiOp>> {
         if h.done {
             return Ok((rest, ops));
         }
-        let (rest, op) = match h.op {
-            2 => {
+        let (rest, op) = match h.opcode() {
+            Some(OpCode::Delete) => {
                 let (r, d) = delete_request(rest)?;
                 (r, MultiOp::Delete(d))
             }
-            5 => {
+            Some(OpCode::SetData) => {
                 let (r, s) = set_data_request(rest)?;
                 (r, MultiOp::SetData(s))
             }
-            13 => {
+            Some(OpCode::Check) => {
                 let (r, c) = check_request(rest)?;
                 (r, MultiOp::Check(c))
             }
-            t => match create_kind(t) {
-                Some((op, ttl)) => {
-                    let (r, req) = create_request(ttl)(rest)?;
-                    (r, MultiOp::Create { op, req })
-                }
-                None => return fail(start, format!("op type {t} not allowed in multi")),
-            },
+            Some(op) if op.is_create() => {
+                let (r, req) = create_request(op == OpCode::CreateTtl)(rest)?;
+                (r, MultiOp::Create { op, req })
+            }
+            _ => return fail(start, format!("op type {} not allowed in multi", h.op)),
         };
         ops.push(op);
         i = rest;
@@ -235,15 +227,18 @@ fn read_ops(mut i: &[u8]) -> PResult<'_, Vec<ReadOp>> {
             return Ok((rest, ops));
         }
         // The watch flag is read and dropped: the Java server builds these ops without one.
-        let (rest, (path, _watch)) = match h.op {
-            4 | 8 => path_watch(rest)?,
-            t => return fail(start, format!("op type {t} not allowed in multiRead")),
+        let (rest, op) = match h.opcode() {
+            Some(OpCode::GetChildren) => {
+                let (r, (path, _watch)) = path_watch(rest)?;
+                (r, ReadOp::GetChildren { path })
+            }
+            Some(OpCode::GetData) => {
+                let (r, (path, _watch)) = path_watch(rest)?;
+                (r, ReadOp::GetData { path })
+            }
+            _ => return fail(start, format!("op type {} not allowed in multiRead", h.op)),
         };
-        ops.push(if h.op == 8 {
-            ReadOp::GetChildren { path }
-        } else {
-            ReadOp::GetData { path }
-        });
+        ops.push(op);
         i = rest;
     }
 }
@@ -275,11 +270,8 @@ fn set_watches(v2: bool) -> impl Fn(&[u8]) -> PResult<'_, SetWatches> {
     }
 }
 
-/// The body named by `op`; `None` for opcodes that are answered UNIMPLEMENTED.
-fn request_body(op: i32, i: &[u8]) -> PResult<'_, Option<Request>> {
-    let Some(code) = OpCode::from_i32(op) else {
-        return Ok((i, None));
-    };
+/// The body named by `code`; `None` for opcodes that are not served (answered UNIMPLEMENTED).
+fn request_body(code: OpCode, i: &[u8]) -> PResult<'_, Option<Request>> {
     let (i, req) = match code {
         OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
             let (i, req) = create_request(code == OpCode::CreateTtl)(i)?;
@@ -471,20 +463,20 @@ fn put_request_body(out: &mut BytesMut, req: &Request) {
             for op in ops {
                 match op {
                     MultiOp::Create { op, req } => {
-                        put_multi_header(out, op.code(), false, -1);
+                        put_multi_header(out, *op, -1);
                         put_create(out, *op, req);
                     }
                     MultiOp::Delete(d) => {
-                        put_multi_header(out, OpCode::Delete.code(), false, -1);
+                        put_multi_header(out, OpCode::Delete, -1);
                         put_str(out, &d.path);
                         out.put_i32(d.version);
                     }
                     MultiOp::SetData(s) => {
-                        put_multi_header(out, OpCode::SetData.code(), false, -1);
+                        put_multi_header(out, OpCode::SetData, -1);
                         put_set_data(out, s);
                     }
                     MultiOp::Check(c) => {
-                        put_multi_header(out, OpCode::Check.code(), false, -1);
+                        put_multi_header(out, OpCode::Check, -1);
                         put_str(out, &c.path);
                         out.put_i32(c.version);
                     }
@@ -498,7 +490,7 @@ fn put_request_body(out: &mut BytesMut, req: &Request) {
                     ReadOp::GetChildren { path } => (OpCode::GetChildren, path),
                     ReadOp::GetData { path } => (OpCode::GetData, path),
                 };
-                put_multi_header(out, code.code(), false, -1);
+                put_multi_header(out, code, -1);
                 put_str(out, path);
                 put_bool(out, false);
             }
