@@ -8,6 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::error::ZkError;
 use super::records::{Acl, ClientInfo, Stat, WatcherEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,18 @@ pub struct ReplyHeader {
     pub zxid: i64,
     /// 0 for OK, otherwise a `ZkError` code.
     pub err: i32,
+}
+
+impl ReplyHeader {
+    /// The header of a reply: `err` is 0 for `None`, otherwise the error's code. The server
+    /// keeps a `ZkError` until here, where it becomes the integer on the wire.
+    pub fn new(xid: i32, zxid: i64, err: Option<ZkError>) -> ReplyHeader {
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.map_or(0, ZkError::code),
+        }
+    }
 }
 
 /// One result inside a multi (14) or multiRead (22) response.

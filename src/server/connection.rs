@@ -48,11 +48,11 @@ enum Item {
         t0: Instant,
         close_after: bool,
     },
-    /// An answer known at decode time (errors, auth).
+    /// An answer known at decode time (errors, auth): no body, and the error if any.
     Reply {
         xid: i32,
         op: i32,
-        err: i32,
+        result: Result<(), ZkError>,
         t0: Instant,
         close_after: bool,
     },
@@ -412,7 +412,7 @@ impl Reader {
                 return self.push(Item::Reply {
                     xid,
                     op,
-                    err: ZkError::MarshallingError.code(),
+                    result: Err(ZkError::MarshallingError),
                     t0,
                     close_after: false,
                 });
@@ -425,7 +425,7 @@ impl Reader {
                 return self.push(Item::Reply {
                     xid,
                     op,
-                    err: ZkError::Unimplemented.code(),
+                    result: Err(ZkError::Unimplemented),
                     t0,
                     close_after: false,
                 })
@@ -434,17 +434,15 @@ impl Reader {
         };
         match req {
             Request::Auth { scheme, auth, .. } => {
-                let err = match self.authenticate(&scheme, &auth) {
-                    Ok(()) => 0,
-                    Err(e) => e.code(),
-                };
+                let result = self.authenticate(&scheme, &auth);
+                let ok = result.is_ok();
                 self.push(Item::Reply {
                     xid,
                     op,
-                    err,
+                    result,
                     t0,
-                    close_after: err != 0,
-                }) && err == 0
+                    close_after: !ok,
+                }) && ok
             }
             Request::CloseSession => {
                 self.handle.closing.store(true, Relaxed);
@@ -468,7 +466,7 @@ impl Reader {
                     return self.push(Item::Reply {
                         xid,
                         op,
-                        err: err.code(),
+                        result: Err(err),
                         t0,
                         close_after: false,
                     });
@@ -603,14 +601,11 @@ async fn respond_loop(
             Item::Reply {
                 xid,
                 op,
-                err,
+                result,
                 t0,
                 close_after,
             } => {
-                let r = match ZkError::from_code(err) {
-                    Some(e) => Err(e),
-                    None => Ok(Response::Empty),
-                };
+                let r = result.map(|()| Response::Empty);
                 (xid, op, t0, close_after, shared.last_zxid(), r)
             }
             Item::Write {
@@ -657,11 +652,11 @@ async fn respond_loop(
             }
         };
         let (err, body) = match result {
-            Ok(b) => (0, b),
-            Err(e) => (e.code(), Response::Empty),
+            Ok(b) => (None, b),
+            Err(e) => (Some(e), Response::Empty),
         };
         let mut buf = BytesMut::with_capacity(128);
-        encode_reply(&mut buf, &ReplyHeader { xid, zxid, err }, &body);
+        encode_reply(&mut buf, &ReplyHeader::new(xid, zxid, err), &body);
         let sent = handle.send_frame(buf.freeze());
 
         let ms = t0.elapsed().as_millis() as u64;

@@ -62,6 +62,24 @@ fn error_reply_has_no_body() {
     );
 }
 
+/// `ReplyHeader::new` is where the server's `ZkError` becomes the wire code.
+#[test]
+fn reply_header_new_writes_the_error_code() {
+    let frame = reply_frame(
+        &ReplyHeader::new(9, 17, Some(ZkError::NoNode)),
+        &Response::Stat(sample_stat()),
+    );
+    assert_eq!(
+        &frame[..],
+        &[0, 0, 0, 16, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 17, 0xff, 0xff, 0xff, 0x9b]
+    );
+    assert_eq!(ReplyHeader::new(4, 0x1_0000_0005, None), ok_header(4));
+    assert_eq!(
+        ReplyHeader::new(1, 0, Some(ZkError::MarshallingError)).err,
+        -5
+    );
+}
+
 #[test]
 fn notification_layout() {
     let mut out = BytesMut::new();
