@@ -16,6 +16,19 @@
 //!   `containers` / `ttls`. `data_size` is the sum that `approximate_data_size` reports.
 //! - A multi is applied op by op with an undo log; on failure the log is replayed backwards,
 //!   which restores the tree exactly (including ACL table reference counts).
+//!
+//! This file owns the types (`NodeKind`, `PStat`, `Node`, `Session`, `DataTree`), `new()`, the
+//! node map's path operations that keep the invariants above (`insert_node`, `remove_node`,
+//! `delete_node`), the ACL check and the reads (`get_data`, `exists`, `get_children`,
+//! `get_acl`, `config`, counts). The rest of `DataTree`'s methods are in child modules:
+//! - `apply.rs`: `apply()` and what each `Txn` does, multi with its undo log, the
+//!   /zookeeper/config writes (`SetConfig`, reconfig);
+//! - `write_ops.rs`: the client writes (create, delete, setData, setACL, check) with
+//!   ZooKeeper's checks in ZooKeeper's order;
+//! - `sessions.rs`: the session table and each session's ephemerals;
+//! - `reap.rs`: containers and TTL nodes, which the leader's reaper deletes;
+//! - `digest.rs`: the replica-comparison digest;
+//! - `snapshot.rs`: keeperd's snapshot format; `zk.rs`: ZooKeeper's snapshots and txn logs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,15 +37,8 @@ use bytes::Bytes;
 
 use super::acl::{self, AclRef, AclTable};
 use super::path::{java_len, join, name_of, parent_of, validate_path};
-use super::{reconfig, Applied, LeaderView, SessionInfo, TreeOptions, Txn, WatchTrigger};
-use crate::config::Membership;
-use crate::proto::request::ReconfigRequest;
-use crate::proto::request::{
-    CheckVersionRequest, CreateRequest, DeleteRequest, MultiOp, Request, SetAclRequest,
-    SetDataRequest,
-};
-use crate::proto::response::{OpResult, Response};
-use crate::proto::{perms, Acl, CreateMode, EventType, Id, OpCode, Stat, ZkError};
+use super::{TreeOptions, WatchTrigger};
+use crate::proto::{perms, Acl, EventType, Id, Stat, ZkError};
 
 /// Largest TTL ZooKeeper accepts (EphemeralType.TTL.maxValue(): 40 bits of milliseconds).
 const MAX_TTL_MS: i64 = 0xff_ffff_ffff;
@@ -124,34 +130,6 @@ struct Session {
     ephemerals: BTreeSet<Box<str>>,
 }
 
-/// How to revert one step of a multi.
-#[derive(Debug)]
-enum Undo {
-    Created {
-        path: Box<str>,
-        parent_stat: PStat,
-    },
-    Deleted {
-        path: Box<str>,
-        node: Box<Node>,
-        acl: Arc<[Acl]>,
-        parent_stat: PStat,
-    },
-    DataSet {
-        path: Box<str>,
-        data: Option<Box<[u8]>>,
-        stat: PStat,
-    },
-}
-
-/// The per-request context of a client write.
-struct Ctx<'a> {
-    zxid: i64,
-    session_id: i64,
-    time_ms: i64,
-    auth: &'a [Id],
-}
-
 #[derive(Debug, Clone)]
 pub struct DataTree {
     opts: TreeOptions,
@@ -234,496 +212,11 @@ impl DataTree {
         t
     }
 
-    /// Applies one committed txn at `zxid`. Deterministic.
-    pub fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied {
-        // Like DataTree.lastProcessedZxid: failed writes consume their zxid too.
-        self.last_zxid = self.last_zxid.max(zxid);
-        let mut triggers = Vec::new();
-        let result = match txn {
-            Txn::CreateSession {
-                session_id,
-                timeout_ms,
-            } => {
-                self.sessions.entry(*session_id).or_default().timeout_ms = *timeout_ms;
-                Ok(Response::Empty)
-            }
-            Txn::CloseSession { session_id } => {
-                self.close_session(*session_id, zxid, &mut triggers);
-                Ok(Response::Empty)
-            }
-            Txn::Client {
-                session_id,
-                time_ms,
-                auth,
-                request,
-            } => {
-                let ctx = Ctx {
-                    zxid,
-                    session_id: *session_id,
-                    time_ms: *time_ms,
-                    auth,
-                };
-                self.apply_client(&ctx, request, &mut triggers)
-            }
-            Txn::Reap { time_ms, paths } => {
-                for path in paths {
-                    let qualifies = self
-                        .nodes
-                        .get(path.as_str())
-                        .is_some_and(|n| reapable(n, *time_ms));
-                    if qualifies {
-                        self.delete_node(path, zxid, &mut triggers);
-                    }
-                }
-                Ok(Response::Empty)
-            }
-            Txn::SetConfig { time_ms, data } => {
-                self.set_config(zxid, *time_ms, data, &mut triggers);
-                Ok(Response::Empty)
-            }
-            Txn::Reconfig {
-                time_ms,
-                auth,
-                request,
-                min_voters,
-                view,
-                ..
-            } => self.reconfig(
-                zxid,
-                *time_ms,
-                auth,
-                request,
-                *min_voters,
-                view.as_ref(),
-                &mut triggers,
-            ),
-        };
-        Applied {
-            zxid,
-            result,
-            triggers,
-            deleted: std::mem::take(&mut self.deleted),
-        }
-    }
-
-    /// The new data of /zookeeper/config. As in ZooKeeper 3.8: its dataVersion stays -1,
-    /// its mzxid is the configuration's version (the `version=` line, the zxid of the
-    /// reconfig that made it; 0 for zoo.cfg's), its mtime the time of the change.
-    fn set_config(
-        &mut self,
-        zxid: i64,
-        time_ms: i64,
-        data: &[u8],
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Option<Stat> {
-        let node = self.nodes.get_mut(CONFIG_NODE)?;
-        let old_len = node.data_len() as u64;
-        node.data = Some(Box::from(data));
-        node.stat.version = -1;
-        node.stat.mtime = time_ms;
-        node.stat.mzxid = std::str::from_utf8(data)
-            .ok()
-            .and_then(|t| Membership::parse(t).ok())
-            .map_or(zxid, |m| m.version as i64);
-        let stat = node.client_stat();
-        self.data_size = self.data_size - old_len + node.data_len() as u64;
-        triggers.push(WatchTrigger {
-            path: CONFIG_NODE.to_string(),
-            event: EventType::NodeDataChanged,
-        });
-        Some(stat)
-    }
-
-    /// reconfig: the next membership from the current /zookeeper/config (see
-    /// `reconfig::next_membership`), then WRITE on /zookeeper/config (super or skipACL in
-    /// practice: its ACL is world-readable only), then the new text with `version=<zxid>`.
-    /// Answers the new config and its stat, as ZooKeeper's GetDataResponse.
-    #[allow(clippy::too_many_arguments)]
-    fn reconfig(
-        &mut self,
-        zxid: i64,
-        time_ms: i64,
-        auth: &[Id],
-        request: &ReconfigRequest,
-        min_voters: u32,
-        view: Option<&LeaderView>,
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Result<Response, ZkError> {
-        // An entry no leader stamped cannot show a synced quorum.
-        let view = view.ok_or(ZkError::NewConfigNoQuorum)?;
-        let (text, _) = self.config();
-        let current = Membership::parse(&text).map_err(|_| ZkError::BadArguments)?;
-        let node = self.nodes.get(CONFIG_NODE).ok_or(ZkError::NoNode)?;
-        let servers = reconfig::next_membership(&current, request, view, min_voters as usize)?;
-        self.check_acl(node, perms::WRITE, auth)?;
-        let data = Membership {
-            servers,
-            version: zxid as u64,
-        }
-        .render()
-        .into_bytes();
-        let stat = self
-            .set_config(zxid, time_ms, &data, triggers)
-            .ok_or(ZkError::NoNode)?;
-        Ok(Response::GetData {
-            data: Some(Bytes::from(data)),
-            stat,
-        })
-    }
-
-    fn apply_client(
-        &mut self,
-        ctx: &Ctx<'_>,
-        request: &Request,
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Result<Response, ZkError> {
-        let mut undo = Vec::new();
-        match request {
-            Request::Create { op, req } => {
-                let (path, stat) = self.op_create(ctx, *op, req, &mut undo, triggers)?;
-                Ok(if *op == OpCode::Create {
-                    Response::Create { path }
-                } else {
-                    // create2, createContainer and createTTL all answer Create2Response
-                    // (FinalRequestProcessor in 3.8).
-                    Response::Create2 { path, stat }
-                })
-            }
-            Request::Delete(req) => {
-                self.op_delete(ctx, req, &mut undo, triggers)?;
-                Ok(Response::Empty)
-            }
-            Request::SetData(req) => {
-                let stat = self.op_set_data(ctx, req, &mut undo, triggers)?;
-                Ok(Response::Stat(stat))
-            }
-            Request::SetAcl(req) => Ok(Response::Stat(self.op_set_acl(ctx, req)?)),
-            Request::Check(req) => {
-                self.op_check(ctx, req)?;
-                Ok(Response::Empty)
-            }
-            Request::Multi(ops) => Ok(Response::Multi(self.apply_multi(ctx, ops, triggers))),
-            Request::CloseSession => {
-                self.close_session(ctx.session_id, ctx.zxid, triggers);
-                Ok(Response::Empty)
-            }
-            // Reconfig travels as `Txn::Reconfig`; reads never reach the log.
-            _ => Err(ZkError::Unimplemented),
-        }
-    }
-
-    fn apply_multi(
-        &mut self,
-        ctx: &Ctx<'_>,
-        ops: &[MultiOp],
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Vec<OpResult> {
-        let mut undo = Vec::new();
-        let mut op_triggers = Vec::new();
-        let mut results = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            let r = match op {
-                MultiOp::Create { op, req } => self
-                    .op_create(ctx, *op, req, &mut undo, &mut op_triggers)
-                    .map(|(path, stat)| {
-                        if *op == OpCode::Create {
-                            OpResult::Create { path }
-                        } else {
-                            OpResult::Create2 { path, stat }
-                        }
-                    }),
-                MultiOp::Delete(req) => self
-                    .op_delete(ctx, req, &mut undo, &mut op_triggers)
-                    .map(|()| OpResult::Delete),
-                MultiOp::SetData(req) => self
-                    .op_set_data(ctx, req, &mut undo, &mut op_triggers)
-                    .map(|stat| OpResult::SetData { stat }),
-                MultiOp::Check(req) => self.op_check(ctx, req).map(|()| OpResult::Check),
-            };
-            match r {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    self.rollback(undo);
-                    return (0..ops.len())
-                        .map(|j| OpResult::Error {
-                            err: match j.cmp(&i) {
-                                std::cmp::Ordering::Less => 0,
-                                std::cmp::Ordering::Equal => e.code(),
-                                std::cmp::Ordering::Greater => ZkError::RuntimeInconsistency.code(),
-                            },
-                        })
-                        .collect();
-                }
-            }
-        }
-        triggers.extend(op_triggers);
-        results
-    }
-
-    fn rollback(&mut self, undo: Vec<Undo>) {
-        for u in undo.into_iter().rev() {
-            match u {
-                Undo::Created { path, parent_stat } => {
-                    if let Some(node) = self.remove_node(&path) {
-                        self.acls.release(node.acl);
-                    }
-                    self.restore_parent_stat(&path, parent_stat);
-                }
-                Undo::Deleted {
-                    path,
-                    mut node,
-                    acl,
-                    parent_stat,
-                } => {
-                    node.acl = self.acls.intern(&acl);
-                    self.insert_node(&path, node);
-                    self.restore_parent_stat(&path, parent_stat);
-                }
-                Undo::DataSet { path, data, stat } => {
-                    if let Some(node) = self.nodes.get_mut(&*path) {
-                        let old = node.data_len() as u64;
-                        node.data = data;
-                        node.stat = stat;
-                        let new = node.data_len() as u64;
-                        self.data_size = self.data_size - old + new;
-                    }
-                }
-            }
-        }
-    }
-
-    fn restore_parent_stat(&mut self, path: &str, stat: PStat) {
-        if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
-            parent.stat = stat;
-        }
-    }
-
-    fn check_session(&self, session_id: i64) -> Result<(), ZkError> {
-        if self.sessions.contains_key(&session_id) {
-            Ok(())
-        } else {
-            Err(ZkError::SessionExpired)
-        }
-    }
-
     fn check_acl(&self, node: &Node, perm: i32, auth: &[Id]) -> Result<(), ZkError> {
         if self.opts.skip_acl {
             return Ok(());
         }
         acl::check_acl(self.acls.get(node.acl), perm, auth)
-    }
-
-    /// PrepRequestProcessor.pRequest2TxnCreate followed by DataTree.createNode.
-    fn op_create(
-        &mut self,
-        ctx: &Ctx<'_>,
-        op: OpCode,
-        req: &CreateRequest,
-        undo: &mut Vec<Undo>,
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Result<(String, Stat), ZkError> {
-        if !matches!(
-            op,
-            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl
-        ) {
-            return Err(ZkError::Unimplemented);
-        }
-        let mode = CreateMode::from_flag(req.flags).ok_or(ZkError::BadArguments)?;
-        // Only createTTL carries a ttl; ZooKeeper uses -1 for the other opcodes.
-        let ttl = if op == OpCode::CreateTtl { req.ttl } else { -1 };
-        // EphemeralType.validateTTL. ZooKeeper would also accept createTTL with a non-TTL
-        // mode and a negative ttl and then fail while applying it; that is BadArguments here.
-        if mode.is_ttl() {
-            if ttl <= 0 || ttl > MAX_TTL_MS {
-                return Err(ZkError::BadArguments);
-            }
-        } else if ttl >= 0 || op == OpCode::CreateTtl {
-            return Err(ZkError::BadArguments);
-        }
-        self.check_session(ctx.session_id)?;
-        // validatePathForCreate: only "has a slash, no NUL" before the parent lookup.
-        if req.path.contains('\0') {
-            return Err(ZkError::BadArguments);
-        }
-        let parent_path = parent_of(&req.path).ok_or(ZkError::BadArguments)?;
-        let acl = acl::fixup_acl(&req.acl, ctx.auth)?;
-        let parent = self.nodes.get(parent_path).ok_or(ZkError::NoNode)?;
-        self.check_acl(parent, perms::CREATE, ctx.auth)?;
-        let parent_cversion = parent.stat.cversion;
-        let path = if mode.is_sequential() {
-            format!("{}{:010}", req.path, parent_cversion)
-        } else {
-            req.path.clone()
-        };
-        if !validate_path(&path) {
-            return Err(ZkError::BadArguments);
-        }
-        if self.nodes.contains_key(path.as_str()) {
-            return Err(ZkError::NodeExists);
-        }
-        if matches!(parent.kind, NodeKind::Ephemeral(_)) {
-            return Err(ZkError::NoChildrenForEphemerals);
-        }
-        // The opcode decides the kind: createContainer always makes a container, and
-        // create/create2 with the container flag make a plain persistent node.
-        let kind = match op {
-            OpCode::CreateContainer => NodeKind::Container,
-            OpCode::CreateTtl => NodeKind::Ttl(ttl),
-            _ if mode.is_ephemeral() => NodeKind::Ephemeral(ctx.session_id),
-            _ => NodeKind::Persistent,
-        };
-
-        // Apply.
-        let parent_path = parent_path.to_owned();
-        if let Some(parent) = self.nodes.get_mut(parent_path.as_str()) {
-            undo.push(Undo::Created {
-                path: path.as_str().into(),
-                parent_stat: parent.stat,
-            });
-            parent.stat.cversion = parent_cversion.wrapping_add(1);
-            parent.stat.pzxid = ctx.zxid;
-        }
-        let acl = self.acls.intern(&acl);
-        let node = Box::new(Node {
-            // Copied so a node never pins a larger network or log buffer in memory.
-            data: req.data.as_deref().map(Box::from),
-            acl,
-            stat: PStat {
-                czxid: ctx.zxid,
-                mzxid: ctx.zxid,
-                ctime: ctx.time_ms,
-                mtime: ctx.time_ms,
-                version: 0,
-                cversion: 0,
-                aversion: 0,
-                pzxid: ctx.zxid,
-            },
-            kind,
-            children: None,
-        });
-        let stat = node.client_stat();
-        self.insert_node(&path, node);
-        triggers.push(WatchTrigger {
-            path: path.clone(),
-            event: EventType::NodeCreated,
-        });
-        triggers.push(WatchTrigger {
-            path: parent_path,
-            event: EventType::NodeChildrenChanged,
-        });
-        Ok((path, stat))
-    }
-
-    fn op_delete(
-        &mut self,
-        ctx: &Ctx<'_>,
-        req: &DeleteRequest,
-        undo: &mut Vec<Undo>,
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Result<(), ZkError> {
-        self.check_session(ctx.session_id)?;
-        // getParentPathAndValidate; no full path validation for delete.
-        let path = req.path.as_str();
-        if path.contains('\0') || SPECIAL_PATHS.contains(&path) {
-            return Err(ZkError::BadArguments);
-        }
-        let parent_path = parent_of(path).ok_or(ZkError::BadArguments)?;
-        let parent = self.nodes.get(parent_path).ok_or(ZkError::NoNode)?;
-        self.check_acl(parent, perms::DELETE, ctx.auth)?;
-        let parent_stat = parent.stat;
-        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
-        check_version(node.stat.version, req.version)?;
-        if node.num_children() > 0 {
-            return Err(ZkError::NotEmpty);
-        }
-        let acl = self.acls.get_shared(node.acl);
-        if let Some(node) = self.delete_node(path, ctx.zxid, triggers) {
-            undo.push(Undo::Deleted {
-                path: path.into(),
-                node,
-                acl,
-                parent_stat,
-            });
-        }
-        Ok(())
-    }
-
-    fn op_set_data(
-        &mut self,
-        ctx: &Ctx<'_>,
-        req: &SetDataRequest,
-        undo: &mut Vec<Undo>,
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Result<Stat, ZkError> {
-        self.check_session(ctx.session_id)?;
-        if !validate_path(&req.path) {
-            return Err(ZkError::BadArguments);
-        }
-        let node = self.nodes.get(req.path.as_str()).ok_or(ZkError::NoNode)?;
-        self.check_acl(node, perms::WRITE, ctx.auth)?;
-        let version = check_version(node.stat.version, req.version)?;
-        let Some(node) = self.nodes.get_mut(req.path.as_str()) else {
-            return Err(ZkError::NoNode);
-        };
-        let data = req.data.as_deref().map(Box::from);
-        let old_len = node.data_len() as u64;
-        let old_data = std::mem::replace(&mut node.data, data);
-        undo.push(Undo::DataSet {
-            path: req.path.as_str().into(),
-            data: old_data,
-            stat: node.stat,
-        });
-        node.stat.version = version;
-        node.stat.mtime = ctx.time_ms;
-        node.stat.mzxid = ctx.zxid;
-        let stat = node.client_stat();
-        self.data_size = self.data_size - old_len + node.data_len() as u64;
-        triggers.push(WatchTrigger {
-            path: req.path.clone(),
-            event: EventType::NodeDataChanged,
-        });
-        Ok(stat)
-    }
-
-    fn op_set_acl(&mut self, ctx: &Ctx<'_>, req: &SetAclRequest) -> Result<Stat, ZkError> {
-        self.check_session(ctx.session_id)?;
-        if !validate_path(&req.path) {
-            return Err(ZkError::BadArguments);
-        }
-        let acl = acl::fixup_acl(&req.acl, ctx.auth)?;
-        let node = self.nodes.get(req.path.as_str()).ok_or(ZkError::NoNode)?;
-        self.check_acl(node, perms::ADMIN, ctx.auth)?;
-        let aversion = check_version(node.stat.aversion, req.version)?;
-        let old = node.acl;
-        let new = self.acls.intern(&acl);
-        self.acls.release(old);
-        let Some(node) = self.nodes.get_mut(req.path.as_str()) else {
-            return Err(ZkError::NoNode);
-        };
-        node.acl = new;
-        node.stat.aversion = aversion;
-        Ok(node.client_stat())
-    }
-
-    fn op_check(&self, ctx: &Ctx<'_>, req: &CheckVersionRequest) -> Result<(), ZkError> {
-        self.check_session(ctx.session_id)?;
-        if !validate_path(&req.path) {
-            return Err(ZkError::BadArguments);
-        }
-        let node = self.nodes.get(req.path.as_str()).ok_or(ZkError::NoNode)?;
-        self.check_acl(node, perms::READ, ctx.auth)?;
-        check_version(node.stat.version, req.version)?;
-        Ok(())
-    }
-
-    /// Removes the session and its ephemerals (in path order), as DataTree.killSession.
-    fn close_session(&mut self, session_id: i64, zxid: i64, triggers: &mut Vec<WatchTrigger>) {
-        let Some(session) = self.sessions.remove(&session_id) else {
-            return;
-        };
-        for path in session.ephemerals {
-            self.delete_node(&path, zxid, triggers);
-        }
     }
 
     /// DataTree.deleteNode: unlinks `path`, moves the parent's pzxid forward (cversion is
@@ -881,22 +374,6 @@ impl DataTree {
         Ok((acl, node.client_stat()))
     }
 
-    /// Paths of this session's ephemerals that start with `prefix` ("/" for all), sorted.
-    pub fn get_ephemerals(&self, session_id: i64, prefix: &str) -> Vec<String> {
-        let Some(session) = self.sessions.get(&session_id) else {
-            return vec![];
-        };
-        // FinalRequestProcessor: a blank or "/" prefix (after Java's trim) means all.
-        let trimmed = prefix.trim_matches(|c: char| c <= ' ');
-        let all = trimmed.is_empty() || trimmed == "/";
-        session
-            .ephemerals
-            .iter()
-            .filter(|p| all || p.starts_with(prefix))
-            .map(|p| p.to_string())
-            .collect()
-    }
-
     /// Number of descendants of `path` (not counting itself). Needs READ on `path`.
     pub fn all_children_number(&self, path: &str, auth: &[Id]) -> Result<i32, ZkError> {
         let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
@@ -915,37 +392,6 @@ impl DataTree {
         Ok(count as i32)
     }
 
-    pub fn sessions(&self) -> Vec<SessionInfo> {
-        self.sessions
-            .iter()
-            .map(|(&session_id, s)| SessionInfo {
-                session_id,
-                timeout_ms: s.timeout_ms,
-            })
-            .collect()
-    }
-
-    pub fn session(&self, session_id: i64) -> Option<SessionInfo> {
-        self.sessions.get(&session_id).map(|s| SessionInfo {
-            session_id,
-            timeout_ms: s.timeout_ms,
-        })
-    }
-
-    /// Containers with no children that once had some, and TTL nodes past their TTL with no
-    /// children, at `now_ms`: candidates for a `Txn::Reap`.
-    pub fn reap_candidates(&self, now_ms: i64) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .containers
-            .iter()
-            .chain(self.ttls.iter())
-            .filter(|p| self.nodes.get(&***p).is_some_and(|n| reapable(n, now_ms)))
-            .map(|p| p.to_string())
-            .collect();
-        out.sort();
-        out
-    }
-
     /// What ZooKeeper's `getNodeCount()` (mntr zk_znode_count, srvr "Node count") reports:
     /// ZooKeeper's node map also holds the root under the alias `""`, so an empty tree
     /// counts 5 (verified against 3.8.0's mntr).
@@ -958,137 +404,22 @@ impl DataTree {
     pub fn approximate_data_size(&self) -> u64 {
         self.data_size
     }
-
-    pub fn ephemerals_count(&self) -> usize {
-        self.sessions.values().map(|s| s.ephemerals.len()).sum()
-    }
-
-    /// Ephemeral paths by session, for the `dump` four-letter word.
-    pub fn ephemerals_by_session(&self) -> Vec<(i64, Vec<String>)> {
-        self.sessions
-            .iter()
-            .filter(|(_, s)| !s.ephemerals.is_empty())
-            .map(|(&id, s)| (id, s.ephemerals.iter().map(|p| p.to_string()).collect()))
-            .collect()
-    }
-
-    /// A digest of the whole tree (paths, data, Stat, ACLs, sessions), equal on replicas that
-    /// applied the same log. FNV-1a over a canonical encoding: nodes in depth-first order
-    /// with children in name order, then sessions in id order.
-    pub fn digest(&self) -> u64 {
-        let mut h = Fnv::new();
-        let mut stack: Vec<String> = vec!["/".to_owned()];
-        while let Some(path) = stack.pop() {
-            let Some(node) = self.nodes.get(path.as_str()) else {
-                continue;
-            };
-            h.bytes(path.as_bytes());
-            match &node.data {
-                None => h.u8(0),
-                Some(d) => {
-                    h.u8(1);
-                    h.bytes(d);
-                }
-            }
-            let s = &node.stat;
-            for v in [s.czxid, s.mzxid, s.ctime, s.mtime, s.pzxid] {
-                h.i64(v);
-            }
-            for v in [s.version, s.cversion, s.aversion] {
-                h.i64(v.into());
-            }
-            match node.kind {
-                NodeKind::Persistent => h.u8(0),
-                NodeKind::Ephemeral(owner) => {
-                    h.u8(1);
-                    h.i64(owner);
-                }
-                NodeKind::Container => h.u8(2),
-                NodeKind::Ttl(ttl) => {
-                    h.u8(3);
-                    h.i64(ttl);
-                }
-            }
-            let acl = self.acls.get(node.acl);
-            h.i64(acl.len() as i64);
-            for a in acl {
-                h.i64(a.perms.into());
-                h.bytes(a.id.scheme.as_bytes());
-                h.bytes(a.id.id.as_bytes());
-            }
-            h.i64(node.num_children() as i64);
-            if let Some(children) = &node.children {
-                // Reversed so the stack pops them in name order.
-                stack.extend(children.iter().rev().map(|c| join(&path, c)));
-            }
-        }
-        h.i64(self.sessions.len() as i64);
-        for (&id, s) in &self.sessions {
-            h.i64(id);
-            h.i64(s.timeout_ms.into());
-            h.u8(s.zk_password.into());
-        }
-        h.finish()
-    }
 }
 
-/// ContainerManager.getCandidates' rule, re-checked at apply time.
-fn reapable(node: &Node, now_ms: i64) -> bool {
-    if node.num_children() > 0 {
-        return false;
-    }
-    match node.kind {
-        // cversion > 0: it has had a child (a fresh container is not reaped at once).
-        NodeKind::Container => node.stat.cversion > 0,
-        NodeKind::Ttl(ttl) => now_ms.saturating_sub(node.stat.mtime) > ttl,
-        _ => false,
-    }
-}
+#[path = "apply.rs"]
+mod apply;
 
-/// PrepRequestProcessor.checkAndIncVersion as of 3.8.0: -1 matches anything; the new version
-/// wraps like a Java int.
-fn check_version(current: i32, expected: i32) -> Result<i32, ZkError> {
-    if expected != -1 && expected != current {
-        return Err(ZkError::BadVersion);
-    }
-    Ok(current.wrapping_add(1))
-}
+#[path = "write_ops.rs"]
+mod write_ops;
 
-/// 64-bit FNV-1a with length-prefixed byte strings, so field boundaries are unambiguous.
-struct Fnv(u64);
+#[path = "sessions.rs"]
+mod sessions;
 
-impl Fnv {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
+#[path = "reap.rs"]
+mod reap;
 
-    fn new() -> Fnv {
-        Fnv(Self::OFFSET)
-    }
-
-    fn raw(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 ^= u64::from(x);
-            self.0 = self.0.wrapping_mul(Self::PRIME);
-        }
-    }
-
-    fn u8(&mut self, v: u8) {
-        self.raw(&[v]);
-    }
-
-    fn i64(&mut self, v: i64) {
-        self.raw(&v.to_be_bytes());
-    }
-
-    fn bytes(&mut self, b: &[u8]) {
-        self.i64(b.len() as i64);
-        self.raw(b);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+#[path = "digest.rs"]
+mod digest;
 
 #[path = "snapshot.rs"]
 mod snapshot;
