@@ -4,7 +4,9 @@
 //! What this module owns:
 //! - the Java-properties syntax ZooKeeper reads zoo.cfg with (`properties`),
 //! - the mapping of every zoo.cfg key real deployments use onto `Config`, with ZooKeeper's
-//!   defaults and its validation rules (`parse`), plus `$dataDir/myid` and `dynamicConfigFile`,
+//!   defaults and its validation rules, plus `$dataDir/myid` and `dynamicConfigFile` (`parse`,
+//!   a directory: the driver in `parse/mod.rs`, one key at a time in `keys`, `server.N` lines
+//!   and the dynamic file in `servers`, what depends on several keys in `resolve`),
 //! - the `conf` four-letter word's rendering of the running configuration (`conf`).
 //!
 //! Invariants of a `Config` returned by `Config::from_file` / `Config::parse_str`:
