@@ -17,9 +17,12 @@
 //! notification is queued while the state lock is held by apply, so a client always sees the
 //! event before any reply that reflects the change.
 
+mod applier;
 mod connection;
 mod dynamic;
 mod fourlw;
+mod housekeeping;
+mod publish;
 pub mod session;
 pub mod stats;
 
@@ -34,14 +37,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, Membership};
+use crate::config::Config;
 use crate::consensus::peer_auth::QuorumSecret;
-use crate::consensus::{self, GroupMembers, Proposer, RaftHandle, RaftOptions, StateMachine};
+use crate::consensus::{self, Proposer, RaftHandle, RaftOptions};
 use crate::proto::response::encode_notification;
-use crate::proto::{Acl, EventType, Id, WatcherEvent};
-use crate::tree::{Applied, DataTree, TreeOptions, Txn};
+use crate::proto::{Acl, Id, WatcherEvent};
+use crate::tree::{DataTree, TreeOptions};
 use crate::watch::WatchRegistry;
 
+use self::applier::Applier;
 use self::session::{Liveness, SessionIdGen};
 use self::stats::{ConnStats, ServerStats};
 
@@ -303,146 +307,6 @@ impl Shared {
     }
 }
 
-/// Applies committed txns to the tree and routes the watch events they trigger.
-struct Applier {
-    shared: Arc<Shared>,
-    /// /zookeeper/config may have changed since the node last asked (`take_membership`).
-    config_dirty: bool,
-    /// The membership version the dynamic config file holds (reconfigEnabled=true).
-    written_version: u64,
-}
-
-impl Applier {
-    fn new(shared: Arc<Shared>) -> Applier {
-        let written_version = shared.config.config_version;
-        Applier {
-            shared,
-            config_dirty: true,
-            written_version,
-        }
-    }
-}
-
-impl StateMachine for Applier {
-    fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied {
-        let shared = &self.shared;
-        let mut state = shared.state.write().expect("state lock");
-        let applied = state.tree.apply(zxid, txn);
-        let conns = shared.conns.lock().expect("conns lock");
-        for trigger in &applied.triggers {
-            let acl = match trigger.event {
-                EventType::NodeDeleted => applied.deleted_acl(&trigger.path),
-                _ => state.tree.acl_of(&trigger.path),
-            }
-            .unwrap_or_default();
-            for (session_id, event) in state.watches.trigger(trigger) {
-                shared.deliver(&conns, session_id, &event, &acl);
-            }
-        }
-        if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
-            self.config_dirty = true;
-        }
-        if let Txn::CloseSession { session_id } = txn {
-            // Expired (possibly by a leader elsewhere): a client still connected here is
-            // disconnected, and finds its session expired when it reconnects.
-            if let Some(h) = conns
-                .by_session
-                .get(session_id)
-                .and_then(|id| conns.all.get(id))
-            {
-                if !h.closing.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = h.out.send(Out::Close);
-                }
-            }
-        }
-        drop(conns);
-        match txn {
-            Txn::CreateSession {
-                session_id,
-                timeout_ms,
-            } => shared.liveness.lock().expect("liveness lock").track(
-                *session_id,
-                Duration::from_millis((*timeout_ms).max(0) as u64),
-                Instant::now(),
-            ),
-            Txn::CloseSession { session_id } => {
-                state.watches.remove_session(*session_id);
-                shared
-                    .liveness
-                    .lock()
-                    .expect("liveness lock")
-                    .forget(*session_id);
-            }
-            _ => {}
-        }
-        applied
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        self.shared
-            .state
-            .read()
-            .expect("state lock")
-            .tree
-            .snapshot_bytes()
-    }
-
-    fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
-        let tree = DataTree::from_snapshot_bytes(
-            data,
-            TreeOptions {
-                skip_acl: self.shared.config.skip_acl,
-            },
-        )?;
-        let mut state = self.shared.state.write().expect("state lock");
-        state.tree = tree;
-        // The tree jumped: watches cannot tell what changed. Connected clients are closed,
-        // reconnect, and re-send their watches with their last zxid (setWatches), which
-        // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
-        let conns = self.shared.conns.lock().expect("conns lock");
-        for h in conns.all.values() {
-            let _ = h.out.send(Out::Close);
-        }
-        drop(conns);
-        self.shared.track_sessions(&state.tree);
-        self.config_dirty = true;
-        Ok(())
-    }
-
-    fn take_membership(&mut self) -> Option<GroupMembers> {
-        if !std::mem::take(&mut self.config_dirty) {
-            return None;
-        }
-        let (text, _) = self.shared.state.read().expect("state lock").tree.config();
-        match Membership::parse(&text) {
-            Ok(m) if !m.servers.is_empty() => {
-                self.shared
-                    .config_published
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                // reconfigEnabled: a restart must come back with the membership it last
-                // knew, as ZooKeeper's dynamic file does.
-                let config = &self.shared.config;
-                if config.reconfig_enabled
-                    && m.version != self.written_version
-                    && dynamic::write_dynamic_config(config, &m).is_some()
-                {
-                    self.written_version = m.version;
-                }
-                Some(GroupMembers {
-                    voters: m.voters(),
-                    learners: m.observers(),
-                    peers: m.peer_addresses(),
-                })
-            }
-            Ok(_) => None,
-            Err(e) => {
-                warn!("/zookeeper/config does not parse ({e}); membership unchanged");
-                None
-            }
-        }
-    }
-}
-
 /// Wall-clock milliseconds since the epoch (stamped into txns by the proposer).
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -627,10 +491,13 @@ async fn serve(
     proposer: Proposer,
     shutdown: impl Future<Output = ()>,
 ) {
-    let expiry = tokio::spawn(expire_sessions(shared.clone(), proposer.clone()));
-    let touches = tokio::spawn(route_touches(shared.clone()));
-    let config_node = tokio::spawn(publish_config(shared.clone(), proposer.clone()));
-    let reaper = tokio::spawn(reap_nodes(shared.clone(), proposer.clone()));
+    let expiry = tokio::spawn(housekeeping::expire_sessions(
+        shared.clone(),
+        proposer.clone(),
+    ));
+    let touches = tokio::spawn(housekeeping::route_touches(shared.clone()));
+    let config_node = tokio::spawn(publish::publish_config(shared.clone(), proposer.clone()));
+    let reaper = tokio::spawn(housekeeping::reap_nodes(shared.clone(), proposer.clone()));
     let mut next_conn_id: u64 = 1;
     let mut refused_for_fds: u64 = 0;
     tokio::pin!(shutdown);
@@ -726,230 +593,5 @@ fn release(shared: &Shared, ip: IpAddr) {
         if *n == 0 {
             conns.per_ip.remove(&ip);
         }
-    }
-}
-
-/// Proposes closeSession for sessions not heard from within their timeout, and closes their
-/// connections once it is applied. (In an ensemble only the leader runs this.)
-async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
-    let tick = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut was_leader = !shared.config.is_distributed();
-    loop {
-        interval.tick().await;
-        if !shared.expires_sessions() {
-            was_leader = false;
-            *shared.leader_since.lock().expect("leader_since lock") = None;
-            continue;
-        }
-        if !was_leader {
-            *shared.leader_since.lock().expect("leader_since lock") = Some(Instant::now());
-            // A new leader has not heard the other servers' clients yet: like ZooKeeper, it
-            // gives every session a full timeout from now.
-            was_leader = true;
-            shared
-                .liveness
-                .lock()
-                .expect("liveness lock")
-                .touch_all(Instant::now());
-            continue;
-        }
-        let expired = shared
-            .liveness
-            .lock()
-            .expect("liveness lock")
-            .expired(Instant::now());
-        for session_id in expired {
-            if !shared
-                .expiring
-                .lock()
-                .expect("expiring lock")
-                .insert(session_id)
-            {
-                continue;
-            }
-            info!(
-                session = format_args!("0x{:x}", session_id),
-                "session expired"
-            );
-            let Ok(rx) = proposer.propose(Txn::CloseSession { session_id }) else {
-                return;
-            };
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let _ = rx.await;
-                shared
-                    .expiring
-                    .lock()
-                    .expect("expiring lock")
-                    .remove(&session_id);
-                let conns = shared.conns.lock().expect("conns lock");
-                if let Some(h) = conns
-                    .by_session
-                    .get(&session_id)
-                    .and_then(|id| conns.all.get(id))
-                {
-                    let _ = h.out.send(Out::Close);
-                }
-            });
-        }
-    }
-}
-
-/// Ensemble: followers report the sessions their clients were heard from to the leader every
-/// tickTime/2; the leader feeds reports (its own included) into its expiry clock.
-async fn route_touches(shared: Arc<Shared>) {
-    if !shared.config.is_distributed() {
-        return;
-    }
-    let Some(raft) = shared.raft.get().cloned() else {
-        return;
-    };
-    let mut inbound = raft.take_touches();
-    let every = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {
-                let batch: Vec<i64> = shared
-                    .touched
-                    .lock()
-                    .expect("touched lock")
-                    .drain()
-                    .collect();
-                if !batch.is_empty() && !raft.is_leader() {
-                    raft.touch_leader(batch);
-                }
-            }
-            Some(t) = async {
-                match inbound.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if raft.is_leader() {
-                    let now = Instant::now();
-                    let mut live = shared.liveness.lock().expect("liveness lock");
-                    for s in t.sessions {
-                        live.touch(s, now);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Ensemble: the leader writes its zoo.cfg's membership to /zookeeper/config, in ZooKeeper's
-/// dynamic-config format (`server.N=host:quorum:election:role;clientAddr:clientPort` lines,
-/// then `version=<hex>`), through the log so every server serves the same bytes; the Raft
-/// group then follows /zookeeper/config (see `consensus::node` reconcile).
-///
-/// Only a zoo.cfg edited after the last membership change counts. A published list is
-/// stamped with its zoo.cfg's modification time (the txn's time, so /zookeeper/config's
-/// mtime), a reconfig with the leader's clock; a leader publishes only a zoo.cfg modified
-/// later than that. So during a rolling restart a leader still running with the old server
-/// list does not undo what a leader with the new list did (its file is older), an edit made
-/// before the ensemble's first publish still wins over it, and a reconfig is not undone by
-/// a zoo.cfg that predates it.
-async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
-    if !shared.config.is_distributed() {
-        return;
-    }
-    let want = shared.config.membership_lines().join("\n");
-    let edited = config_mtime_ms(&shared.config);
-    let every = Duration::from_millis((shared.config.tick_time_ms as u64).clamp(10, 100));
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut told = false;
-    loop {
-        interval.tick().await;
-        if !shared.expires_sessions() {
-            continue;
-        }
-        let (current, stat) = shared.state.read().expect("state lock").tree.config();
-        if current == want {
-            continue;
-        }
-        if !current.is_empty() && stat.mtime >= edited {
-            if !told {
-                info!(
-                    "membership: zoo.cfg lists other servers than the ensemble's configuration \
-                     (/zookeeper/config), but was edited before its last change: keeping the \
-                     ensemble's"
-                );
-                told = true;
-            }
-            continue;
-        }
-        info!("membership: publishing zoo.cfg's server list to /zookeeper/config");
-        let Ok(rx) = proposer.propose(Txn::SetConfig {
-            // The file's age, not now: what the next leader compares its own zoo.cfg with.
-            time_ms: if edited == i64::MAX { now_ms() } else { edited },
-            data: want.clone().into_bytes(),
-        }) else {
-            return;
-        };
-        // Wait for it (or for the leadership to go) before looking again.
-        let _ = rx.await;
-    }
-}
-
-/// When zoo.cfg (or its dynamic file, whichever is newer) was last modified, in ms since
-/// the epoch; i64::MAX without a file (a config built in memory always counts as new).
-fn config_mtime_ms(config: &Config) -> i64 {
-    let files = config
-        .source
-        .iter()
-        .chain(config.dynamic_config_file.iter());
-    let newest = files
-        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .max();
-    match (&config.source, newest) {
-        (None, _) => i64::MAX,
-        (Some(_), None) => 0,
-        (Some(_), Some(t)) => t
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    }
-}
-
-/// Periodically proposes deleting empty containers and expired TTL nodes
-/// (znode.container.checkIntervalMs, default 60 s, like ZooKeeper's ContainerManager).
-async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {
-    let every = shared
-        .config
-        .extra
-        .get("znode.container.checkIntervalMs")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(60_000)
-        .max(10);
-    let mut interval = tokio::time::interval(Duration::from_millis(every));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval.tick().await;
-    loop {
-        interval.tick().await;
-        if !shared.expires_sessions() {
-            continue;
-        }
-        let now = now_ms();
-        let paths = shared
-            .state
-            .read()
-            .expect("state lock")
-            .tree
-            .reap_candidates(now);
-        if paths.is_empty() {
-            continue;
-        }
-        debug!(count = paths.len(), "reaping containers / TTL nodes");
-        let Ok(rx) = proposer.propose(Txn::Reap {
-            time_ms: now,
-            paths,
-        }) else {
-            return;
-        };
-        let _ = rx.await;
     }
 }

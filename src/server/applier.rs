@@ -1,0 +1,157 @@
+//! The server's `StateMachine`: applies committed txns to the tree in log order, routes the
+//! watch events they trigger to the connections holding the watching sessions, keeps
+//! session liveness in step with created/closed sessions, installs snapshots, and hands
+//! the consensus layer the membership /zookeeper/config holds (writing the dynamic config
+//! file when reconfigEnabled=true).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use crate::config::Membership;
+use crate::consensus::{GroupMembers, StateMachine};
+use crate::proto::EventType;
+use crate::tree::{Applied, DataTree, TreeOptions, Txn};
+
+use super::{dynamic, Out, Shared};
+
+/// Applies committed txns to the tree and routes the watch events they trigger.
+pub(super) struct Applier {
+    shared: Arc<Shared>,
+    /// /zookeeper/config may have changed since the node last asked (`take_membership`).
+    config_dirty: bool,
+    /// The membership version the dynamic config file holds (reconfigEnabled=true).
+    written_version: u64,
+}
+
+impl Applier {
+    pub(super) fn new(shared: Arc<Shared>) -> Applier {
+        let written_version = shared.config.config_version;
+        Applier {
+            shared,
+            config_dirty: true,
+            written_version,
+        }
+    }
+}
+
+impl StateMachine for Applier {
+    fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied {
+        let shared = &self.shared;
+        let mut state = shared.state.write().expect("state lock");
+        let applied = state.tree.apply(zxid, txn);
+        let conns = shared.conns.lock().expect("conns lock");
+        for trigger in &applied.triggers {
+            let acl = match trigger.event {
+                EventType::NodeDeleted => applied.deleted_acl(&trigger.path),
+                _ => state.tree.acl_of(&trigger.path),
+            }
+            .unwrap_or_default();
+            for (session_id, event) in state.watches.trigger(trigger) {
+                shared.deliver(&conns, session_id, &event, &acl);
+            }
+        }
+        if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
+            self.config_dirty = true;
+        }
+        if let Txn::CloseSession { session_id } = txn {
+            // Expired (possibly by a leader elsewhere): a client still connected here is
+            // disconnected, and finds its session expired when it reconnects.
+            if let Some(h) = conns
+                .by_session
+                .get(session_id)
+                .and_then(|id| conns.all.get(id))
+            {
+                if !h.closing.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = h.out.send(Out::Close);
+                }
+            }
+        }
+        drop(conns);
+        match txn {
+            Txn::CreateSession {
+                session_id,
+                timeout_ms,
+            } => shared.liveness.lock().expect("liveness lock").track(
+                *session_id,
+                Duration::from_millis((*timeout_ms).max(0) as u64),
+                Instant::now(),
+            ),
+            Txn::CloseSession { session_id } => {
+                state.watches.remove_session(*session_id);
+                shared
+                    .liveness
+                    .lock()
+                    .expect("liveness lock")
+                    .forget(*session_id);
+            }
+            _ => {}
+        }
+        applied
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.shared
+            .state
+            .read()
+            .expect("state lock")
+            .tree
+            .snapshot_bytes()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
+        let tree = DataTree::from_snapshot_bytes(
+            data,
+            TreeOptions {
+                skip_acl: self.shared.config.skip_acl,
+            },
+        )?;
+        let mut state = self.shared.state.write().expect("state lock");
+        state.tree = tree;
+        // The tree jumped: watches cannot tell what changed. Connected clients are closed,
+        // reconnect, and re-send their watches with their last zxid (setWatches), which
+        // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
+        let conns = self.shared.conns.lock().expect("conns lock");
+        for h in conns.all.values() {
+            let _ = h.out.send(Out::Close);
+        }
+        drop(conns);
+        self.shared.track_sessions(&state.tree);
+        self.config_dirty = true;
+        Ok(())
+    }
+
+    fn take_membership(&mut self) -> Option<GroupMembers> {
+        if !std::mem::take(&mut self.config_dirty) {
+            return None;
+        }
+        let (text, _) = self.shared.state.read().expect("state lock").tree.config();
+        match Membership::parse(&text) {
+            Ok(m) if !m.servers.is_empty() => {
+                self.shared
+                    .config_published
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                // reconfigEnabled: a restart must come back with the membership it last
+                // knew, as ZooKeeper's dynamic file does.
+                let config = &self.shared.config;
+                if config.reconfig_enabled
+                    && m.version != self.written_version
+                    && dynamic::write_dynamic_config(config, &m).is_some()
+                {
+                    self.written_version = m.version;
+                }
+                Some(GroupMembers {
+                    voters: m.voters(),
+                    learners: m.observers(),
+                    peers: m.peer_addresses(),
+                })
+            }
+            Ok(_) => None,
+            Err(e) => {
+                warn!("/zookeeper/config does not parse ({e}); membership unchanged");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Housekeeping of a running server: session expiry (the leader proposes closeSession for
+//! sessions not heard from within their timeout), routing followers' session liveness to the
+//! leader, and reaping empty containers and expired TTL nodes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use crate::consensus::Proposer;
+use crate::tree::Txn;
+
+use super::{now_ms, Out, Shared};
+
+/// Proposes closeSession for sessions not heard from within their timeout, and closes their
+/// connections once it is applied. (In an ensemble only the leader runs this.)
+pub(super) async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
+    let tick = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_leader = !shared.config.is_distributed();
+    loop {
+        interval.tick().await;
+        if !shared.expires_sessions() {
+            was_leader = false;
+            *shared.leader_since.lock().expect("leader_since lock") = None;
+            continue;
+        }
+        if !was_leader {
+            *shared.leader_since.lock().expect("leader_since lock") = Some(Instant::now());
+            // A new leader has not heard the other servers' clients yet: like ZooKeeper, it
+            // gives every session a full timeout from now.
+            was_leader = true;
+            shared
+                .liveness
+                .lock()
+                .expect("liveness lock")
+                .touch_all(Instant::now());
+            continue;
+        }
+        let expired = shared
+            .liveness
+            .lock()
+            .expect("liveness lock")
+            .expired(Instant::now());
+        for session_id in expired {
+            if !shared
+                .expiring
+                .lock()
+                .expect("expiring lock")
+                .insert(session_id)
+            {
+                continue;
+            }
+            info!(
+                session = format_args!("0x{:x}", session_id),
+                "session expired"
+            );
+            let Ok(rx) = proposer.propose(Txn::CloseSession { session_id }) else {
+                return;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _ = rx.await;
+                shared
+                    .expiring
+                    .lock()
+                    .expect("expiring lock")
+                    .remove(&session_id);
+                let conns = shared.conns.lock().expect("conns lock");
+                if let Some(h) = conns
+                    .by_session
+                    .get(&session_id)
+                    .and_then(|id| conns.all.get(id))
+                {
+                    let _ = h.out.send(Out::Close);
+                }
+            });
+        }
+    }
+}
+
+/// Ensemble: followers report the sessions their clients were heard from to the leader every
+/// tickTime/2; the leader feeds reports (its own included) into its expiry clock.
+pub(super) async fn route_touches(shared: Arc<Shared>) {
+    if !shared.config.is_distributed() {
+        return;
+    }
+    let Some(raft) = shared.raft.get().cloned() else {
+        return;
+    };
+    let mut inbound = raft.take_touches();
+    let every = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                let batch: Vec<i64> = shared
+                    .touched
+                    .lock()
+                    .expect("touched lock")
+                    .drain()
+                    .collect();
+                if !batch.is_empty() && !raft.is_leader() {
+                    raft.touch_leader(batch);
+                }
+            }
+            Some(t) = async {
+                match inbound.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if raft.is_leader() {
+                    let now = Instant::now();
+                    let mut live = shared.liveness.lock().expect("liveness lock");
+                    for s in t.sessions {
+                        live.touch(s, now);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Periodically proposes deleting empty containers and expired TTL nodes
+/// (znode.container.checkIntervalMs, default 60 s, like ZooKeeper's ContainerManager).
+pub(super) async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {
+    let every = shared
+        .config
+        .extra
+        .get("znode.container.checkIntervalMs")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(60_000)
+        .max(10);
+    let mut interval = tokio::time::interval(Duration::from_millis(every));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if !shared.expires_sessions() {
+            continue;
+        }
+        let now = now_ms();
+        let paths = shared
+            .state
+            .read()
+            .expect("state lock")
+            .tree
+            .reap_candidates(now);
+        if paths.is_empty() {
+            continue;
+        }
+        debug!(count = paths.len(), "reaping containers / TTL nodes");
+        let Ok(rx) = proposer.propose(Txn::Reap {
+            time_ms: now,
+            paths,
+        }) else {
+            return;
+        };
+        let _ = rx.await;
+    }
+}
