@@ -1,0 +1,283 @@
+//! A connection's reader: decodes request frames in arrival order, answers what is known at
+//! decode time (errors, addauth), proposes writes and queues everything for the responder,
+//! holding back a write until the reads queued before it have executed.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use sha1::{Digest, Sha1};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::Item;
+use crate::consensus::Proposer;
+use crate::proto::frame::check_frame;
+use crate::proto::request::{decode_request, Decoded, Request};
+use crate::proto::{Id, ZkError};
+use crate::server::stats::ConnStats;
+use crate::server::{now_ms, ConnHandle, Shared};
+use crate::tree::Txn;
+
+pub(super) struct Reader {
+    pub(super) handle: Arc<ConnHandle>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) proposer: Proposer,
+    pub(super) session_id: i64,
+    pub(super) stats: Arc<ConnStats>,
+    pub(super) items: mpsc::UnboundedSender<Item>,
+    /// This session's writes proposed and not yet answered.
+    pub(super) writes_in_flight: Arc<AtomicUsize>,
+    /// Set when a read is queued behind writes in flight: the next write is proposed only
+    /// after that read has executed, so the read sees exactly the writes sent before it
+    /// (ZooKeeper's per-session ordering), not a later one applied in the meantime.
+    pub(super) read_barrier: Option<oneshot::Receiver<()>>,
+}
+
+impl Reader {
+    pub(super) async fn read_loop(&mut self, mut half: OwnedReadHalf, mut buf: BytesMut) {
+        let max = self.shared.config.jute_maxbuffer;
+        // globalOutstandingLimit, per connection: no request is read while this many of
+        // the connection's are unanswered, nor while its replies pile up unread
+        // (`ConnHandle::backlog`). (ZooKeeper counts it over the whole server; per
+        // connection, one client that never reads cannot hold back the others.)
+        let limit = self.shared.config.global_outstanding_limit.max(1) as usize;
+        loop {
+            loop {
+                match check_frame(&buf, max) {
+                    Ok(Some(len)) => {
+                        let (stats, handle) = (&self.stats, &self.handle);
+                        handle
+                            .wait_until(|| {
+                                (stats.queued.load(Relaxed) as usize) < limit
+                                    && !handle.backlog_over_limit()
+                            })
+                            .await;
+                        buf.advance(4);
+                        let body = buf.split_to(len).freeze();
+                        if !self.handle_frame(body).await {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(session = format_args!("0x{:x}", self.session_id), error = %e,
+                            "Len error: closing connection");
+                        return;
+                    }
+                }
+            }
+            match half.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Handles one request frame; false means stop reading (close requested or auth failed).
+    async fn handle_frame(&mut self, body: Bytes) -> bool {
+        let t0 = Instant::now();
+        let shared = &self.shared;
+        shared.stats.packets_received.fetch_add(1, Relaxed);
+        shared.stats.outstanding.fetch_add(1, Relaxed);
+        self.stats.received.fetch_add(1, Relaxed);
+        self.stats.queued.fetch_add(1, Relaxed);
+        shared.touch(self.session_id);
+
+        let (header, decoded) = match decode_request(&body) {
+            Ok(x) => x,
+            Err(e) => {
+                // Without a header there is no xid to answer: the stream is unusable.
+                let xid = if body.len() >= 4 {
+                    i32::from_be_bytes([body[0], body[1], body[2], body[3]])
+                } else {
+                    warn!(error = %e, "undecodable request, closing");
+                    return false;
+                };
+                let op = if body.len() >= 8 {
+                    i32::from_be_bytes([body[4], body[5], body[6], body[7]])
+                } else {
+                    0
+                };
+                debug!(error = %e, xid, op, "malformed request body");
+                return self.push(Item::Reply {
+                    xid,
+                    op,
+                    result: Err(ZkError::MarshallingError),
+                    t0,
+                    close_after: false,
+                });
+            }
+        };
+        let (xid, op) = (header.xid, header.op);
+        self.stats.last_cxid.store(xid as i64, Relaxed);
+        let req = match decoded {
+            Decoded::Unknown => {
+                return self.push(Item::Reply {
+                    xid,
+                    op,
+                    result: Err(ZkError::Unimplemented),
+                    t0,
+                    close_after: false,
+                })
+            }
+            Decoded::Request(r) => r,
+        };
+        match req {
+            Request::Auth { scheme, auth, .. } => {
+                let result = self.authenticate(&scheme, &auth);
+                let ok = result.is_ok();
+                self.push(Item::Reply {
+                    xid,
+                    op,
+                    result,
+                    t0,
+                    close_after: !ok,
+                }) && ok
+            }
+            Request::CloseSession => {
+                self.handle.closing.store(true, Relaxed);
+                let txn = Txn::CloseSession {
+                    session_id: self.session_id,
+                };
+                self.write(xid, op, t0, txn, true).await;
+                false
+            }
+            Request::Reconfig(request) => {
+                // ZooKeeper refuses reconfig before anything else when reconfigEnabled is
+                // off, and a standalone server cannot reconfigure at all.
+                let refuse = if !self.shared.config.reconfig_enabled {
+                    Some(ZkError::ReconfigDisabled)
+                } else if !self.shared.config.is_distributed() {
+                    Some(ZkError::Unimplemented)
+                } else {
+                    None
+                };
+                if let Some(err) = refuse {
+                    return self.push(Item::Reply {
+                        xid,
+                        op,
+                        result: Err(err),
+                        t0,
+                        close_after: false,
+                    });
+                }
+                let txn = Txn::Reconfig {
+                    session_id: self.session_id,
+                    time_ms: now_ms(),
+                    auth: self.auth().as_ref().clone(),
+                    request,
+                    // ZooKeeper keeps at least 2 voters while standaloneEnabled=true.
+                    min_voters: 1 + u32::from(self.shared.config.standalone_enabled),
+                    view: None,
+                };
+                self.write(xid, op, t0, txn, false).await
+            }
+            req if req.is_write() => {
+                let txn = Txn::Client {
+                    session_id: self.session_id,
+                    time_ms: now_ms(),
+                    auth: self.auth().as_ref().clone(),
+                    request: req,
+                };
+                self.write(xid, op, t0, txn, false).await
+            }
+            req => {
+                let executed = if self.writes_in_flight.load(Relaxed) > 0 {
+                    let (tx, rx) = oneshot::channel();
+                    self.read_barrier = Some(rx);
+                    Some(tx)
+                } else {
+                    None
+                };
+                self.push(Item::Read {
+                    xid,
+                    op,
+                    req,
+                    auth: self.auth(),
+                    t0,
+                    executed,
+                })
+            }
+        }
+    }
+
+    /// Proposes a write once the reads queued before it have executed, and queues its
+    /// answer in order (closing the connection after it when `close_after`). False when
+    /// the log no longer accepts entries.
+    async fn write(&mut self, xid: i32, op: i32, t0: Instant, txn: Txn, close_after: bool) -> bool {
+        self.wait_for_reads().await;
+        self.writes_in_flight.fetch_add(1, Relaxed);
+        let Ok(rx) = self.proposer.propose(txn) else {
+            return false;
+        };
+        self.push(Item::Write {
+            xid,
+            op,
+            rx,
+            t0,
+            close_after,
+        })
+    }
+
+    /// Waits until the last read queued behind writes has executed (see `read_barrier`).
+    async fn wait_for_reads(&mut self) {
+        if let Some(rx) = self.read_barrier.take() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The identities this connection has proven (ip always; digest/super after auth),
+    /// kept on the handle, where watch delivery reads them too.
+    fn auth(&self) -> Arc<Vec<Id>> {
+        self.handle.auth.lock().expect("conn auth lock").clone()
+    }
+
+    fn push(&self, item: Item) -> bool {
+        self.items.send(item).is_ok()
+    }
+
+    /// addauth. digest: `user:password` becomes digest:user:base64(sha1(user:password)), and
+    /// super when it matches superDigest. Other schemes are not supported yet (AUTHFAILED).
+    fn authenticate(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {
+        match scheme {
+            "digest" => {
+                let text = std::str::from_utf8(auth).map_err(|_| ZkError::AuthFailed)?;
+                let id = digest_id(text).ok_or(ZkError::AuthFailed)?;
+                let mut ids = self.auth().as_ref().clone();
+                if self.shared.config.super_digest.as_deref() == Some(id.as_str()) {
+                    push_unique(&mut ids, Id::new("super", ""));
+                }
+                push_unique(&mut ids, Id::new("digest", id));
+                *self.handle.auth.lock().expect("conn auth lock") = Arc::new(ids);
+                Ok(())
+            }
+            _ => {
+                warn!(scheme, "authentication with an unsupported scheme");
+                Err(ZkError::AuthFailed)
+            }
+        }
+    }
+}
+
+fn push_unique(ids: &mut Vec<Id>, id: Id) {
+    if !ids.contains(&id) {
+        ids.push(id);
+    }
+}
+
+/// `user:password` -> `user:base64(sha1("user:password"))` (DigestAuthenticationProvider).
+pub fn digest_id(user_password: &str) -> Option<String> {
+    use base64::Engine;
+    let (user, _) = user_password.split_once(':')?;
+    let hash = Sha1::digest(user_password.as_bytes());
+    Some(format!(
+        "{}:{}",
+        user,
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    ))
+}

@@ -1,0 +1,288 @@
+//! A connection's responder task: answers the queued requests in request order (a write once
+//! the log has applied it, a read by executing it against the local tree when its turn
+//! comes) and queues the replies for the writer.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::Item;
+use crate::proto::opcode::xid;
+use crate::proto::request::{ReadOp, Request};
+use crate::proto::response::{encode_notification, encode_reply, OpResult, ReplyHeader, Response};
+use crate::proto::{ClientInfo, Id, ZkError};
+use crate::server::stats::{op_name_index, ConnStats};
+use crate::server::{now_ms, ConnHandle, Out, Shared};
+use crate::watch::WatchKind;
+
+pub(super) async fn respond_loop(
+    shared: Arc<Shared>,
+    handle: Arc<ConnHandle>,
+    stats: Arc<ConnStats>,
+    mut items: mpsc::UnboundedReceiver<Item>,
+    writes_in_flight: Arc<AtomicUsize>,
+) {
+    let session_id = handle.session_id;
+    let out = &handle.out;
+    while let Some(item) = items.recv().await {
+        let (xid, op, t0, close_after, zxid, result) = match item {
+            Item::Reply {
+                xid,
+                op,
+                result,
+                t0,
+                close_after,
+            } => {
+                let r = result.map(|()| Response::Empty);
+                (xid, op, t0, close_after, shared.last_zxid(), r)
+            }
+            Item::Write {
+                xid,
+                op,
+                rx,
+                t0,
+                close_after,
+            } => {
+                let outcome = rx.await;
+                writes_in_flight.fetch_sub(1, Relaxed);
+                match outcome {
+                    Ok(applied) => (xid, op, t0, close_after, applied.zxid, applied.result),
+                    // The log stopped (shutdown): the client sees ConnectionLoss.
+                    Err(_) => break,
+                }
+            }
+            Item::Read {
+                xid,
+                op,
+                req,
+                auth,
+                t0,
+                executed,
+            } => {
+                if matches!(req, Request::Sync { .. }) {
+                    // In an ensemble, sync first catches this server up with everything the
+                    // leader had committed (ReadIndex); standalone it is already current.
+                    if let Some(raft) = shared.raft.get().filter(|_| shared.config.is_distributed())
+                    {
+                        if raft.read_barrier().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                // A read's reply can be large (a 1 MB znode): none is built while this
+                // connection's earlier replies are still unread.
+                handle.wait_until(|| !handle.backlog_over_limit()).await;
+                let (zxid, r) = execute_read(&shared, session_id, &auth, req, &handle);
+                if let Some(done) = executed {
+                    let _ = done.send(());
+                }
+                (xid, op, t0, false, zxid, r)
+            }
+        };
+        let (err, body) = match result {
+            Ok(b) => (None, b),
+            Err(e) => (Some(e), Response::Empty),
+        };
+        let mut buf = BytesMut::with_capacity(128);
+        encode_reply(&mut buf, &ReplyHeader::new(xid, zxid, err), &body);
+        let sent = handle.send_frame(buf.freeze());
+
+        let ms = t0.elapsed().as_millis() as u64;
+        shared.stats.outstanding.fetch_sub(1, Relaxed);
+        stats.queued.fetch_sub(1, Relaxed);
+        handle.drained.notify_waiters();
+        if sent {
+            shared.stats.packets_sent.fetch_add(1, Relaxed);
+            stats.sent.fetch_add(1, Relaxed);
+        }
+        if xid != xid::PING {
+            shared.stats.latency.record(ms);
+            stats.latency.record(ms);
+        }
+        stats.last_zxid.store(zxid, Relaxed);
+        stats.last_response_ms.store(now_ms(), Relaxed);
+        stats.last_latency_ms.store(ms, Relaxed);
+        stats.last_op.store(op_name_index(op), Relaxed);
+        if close_after {
+            let _ = out.send(Out::Close);
+            break;
+        }
+    }
+}
+
+/// The largest multiRead reply built (or jute.maxbuffer, if larger).
+const MULTI_READ_REPLY_CAP: usize = 16 << 20;
+
+/// Answers a request that does not go through the log, against the local tree. Watch
+/// registration happens under the same lock as the read, so no change can slip between them.
+fn execute_read(
+    shared: &Shared,
+    session_id: i64,
+    auth: &[Id],
+    req: Request,
+    conn: &ConnHandle,
+) -> (i64, Result<Response, ZkError>) {
+    let needs_write = matches!(
+        &req,
+        Request::Exists { watch: true, .. }
+            | Request::GetData { watch: true, .. }
+            | Request::GetChildren { watch: true, .. }
+            | Request::SetWatches(_)
+            | Request::AddWatch { .. }
+            | Request::RemoveWatches { .. }
+    );
+    if !needs_write {
+        let state = shared.state.read().expect("state lock");
+        let tree = &state.tree;
+        let zxid = tree.last_zxid();
+        let r = match req {
+            Request::Ping => Ok(Response::Empty),
+            Request::Exists { path, .. } => tree
+                .exists(&path)
+                .map(Response::Stat)
+                .ok_or(ZkError::NoNode),
+            Request::GetData { path, .. } => tree
+                .get_data(&path, auth)
+                .map(|(data, stat)| Response::GetData { data, stat }),
+            Request::GetChildren {
+                path, with_stat, ..
+            } => tree.get_children(&path, auth).map(|(children, stat)| {
+                if with_stat {
+                    Response::GetChildren2 { children, stat }
+                } else {
+                    Response::GetChildren { children }
+                }
+            }),
+            Request::GetAcl { path } => tree
+                .get_acl(&path, auth)
+                .map(|(acl, stat)| Response::GetAcl { acl, stat }),
+            Request::Sync { path } => Ok(Response::Sync { path }),
+            Request::MultiRead(ops) => {
+                // The whole reply is built before it is sent: one multiRead of thousands of
+                // getData of a 1 MB znode would otherwise take gigabytes. Past this size no
+                // client could read it anyway (its jute.maxbuffer refuses the packet), so it
+                // is refused as MarshallingError instead of built.
+                let cap = shared.config.jute_maxbuffer.max(MULTI_READ_REPLY_CAP);
+                let mut size = 0usize;
+                let mut results = Vec::with_capacity(ops.len().min(1024));
+                for op in ops {
+                    let r = match op {
+                        ReadOp::GetChildren { path } => match tree.get_children(&path, auth) {
+                            Ok((children, _)) => {
+                                size += children.iter().map(|c| c.len() + 4).sum::<usize>();
+                                OpResult::GetChildren { children }
+                            }
+                            Err(e) => OpResult::Error { err: e.code() },
+                        },
+                        ReadOp::GetData { path } => match tree.get_data(&path, auth) {
+                            Ok((data, stat)) => {
+                                size += data.as_ref().map_or(0, |d| d.len()) + 80;
+                                OpResult::GetData { data, stat }
+                            }
+                            Err(e) => OpResult::Error { err: e.code() },
+                        },
+                    };
+                    size += 12;
+                    if size > cap {
+                        warn!(
+                            session = format_args!("0x{:x}", session_id),
+                            cap, "multiRead reply over the cap: refused (MarshallingError)"
+                        );
+                        return (zxid, Err(ZkError::MarshallingError));
+                    }
+                    results.push(r);
+                }
+                Ok(Response::Multi(results))
+            }
+            Request::GetEphemerals { prefix } => Ok(Response::GetEphemerals {
+                ephemerals: tree.get_ephemerals(session_id, &prefix),
+            }),
+            Request::GetAllChildrenNumber { path } => tree
+                .all_children_number(&path, auth)
+                .map(|total| Response::GetAllChildrenNumber { total }),
+            Request::WhoAmI => Ok(Response::WhoAmI(
+                auth.iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: id.id.clone(),
+                    })
+                    .collect(),
+            )),
+            _ => Err(ZkError::Unimplemented),
+        };
+        return (zxid, r);
+    }
+
+    let mut guard = shared.state.write().expect("state lock");
+    let state = &mut *guard;
+    let zxid = state.tree.last_zxid();
+    let r = match req {
+        Request::Exists { path, .. } => {
+            // exists registers a watch whether or not the node is there (NodeCreated).
+            state.watches.add(session_id, &path, WatchKind::Data);
+            state
+                .tree
+                .exists(&path)
+                .map(Response::Stat)
+                .ok_or(ZkError::NoNode)
+        }
+        Request::GetData { path, .. } => {
+            let r = state.tree.get_data(&path, auth);
+            if r.is_ok() {
+                state.watches.add(session_id, &path, WatchKind::Data);
+            }
+            r.map(|(data, stat)| Response::GetData { data, stat })
+        }
+        Request::GetChildren {
+            path, with_stat, ..
+        } => {
+            let r = state.tree.get_children(&path, auth);
+            if r.is_ok() {
+                state.watches.add(session_id, &path, WatchKind::Child);
+            }
+            r.map(|(children, stat)| {
+                if with_stat {
+                    Response::GetChildren2 { children, stat }
+                } else {
+                    Response::GetChildren { children }
+                }
+            })
+        }
+        Request::SetWatches(sw) => {
+            for event in state.watches.set_watches(session_id, &sw, &state.tree) {
+                let mut buf = BytesMut::with_capacity(64);
+                encode_notification(&mut buf, &event);
+                conn.send_frame(buf.freeze());
+            }
+            Ok(Response::Empty)
+        }
+        Request::AddWatch { path, mode } => {
+            let kind = match mode {
+                crate::proto::AddWatchMode::Persistent => WatchKind::Persistent,
+                crate::proto::AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+            };
+            state.watches.add(session_id, &path, kind);
+            Ok(Response::ErrorCode(0))
+        }
+        Request::RemoveWatches {
+            path,
+            watcher_type,
+            remove,
+        } => {
+            if state
+                .watches
+                .remove(session_id, &path, watcher_type, remove)
+            {
+                Ok(Response::Empty)
+            } else {
+                Err(ZkError::NoWatcher)
+            }
+        }
+        _ => Err(ZkError::Unimplemented),
+    };
+    (zxid, r)
+}
