@@ -27,7 +27,7 @@ pub(super) struct Applier {
 
 impl Applier {
     pub(super) fn new(shared: Arc<Shared>) -> Applier {
-        let written_version = shared.config.config_version;
+        let written_version = shared.config().config_version;
         Applier {
             shared,
             config_dirty: true,
@@ -39,9 +39,9 @@ impl Applier {
 impl StateMachine for Applier {
     fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied {
         let shared = &self.shared;
-        let mut state = shared.state.write().expect("state lock");
+        let mut state = shared.state_mut();
         let applied = state.tree.apply(zxid, txn);
-        let conns = shared.conns.lock().expect("conns lock");
+        let conns = shared.conns();
         for trigger in &applied.triggers {
             let acl = match trigger.event {
                 EventType::NodeDeleted => applied.deleted_acl(&trigger.path),
@@ -73,18 +73,14 @@ impl StateMachine for Applier {
             Txn::CreateSession {
                 session_id,
                 timeout_ms,
-            } => shared.liveness.lock().expect("liveness lock").track(
+            } => shared.liveness().track(
                 *session_id,
                 Duration::from_millis((*timeout_ms).max(0) as u64),
                 Instant::now(),
             ),
             Txn::CloseSession { session_id } => {
                 state.watches.remove_session(*session_id);
-                shared
-                    .liveness
-                    .lock()
-                    .expect("liveness lock")
-                    .forget(*session_id);
+                shared.liveness().forget(*session_id);
             }
             _ => {}
         }
@@ -92,27 +88,22 @@ impl StateMachine for Applier {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        self.shared
-            .state
-            .read()
-            .expect("state lock")
-            .tree
-            .snapshot_bytes()
+        self.shared.state().tree.snapshot_bytes()
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
         let tree = DataTree::from_snapshot_bytes(
             data,
             TreeOptions {
-                skip_acl: self.shared.config.skip_acl,
+                skip_acl: self.shared.config().skip_acl,
             },
         )?;
-        let mut state = self.shared.state.write().expect("state lock");
+        let mut state = self.shared.state_mut();
         state.tree = tree;
         // The tree jumped: watches cannot tell what changed. Connected clients are closed,
         // reconnect, and re-send their watches with their last zxid (setWatches), which
         // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
-        let conns = self.shared.conns.lock().expect("conns lock");
+        let conns = self.shared.conns();
         for h in conns.all.values() {
             let _ = h.out.send(Out::Close);
         }
@@ -126,15 +117,13 @@ impl StateMachine for Applier {
         if !std::mem::take(&mut self.config_dirty) {
             return None;
         }
-        let (text, _) = self.shared.state.read().expect("state lock").tree.config();
+        let (text, _) = self.shared.state().tree.config();
         match Membership::parse(&text) {
             Ok(m) if !m.servers.is_empty() => {
-                self.shared
-                    .config_published
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.shared.mark_config_published();
                 // reconfigEnabled: a restart must come back with the membership it last
                 // knew, as ZooKeeper's dynamic file does.
-                let config = &self.shared.config;
+                let config = self.shared.config();
                 if config.reconfig_enabled
                     && m.version != self.written_version
                     && dynamic::write_dynamic_config(config, &m).is_some()

@@ -68,7 +68,7 @@ pub async fn run(
     remote: SocketAddr,
     conn_id: u64,
 ) {
-    let max = shared.config.jute_maxbuffer;
+    let max = shared.config().jute_maxbuffer;
     let mut buf = BytesMut::with_capacity(4096);
 
     // The first four bytes decide between a four-letter word and a ConnectRequest frame.
@@ -137,13 +137,13 @@ pub async fn run(
         return;
     }
 
-    let cfg = &shared.config;
+    let cfg = shared.config();
     let (session_id, timeout_ms) = if connect.session_id == 0 {
         let timeout = connect.timeout_ms.clamp(
             cfg.min_session_timeout_ms as i32,
             cfg.max_session_timeout_ms as i32,
         );
-        let session_id = shared.ids.lock().expect("ids lock").next_id();
+        let session_id = shared.ids().next_id();
         let Ok(rx) = proposer.propose(Txn::CreateSession {
             session_id,
             timeout_ms: timeout,
@@ -157,7 +157,7 @@ pub async fn run(
         (session_id, timeout)
     } else {
         let (known, imported) = {
-            let state = shared.state.read().expect("state lock");
+            let state = shared.state();
             (
                 state.tree.session(connect.session_id),
                 state.tree.session_is_imported(connect.session_id),
@@ -166,7 +166,7 @@ pub async fn run(
         // A session imported from ZooKeeper's data: its client holds the password
         // ZooKeeper derived; it keeps that password for the life of the session.
         let valid = known.is_some()
-            && (connect.passwd[..] == session::password(&shared.secret, connect.session_id)[..]
+            && (connect.passwd[..] == session::password(shared.secret(), connect.session_id)[..]
                 || imported && connect.passwd[..] == session::zk_password(connect.session_id)[..]);
         match known {
             Some(info) if valid => (info.session_id, info.timeout_ms),
@@ -206,11 +206,7 @@ pub async fn run(
         drained: tokio::sync::Notify::new(),
     });
     take_over_session(&shared, handle.clone());
-    shared
-        .liveness
-        .lock()
-        .expect("liveness lock")
-        .touch(session_id, Instant::now());
+    shared.liveness().touch(session_id, Instant::now());
 
     let mut hello = BytesMut::new();
     encode_connect_response(
@@ -219,7 +215,7 @@ pub async fn run(
             protocol_version: 0,
             timeout_ms,
             session_id,
-            passwd: session::password(&shared.secret, session_id).to_vec(),
+            passwd: session::password(shared.secret(), session_id).to_vec(),
             read_only: connect.read_only.map(|_| false),
         },
     );
@@ -265,8 +261,8 @@ pub async fn run(
 /// Makes `handle` the session's connection, closing any previous one and dropping its
 /// watches (the client re-sends them with setWatches).
 fn take_over_session(shared: &Shared, handle: Arc<ConnHandle>) {
-    let mut state = shared.state.write().expect("state lock");
-    let mut conns = shared.conns.lock().expect("conns lock");
+    let mut state = shared.state_mut();
+    let mut conns = shared.conns();
     if let Some(old) = conns.by_session.insert(handle.session_id, handle.conn_id) {
         if let Some(old) = conns.all.remove(&old) {
             let _ = old.out.send(Out::Close);
@@ -277,8 +273,8 @@ fn take_over_session(shared: &Shared, handle: Arc<ConnHandle>) {
 }
 
 fn release_session(shared: &Shared, session_id: i64, conn_id: u64) {
-    let mut state = shared.state.write().expect("state lock");
-    let mut conns = shared.conns.lock().expect("conns lock");
+    let mut state = shared.state_mut();
+    let mut conns = shared.conns();
     conns.all.remove(&conn_id);
     if conns.by_session.get(&session_id) == Some(&conn_id) {
         conns.by_session.remove(&session_id);

@@ -19,13 +19,13 @@ pub fn parse(first4: &[u8]) -> Option<FourLetterWord> {
 
 /// The whole reply for `word` (the caller writes it and closes the connection).
 pub fn answer(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> String {
-    if !shared.config.four_letter_whitelist.allows(word.name()) {
+    if !shared.config().four_letter_whitelist.allows(word.name()) {
         return admin::not_in_whitelist(word);
     }
     match word {
-        FourLetterWord::Srst => shared.stats.reset(),
+        FourLetterWord::Srst => shared.stats().reset(),
         FourLetterWord::Crst => {
-            for c in shared.conns.lock().expect("conns lock").all.values() {
+            for c in shared.conns().all.values() {
                 c.stats.reset();
             }
         }
@@ -35,8 +35,8 @@ pub fn answer(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Stri
 }
 
 fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> ServerSnapshot {
-    let cfg = &shared.config;
-    let stats = &shared.stats;
+    let cfg = shared.config();
+    let stats = shared.stats();
     let (lat_min, lat_avg, lat_max) = stats.latency.get();
     let mut snap = ServerSnapshot {
         serving: shared.serving(),
@@ -56,7 +56,7 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
         ..ServerSnapshot::default()
     };
     {
-        let state = shared.state.read().expect("state lock");
+        let state = shared.state();
         let tree = &state.tree;
         snap.zxid = tree.last_zxid();
         snap.node_count = tree.node_count() as u64;
@@ -116,7 +116,7 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
     if cfg.is_distributed() {
         add_quorum(shared, &mut snap);
     }
-    if let Some(st) = shared.raft.get().map(|r| r.status()) {
+    if let Some(st) = shared.raft().map(|r| r.status()) {
         snap.extra_gauges = vec![
             ("snap_count", st.snapshot_files),
             ("last_snapshot_size", st.last_snapshot_size),
@@ -138,8 +138,8 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
 /// Ensemble figures: quorum size and peer state on every member, the leader's follower
 /// counts, and the membership for `conf`.
 fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
-    let cfg = &shared.config;
-    let Some(status) = shared.raft.get().map(|r| r.status()) else {
+    let cfg = shared.config();
+    let Some(status) = shared.raft().map(|r| r.status()) else {
         return;
     };
     let peer_state = match snap.mode {
@@ -161,9 +161,7 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
             synced_non_voting_followers: 0,
             pending_syncs: 0,
             leader_uptime_ms: shared
-                .leader_since
-                .lock()
-                .expect("leader_since lock")
+                .leader_since()
                 .map(|t| t.elapsed().as_millis() as u64)
                 .unwrap_or(0),
             last_proposal_size: -1,
@@ -184,7 +182,7 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
 }
 
 fn connections(shared: &Shared, asking: SocketAddr) -> Vec<ConnectionInfo> {
-    let conns = shared.conns.lock().expect("conns lock");
+    let conns = shared.conns();
     let mut out: Vec<ConnectionInfo> = conns
         .all
         .values()
@@ -266,6 +264,6 @@ fn env_info() -> EnvInfo {
 /// The ensemble's configuration as /zookeeper/config holds it now (it follows reconfig and
 /// published zoo.cfg changes); None before the first leader wrote it.
 fn current_membership(shared: &Shared) -> Option<String> {
-    let (text, _) = shared.state.read().expect("state lock").tree.config();
+    let (text, _) = shared.state().tree.config();
     (!text.is_empty()).then_some(text)
 }

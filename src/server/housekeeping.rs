@@ -15,41 +15,28 @@ use super::{now_ms, Out, Shared};
 /// Proposes closeSession for sessions not heard from within their timeout, and closes their
 /// connections once it is applied. (In an ensemble only the leader runs this.)
 pub(super) async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
-    let tick = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
+    let tick = Duration::from_millis((shared.config().tick_time_ms as u64 / 2).clamp(10, 1000));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut was_leader = !shared.config.is_distributed();
+    let mut was_leader = !shared.config().is_distributed();
     loop {
         interval.tick().await;
         if !shared.expires_sessions() {
             was_leader = false;
-            *shared.leader_since.lock().expect("leader_since lock") = None;
+            *shared.leader_since() = None;
             continue;
         }
         if !was_leader {
-            *shared.leader_since.lock().expect("leader_since lock") = Some(Instant::now());
+            *shared.leader_since() = Some(Instant::now());
             // A new leader has not heard the other servers' clients yet: like ZooKeeper, it
             // gives every session a full timeout from now.
             was_leader = true;
-            shared
-                .liveness
-                .lock()
-                .expect("liveness lock")
-                .touch_all(Instant::now());
+            shared.liveness().touch_all(Instant::now());
             continue;
         }
-        let expired = shared
-            .liveness
-            .lock()
-            .expect("liveness lock")
-            .expired(Instant::now());
+        let expired = shared.liveness().expired(Instant::now());
         for session_id in expired {
-            if !shared
-                .expiring
-                .lock()
-                .expect("expiring lock")
-                .insert(session_id)
-            {
+            if !shared.expiring().insert(session_id) {
                 continue;
             }
             info!(
@@ -62,12 +49,8 @@ pub(super) async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
             let shared = shared.clone();
             tokio::spawn(async move {
                 let _ = rx.await;
-                shared
-                    .expiring
-                    .lock()
-                    .expect("expiring lock")
-                    .remove(&session_id);
-                let conns = shared.conns.lock().expect("conns lock");
+                shared.expiring().remove(&session_id);
+                let conns = shared.conns();
                 if let Some(h) = conns
                     .by_session
                     .get(&session_id)
@@ -83,25 +66,20 @@ pub(super) async fn expire_sessions(shared: Arc<Shared>, proposer: Proposer) {
 /// Ensemble: followers report the sessions their clients were heard from to the leader every
 /// tickTime/2; the leader feeds reports (its own included) into its expiry clock.
 pub(super) async fn route_touches(shared: Arc<Shared>) {
-    if !shared.config.is_distributed() {
+    if !shared.config().is_distributed() {
         return;
     }
-    let Some(raft) = shared.raft.get().cloned() else {
+    let Some(raft) = shared.raft().cloned() else {
         return;
     };
     let mut inbound = raft.take_touches();
-    let every = Duration::from_millis((shared.config.tick_time_ms as u64 / 2).clamp(10, 1000));
+    let every = Duration::from_millis((shared.config().tick_time_ms as u64 / 2).clamp(10, 1000));
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                let batch: Vec<i64> = shared
-                    .touched
-                    .lock()
-                    .expect("touched lock")
-                    .drain()
-                    .collect();
+                let batch: Vec<i64> = shared.touched().drain().collect();
                 if !batch.is_empty() && !raft.is_leader() {
                     raft.touch_leader(batch);
                 }
@@ -114,7 +92,7 @@ pub(super) async fn route_touches(shared: Arc<Shared>) {
             } => {
                 if raft.is_leader() {
                     let now = Instant::now();
-                    let mut live = shared.liveness.lock().expect("liveness lock");
+                    let mut live = shared.liveness();
                     for s in t.sessions {
                         live.touch(s, now);
                     }
@@ -128,7 +106,7 @@ pub(super) async fn route_touches(shared: Arc<Shared>) {
 /// (znode.container.checkIntervalMs, default 60 s, like ZooKeeper's ContainerManager).
 pub(super) async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {
     let every = shared
-        .config
+        .config()
         .extra
         .get("znode.container.checkIntervalMs")
         .and_then(|v| v.parse::<u64>().ok())
@@ -143,12 +121,7 @@ pub(super) async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {
             continue;
         }
         let now = now_ms();
-        let paths = shared
-            .state
-            .read()
-            .expect("state lock")
-            .tree
-            .reap_candidates(now);
+        let paths = shared.state().tree.reap_candidates(now);
         if paths.is_empty() {
             continue;
         }

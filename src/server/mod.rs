@@ -258,7 +258,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
     {
         // Restored sessions get a full timeout from now to reconnect, as in ZooKeeper.
-        let state = shared.state.read().expect("state lock");
+        let state = shared.state();
         shared.track_sessions(&state.tree);
         info!(
             znodes = state.tree.node_count(),
@@ -275,7 +275,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     unsafe {
         libc::malloc_trim(0);
     }
-    let _ = shared.raft.set(raft.clone());
+    shared.set_raft(raft.clone());
     let task = tokio::spawn(serve(shared.clone(), listener, proposer, async {
         let _ = rx.await;
     }));
@@ -348,7 +348,7 @@ async fn serve(
                 match admit(&shared, remote.ip()) {
                     Ok(()) => {}
                     Err("maxClientCnxns") => {
-                        warn!(%remote, limit = shared.config.max_client_cnxns,
+                        warn!(%remote, limit = shared.config().max_client_cnxns,
                             "too many connections from this address (maxClientCnxns), closing");
                         continue;
                     }
@@ -356,7 +356,7 @@ async fn serve(
                         refused_for_fds += 1;
                         // Logged at 1, 2, 4, ...: a flood of connections does not flood the log.
                         if refused_for_fds.is_power_of_two() {
-                            warn!(%remote, budget = shared.fd_budget,
+                            warn!(%remote, budget = shared.fd_budget(),
                                 refused = refused_for_fds,
                                 "client connections would use the file descriptors the log \
                                  and snapshots need: refusing new ones (raise LimitNOFILE / \
@@ -377,14 +377,7 @@ async fn serve(
     }
     // Close every connection; their sessions stay in the tree (a restart or another server
     // may take them over).
-    let handles: Vec<Arc<ConnHandle>> = shared
-        .conns
-        .lock()
-        .expect("conns lock")
-        .all
-        .values()
-        .cloned()
-        .collect();
+    let handles: Vec<Arc<ConnHandle>> = shared.conns().all.values().cloned().collect();
     for h in handles {
         let _ = h.out.send(Out::Close);
     }
@@ -400,9 +393,9 @@ async fn serve(
 
 /// maxClientCnxns per address, and the descriptor budget over all of them.
 fn admit(shared: &Shared, ip: IpAddr) -> Result<(), &'static str> {
-    let limit = shared.config.max_client_cnxns;
-    let mut conns = shared.conns.lock().expect("conns lock");
-    if conns.total >= shared.fd_budget {
+    let limit = shared.config().max_client_cnxns;
+    let mut conns = shared.conns();
+    if conns.total >= shared.fd_budget() {
         return Err("open files");
     }
     let n = conns.per_ip.entry(ip).or_insert(0);
@@ -415,7 +408,7 @@ fn admit(shared: &Shared, ip: IpAddr) -> Result<(), &'static str> {
 }
 
 fn release(shared: &Shared, ip: IpAddr) {
-    let mut conns = shared.conns.lock().expect("conns lock");
+    let mut conns = shared.conns();
     conns.total = conns.total.saturating_sub(1);
     if let Some(n) = conns.per_ip.get_mut(&ip) {
         *n = n.saturating_sub(1);

@@ -26,12 +26,12 @@ use super::{now_ms, Shared};
 /// before the ensemble's first publish still wins over it, and a reconfig is not undone by
 /// a zoo.cfg that predates it.
 pub(super) async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
-    if !shared.config.is_distributed() {
+    if !shared.config().is_distributed() {
         return;
     }
-    let want = shared.config.membership_lines().join("\n");
-    let edited = config_mtime_ms(&shared.config);
-    let every = Duration::from_millis((shared.config.tick_time_ms as u64).clamp(10, 100));
+    let want = shared.config().membership_lines().join("\n");
+    let edited = config_mtime_ms(shared.config());
+    let every = Duration::from_millis((shared.config().tick_time_ms as u64).clamp(10, 100));
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut told = false;
@@ -40,7 +40,7 @@ pub(super) async fn publish_config(shared: Arc<Shared>, proposer: Proposer) {
         if !shared.expires_sessions() {
             continue;
         }
-        let (current, stat) = shared.state.read().expect("state lock").tree.config();
+        let (current, stat) = shared.state().tree.config();
         if current == want {
             continue;
         }

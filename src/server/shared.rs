@@ -2,7 +2,9 @@
 //! session liveness, counters, the consensus handle), and the helpers that use it.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -18,30 +20,55 @@ use super::session::{Liveness, SessionIdGen};
 use super::stats::ServerStats;
 use super::{now_ms, Conns, State};
 
-/// Everything the tasks of one server share.
+/// Everything the tasks of one server share. The fields are private: each lock has one
+/// accessor below, which is where its poison policy (panic: a task that panicked while
+/// holding it left its data half-changed) is written.
+///
+/// # Lock order
+///
+/// A task may hold a lock while taking another only in this order:
+///
+/// ```text
+/// state ──> conns ──> ConnHandle::auth
+///   └─────> liveness
+/// ```
+///
+/// - `state` (the tree and the watches): while it is held, `conns` may be taken (apply
+///   routes watch events and closes expired sessions' connections; taking over and
+///   releasing a session drop its watches), then, under both, one connection's `auth`
+///   (`deliver`); and, after `conns` is released, `liveness` (apply tracks created and
+///   forgets closed sessions; recovery and snapshot installs re-track every session).
+/// - `conns` (the connection table): only a connection's `auth` lock, never `state` (it
+///   would invert the order above) nor anything else.
+/// - `liveness`, `ids`, `expiring`, `touched`, `leader_since`, and `ConnHandle::auth`: leaves;
+///   nothing else is taken while one of them is held.
+///
+/// No lock is held across an `.await`, and none while proposing or waiting on the consensus
+/// node (the applier runs on the consensus node's side and takes `state` itself). Sending
+/// to a connection's writer (`Out`) never blocks, so it is allowed under any of them.
 pub struct Shared {
-    pub config: Config,
-    pub state: RwLock<State>,
-    pub conns: Mutex<Conns>,
-    pub liveness: Mutex<Liveness>,
-    pub ids: Mutex<SessionIdGen>,
-    pub stats: ServerStats,
+    config: Config,
+    state: RwLock<State>,
+    conns: Mutex<Conns>,
+    liveness: Mutex<Liveness>,
+    ids: Mutex<SessionIdGen>,
+    stats: ServerStats,
     /// Mixed into session passwords (see `session::password`).
-    pub secret: Vec<u8>,
+    secret: Vec<u8>,
     /// Sessions whose closeSession has been proposed by expiry and not yet applied.
-    pub(super) expiring: Mutex<HashSet<i64>>,
+    expiring: Mutex<HashSet<i64>>,
     /// The consensus node, once recovery has finished.
-    pub raft: std::sync::OnceLock<RaftHandle>,
+    raft: OnceLock<RaftHandle>,
     /// Sessions heard from since the last report to the leader (ensemble only).
-    pub(super) touched: Mutex<HashSet<i64>>,
+    touched: Mutex<HashSet<i64>>,
     /// When this server last became the leader (mntr zk_leader_uptime).
-    pub leader_since: Mutex<Option<Instant>>,
+    leader_since: Mutex<Option<Instant>>,
     /// Ensemble: /zookeeper/config holds a membership (the first leader writes it as it
     /// starts). Clients are served only from then on, so nobody reads it empty.
-    pub(super) config_published: std::sync::atomic::AtomicBool,
+    config_published: AtomicBool,
     /// Client connections allowed at once: the open-files limit less `FD_RESERVE`, so that
     /// clients can never take the descriptors the log, snapshots and peers need.
-    pub(super) fd_budget: usize,
+    fd_budget: usize,
 }
 
 /// Descriptors kept for everything but client connections: the raft log (sled's files),
@@ -91,13 +118,89 @@ impl Shared {
             stats: ServerStats::default(),
             secret,
             expiring: Mutex::new(HashSet::new()),
-            raft: std::sync::OnceLock::new(),
+            raft: OnceLock::new(),
             touched: Mutex::new(HashSet::new()),
             leader_since: Mutex::new(None),
             config_published: Default::default(),
             fd_budget: client_fd_budget(),
             config,
         }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// Mixed into session passwords (see `session::password`).
+    pub(super) fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// The consensus node, once recovery has finished.
+    pub fn raft(&self) -> Option<&RaftHandle> {
+        self.raft.get()
+    }
+
+    /// Sets the consensus node once recovery has finished (later calls are ignored).
+    pub(super) fn set_raft(&self, raft: RaftHandle) {
+        let _ = self.raft.set(raft);
+    }
+
+    /// Client connections allowed at once (see `client_fd_budget`).
+    pub(super) fn fd_budget(&self) -> usize {
+        self.fd_budget
+    }
+
+    /// /zookeeper/config holds a membership: an ensemble member may serve clients.
+    pub(super) fn mark_config_published(&self) {
+        self.config_published.store(true, Relaxed);
+    }
+
+    // The locks, one accessor each (the order they may be taken in is on `Shared`).
+
+    /// The tree and the watches, to read. See the lock order on `Shared`.
+    pub(super) fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().expect("state lock")
+    }
+
+    /// The tree and the watches, to change. See the lock order on `Shared`.
+    pub(super) fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().expect("state lock")
+    }
+
+    /// The connection table. Under `state` if both are needed; only a connection's `auth`
+    /// may be taken while it is held.
+    pub(super) fn conns(&self) -> MutexGuard<'_, Conns> {
+        self.conns.lock().expect("conns lock")
+    }
+
+    /// The sessions' expiry clock. A leaf lock (may be taken under `state`, not `conns`).
+    pub(super) fn liveness(&self) -> MutexGuard<'_, Liveness> {
+        self.liveness.lock().expect("liveness lock")
+    }
+
+    /// The session id generator. A leaf lock.
+    pub(super) fn ids(&self) -> MutexGuard<'_, SessionIdGen> {
+        self.ids.lock().expect("ids lock")
+    }
+
+    /// Sessions whose expiry is being proposed. A leaf lock.
+    pub(super) fn expiring(&self) -> MutexGuard<'_, HashSet<i64>> {
+        self.expiring.lock().expect("expiring lock")
+    }
+
+    /// Sessions heard from since the last report to the leader. A leaf lock.
+    pub(super) fn touched(&self) -> MutexGuard<'_, HashSet<i64>> {
+        self.touched.lock().expect("touched lock")
+    }
+
+    /// When this server last became the leader. A leaf lock.
+    pub(super) fn leader_since(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.leader_since.lock().expect("leader_since lock")
     }
 
     /// Queues a notification on the connection holding `session_id`, if any, and if the
@@ -139,22 +242,16 @@ impl Shared {
 
     /// A client of `session_id` was heard from (any packet).
     pub fn touch(&self, session_id: i64) {
-        self.liveness
-            .lock()
-            .expect("liveness lock")
-            .touch(session_id, Instant::now());
+        self.liveness().touch(session_id, Instant::now());
         if self.config.is_distributed() {
-            self.touched
-                .lock()
-                .expect("touched lock")
-                .insert(session_id);
+            self.touched().insert(session_id);
         }
     }
 
     /// Gives every session of `tree` a full timeout from now (after recovery or a snapshot
     /// install, as ZooKeeper does for sessions it has just loaded).
     pub(super) fn track_sessions(&self, tree: &DataTree) {
-        let mut live = self.liveness.lock().expect("liveness lock");
+        let mut live = self.liveness();
         let now = Instant::now();
         for s in tree.sessions() {
             let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
@@ -163,7 +260,7 @@ impl Shared {
     }
 
     pub fn last_zxid(&self) -> i64 {
-        self.state.read().expect("state lock").tree.last_zxid()
+        self.state().tree.last_zxid()
     }
 
     /// This server's role as srvr/mntr print it.
@@ -172,7 +269,7 @@ impl Shared {
         if !self.config.is_distributed() {
             return ServerMode::Standalone;
         }
-        match self.raft.get() {
+        match self.raft() {
             Some(r) if r.is_leader() => ServerMode::Leader,
             _ if self.config.peer_type == crate::config::PeerType::Observer => ServerMode::Observer,
             _ => ServerMode::Follower,
@@ -184,14 +281,12 @@ impl Shared {
     /// currently serving requests" otherwise).
     pub fn serving(&self) -> bool {
         !self.config.is_distributed()
-            || (self.raft.get().is_some_and(|r| r.leader_id() != 0)
-                && self
-                    .config_published
-                    .load(std::sync::atomic::Ordering::Relaxed))
+            || (self.raft().is_some_and(|r| r.leader_id() != 0)
+                && self.config_published.load(Relaxed))
     }
 
     /// Only the leader expires sessions (through the log); followers forward liveness.
     pub(super) fn expires_sessions(&self) -> bool {
-        !self.config.is_distributed() || self.raft.get().is_some_and(|r| r.is_leader())
+        !self.config.is_distributed() || self.raft().is_some_and(|r| r.is_leader())
     }
 }

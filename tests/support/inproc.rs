@@ -40,7 +40,7 @@ impl TestServer {
 
     /// Stops the server and starts a new one on the same dataDir and config.
     pub async fn restart(self) -> TestServer {
-        let config = self.server.shared.config.clone();
+        let config = self.server.shared.config().clone();
         self.server.shutdown().await;
         let server = keeperd::server::start(config)
             .await

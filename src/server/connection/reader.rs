@@ -40,12 +40,12 @@ pub(super) struct Reader {
 
 impl Reader {
     pub(super) async fn read_loop(&mut self, mut half: OwnedReadHalf, mut buf: BytesMut) {
-        let max = self.shared.config.jute_maxbuffer;
+        let max = self.shared.config().jute_maxbuffer;
         // globalOutstandingLimit, per connection: no request is read while this many of
         // the connection's are unanswered, nor while its replies pile up unread
         // (`ConnHandle::backlog`). (ZooKeeper counts it over the whole server; per
         // connection, one client that never reads cannot hold back the others.)
-        let limit = self.shared.config.global_outstanding_limit.max(1) as usize;
+        let limit = self.shared.config().global_outstanding_limit.max(1) as usize;
         loop {
             loop {
                 match check_frame(&buf, max) {
@@ -82,8 +82,8 @@ impl Reader {
     async fn handle_frame(&mut self, body: Bytes) -> bool {
         let t0 = Instant::now();
         let shared = &self.shared;
-        shared.stats.packets_received.fetch_add(1, Relaxed);
-        shared.stats.outstanding.fetch_add(1, Relaxed);
+        shared.stats().packets_received.fetch_add(1, Relaxed);
+        shared.stats().outstanding.fetch_add(1, Relaxed);
         self.stats.received.fetch_add(1, Relaxed);
         self.stats.queued.fetch_add(1, Relaxed);
         shared.touch(self.session_id);
@@ -150,9 +150,9 @@ impl Reader {
             Request::Reconfig(request) => {
                 // ZooKeeper refuses reconfig before anything else when reconfigEnabled is
                 // off, and a standalone server cannot reconfigure at all.
-                let refuse = if !self.shared.config.reconfig_enabled {
+                let refuse = if !self.shared.config().reconfig_enabled {
                     Some(ZkError::ReconfigDisabled)
-                } else if !self.shared.config.is_distributed() {
+                } else if !self.shared.config().is_distributed() {
                     Some(ZkError::Unimplemented)
                 } else {
                     None
@@ -172,7 +172,7 @@ impl Reader {
                     auth: self.auth().as_ref().clone(),
                     request,
                     // ZooKeeper keeps at least 2 voters while standaloneEnabled=true.
-                    min_voters: 1 + u32::from(self.shared.config.standalone_enabled),
+                    min_voters: 1 + u32::from(self.shared.config().standalone_enabled),
                     view: None,
                 };
                 self.write(xid, op, t0, txn, false).await
@@ -249,7 +249,7 @@ impl Reader {
                 let text = std::str::from_utf8(auth).map_err(|_| ZkError::AuthFailed)?;
                 let id = digest_id(text).ok_or(ZkError::AuthFailed)?;
                 let mut ids = self.auth().as_ref().clone();
-                if self.shared.config.super_digest.as_deref() == Some(id.as_str()) {
+                if self.shared.config().super_digest.as_deref() == Some(id.as_str()) {
                     push_unique(&mut ids, Id::new("super", ""));
                 }
                 push_unique(&mut ids, Id::new("digest", id));

@@ -66,8 +66,7 @@ pub(super) async fn respond_loop(
                 if matches!(req, Request::Sync { .. }) {
                     // In an ensemble, sync first catches this server up with everything the
                     // leader had committed (ReadIndex); standalone it is already current.
-                    if let Some(raft) = shared.raft.get().filter(|_| shared.config.is_distributed())
-                    {
+                    if let Some(raft) = shared.raft().filter(|_| shared.config().is_distributed()) {
                         if raft.read_barrier().await.is_err() {
                             break;
                         }
@@ -92,15 +91,15 @@ pub(super) async fn respond_loop(
         let sent = handle.send_frame(buf.freeze());
 
         let ms = t0.elapsed().as_millis() as u64;
-        shared.stats.outstanding.fetch_sub(1, Relaxed);
+        shared.stats().outstanding.fetch_sub(1, Relaxed);
         stats.queued.fetch_sub(1, Relaxed);
         handle.drained.notify_waiters();
         if sent {
-            shared.stats.packets_sent.fetch_add(1, Relaxed);
+            shared.stats().packets_sent.fetch_add(1, Relaxed);
             stats.sent.fetch_add(1, Relaxed);
         }
         if xid != xid::PING {
-            shared.stats.latency.record(ms);
+            shared.stats().latency.record(ms);
             stats.latency.record(ms);
         }
         stats.last_zxid.store(zxid, Relaxed);
@@ -136,7 +135,7 @@ fn execute_read(
             | Request::RemoveWatches { .. }
     );
     if !needs_write {
-        let state = shared.state.read().expect("state lock");
+        let state = shared.state();
         let tree = &state.tree;
         let zxid = tree.last_zxid();
         let r = match req {
@@ -166,7 +165,7 @@ fn execute_read(
                 // getData of a 1 MB znode would otherwise take gigabytes. Past this size no
                 // client could read it anyway (its jute.maxbuffer refuses the packet), so it
                 // is refused as MarshallingError instead of built.
-                let cap = shared.config.jute_maxbuffer.max(MULTI_READ_REPLY_CAP);
+                let cap = shared.config().jute_maxbuffer.max(MULTI_READ_REPLY_CAP);
                 let mut size = 0usize;
                 let mut results = Vec::with_capacity(ops.len().min(1024));
                 for op in ops {
@@ -217,7 +216,7 @@ fn execute_read(
         return (zxid, r);
     }
 
-    let mut guard = shared.state.write().expect("state lock");
+    let mut guard = shared.state_mut();
     let state = &mut *guard;
     let zxid = state.tree.last_zxid();
     let r = match req {
