@@ -30,7 +30,7 @@ pub mod stats;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -77,7 +77,7 @@ pub struct ConnHandle {
     pub closing: std::sync::atomic::AtomicBool,
     /// The identities the connection has proven (ip; digest/super after addauth): a watch
     /// event goes out only if they may READ the znode it is about.
-    pub auth: Mutex<Arc<Vec<Id>>>,
+    auth: Mutex<Arc<Vec<Id>>>,
     /// Bytes of frames queued for the socket and not written yet. While it is over
     /// `REPLY_BACKLOG_LIMIT` the reader reads no request and the responder answers no read:
     /// a client that does not read its replies is held back by TCP, not by our memory.
@@ -120,6 +120,12 @@ impl ConnHandle {
 
     pub fn backlog_over_limit(&self) -> bool {
         self.backlog.load(std::sync::atomic::Ordering::Relaxed) > REPLY_BACKLOG_LIMIT
+    }
+
+    /// The identities the connection has proven. A leaf lock; watch delivery takes it under
+    /// `state` and `conns` (see the lock order on `Shared`).
+    pub fn auth(&self) -> MutexGuard<'_, Arc<Vec<Id>>> {
+        self.auth.lock().expect("conn auth lock")
     }
 }
 

@@ -223,7 +223,7 @@ impl Shared {
             return;
         };
         if !self.config.skip_acl {
-            let auth = conn.auth.lock().expect("conn auth lock").clone();
+            let auth = conn.auth().clone();
             if !crate::tree::may_read(acl, &auth) {
                 return;
             }

@@ -234,7 +234,7 @@ impl Reader {
     /// The identities this connection has proven (ip always; digest/super after auth),
     /// kept on the handle, where watch delivery reads them too.
     fn auth(&self) -> Arc<Vec<Id>> {
-        self.handle.auth.lock().expect("conn auth lock").clone()
+        self.handle.auth().clone()
     }
 
     fn push(&self, item: Item) -> bool {
@@ -253,7 +253,7 @@ impl Reader {
                     push_unique(&mut ids, Id::new("super", ""));
                 }
                 push_unique(&mut ids, Id::new("digest", id));
-                *self.handle.auth.lock().expect("conn auth lock") = Arc::new(ids);
+                *self.handle.auth() = Arc::new(ids);
                 Ok(())
             }
             _ => {
