@@ -16,6 +16,13 @@
 //! its requests in order: a read waits for that session's earlier writes to be applied. A
 //! notification is queued while the state lock is held by apply, so a client always sees the
 //! event before any reply that reflects the change.
+//!
+//! Where things are: this file holds startup (`start`, recovery, the consensus options), the
+//! accept loop and the connection table's types; `shared` the state every task shares, with
+//! its lock order; `connection` (and its `reader`, `responder`, `writer`) one client
+//! connection; `applier` the `StateMachine` (the Applier above); `housekeeping` session
+//! expiry and container/TTL reaping; `publish` writing zoo.cfg's membership to
+//! /zookeeper/config; `dynamic` the dynamic config file; `fourlw` the four-letter words.
 
 mod applier;
 mod connection;
