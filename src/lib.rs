@@ -1,7 +1,12 @@
 //! keeperd: a ZooKeeper-compatible coordination server.
 //!
-//! Layers depend one way only: `proto` <- `tree` <- `consensus` <- `server`; `watch`, `admin`
-//! and `config` serve the server. See DESIGN.md in the team's shared folder for the write path.
+//! The core layers depend one way: `proto` <- `tree` <- `consensus` <- `server`. Beside them,
+//! `watch` and `admin` serve the server; `zkfiles` and `import` take a ZooKeeper dataDir over
+//! (and back, `export-zk`); `config` parses zoo.cfg for the server, `import` and the
+//! binaries, and lends `tree` its membership types.
+//!
+//! docs/architecture.md in this repository describes the layers, the write and read paths,
+//! the threads and the lock order, and where each zoo.cfg key takes effect.
 
 pub mod admin;
 pub mod config;
