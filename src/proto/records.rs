@@ -1,5 +1,5 @@
 //! Plain records shared by every layer: Stat, Id, ACL, create modes, watch events.
-//! Their wire layouts live in `codec.rs`.
+//! Their wire layouts live in `codec/` (records.rs there).
 
 /// A znode's metadata as clients see it (jute `Stat`, 68 bytes on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]

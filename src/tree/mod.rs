@@ -40,7 +40,8 @@ pub enum Txn {
     /// A client write (one of the `Request::is_write` variants other than CloseSession).
     Client {
         session_id: i64,
-        /// Leader's wall clock, used for ctime/mtime and TTL bookkeeping.
+        /// The proposing server's wall clock (`now_ms()` where the request arrived; a
+        /// forwarded txn keeps it), used for ctime/mtime and TTL bookkeeping.
         time_ms: i64,
         /// The identities the connection has authenticated (digest, super, ip, ...).
         auth: Vec<Id>,

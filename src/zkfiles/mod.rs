@@ -5,7 +5,7 @@
 //! This module only turns bytes into records and records into bytes: no I/O beyond what the
 //! `dir` helpers do to list and read files, and no knowledge of keeperd's tree. The tree is
 //! built from these records by `tree::DataTree::from_zk_snapshot` and rolled forward by
-//! `DataTree::replay_zk_txn`.
+//! `DataTree::replay_zk`.
 //!
 //! Decoding rules, as in `proto::codec`: nothing a file says is trusted before it is checked;
 //! no allocation is sized from a length before the length was checked against the bytes that

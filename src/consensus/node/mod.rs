@@ -48,7 +48,7 @@
 //! | `status.rs` | | `RaftStatus` as published; synced/caught-up; a reconfig's `LeaderView` |
 //!
 //! Time comes from `Clock` (the real one, or a manual one in tests), so everything but the
-//! event loop in `run` can be driven step by step (`consensus::sim`).
+//! event loop in `run` can be driven step by step (`node::sim`, `node::sim_tests`).
 
 mod failover;
 mod handle;

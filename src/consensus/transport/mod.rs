@@ -31,7 +31,7 @@
 //! Types 9..=255 are free for later frames; a node that does not know a type disconnects the
 //! sender (peers run the same version during a rolling upgrade window only if they agree).
 //!
-//! Outbound: `Transport::send` (and `forward`, `touch`) encode the frame on the caller's
+//! Outbound: `Transport::send` (and `send_peer`) encode the frame on the caller's
 //! thread and queue it on the peer's bounded queue, never waiting: when the queue is full the
 //! frame is dropped (Raft retransmits; a dropped snapshot is reported so the leader retries).
 //! A connection task per peer drains its queue, dialling with exponential backoff (50 ms
