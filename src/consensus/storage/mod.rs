@@ -1,0 +1,65 @@
+//! Durable Raft storage: the log, hard state and conf state in sled; snapshots in files.
+//!
+//! ```text
+//! <dataLogDir or dataDir>/keeperd/raftlog/       sled db (files: conf, db, blobs/, snap.*)
+//!     tree "entries": key = index (u64 big-endian)
+//!                     value = crc32 (u32 BE) | term (u64 BE) | eraftpb.Entry (protobuf)
+//!                     crc32 covers key | term | entry, so a torn, rotten or misplaced value
+//!                     is detected
+//!     tree "meta":    "hard_state" -> crc32 | eraftpb.HardState
+//!                     "conf_state" -> crc32 | eraftpb.ConfState
+//!                     "log_start"  -> crc32 | index (u64 BE) | term (u64 BE)
+//!                     (crc32 covers key name | payload)
+//! <dataDir>/keeperd/snapshots/snapshot.<zxid in hex>   one file per snapshot, written whole:
+//!     "KPRSNAP1" | u32 BE meta_len | eraftpb.SnapshotMetadata | u64 BE data_len | data
+//!     | crc32 (u32 BE) of everything before it
+//! ```
+//!
+//! `log_start` is the (index, term) of the entry just before the first one kept: the log was
+//! compacted up to it (0, 0 for a log that never was). Entry keys are contiguous from
+//! `log_start.index + 1` to `last_index`.
+//!
+//! Invariants:
+//! - A Ready's entries, any overwritten tail and its hard state go in one sled transaction
+//!   (atomic), then one `flush()` and, with force_sync, one `fdatasync` of sled's `db` file
+//!   (plus any new blob file): sled 0.34's flush alone ends in `sync_file_range`, which does
+//!   not force the device cache or the file size to disk. See docs/durability.md.
+//! - A snapshot file is complete and fsynced (file and directory) before the log is compacted
+//!   past its predecessor; compaction (log_start + removals) is one transaction.
+//! - Nothing read from disk is trusted before its checksum matched.
+//!
+//! Files:
+//! - `layout`: where keeperd's state lives (`keeperd/raftlog`, `keeperd/snapshots`), the move
+//!   out of the old `version-2` layout, and `has_state`.
+//! - `log`: `SledStorage`, the log, hard state and conf state in sled, and its
+//!   `raft::Storage` impl.
+//! - `codec`: the checksummed value format of the sled trees.
+//! - `fsync`: `FileSyncer` (fdatasync of sled's files), `sync_dir`, `wait_unlocked`.
+//! - `snapshots`: `SnapshotStore`, the snapshot files.
+
+use std::fmt::Display;
+
+use raft::StorageError;
+
+use crate::proto::Error;
+
+mod codec;
+mod fsync;
+mod layout;
+mod log;
+mod snapshots;
+
+pub use fsync::{sync_dir, wait_unlocked};
+pub use layout::{
+    has_state, log_db_dir, snapshot_dir, LOG_DB_DIR, SNAP_DIR, SNAP_PREFIX, STATE_DIR,
+};
+pub use log::{OpenReport, SledStorage};
+pub use snapshots::{SnapshotFile, SnapshotStore};
+
+fn fault(msg: impl Display) -> Error {
+    Error::Other(msg.to_string())
+}
+
+fn raft_err(msg: impl Display) -> raft::Error {
+    raft::Error::Store(StorageError::Other(msg.to_string().into()))
+}

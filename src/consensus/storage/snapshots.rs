@@ -1,0 +1,216 @@
+//! The snapshot files: `SnapshotStore` over `dataDir/keeperd/snapshots`, one
+//! `snapshot.<zxid hex>` file per snapshot (`SnapshotFile`), written whole and checksummed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use protobuf::Message as _;
+use raft::prelude::{Snapshot, SnapshotMetadata};
+
+use super::codec::{be_u64, crc};
+use super::fault;
+use super::fsync::{ensure_dir, sync_dir};
+use super::layout::SNAP_PREFIX;
+use crate::proto::Error;
+
+pub(super) const SNAP_MAGIC: &[u8; 8] = b"KPRSNAP1";
+const SNAP_TMP_SUFFIX: &str = ".tmp";
+
+/// One snapshot file on disk, as listed (not yet verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+    /// From the file name: `zxid(term, index)` of the last entry the snapshot includes.
+    pub zxid: u64,
+    /// File size in bytes.
+    pub size: u64,
+}
+
+impl SnapshotFile {
+    /// The log index in the name (the low 32 bits of the zxid).
+    pub fn index_hint(&self) -> u64 {
+        self.zxid & 0xffff_ffff
+    }
+}
+
+/// The snapshot directory: `dataDir/keeperd/snapshots/snapshot.<zxid hex>` files.
+///
+/// Files, not sled values: a 100+ MB snapshot is written and read sequentially in one go, is
+/// fsynced on its own, and removing an old one frees its space at once.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Opens (creating if needed) the snapshot directory; removes half-written `*.tmp` files
+    /// left by a crash during a snapshot.
+    pub fn open(dir: &Path) -> Result<SnapshotStore, Error> {
+        ensure_dir(dir, "snapshot directory")?;
+        let listing = fs::read_dir(dir).map_err(|e| {
+            fault(format!(
+                "cannot read snapshot directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        for ent in listing {
+            let ent = ent.map_err(|e| fault(format!("listing {}: {e}", dir.display())))?;
+            let name = ent.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(SNAP_PREFIX) && name.ends_with(SNAP_TMP_SUFFIX) {
+                tracing::warn!(
+                    "removing {} (a snapshot interrupted by a crash)",
+                    ent.path().display()
+                );
+                fs::remove_file(ent.path())
+                    .map_err(|e| fault(format!("removing {}: {e}", ent.path().display())))?;
+            }
+        }
+        Ok(SnapshotStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Snapshot files, newest (highest zxid) first.
+    pub fn list(&self) -> Result<Vec<SnapshotFile>, Error> {
+        let listing = fs::read_dir(&self.dir).map_err(|e| {
+            fault(format!(
+                "cannot read snapshot directory {}: {e}",
+                self.dir.display()
+            ))
+        })?;
+        let mut out = vec![];
+        for ent in listing {
+            let ent = ent.map_err(|e| fault(format!("listing {}: {e}", self.dir.display())))?;
+            let name = ent.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(SNAP_PREFIX)) else {
+                continue;
+            };
+            let Ok(zxid) = u64::from_str_radix(hex, 16) else {
+                continue;
+            };
+            let size = ent
+                .metadata()
+                .map_err(|e| fault(format!("stat of {}: {e}", ent.path().display())))?
+                .len();
+            out.push(SnapshotFile {
+                path: ent.path(),
+                zxid,
+                size,
+            });
+        }
+        out.sort_by_key(|f| std::cmp::Reverse(f.zxid));
+        Ok(out)
+    }
+
+    /// Writes a snapshot durably: a `.tmp` file, fdatasync, rename, fsync of the directory.
+    pub fn write(&self, meta: &SnapshotMetadata, data: &[u8]) -> Result<SnapshotFile, Error> {
+        let zxid = crate::consensus::zxid(meta.term, meta.index) as u64;
+        let path = self.dir.join(format!("{SNAP_PREFIX}{zxid:x}"));
+        let tmp = self
+            .dir
+            .join(format!("{SNAP_PREFIX}{zxid:x}{SNAP_TMP_SUFFIX}"));
+        let meta_pb = meta
+            .write_to_bytes()
+            .map_err(|e| fault(format!("encoding snapshot metadata: {e}")))?;
+        let io = |e: std::io::Error| fault(format!("writing snapshot {}: {e}", tmp.display()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let mut h = crc32fast::Hasher::new();
+        let meta_len = (meta_pb.len() as u32).to_be_bytes();
+        let data_len = (data.len() as u64).to_be_bytes();
+        for part in [&SNAP_MAGIC[..], &meta_len, &meta_pb, &data_len, data] {
+            h.update(part);
+            w.write_all(part).map_err(io)?;
+        }
+        w.write_all(&h.finalize().to_be_bytes()).map_err(io)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_data().map_err(io)?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(|e| {
+            fault(format!(
+                "renaming {} to {}: {e}",
+                tmp.display(),
+                path.display()
+            ))
+        })?;
+        sync_dir(&self.dir)?;
+        let size = (SNAP_MAGIC.len() + 4 + meta_pb.len() + 8 + data.len() + 4) as u64;
+        Ok(SnapshotFile { path, zxid, size })
+    }
+
+    /// Reads and verifies a snapshot. `Err` says why it is unusable.
+    pub fn read(&self, file: &SnapshotFile) -> Result<Snapshot, String> {
+        let buf = fs::read(&file.path).map_err(|e| format!("read failed: {e}"))?;
+        let body_len = buf
+            .len()
+            .checked_sub(4)
+            .ok_or("shorter than its checksum")?;
+        let (body, sum) = buf.split_at(body_len);
+        if crc(&[body]) != sum {
+            return Err("checksum mismatch".into());
+        }
+        let rest = body.strip_prefix(&SNAP_MAGIC[..]).ok_or("bad magic")?;
+        let meta_len = rest
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or("truncated header")? as usize;
+        let meta_pb = rest.get(4..4 + meta_len).ok_or("truncated metadata")?;
+        let meta = SnapshotMetadata::parse_from_bytes(meta_pb)
+            .map_err(|e| format!("metadata protobuf: {e}"))?;
+        let data_at = SNAP_MAGIC.len() + 4 + meta_len + 8;
+        let data_len = be_u64(rest.get(4 + meta_len..).ok_or("truncated header")?)
+            .ok_or("truncated header")?;
+        if data_at > body.len() || (body.len() - data_at) as u64 != data_len {
+            return Err("data length does not match the file size".into());
+        }
+        if crate::consensus::zxid(meta.term, meta.index) as u64 != file.zxid {
+            return Err(format!(
+                "metadata (term {}, index {}) does not match the file name",
+                meta.term, meta.index
+            ));
+        }
+        let data = bytes::Bytes::from(buf).slice(data_at..body_len);
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        snap.data = data;
+        Ok(snap)
+    }
+
+    /// The metadata at the head of a snapshot file, without reading (or verifying) the data:
+    /// enough to know which log index it covers.
+    pub fn read_header(&self, file: &SnapshotFile) -> Result<SnapshotMetadata, String> {
+        use std::io::Read;
+        let mut f = File::open(&file.path).map_err(|e| format!("open failed: {e}"))?;
+        let mut head = [0u8; 12];
+        f.read_exact(&mut head)
+            .map_err(|e| format!("reading header: {e}"))?;
+        if &head[..8] != SNAP_MAGIC {
+            return Err("bad magic".into());
+        }
+        let meta_len = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as u64;
+        if meta_len > file.size {
+            return Err("metadata length exceeds the file".into());
+        }
+        let mut meta_pb = vec![0u8; meta_len as usize];
+        f.read_exact(&mut meta_pb)
+            .map_err(|e| format!("reading metadata: {e}"))?;
+        SnapshotMetadata::parse_from_bytes(&meta_pb).map_err(|e| format!("metadata protobuf: {e}"))
+    }
+
+    pub fn remove(&self, file: &SnapshotFile) -> Result<(), Error> {
+        fs::remove_file(&file.path)
+            .map_err(|e| fault(format!("removing {}: {e}", file.path.display())))
+    }
+}
