@@ -180,6 +180,6 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             sorted(cs.learners.clone())
         );
         self.members.last_conf_index = index;
-        self.raw.mut_store().set_conf_state(cs)
+        self.raw.mut_store().set_conf_state(cs).map_err(Error::from)
     }
 }

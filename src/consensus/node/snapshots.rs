@@ -130,7 +130,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         std::thread::Builder::new()
             .name("raft-snapshot".into())
             .spawn(move || {
-                let _ = tx.send((index, store.write(&meta, &data)));
+                let _ = tx.send((index, store.write(&meta, &data).map_err(Error::from)));
             })
             .map_err(|e| fault(format!("spawning the snapshot writer: {e}")))?;
         self.snaps.since_snapshot = 0;

@@ -4,12 +4,12 @@
 use protobuf::Message as _;
 use raft::prelude::Entry;
 
-use super::fault;
-use crate::proto::Error;
+use super::error::{EntryDefect, StorageError};
 
-pub(super) const KEY_HARD_STATE: &[u8] = b"hard_state";
-pub(super) const KEY_CONF_STATE: &[u8] = b"conf_state";
-pub(super) const KEY_LOG_START: &[u8] = b"log_start";
+/// The keys of the meta tree (also the names its errors give).
+pub(super) const KEY_HARD_STATE: &str = "hard_state";
+pub(super) const KEY_CONF_STATE: &str = "conf_state";
+pub(super) const KEY_LOG_START: &str = "log_start";
 
 pub(super) fn crc(parts: &[&[u8]]) -> [u8; 4] {
     let mut h = crc32fast::Hasher::new();
@@ -20,20 +20,20 @@ pub(super) fn crc(parts: &[&[u8]]) -> [u8; 4] {
 }
 
 /// `crc32(key | payload) | payload`.
-pub(super) fn seal(key: &[u8], payload: &[u8]) -> Vec<u8> {
+pub(super) fn seal(key: impl AsRef<[u8]>, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(4 + payload.len());
-    v.extend_from_slice(&crc(&[key, payload]));
+    v.extend_from_slice(&crc(&[key.as_ref(), payload]));
     v.extend_from_slice(payload);
     v
 }
 
 /// The payload of a sealed value, if its checksum matches.
-pub(super) fn unseal<'a>(key: &[u8], value: &'a [u8]) -> Option<&'a [u8]> {
+pub(super) fn unseal(key: impl AsRef<[u8]>, value: &[u8]) -> Option<&[u8]> {
     if value.len() < 4 {
         return None;
     }
     let (sum, payload) = value.split_at(4);
-    (crc(&[key, payload]) == sum).then_some(payload)
+    (crc(&[key.as_ref(), payload]) == sum).then_some(payload)
 }
 
 pub(super) fn be_u64(b: &[u8]) -> Option<u64> {
@@ -51,38 +51,43 @@ pub(super) fn key_index(key: &[u8]) -> Option<u64> {
     be_u64(key)
 }
 
-pub(super) fn seal_entry(e: &Entry) -> Result<Vec<u8>, Error> {
+pub(super) fn seal_entry(e: &Entry) -> Result<Vec<u8>, StorageError> {
     let pb = e
         .write_to_bytes()
-        .map_err(|err| fault(format!("encoding log entry {}: {err}", e.index)))?;
+        .map_err(|err| StorageError::EncodeEntry {
+            index: e.index,
+            err,
+        })?;
     let mut payload = Vec::with_capacity(8 + pb.len());
     payload.extend_from_slice(&e.term.to_be_bytes());
     payload.extend_from_slice(&pb);
-    Ok(seal(&entry_key(e.index), &payload))
+    Ok(seal(entry_key(e.index), &payload))
 }
 
 /// The term stored in front of an entry, once the checksum matched.
-pub(super) fn entry_term(index: u64, value: &[u8]) -> Result<u64, String> {
-    let payload = unseal(&entry_key(index), value).ok_or("checksum mismatch")?;
-    be_u64(payload).ok_or_else(|| "value too short".to_string())
+pub(super) fn entry_term(index: u64, value: &[u8]) -> Result<u64, EntryDefect> {
+    let payload = unseal(entry_key(index), value).ok_or(EntryDefect::ChecksumMismatch)?;
+    be_u64(payload).ok_or(EntryDefect::TooShort)
 }
 
-pub(super) fn decode_entry(index: u64, value: &[u8]) -> Result<Entry, String> {
-    let payload = unseal(&entry_key(index), value).ok_or("checksum mismatch")?;
-    let term = be_u64(payload).ok_or("value too short")?;
-    let e = Entry::parse_from_bytes(&payload[8..]).map_err(|e| format!("protobuf: {e}"))?;
+pub(super) fn decode_entry(index: u64, value: &[u8]) -> Result<Entry, EntryDefect> {
+    let payload = unseal(entry_key(index), value).ok_or(EntryDefect::ChecksumMismatch)?;
+    let term = be_u64(payload).ok_or(EntryDefect::TooShort)?;
+    let e = Entry::parse_from_bytes(&payload[8..]).map_err(EntryDefect::Protobuf)?;
     if e.index != index || e.term != term {
-        return Err(format!(
-            "entry says index {} term {}, stored under index {index} term {term}",
-            e.index, e.term
-        ));
+        return Err(EntryDefect::Misplaced {
+            index: e.index,
+            term: e.term,
+            stored_index: index,
+            stored_term: term,
+        });
     }
     Ok(e)
 }
 
-pub(super) fn pb<M: protobuf::Message>(m: &M) -> Result<Vec<u8>, Error> {
+pub(super) fn pb<M: protobuf::Message>(m: &M) -> Result<Vec<u8>, StorageError> {
     m.write_to_bytes()
-        .map_err(|e| fault(format!("protobuf encode: {e}")))
+        .map_err(|err| StorageError::Encode { err })
 }
 
 pub(super) fn start_bytes((index, term): (u64, u64)) -> [u8; 16] {

@@ -6,22 +6,23 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use super::fault;
-use crate::proto::Error;
+use super::error::{IoOp, StorageError};
 
 /// fdatasyncs the files sled wrote: its single `db` file, plus blob files (sled 0.34 stores
 /// any item over ~128 KiB in `blobs/<lsn>` and never syncs those itself).
 pub(super) struct FileSyncer {
     db_file: File,
+    /// `db_file`'s path, for errors.
+    db_path: PathBuf,
     blobs_dir: PathBuf,
     synced_blobs: HashSet<OsString>,
 }
 
 impl FileSyncer {
-    pub(super) fn open(db_dir: &Path) -> Result<FileSyncer, Error> {
+    pub(super) fn open(db_dir: &Path) -> Result<FileSyncer, StorageError> {
         let db_path = db_dir.join("db");
-        let db_file = File::open(&db_path)
-            .map_err(|e| fault(format!("opening {} for fdatasync: {e}", db_path.display())))?;
+        let db_file =
+            File::open(&db_path).map_err(|e| StorageError::io(IoOp::OpenForSync, &db_path, e))?;
         // sled may just have created the files and directories: make their entries durable.
         sync_dir(db_dir)?;
         if let Some(parent) = db_dir.parent() {
@@ -29,6 +30,7 @@ impl FileSyncer {
         }
         let mut s = FileSyncer {
             db_file,
+            db_path,
             blobs_dir: db_dir.join("blobs"),
             synced_blobs: HashSet::new(),
         };
@@ -38,34 +40,32 @@ impl FileSyncer {
 
     /// One fdatasync of `db` (the common case: a directory listing of an empty `blobs/`
     /// finds nothing more). Returns how many files were synced.
-    pub(super) fn sync(&mut self) -> Result<u32, Error> {
+    pub(super) fn sync(&mut self) -> Result<u32, StorageError> {
         self.db_file
             .sync_data()
-            .map_err(|e| fault(format!("fdatasync of the raft log db: {e}")))?;
+            .map_err(|e| StorageError::io(IoOp::SyncLogDb, &self.db_path, e))?;
         let mut n = 1;
         let listing = match fs::read_dir(&self.blobs_dir) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(n),
-            Err(e) => return Err(fault(format!("listing {}: {e}", self.blobs_dir.display()))),
+            Err(e) => return Err(StorageError::io(IoOp::List, &self.blobs_dir, e)),
         };
         let mut present = HashSet::new();
         let mut new_blob = false;
         for ent in listing {
-            let ent =
-                ent.map_err(|e| fault(format!("listing {}: {e}", self.blobs_dir.display())))?;
+            let ent = ent.map_err(|e| StorageError::io(IoOp::List, &self.blobs_dir, e))?;
             let name = ent.file_name();
             if !self.synced_blobs.contains(&name) {
                 match File::open(ent.path()) {
                     Ok(f) => {
-                        f.sync_data().map_err(|e| {
-                            fault(format!("fdatasync of {}: {e}", ent.path().display()))
-                        })?;
+                        f.sync_data()
+                            .map_err(|e| StorageError::io(IoOp::SyncFile, ent.path(), e))?;
                         n += 1;
                         new_blob = true;
                     }
                     // sled's blob GC removed it meanwhile.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(fault(format!("opening {}: {e}", ent.path().display()))),
+                    Err(e) => return Err(StorageError::io(IoOp::Open, ent.path(), e)),
                 }
             }
             present.insert(name);
@@ -79,10 +79,10 @@ impl FileSyncer {
 }
 
 /// fsync of a directory, so that a created/renamed/removed entry in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| fault(format!("fsync of directory {}: {e}", dir.display())))
+        .map_err(|e| StorageError::io(IoOp::SyncDir, dir, e))
 }
 
 /// Waits (up to `limit`) until nobody holds sled's lock on the db in `db_dir`. Dropping a
@@ -110,10 +110,9 @@ pub fn wait_unlocked(db_dir: &Path, limit: std::time::Duration) -> bool {
 }
 
 /// Creates `dir` (and parents) if missing and checks it can be listed. The error names it.
-pub(super) fn ensure_dir(dir: &Path, what: &str) -> Result<(), Error> {
-    fs::create_dir_all(dir)
-        .map_err(|e| fault(format!("cannot create {what} {}: {e}", dir.display())))?;
+pub(super) fn ensure_dir(dir: &Path, what: &'static str) -> Result<(), StorageError> {
+    fs::create_dir_all(dir).map_err(|e| StorageError::io(IoOp::CreateDir(what), dir, e))?;
     fs::read_dir(dir)
         .map(|_| ())
-        .map_err(|e| fault(format!("cannot read {what} {}: {e}", dir.display())))
+        .map_err(|e| StorageError::io(IoOp::ReadDir(what), dir, e))
 }

@@ -4,11 +4,10 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use super::fault;
+use super::error::{IoOp, StorageError};
 use super::fsync::{ensure_dir, sync_dir, wait_unlocked};
 use super::log::SledStorage;
 use super::snapshots::SNAP_MAGIC;
-use crate::proto::Error;
 
 /// keeperd's own directory in dataDir and dataLogDir. ZooKeeper reads (and autopurges) only
 /// `version-2`, so an operator can go back to ZooKeeper on the same dataDir, and keeperd never
@@ -38,7 +37,7 @@ pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
 /// left alone. A store that exists but is empty (a server that waited to be added and was
 /// stopped first) is no state: its next start may still import. Opens the store and closes
 /// it again (waiting for sled to let go of its lock).
-pub fn has_state(log_dir: &Path, data_dir: &Path) -> Result<bool, Error> {
+pub fn has_state(log_dir: &Path, data_dir: &Path) -> Result<bool, StorageError> {
     if !log_db_dir(log_dir).is_dir() && !log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR).is_dir() {
         return Ok(false);
     }
@@ -53,12 +52,9 @@ pub fn has_state(log_dir: &Path, data_dir: &Path) -> Result<bool, Error> {
 /// `keeperd/`: the sled db by one rename, and each snapshot file whose magic is keeperd's
 /// (ZooKeeper's `snapshot.*` files beside them stay where they are). Idempotent: a crash
 /// half-way leaves files in one place or the other, and the next start moves the rest.
-pub(super) fn move_old_layout(log_dir: &Path, data_dir: &Path) -> Result<(), Error> {
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        fault(format!(
-            "moving keeperd's {what} {} out of version-2: {e}",
-            p.display()
-        ))
+pub(super) fn move_old_layout(log_dir: &Path, data_dir: &Path) -> Result<(), StorageError> {
+    let io = |what: &'static str, p: &Path, e: std::io::Error| {
+        StorageError::io(IoOp::MoveOutOfVersion2(what), p, e)
     };
     let old_db = log_dir.join(OLD_VERSION_DIR).join(LOG_DB_DIR);
     let new_db = log_db_dir(log_dir);

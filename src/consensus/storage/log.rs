@@ -5,18 +5,17 @@ use std::path::{Path, PathBuf};
 
 use protobuf::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
-use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+use raft::{GetEntriesContext, RaftState, Storage};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::codec::{
     be_u64, decode_entry, entry_key, entry_term, key_index, pb, seal, seal_entry, start_bytes,
     unseal, KEY_CONF_STATE, KEY_HARD_STATE, KEY_LOG_START,
 };
+use super::error::{EntryDefect, LogOp, StorageError};
 use super::fsync::{ensure_dir, FileSyncer};
 use super::layout::{log_db_dir, move_old_layout, snapshot_dir};
 use super::snapshots::SnapshotStore;
-use super::{fault, raft_err};
-use crate::proto::Error;
 
 /// sled keeps a page cache per db; the log is read back once for apply, so a modest cache is
 /// enough (sled's default is 1 GiB).
@@ -66,7 +65,7 @@ impl SledStorage {
         snap_dir: &Path,
         force_sync: bool,
         voters: &[u64],
-    ) -> Result<(SledStorage, OpenReport), Error> {
+    ) -> Result<(SledStorage, OpenReport), StorageError> {
         ensure_dir(log_dir, "data log directory")?;
         ensure_dir(snap_dir, "data directory")?;
         move_old_layout(log_dir, snap_dir)?;
@@ -77,20 +76,15 @@ impl SledStorage {
             .path(&path)
             .cache_capacity(LOG_CACHE_BYTES)
             .open()
-            .map_err(|e| {
-                let hint = if e.to_string().contains("could not acquire lock") {
-                    " (is another keeperd using this directory?)"
-                } else {
-                    ""
-                };
-                fault(format!(
-                    "cannot open raft log {}: {e}{hint}",
-                    path.display()
-                ))
+            .map_err(|err| StorageError::OpenLog {
+                path: path.clone(),
+                err,
             })?;
         let open_tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| fault(format!("cannot open raft log {}: {e}", path.display())))
+            db.open_tree(name).map_err(|err| StorageError::OpenLog {
+                path: path.clone(),
+                err,
+            })
         };
         let entries = open_tree("entries")?;
         let meta = open_tree("meta")?;
@@ -115,25 +109,26 @@ impl SledStorage {
         Ok((s, report))
     }
 
-    fn read_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let name = String::from_utf8_lossy(key);
-        let Some(v) = self
-            .meta
-            .get(key)
-            .map_err(|e| fault(format!("reading {name} from {}: {e}", self.path.display())))?
+    fn read_meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = || self.path.clone();
+        let Some(v) = self.meta.get(key).map_err(|err| StorageError::Sled {
+            op: LogOp::ReadMeta { key, path: path() },
+            err,
+        })?
         else {
             return Ok(None);
         };
-        let payload = unseal(key, &v).ok_or_else(|| {
-            fault(format!(
-                "{name} in {} is corrupt (checksum mismatch); refusing to start",
-                self.path.display()
-            ))
-        })?;
+        let payload = unseal(key.as_bytes(), &v)
+            .ok_or_else(|| StorageError::CorruptMeta { key, path: path() })?;
         Ok(Some(payload.to_vec()))
     }
 
-    fn load(&mut self, voters: &[u64]) -> Result<OpenReport, Error> {
+    fn load(&mut self, voters: &[u64]) -> Result<OpenReport, StorageError> {
+        let at = self.path.clone();
+        let sled_err = |op: fn(PathBuf) -> LogOp, err| StorageError::Sled {
+            op: op(at.clone()),
+            err,
+        };
         let path = self.path.display().to_string();
         let hs = self.read_meta(KEY_HARD_STATE)?;
         let cs = self.read_meta(KEY_CONF_STATE)?;
@@ -142,9 +137,7 @@ impl SledStorage {
         let (hs, cs, start) = match (hs, cs, start) {
             (None, None, None) => {
                 if !self.entries.is_empty() {
-                    return Err(fault(format!(
-                        "raft log {path} has entries but no hard state; refusing to start"
-                    )));
+                    return Err(StorageError::EntriesWithoutHardState { path: at });
                 }
                 let cs = ConfState {
                     voters: voters.to_vec(),
@@ -155,18 +148,19 @@ impl SledStorage {
                 return Ok(report);
             }
             (Some(hs), Some(cs), Some(start)) => (hs, cs, start),
-            _ => {
-                return Err(fault(format!(
-                    "raft log {path} is missing part of its metadata; refusing to start"
-                )))
-            }
+            _ => return Err(StorageError::PartialMeta { path: at }),
         };
-        self.hard_state = HardState::parse_from_bytes(&hs)
-            .map_err(|e| fault(format!("hard state in {path}: {e}")))?;
-        self.conf_state = ConfState::parse_from_bytes(&cs)
-            .map_err(|e| fault(format!("conf state in {path}: {e}")))?;
+        let decode_err = |what, err| StorageError::DecodeMeta {
+            what,
+            path: at.clone(),
+            err,
+        };
+        self.hard_state =
+            HardState::parse_from_bytes(&hs).map_err(|e| decode_err("hard state", e))?;
+        self.conf_state =
+            ConfState::parse_from_bytes(&cs).map_err(|e| decode_err("conf state", e))?;
         let (Some(si), Some(st)) = (be_u64(&start), start.get(8..).and_then(be_u64)) else {
-            return Err(fault(format!("log start in {path} is too short")));
+            return Err(StorageError::ShortLogStart { path: at });
         };
         self.log_start = (si, st);
         self.last_index = si;
@@ -174,12 +168,12 @@ impl SledStorage {
 
         // Check every entry; the first bad one and all after it go.
         let mut stale = sled::Batch::default();
-        let mut cut: Option<(sled::IVec, u64, String)> = None;
+        let mut cut: Option<(sled::IVec, u64, EntryDefect)> = None;
         for kv in self.entries.iter() {
-            let (k, v) = kv.map_err(|e| fault(format!("reading raft log {path}: {e}")))?;
+            let (k, v) = kv.map_err(|e| sled_err(LogOp::Scan, e))?;
             let expect = self.last_index + 1;
             let Some(idx) = key_index(&k) else {
-                cut = Some((k, expect, "key is not an 8-byte index".into()));
+                cut = Some((k, expect, EntryDefect::KeyNotIndex));
                 break;
             };
             if idx <= si {
@@ -188,7 +182,7 @@ impl SledStorage {
                 continue;
             }
             if idx != expect {
-                cut = Some((k, expect, format!("gap: next stored index is {idx}")));
+                cut = Some((k, expect, EntryDefect::Gap { next: idx }));
                 break;
             }
             match entry_term(idx, &v) {
@@ -198,11 +192,8 @@ impl SledStorage {
                     self.log_bytes += v.len() as u64;
                 }
                 Ok(t) => {
-                    cut = Some((
-                        k,
-                        idx,
-                        format!("term {t} below previous {}", self.last_term),
-                    ));
+                    let previous = self.last_term;
+                    cut = Some((k, idx, EntryDefect::TermBelow { term: t, previous }));
                     break;
                 }
                 Err(why) => {
@@ -216,13 +207,13 @@ impl SledStorage {
             let mut batch = sled::Batch::default();
             let mut dropped = 0u64;
             for k in self.entries.range(from..).keys() {
-                let k = k.map_err(|e| fault(format!("reading raft log {path}: {e}")))?;
+                let k = k.map_err(|e| sled_err(LogOp::Scan, e))?;
                 batch.remove(k);
                 dropped += 1;
             }
             self.entries
                 .apply_batch(batch)
-                .map_err(|e| fault(format!("truncating raft log {path}: {e}")))?;
+                .map_err(|e| sled_err(LogOp::Truncate, e))?;
             if dropped <= 1 {
                 tracing::warn!(
                     "raft log {path}: entry {idx} is corrupt or torn ({why}); \
@@ -240,7 +231,7 @@ impl SledStorage {
         }
         self.entries
             .apply_batch(stale)
-            .map_err(|e| fault(format!("cleaning raft log {path}: {e}")))?;
+            .map_err(|e| sled_err(LogOp::Clean, e))?;
         if self.hard_state.commit > self.last_index {
             tracing::error!(
                 "raft log {path}: hard state says entries up to {} are committed but the log \
@@ -273,14 +264,15 @@ impl SledStorage {
         hs: &HardState,
         cs: &ConfState,
         start: (u64, u64),
-    ) -> Result<(), Error> {
+    ) -> Result<(), StorageError> {
         let mut b = sled::Batch::default();
         b.insert(KEY_HARD_STATE, seal(KEY_HARD_STATE, &pb(hs)?));
         b.insert(KEY_CONF_STATE, seal(KEY_CONF_STATE, &pb(cs)?));
         b.insert(KEY_LOG_START, seal(KEY_LOG_START, &start_bytes(start)));
-        self.meta
-            .apply_batch(b)
-            .map_err(|e| fault(format!("writing {}: {e}", self.path.display())))?;
+        self.meta.apply_batch(b).map_err(|err| StorageError::Sled {
+            op: LogOp::WriteMeta(self.path.clone()),
+            err,
+        })?;
         self.hard_state = hs.clone();
         self.conf_state = cs.clone();
         self.log_start = start;
@@ -293,10 +285,11 @@ impl SledStorage {
     }
 
     /// sled flush, then (force_sync, or `always`) fdatasync of the files holding the data.
-    fn flush_and_sync(&mut self, always: bool) -> Result<bool, Error> {
-        self.db
-            .flush()
-            .map_err(|e| fault(format!("flushing raft log {}: {e}", self.path.display())))?;
+    fn flush_and_sync(&mut self, always: bool) -> Result<bool, StorageError> {
+        self.db.flush().map_err(|err| StorageError::Sled {
+            op: LogOp::Flush(self.path.clone()),
+            err,
+        })?;
         if self.force_sync || always {
             self.syncer.sync()?;
             self.syncs += 1;
@@ -313,7 +306,7 @@ impl SledStorage {
         entries: &[Entry],
         hs: Option<&HardState>,
         must_sync: bool,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, StorageError> {
         if entries.is_empty() && hs.is_none() {
             return Ok(false);
         }
@@ -322,21 +315,21 @@ impl SledStorage {
         let mut added_bytes = 0u64;
         if let Some(first) = entries.first() {
             if first.index <= self.log_start.0 {
-                return Err(fault(format!(
-                    "appending entry {} at or below the compacted index {}",
-                    first.index, self.log_start.0
-                )));
+                return Err(StorageError::AppendCompacted {
+                    index: first.index,
+                    compacted: self.log_start.0,
+                });
             }
             if first.index > self.last_index + 1 {
-                return Err(fault(format!(
-                    "appending entry {} leaves a gap after {}",
-                    first.index, self.last_index
-                )));
+                return Err(StorageError::AppendGap {
+                    index: first.index,
+                    last: self.last_index,
+                });
             }
             if first.index <= self.last_index {
                 // A new leader overwrote our uncommitted tail.
                 for kv in self.entries.range(entry_key(first.index)..) {
-                    let (k, v) = kv.map_err(|e| fault(format!("reading raft log: {e}")))?;
+                    let (k, v) = kv.map_err(read_err)?;
                     removed_bytes += v.len() as u64;
                     batch.remove(k);
                 }
@@ -359,7 +352,11 @@ impl SledStorage {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        res.map_err(|e| fault(format!("writing raft log {}: {e:?}", self.path.display())))?;
+        res.map_err(|err| StorageError::Transaction {
+            what: "writing raft log",
+            path: self.path.clone(),
+            err,
+        })?;
         if let Some(last) = entries.last() {
             self.last_index = last.index;
             self.last_term = last.term;
@@ -376,7 +373,7 @@ impl SledStorage {
 
     /// Records a newer commit index (from a LightReady). Not flushed on its own: the commit
     /// index can be re-learnt, and the next Ready's flush carries it.
-    pub fn set_commit(&mut self, commit: u64) -> Result<(), Error> {
+    pub fn set_commit(&mut self, commit: u64) -> Result<(), StorageError> {
         if commit <= self.hard_state.commit {
             return Ok(());
         }
@@ -384,16 +381,22 @@ impl SledStorage {
         let v = seal(KEY_HARD_STATE, &pb(&self.hard_state)?);
         self.meta
             .insert(KEY_HARD_STATE, v)
-            .map_err(|e| fault(format!("writing hard state: {e}")))?;
+            .map_err(|err| StorageError::Sled {
+                op: LogOp::WriteHardState,
+                err,
+            })?;
         Ok(())
     }
 
     /// Records the configuration after an applied conf change.
-    pub fn set_conf_state(&mut self, cs: ConfState) -> Result<(), Error> {
+    pub fn set_conf_state(&mut self, cs: ConfState) -> Result<(), StorageError> {
         let v = seal(KEY_CONF_STATE, &pb(&cs)?);
         self.meta
             .insert(KEY_CONF_STATE, v)
-            .map_err(|e| fault(format!("writing conf state: {e}")))?;
+            .map_err(|err| StorageError::Sled {
+                op: LogOp::WriteConfState,
+                err,
+            })?;
         self.conf_state = cs;
         self.flush_and_sync(false)?;
         Ok(())
@@ -401,23 +404,23 @@ impl SledStorage {
 
     /// Drops the log up to and including `index` (which must be applied and covered by a
     /// durable snapshot). One transaction: the new log_start and the removals.
-    pub fn compact(&mut self, index: u64) -> Result<(), Error> {
+    pub fn compact(&mut self, index: u64) -> Result<(), StorageError> {
         if index <= self.log_start.0 {
             return Ok(());
         }
         if index > self.last_index {
-            return Err(fault(format!(
-                "compacting to {index} beyond the last log index {}",
-                self.last_index
-            )));
+            return Err(StorageError::CompactBeyondLog {
+                index,
+                last: self.last_index,
+            });
         }
         let term = self
             .term(index)
-            .map_err(|e| fault(format!("compacting to {index}: {e}")))?;
+            .map_err(|err| StorageError::CompactTerm { index, err })?;
         let mut batch = sled::Batch::default();
         let mut removed = 0u64;
         for kv in self.entries.range(..=entry_key(index)) {
-            let (k, v) = kv.map_err(|e| fault(format!("reading raft log: {e}")))?;
+            let (k, v) = kv.map_err(read_err)?;
             removed += v.len() as u64;
             batch.remove(k);
         }
@@ -428,11 +431,10 @@ impl SledStorage {
                 et.apply_batch(&batch)?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        res.map_err(|e| {
-            fault(format!(
-                "compacting raft log {}: {e:?}",
-                self.path.display()
-            ))
+        res.map_err(|err| StorageError::Transaction {
+            what: "compacting raft log",
+            path: self.path.clone(),
+            err,
         })?;
         self.log_start = (index, term);
         self.log_bytes -= removed.min(self.log_bytes);
@@ -442,14 +444,17 @@ impl SledStorage {
     /// Resets the log to a snapshot that is already durable in the snapshot directory: a
     /// follower that received the leader's snapshot, or a log that was lost while its
     /// snapshot survived. Everything in the log is dropped.
-    pub fn install_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<(), Error> {
+    pub fn install_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         for k in self.entries.iter().keys() {
-            batch.remove(k.map_err(|e| fault(format!("reading raft log: {e}")))?);
+            batch.remove(k.map_err(read_err)?);
         }
         self.entries
             .apply_batch(batch)
-            .map_err(|e| fault(format!("resetting raft log: {e}")))?;
+            .map_err(|err| StorageError::Sled {
+                op: LogOp::Reset,
+                err,
+            })?;
         let mut hs = self.hard_state.clone();
         hs.term = hs.term.max(meta.term);
         hs.commit = meta.index;
@@ -470,9 +475,9 @@ impl SledStorage {
     }
 
     /// Reads committed entries `[low, high)` for apply (no size limit).
-    pub fn read_entries(&self, low: u64, high: u64) -> Result<Vec<Entry>, Error> {
+    pub fn read_entries(&self, low: u64, high: u64) -> Result<Vec<Entry>, StorageError> {
         self.entries(low, high, None, GetEntriesContext::empty(false))
-            .map_err(|e| fault(format!("reading entries [{low}, {high}): {e}")))
+            .map_err(|err| StorageError::ReadEntries { low, high, err })
     }
 
     pub fn hard_state(&self) -> &HardState {
@@ -505,36 +510,36 @@ impl SledStorage {
     }
 }
 
-impl Storage for SledStorage {
-    fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(
-            self.hard_state.clone(),
-            self.conf_state.clone(),
-        ))
+/// A sled error while reading entries to replace or remove them.
+fn read_err(err: sled::Error) -> StorageError {
+    StorageError::Sled {
+        op: LogOp::Read,
+        err,
     }
+}
 
-    fn entries(
+/// The read side raft-rs uses, typed; the `raft::Storage` impl below converts the errors.
+impl SledStorage {
+    fn entries_in(
         &self,
         low: u64,
         high: u64,
-        max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
-    ) -> raft::Result<Vec<Entry>> {
-        let max_size = max_size.into();
+        max_size: Option<u64>,
+    ) -> Result<Vec<Entry>, StorageError> {
         if low <= self.log_start.0 {
-            return Err(raft::Error::Store(StorageError::Compacted));
+            return Err(StorageError::Compacted);
         }
         if high > self.last_index + 1 || low > high {
-            return Err(raft::Error::Store(StorageError::Unavailable));
+            return Err(StorageError::Unavailable);
         }
         let mut out = Vec::with_capacity((high - low) as usize);
         let mut size = 0u64;
         for kv in self.entries.range(entry_key(low)..entry_key(high)) {
-            let (k, v) = kv.map_err(raft_err)?;
-            let idx = key_index(&k).ok_or_else(|| raft_err("raft log key is not an index"))?;
+            let (k, v) = kv.map_err(StorageError::LogRead)?;
+            let idx = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
             let expect = low + out.len() as u64;
             if idx != expect {
-                return Err(raft_err(format!("raft log has a gap at {expect}")));
+                return Err(StorageError::LogGap { index: expect });
             }
             size += v.len() as u64;
             if let Some(max) = max_size {
@@ -542,25 +547,25 @@ impl Storage for SledStorage {
                     return Ok(out);
                 }
             }
-            out.push(decode_entry(idx, &v).map_err(|why| raft_err(format!("entry {idx}: {why}")))?);
+            let e = decode_entry(idx, &v)
+                .map_err(|defect| StorageError::BadEntry { index: idx, defect })?;
+            out.push(e);
         }
         if out.len() as u64 != high - low {
-            return Err(raft_err(format!(
-                "raft log is missing entries in [{low}, {high})"
-            )));
+            return Err(StorageError::MissingEntries { low, high });
         }
         Ok(out)
     }
 
-    fn term(&self, idx: u64) -> raft::Result<u64> {
+    fn term_of(&self, idx: u64) -> Result<u64, StorageError> {
         if idx == self.log_start.0 {
             return Ok(self.log_start.1);
         }
         if idx < self.log_start.0 {
-            return Err(raft::Error::Store(StorageError::Compacted));
+            return Err(StorageError::Compacted);
         }
         if idx > self.last_index {
-            return Err(raft::Error::Store(StorageError::Unavailable));
+            return Err(StorageError::Unavailable);
         }
         if idx == self.last_index {
             return Ok(self.last_term);
@@ -568,25 +573,17 @@ impl Storage for SledStorage {
         let v = self
             .entries
             .get(entry_key(idx))
-            .map_err(raft_err)?
-            .ok_or_else(|| raft_err(format!("raft log entry {idx} is missing")))?;
-        entry_term(idx, &v).map_err(|why| raft_err(format!("entry {idx}: {why}")))
-    }
-
-    fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.log_start.0 + 1)
-    }
-
-    fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.last_index)
+            .map_err(StorageError::LogRead)?
+            .ok_or(StorageError::MissingEntry { index: idx })?;
+        entry_term(idx, &v).map_err(|defect| StorageError::BadEntry { index: idx, defect })
     }
 
     /// The newest snapshot that verifies, for a follower behind the compacted log. It must
     /// list `to` as a member: a joining server learns its membership from it, and raft-rs
     /// drops a snapshot whose configuration does not contain the receiver (the leader
     /// forces a newer snapshot; see `Node::reconcile`).
-    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        let files = self.snaps.list().map_err(raft_err)?;
+    fn snapshot_for(&self, request_index: u64, to: u64) -> Result<Snapshot, StorageError> {
+        let files = self.snaps.list()?;
         for f in &files {
             match self.snaps.read(f) {
                 Ok(s) if s.get_metadata().index >= request_index => {
@@ -607,8 +604,42 @@ impl Storage for SledStorage {
                 Err(why) => tracing::warn!("snapshot {} is unusable: {why}", f.path.display()),
             }
         }
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
+        Err(StorageError::SnapshotTemporarilyUnavailable)
+    }
+}
+
+impl Storage for SledStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
         ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        Ok(self.entries_in(low, high, max_size.into())?)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        Ok(self.term_of(idx)?)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.log_start.0 + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last_index)
+    }
+
+    /// See `snapshot_for`.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        Ok(self.snapshot_for(request_index, to)?)
     }
 }

@@ -33,33 +33,22 @@
 //!   out of the old `version-2` layout, and `has_state`.
 //! - `log`: `SledStorage`, the log, hard state and conf state in sled, and its
 //!   `raft::Storage` impl.
+//! - `error`: `StorageError`, and its conversions into `raft::Error` and `proto::Error`.
 //! - `codec`: the checksummed value format of the sled trees.
 //! - `fsync`: `FileSyncer` (fdatasync of sled's files), `sync_dir`, `wait_unlocked`.
 //! - `snapshots`: `SnapshotStore`, the snapshot files.
 
-use std::fmt::Display;
-
-use raft::StorageError;
-
-use crate::proto::Error;
-
 mod codec;
+mod error;
 mod fsync;
 mod layout;
 mod log;
 mod snapshots;
 
+pub use error::{EntryDefect, IoOp, LogOp, SnapshotDefect, StorageError};
 pub use fsync::{sync_dir, wait_unlocked};
 pub use layout::{
     has_state, log_db_dir, snapshot_dir, LOG_DB_DIR, SNAP_DIR, SNAP_PREFIX, STATE_DIR,
 };
 pub use log::{OpenReport, SledStorage};
 pub use snapshots::{SnapshotFile, SnapshotStore};
-
-fn fault(msg: impl Display) -> Error {
-    Error::Other(msg.to_string())
-}
-
-fn raft_err(msg: impl Display) -> raft::Error {
-    raft::Error::Store(StorageError::Other(msg.to_string().into()))
-}

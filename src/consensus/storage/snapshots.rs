@@ -9,10 +9,9 @@ use protobuf::Message as _;
 use raft::prelude::{Snapshot, SnapshotMetadata};
 
 use super::codec::{be_u64, crc};
-use super::fault;
+use super::error::{IoOp, SnapshotDefect, StorageError};
 use super::fsync::{ensure_dir, sync_dir};
 use super::layout::SNAP_PREFIX;
-use crate::proto::Error;
 
 pub(super) const SNAP_MAGIC: &[u8; 8] = b"KPRSNAP1";
 const SNAP_TMP_SUFFIX: &str = ".tmp";
@@ -46,16 +45,13 @@ pub struct SnapshotStore {
 impl SnapshotStore {
     /// Opens (creating if needed) the snapshot directory; removes half-written `*.tmp` files
     /// left by a crash during a snapshot.
-    pub fn open(dir: &Path) -> Result<SnapshotStore, Error> {
-        ensure_dir(dir, "snapshot directory")?;
-        let listing = fs::read_dir(dir).map_err(|e| {
-            fault(format!(
-                "cannot read snapshot directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+    pub fn open(dir: &Path) -> Result<SnapshotStore, StorageError> {
+        const WHAT: &str = "snapshot directory";
+        ensure_dir(dir, WHAT)?;
+        let listing =
+            fs::read_dir(dir).map_err(|e| StorageError::io(IoOp::ReadDir(WHAT), dir, e))?;
         for ent in listing {
-            let ent = ent.map_err(|e| fault(format!("listing {}: {e}", dir.display())))?;
+            let ent = ent.map_err(|e| StorageError::io(IoOp::List, dir, e))?;
             let name = ent.file_name();
             let name = name.to_string_lossy();
             if name.starts_with(SNAP_PREFIX) && name.ends_with(SNAP_TMP_SUFFIX) {
@@ -64,7 +60,7 @@ impl SnapshotStore {
                     ent.path().display()
                 );
                 fs::remove_file(ent.path())
-                    .map_err(|e| fault(format!("removing {}: {e}", ent.path().display())))?;
+                    .map_err(|e| StorageError::io(IoOp::Remove, ent.path(), e))?;
             }
         }
         Ok(SnapshotStore {
@@ -77,16 +73,12 @@ impl SnapshotStore {
     }
 
     /// Snapshot files, newest (highest zxid) first.
-    pub fn list(&self) -> Result<Vec<SnapshotFile>, Error> {
-        let listing = fs::read_dir(&self.dir).map_err(|e| {
-            fault(format!(
-                "cannot read snapshot directory {}: {e}",
-                self.dir.display()
-            ))
-        })?;
+    pub fn list(&self) -> Result<Vec<SnapshotFile>, StorageError> {
+        let listing = fs::read_dir(&self.dir)
+            .map_err(|e| StorageError::io(IoOp::ReadDir("snapshot directory"), &self.dir, e))?;
         let mut out = vec![];
         for ent in listing {
-            let ent = ent.map_err(|e| fault(format!("listing {}: {e}", self.dir.display())))?;
+            let ent = ent.map_err(|e| StorageError::io(IoOp::List, &self.dir, e))?;
             let name = ent.file_name();
             let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(SNAP_PREFIX)) else {
                 continue;
@@ -96,7 +88,7 @@ impl SnapshotStore {
             };
             let size = ent
                 .metadata()
-                .map_err(|e| fault(format!("stat of {}: {e}", ent.path().display())))?
+                .map_err(|e| StorageError::io(IoOp::Stat, ent.path(), e))?
                 .len();
             out.push(SnapshotFile {
                 path: ent.path(),
@@ -109,7 +101,11 @@ impl SnapshotStore {
     }
 
     /// Writes a snapshot durably: a `.tmp` file, fdatasync, rename, fsync of the directory.
-    pub fn write(&self, meta: &SnapshotMetadata, data: &[u8]) -> Result<SnapshotFile, Error> {
+    pub fn write(
+        &self,
+        meta: &SnapshotMetadata,
+        data: &[u8],
+    ) -> Result<SnapshotFile, StorageError> {
         let zxid = crate::consensus::zxid(meta.term, meta.index) as u64;
         let path = self.dir.join(format!("{SNAP_PREFIX}{zxid:x}"));
         let tmp = self
@@ -117,8 +113,8 @@ impl SnapshotStore {
             .join(format!("{SNAP_PREFIX}{zxid:x}{SNAP_TMP_SUFFIX}"));
         let meta_pb = meta
             .write_to_bytes()
-            .map_err(|e| fault(format!("encoding snapshot metadata: {e}")))?;
-        let io = |e: std::io::Error| fault(format!("writing snapshot {}: {e}", tmp.display()));
+            .map_err(|err| StorageError::EncodeSnapshotMeta { err })?;
+        let io = |e: std::io::Error| StorageError::io(IoOp::WriteSnapshot, &tmp, e);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -138,79 +134,86 @@ impl SnapshotStore {
         file.sync_data().map_err(io)?;
         drop(file);
         fs::rename(&tmp, &path).map_err(|e| {
-            fault(format!(
-                "renaming {} to {}: {e}",
-                tmp.display(),
-                path.display()
-            ))
+            let op = IoOp::Rename { to: path.clone() };
+            StorageError::io(op, &tmp, e)
         })?;
         sync_dir(&self.dir)?;
         let size = (SNAP_MAGIC.len() + 4 + meta_pb.len() + 8 + data.len() + 4) as u64;
         Ok(SnapshotFile { path, zxid, size })
     }
 
-    /// Reads and verifies a snapshot. `Err` says why it is unusable.
-    pub fn read(&self, file: &SnapshotFile) -> Result<Snapshot, String> {
-        let buf = fs::read(&file.path).map_err(|e| format!("read failed: {e}"))?;
-        let body_len = buf
-            .len()
-            .checked_sub(4)
-            .ok_or("shorter than its checksum")?;
-        let (body, sum) = buf.split_at(body_len);
-        if crc(&[body]) != sum {
-            return Err("checksum mismatch".into());
-        }
-        let rest = body.strip_prefix(&SNAP_MAGIC[..]).ok_or("bad magic")?;
-        let meta_len = rest
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or("truncated header")? as usize;
-        let meta_pb = rest.get(4..4 + meta_len).ok_or("truncated metadata")?;
-        let meta = SnapshotMetadata::parse_from_bytes(meta_pb)
-            .map_err(|e| format!("metadata protobuf: {e}"))?;
-        let data_at = SNAP_MAGIC.len() + 4 + meta_len + 8;
-        let data_len = be_u64(rest.get(4 + meta_len..).ok_or("truncated header")?)
-            .ok_or("truncated header")?;
-        if data_at > body.len() || (body.len() - data_at) as u64 != data_len {
-            return Err("data length does not match the file size".into());
-        }
-        if crate::consensus::zxid(meta.term, meta.index) as u64 != file.zxid {
-            return Err(format!(
-                "metadata (term {}, index {}) does not match the file name",
-                meta.term, meta.index
-            ));
-        }
-        let data = bytes::Bytes::from(buf).slice(data_at..body_len);
-        let mut snap = Snapshot::default();
-        snap.set_metadata(meta);
-        snap.data = data;
-        Ok(snap)
+    /// Reads and verifies a snapshot. `Err` (`BadSnapshot`) says why it is unusable.
+    pub fn read(&self, file: &SnapshotFile) -> Result<Snapshot, StorageError> {
+        read_verified(file).map_err(|defect| bad(file, defect))
     }
 
     /// The metadata at the head of a snapshot file, without reading (or verifying) the data:
     /// enough to know which log index it covers.
-    pub fn read_header(&self, file: &SnapshotFile) -> Result<SnapshotMetadata, String> {
-        use std::io::Read;
-        let mut f = File::open(&file.path).map_err(|e| format!("open failed: {e}"))?;
-        let mut head = [0u8; 12];
-        f.read_exact(&mut head)
-            .map_err(|e| format!("reading header: {e}"))?;
-        if &head[..8] != SNAP_MAGIC {
-            return Err("bad magic".into());
-        }
-        let meta_len = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as u64;
-        if meta_len > file.size {
-            return Err("metadata length exceeds the file".into());
-        }
-        let mut meta_pb = vec![0u8; meta_len as usize];
-        f.read_exact(&mut meta_pb)
-            .map_err(|e| format!("reading metadata: {e}"))?;
-        SnapshotMetadata::parse_from_bytes(&meta_pb).map_err(|e| format!("metadata protobuf: {e}"))
+    pub fn read_header(&self, file: &SnapshotFile) -> Result<SnapshotMetadata, StorageError> {
+        read_head(file).map_err(|defect| bad(file, defect))
     }
 
-    pub fn remove(&self, file: &SnapshotFile) -> Result<(), Error> {
-        fs::remove_file(&file.path)
-            .map_err(|e| fault(format!("removing {}: {e}", file.path.display())))
+    pub fn remove(&self, file: &SnapshotFile) -> Result<(), StorageError> {
+        fs::remove_file(&file.path).map_err(|e| StorageError::io(IoOp::Remove, &file.path, e))
     }
+}
+
+fn bad(file: &SnapshotFile, defect: SnapshotDefect) -> StorageError {
+    StorageError::BadSnapshot {
+        path: file.path.clone(),
+        defect,
+    }
+}
+
+fn read_verified(file: &SnapshotFile) -> Result<Snapshot, SnapshotDefect> {
+    use SnapshotDefect as D;
+    let buf = fs::read(&file.path).map_err(D::ReadFailed)?;
+    let body_len = buf.len().checked_sub(4).ok_or(D::ShorterThanChecksum)?;
+    let (body, sum) = buf.split_at(body_len);
+    if crc(&[body]) != sum {
+        return Err(D::ChecksumMismatch);
+    }
+    let rest = body.strip_prefix(&SNAP_MAGIC[..]).ok_or(D::BadMagic)?;
+    let meta_len = rest
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or(D::TruncatedHeader)? as usize;
+    let meta_pb = rest.get(4..4 + meta_len).ok_or(D::TruncatedMetadata)?;
+    let meta = SnapshotMetadata::parse_from_bytes(meta_pb).map_err(D::MetadataProtobuf)?;
+    let data_at = SNAP_MAGIC.len() + 4 + meta_len + 8;
+    let data_len =
+        be_u64(rest.get(4 + meta_len..).ok_or(D::TruncatedHeader)?).ok_or(D::TruncatedHeader)?;
+    if data_at > body.len() || (body.len() - data_at) as u64 != data_len {
+        return Err(D::DataLength);
+    }
+    if crate::consensus::zxid(meta.term, meta.index) as u64 != file.zxid {
+        return Err(D::NameMismatch {
+            term: meta.term,
+            index: meta.index,
+        });
+    }
+    let data = bytes::Bytes::from(buf).slice(data_at..body_len);
+    let mut snap = Snapshot::default();
+    snap.set_metadata(meta);
+    snap.data = data;
+    Ok(snap)
+}
+
+fn read_head(file: &SnapshotFile) -> Result<SnapshotMetadata, SnapshotDefect> {
+    use std::io::Read;
+    use SnapshotDefect as D;
+    let mut f = File::open(&file.path).map_err(D::OpenFailed)?;
+    let mut head = [0u8; 12];
+    f.read_exact(&mut head).map_err(D::ReadingHeader)?;
+    if &head[..8] != SNAP_MAGIC {
+        return Err(D::BadMagic);
+    }
+    let meta_len = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as u64;
+    if meta_len > file.size {
+        return Err(D::MetadataTooLong);
+    }
+    let mut meta_pb = vec![0u8; meta_len as usize];
+    f.read_exact(&mut meta_pb).map_err(D::ReadingMetadata)?;
+    SnapshotMetadata::parse_from_bytes(&meta_pb).map_err(D::MetadataProtobuf)
 }
