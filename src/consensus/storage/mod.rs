@@ -37,6 +37,7 @@
 //! - `codec`: the checksummed value format of the sled trees.
 //! - `fsync`: `FileSyncer` (fdatasync of sled's files), `sync_dir`, `wait_unlocked`.
 //! - `snapshots`: `SnapshotStore`, the snapshot files.
+//! - `tests`: the error messages and conversions, against temp dirs.
 
 mod codec;
 mod error;
@@ -44,6 +45,8 @@ mod fsync;
 mod layout;
 mod log;
 mod snapshots;
+#[cfg(test)]
+mod tests;
 
 pub use error::{EntryDefect, IoOp, LogOp, SnapshotDefect, StorageError};
 pub use fsync::{sync_dir, wait_unlocked};

@@ -1,0 +1,250 @@
+//! Tests of `StorageError` against real temp dirs: the messages operators read stay as they
+//! were, raft-rs gets its own Compacted / Unavailable / SnapshotTemporarilyUnavailable, and
+//! the driver gets `proto::Error::Other` with the message. (The driver-level storage tests,
+//! restart, torn tail, corrupt snapshots, are in `consensus::raft_tests`.)
+
+use std::path::Path;
+use std::time::Duration;
+
+use raft::prelude::{ConfState, Entry, HardState, SnapshotMetadata};
+use raft::{GetEntriesContext, Storage};
+
+use super::codec::{seal, KEY_HARD_STATE};
+use super::{log_db_dir, wait_unlocked, SledStorage, SnapshotDefect, StorageError};
+
+fn open(dir: &Path) -> SledStorage {
+    SledStorage::open(dir, dir, false, &[1]).expect("open").0
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        index,
+        term,
+        data: vec![index as u8; 4].into(),
+        ..Default::default()
+    }
+}
+
+/// A store holding entries 1..=5 (term 1), compacted through 2.
+fn compacted_store(dir: &Path) -> SledStorage {
+    let mut s = open(dir);
+    let entries: Vec<Entry> = (1..=5).map(|i| entry(i, 1)).collect();
+    let hs = HardState {
+        term: 1,
+        commit: 5,
+        ..Default::default()
+    };
+    s.persist(&entries, Some(&hs), true).expect("persist");
+    s.compact(2).expect("compact");
+    s
+}
+
+fn close(s: SledStorage, dir: &Path) {
+    drop(s);
+    assert!(wait_unlocked(&log_db_dir(dir), Duration::from_secs(10)));
+}
+
+#[test]
+fn raft_sees_its_own_compacted_and_unavailable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = compacted_store(dir.path());
+    let compacted = raft::Error::Store(raft::StorageError::Compacted);
+    let unavailable = raft::Error::Store(raft::StorageError::Unavailable);
+    assert_eq!(s.term(1).unwrap_err(), compacted);
+    assert_eq!(s.term(2).expect("log start term"), 1);
+    assert_eq!(s.term(4).expect("term"), 1);
+    assert_eq!(s.term(6).unwrap_err(), unavailable);
+    let ctx = || GetEntriesContext::empty(false);
+    assert_eq!(s.entries(2, 4, None, ctx()).unwrap_err(), compacted);
+    assert_eq!(s.entries(3, 7, None, ctx()).unwrap_err(), unavailable);
+    let got = s.entries(3, 6, None, ctx()).expect("entries");
+    assert_eq!(got.iter().map(|e| e.index).collect::<Vec<_>>(), [3, 4, 5]);
+    // No snapshot file at all: raft-rs is told to ask again later.
+    assert_eq!(
+        s.snapshot(0, 1).unwrap_err(),
+        raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable)
+    );
+}
+
+#[test]
+fn other_errors_reach_raft_typed_with_their_message() {
+    let e = raft::Error::from(StorageError::MissingEntry { index: 7 });
+    assert_eq!(e.to_string(), "unknown error raft log entry 7 is missing");
+    let raft::Error::Store(raft::StorageError::Other(inner)) = e else {
+        panic!("not Other: {e:?}");
+    };
+    assert!(matches!(
+        inner.downcast_ref::<StorageError>(),
+        Some(StorageError::MissingEntry { index: 7 })
+    ));
+}
+
+#[test]
+fn the_driver_gets_other_with_the_message() {
+    let e = StorageError::AppendGap { index: 9, last: 5 };
+    let msg = e.to_string();
+    assert_eq!(msg, "appending entry 9 leaves a gap after 5");
+    match crate::proto::Error::from(e) {
+        crate::proto::Error::Other(m) => assert_eq!(m, msg),
+        other => panic!("not Other: {other:?}"),
+    }
+}
+
+#[test]
+fn write_side_errors_keep_their_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = compacted_store(dir.path());
+    let e = s.compact(9).unwrap_err();
+    assert_eq!(e.to_string(), "compacting to 9 beyond the last log index 5");
+    let e = s.persist(&[entry(2, 1)], None, false).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "appending entry 2 at or below the compacted index 2"
+    );
+    let e = s.persist(&[entry(7, 1)], None, false).unwrap_err();
+    assert!(
+        matches!(e, StorageError::AppendGap { index: 7, last: 5 }),
+        "{e}"
+    );
+    let e = s.read_entries(1, 3).unwrap_err();
+    assert_eq!(e.to_string(), "reading entries [1, 3): log compacted");
+}
+
+#[test]
+fn a_second_open_names_the_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let e = SledStorage::open(dir.path(), dir.path(), false, &[1])
+        .err()
+        .expect("second open of a locked log");
+    let msg = e.to_string();
+    assert!(matches!(e, StorageError::OpenLog { .. }), "{msg}");
+    let prefix = format!(
+        "cannot open raft log {}: ",
+        log_db_dir(dir.path()).display()
+    );
+    assert!(msg.starts_with(&prefix), "{msg}");
+    assert!(
+        msg.ends_with(" (is another keeperd using this directory?)"),
+        "{msg}"
+    );
+    drop(s);
+}
+
+#[test]
+fn corrupt_metadata_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    close(compacted_store(dir.path()), dir.path());
+    {
+        let db = sled::open(log_db_dir(dir.path())).expect("sled");
+        let meta = db.open_tree("meta").expect("meta");
+        let mut v = meta
+            .get(KEY_HARD_STATE)
+            .expect("get")
+            .expect("hard state")
+            .to_vec();
+        *v.last_mut().expect("non-empty") ^= 0xff;
+        meta.insert(KEY_HARD_STATE, v).expect("insert");
+        db.flush().expect("flush");
+    }
+    assert!(wait_unlocked(
+        &log_db_dir(dir.path()),
+        Duration::from_secs(10)
+    ));
+    let e = SledStorage::open(dir.path(), dir.path(), false, &[1])
+        .err()
+        .expect("open of a corrupt log");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "hard_state in {} is corrupt (checksum mismatch); refusing to start",
+            log_db_dir(dir.path()).display()
+        )
+    );
+    assert!(matches!(
+        e,
+        StorageError::CorruptMeta {
+            key: "hard_state",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn undecodable_metadata_names_what_and_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    close(compacted_store(dir.path()), dir.path());
+    {
+        let db = sled::open(log_db_dir(dir.path())).expect("sled");
+        let meta = db.open_tree("meta").expect("meta");
+        // A valid checksum over bytes that are no HardState (field 1 as a length-delimited
+        // value running past the end).
+        meta.insert(KEY_HARD_STATE, seal(KEY_HARD_STATE, &[0x0a, 0x7f]))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    assert!(wait_unlocked(
+        &log_db_dir(dir.path()),
+        Duration::from_secs(10)
+    ));
+    let e = SledStorage::open(dir.path(), dir.path(), false, &[1])
+        .err()
+        .expect("open of an undecodable hard state");
+    let prefix = format!("hard state in {}: ", log_db_dir(dir.path()).display());
+    assert!(e.to_string().starts_with(&prefix), "{e}");
+    assert!(matches!(
+        e,
+        StorageError::DecodeMeta {
+            what: "hard state",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_bad_snapshot_says_why_and_keeps_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let meta = SnapshotMetadata {
+        index: 4,
+        term: 2,
+        conf_state: Some(ConfState {
+            voters: vec![1],
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    };
+    let file = s.snapshots().write(&meta, b"state").expect("write");
+    let snap = s.snapshots().read(&file).expect("read back");
+    assert_eq!(&snap.data[..], b"state");
+    let mut bytes = std::fs::read(&file.path).expect("read file");
+    bytes[20] ^= 0xff;
+    std::fs::write(&file.path, bytes).expect("mangle");
+    let e = s.snapshots().read(&file).unwrap_err();
+    assert_eq!(e.to_string(), "checksum mismatch");
+    match e {
+        StorageError::BadSnapshot { path, defect } => {
+            assert_eq!(path, file.path);
+            assert!(matches!(defect, SnapshotDefect::ChecksumMismatch));
+        }
+        other => panic!("not BadSnapshot: {other:?}"),
+    }
+}
+
+#[test]
+fn io_errors_name_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing");
+    let e = super::sync_dir(&missing).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("fsync of directory {}: ", missing.display())),
+        "{e}"
+    );
+    let StorageError::Io { path, err, .. } = e else {
+        panic!("not Io: {e:?}");
+    };
+    assert_eq!(path, missing);
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}
