@@ -159,6 +159,12 @@ pub fn load(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<Option<Im
             progress(&format!("replayed {i} of {} txns", loaded.entries.len()));
         }
     }
+    tree.check_zk_acls().map_err(|e| {
+        Error::Other(format!(
+            "ZooKeeper snapshot {}: {e}",
+            loaded.snapshot_file.display()
+        ))
+    })?;
     if let Some((zxid, theirs)) = last_digest {
         let ours = tree.zk_digest();
         report.digest = if ours == theirs {

@@ -148,6 +148,9 @@ pub struct DataTree {
     last_zxid: i64,
     /// The ACLs of the nodes the txn being applied deleted (moved into `Applied::deleted`).
     deleted: Vec<(String, Arc<[Acl]>)>,
+    /// Import only: nodes of a ZooKeeper snapshot whose ACL key was not in its ACL cache,
+    /// with the key (see `zk::DataTree::check_zk_acls`).
+    zk_unresolved: Vec<(Box<str>, i64)>,
 }
 
 impl Default for DataTree {
@@ -172,6 +175,7 @@ impl DataTree {
             data_size: 0,
             last_zxid: 0,
             deleted: Vec::new(),
+            zk_unresolved: Vec::new(),
         };
         // As in ZooKeeper's DataTree constructor: empty (not null) data, zero stats, open
         // ACLs, except /zookeeper/config which is world-readable only and whose ACL was set

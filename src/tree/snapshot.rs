@@ -269,6 +269,7 @@ impl DataTree {
             data_size: l.data_size,
             last_zxid,
             deleted: Vec::new(),
+            zk_unresolved: Vec::new(),
         })
     }
 }

@@ -19,7 +19,7 @@
 use super::{
     parent_of, validate_path, AclRef, DataTree, Node, NodeKind, PStat, Session, MAX_TTL_MS,
 };
-use crate::proto::{Acl, Error};
+use crate::proto::{Acl, Error, Id};
 use crate::tree::TreeOptions;
 use crate::zkfiles::{LogEntry, StatPersisted, ZkNode, ZkSnapshot, ZkTxn};
 
@@ -116,12 +116,30 @@ fn pstat(s: &StatPersisted) -> PStat {
     }
 }
 
+/// The placeholder ACL of a node whose ACL is not known yet (see `from_zk_snapshot`): no
+/// permission for anyone.
+fn missing_acl() -> Vec<Acl> {
+    vec![Acl {
+        perms: 0,
+        id: Id {
+            scheme: "keeperd".into(),
+            id: "acl-missing-from-zookeeper-snapshot".into(),
+        },
+    }]
+}
+
 impl DataTree {
     /// The tree of a ZooKeeper snapshot whose file name says `zxid`. Every node keeps its
     /// data (null or not), ACL and persisted Stat; sessions keep their timeouts and accept
     /// ZooKeeper's passwords (see `session_is_imported`). `/zookeeper/config` stays keeperd's
     /// own (the membership comes from zoo.cfg). Errors: a node before its parent, a repeated
-    /// or invalid path, an ACL key missing from the cache, an ephemeral with children.
+    /// or invalid path, an ephemeral with children.
+    ///
+    /// ZooKeeper writes a snapshot while it serves (a fuzzy snapshot): the ACL cache first,
+    /// then the nodes, so a node created or re-ACLed in between refers to a key the cache in
+    /// the file does not have. ZooKeeper loads it anyway and the txn log replayed on top sets
+    /// that node's ACL again. Here such a node gets an ACL nobody passes (`MISSING_ACL`)
+    /// until replay sets it; `check_zk_acls` after replay refuses the import if one is left.
     pub fn from_zk_snapshot(
         snap: &ZkSnapshot,
         zxid: i64,
@@ -141,22 +159,38 @@ impl DataTree {
             );
         }
         let open = Acl::open_unsafe();
+        let missing = missing_acl();
         for n in &snap.nodes {
             let acl: &[Acl] = match acls.get(&n.acl) {
                 Some(l) => l,
                 // ReferenceCountedACLCache: -1 is OPEN_ACL_UNSAFE.
                 None if n.acl == -1 => &open,
                 None => {
-                    return Err(malformed(format!(
-                        "node {:?} refers to ACL {} which is not in the ACL cache",
-                        n.path, n.acl
-                    )))
+                    t.zk_unresolved.push((n.path.as_str().into(), n.acl));
+                    &missing
                 }
             };
             t.import_node(n, acl)?;
         }
         t.last_zxid = zxid;
         Ok(t)
+    }
+
+    /// After replay: every node whose ACL key was missing from the snapshot's cache has had
+    /// its ACL set by a txn (or is gone). Otherwise ZooKeeper's data is inconsistent (it
+    /// would fail the node's first access) and the import stops.
+    pub fn check_zk_acls(&self) -> Result<(), Error> {
+        let missing = missing_acl();
+        for (path, key) in &self.zk_unresolved {
+            let path = if path.is_empty() { "/" } else { path };
+            if self.acl_of(path).is_some_and(|acl| *acl == *missing) {
+                return Err(malformed(format!(
+                    "node {path:?} refers to ACL {key} which is not in the snapshot's ACL \
+                     cache, and no later txn in the log sets it"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn import_node(&mut self, n: &ZkNode, acl: &[Acl]) -> Result<(), Error> {
