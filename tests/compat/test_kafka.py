@@ -313,7 +313,10 @@ def running_emu(request, emu_classes, hosts, prefix):
 
 
 def get(zk, path):
-    """(data, stat) of CHROOT + path."""
+    """(data, stat) of CHROOT + path, after a sync: the observer's server may be a follower
+    that has not applied a write another session (a broker on another server) just had
+    acknowledged; ZooKeeper only promises that after sync."""
+    zk.sync(CHROOT + path)
     return zk.get(CHROOT + path)
 
 
@@ -323,6 +326,7 @@ def get_json(zk, path):
 
 
 def children(zk, path):
+    zk.sync(CHROOT + path)
     return sorted(zk.get_children(CHROOT + path))
 
 
