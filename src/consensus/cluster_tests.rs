@@ -387,9 +387,9 @@ async fn a_follower_behind_the_compacted_log_catches_up_by_snapshot() {
     for i in 0..10 {
         propose_all(&c.node(leader).p, 10 + i * 20..30 + i * 20).await;
     }
-    // The leader compacted past everything the stopped follower has.
-    let first = c.node(leader).h.status().first_index;
-    assert!(first > 20, "leader log starts at {first}");
+    // The leader compacts past everything the stopped follower has (snapshots are written
+    // on their own thread and the log compacted after: wait for it, bounded).
+    wait_status(&c.node(leader).h, |s| s.first_index > 20).await;
     c.restart(f).await;
     wait_status(&c.node(f).h, |s| s.snapshots_installed >= 1).await;
     c.converge(leader).await;
