@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 #[cfg(test)]
 mod cluster_tests;
+mod error;
 mod logger;
 pub mod node;
 pub mod peer;
@@ -34,6 +35,7 @@ pub mod storage;
 pub mod transport;
 mod validate;
 
+pub use error::ConsensusError;
 pub use node::{
     recover_offline, spawn_raft, spawn_raft_with, RaftHandle, RaftOptions, RaftRole, RaftStatus,
     Seed,

@@ -379,7 +379,7 @@ async fn corrupt_log_tail_entry_is_dropped() {
 }
 
 /// The error `spawn_raft` refuses to start with.
-async fn refused(o: RaftOptions) -> crate::proto::Error {
+async fn refused(o: RaftOptions) -> super::ConsensusError {
     let r = tokio::time::timeout(
         LIMIT,
         tokio::task::spawn_blocking(move || spawn_raft(Recorder::default(), o)),
@@ -400,6 +400,7 @@ async fn unreadable_data_dir_is_refused() {
     std::fs::write(&file, b"x").expect("write");
     let e = refused(opts(&file)).await;
     assert!(e.to_string().contains("not-a-dir"), "{e}");
+    assert!(matches!(e, super::ConsensusError::Storage(_)), "{e:?}");
 }
 
 #[tokio::test]
@@ -416,6 +417,10 @@ async fn compacted_log_without_its_snapshots_is_refused() {
     }
     let e = refused(o.clone()).await;
     assert!(e.to_string().contains("no usable snapshot"), "{e}");
+    assert!(
+        matches!(e, super::ConsensusError::Unrecoverable(_)),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]

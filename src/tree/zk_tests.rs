@@ -320,8 +320,10 @@ fn export_gives_back_what_was_imported() {
 #[test]
 fn acl_keys_missing_from_a_fuzzy_snapshot_are_set_by_replay() {
     let mut s = snapshot();
-    s.nodes.insert(5, node("/a/f", Some(b"f"), 9, stat(6, 0, 0)));
-    s.nodes.insert(6, node("/a/g", Some(b"g"), 10, stat(7, 0, 0)));
+    s.nodes
+        .insert(5, node("/a/f", Some(b"f"), 9, stat(6, 0, 0)));
+    s.nodes
+        .insert(6, node("/a/g", Some(b"g"), 10, stat(7, 0, 0)));
     let mut t = DataTree::from_zk_snapshot(&s, 7, TreeOptions::default()).expect("loads");
     assert_eq!(
         t.get_data("/a/f", &[]).unwrap_err(),

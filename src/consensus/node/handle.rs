@@ -8,11 +8,11 @@ use std::time::Duration;
 use raft::prelude::Message;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use super::{fault, Node, RaftOptions};
+use super::{Node, RaftOptions};
 use crate::consensus::peer::{NoPeers, PeerMsg, PeerSender, Touches, Transport};
 use crate::consensus::transport::PeerNetwork;
+use crate::consensus::ConsensusError;
 use crate::consensus::{NotAccepting, Proposal, Proposer, StateMachine};
-use crate::proto::Error;
 
 /// This node's part in the group (ZooKeeper's Mode: leader, follower, observer).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -188,7 +188,7 @@ impl RaftHandle {
 pub fn spawn_raft<S: StateMachine>(
     sm: S,
     opts: RaftOptions,
-) -> Result<(Proposer, RaftHandle), Error> {
+) -> Result<(Proposer, RaftHandle), ConsensusError> {
     if opts.peers.iter().all(|(id, _)| *id == opts.id) {
         return spawn_raft_with(sm, opts, NoPeers);
     }
@@ -199,15 +199,21 @@ pub fn spawn_raft<S: StateMachine>(
                 .peers
                 .iter()
                 .find(|(id, _)| *id == opts.id)
-                .ok_or_else(|| fault(format!("raft: no quorum address for myid {}", opts.id)))?;
+                .ok_or_else(|| {
+                    ConsensusError::Options(format!("no quorum address for myid {}", opts.id))
+                })?;
             std::net::ToSocketAddrs::to_socket_addrs(own.as_str())
-                .map_err(|e| fault(format!("raft: quorum address {own}: {e}")))?
+                .map_err(|e| ConsensusError::Options(format!("quorum address {own}: {e}")))?
                 .next()
-                .ok_or_else(|| fault(format!("raft: quorum address {own} resolves to nothing")))?
+                .ok_or_else(|| {
+                    ConsensusError::Options(format!("quorum address {own} resolves to nothing"))
+                })?
         }
     };
     if tokio::runtime::Handle::try_current().is_err() {
-        return Err(fault("raft: the peer network needs a tokio runtime"));
+        return Err(ConsensusError::Options(
+            "the peer network needs a tokio runtime".into(),
+        ));
     }
     let (net, inbound) = PeerNetwork::start(
         opts.id,
@@ -216,9 +222,7 @@ pub fn spawn_raft<S: StateMachine>(
         opts.quorum_secret.clone(),
     )
     .map_err(|e| {
-        fault(format!(
-            "raft: cannot listen on quorum address {listen}: {e}"
-        ))
+        ConsensusError::io(format!("raft: cannot listen on quorum address {listen}"), e)
     })?;
     let (proposer, handle) = spawn_raft_with(sm, opts, net)?;
     inbound.attach(handle.peer_sender());
@@ -232,19 +236,21 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
     sm: S,
     opts: RaftOptions,
     transport: T,
-) -> Result<(Proposer, RaftHandle), Error> {
+) -> Result<(Proposer, RaftHandle), ConsensusError> {
     if opts.id == 0 {
-        return Err(fault("raft: myid must not be 0"));
+        return Err(ConsensusError::Options("myid must not be 0".into()));
     }
     if opts.voters.is_empty() {
-        return Err(fault("raft: no voters"));
+        return Err(ConsensusError::Options("no voters".into()));
     }
     if opts.learners.iter().any(|l| opts.voters.contains(l)) {
-        return Err(fault("raft: a server cannot be both a voter and a learner"));
+        return Err(ConsensusError::Options(
+            "a server cannot be both a voter and a learner".into(),
+        ));
     }
     if !opts.voters.contains(&opts.id) && !opts.learners.contains(&opts.id) {
-        return Err(fault(format!(
-            "raft: myid {} is neither a voter nor a learner",
+        return Err(ConsensusError::Options(format!(
+            "myid {} is neither a voter nor a learner",
             opts.id
         )));
     }
@@ -255,7 +261,7 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
     let (status_tx, status_rx) = watch::channel(RaftStatus::default());
     let (stopped_tx, stopped_rx) = watch::channel(false);
     let shutdown = Arc::new(Notify::new());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ConsensusError>>();
     let notify = shutdown.clone();
     let id = opts.id;
     std::thread::Builder::new()
@@ -269,7 +275,7 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(fault(format!("raft runtime: {e}"))));
+                    let _ = ready_tx.send(Err(ConsensusError::io("raft runtime", e)));
                     return;
                 }
             };
@@ -293,7 +299,7 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
                 );
             }
         })
-        .map_err(|e| fault(format!("spawning the raft thread: {e}")))?;
+        .map_err(|e| ConsensusError::io("spawning the raft thread", e))?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok((
             Proposer { tx },
@@ -307,7 +313,9 @@ pub fn spawn_raft_with<S: StateMachine, T: Transport>(
             },
         )),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(fault("raft node thread died during recovery")),
+        Err(_) => Err(ConsensusError::ThreadDied(
+            "raft node thread died during recovery",
+        )),
     }
 }
 

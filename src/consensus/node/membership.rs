@@ -13,11 +13,11 @@ use std::time::Instant;
 use raft::prelude::{ConfChange, ConfChangeType, ConfState};
 
 use super::plan::{self, Change, Group, Peer, Step};
-use super::{fault, sorted, Node};
+use super::{sorted, Node};
 use crate::consensus::peer::{PeerMsg, Probe, Transport};
 use crate::consensus::storage::SledStorage;
+use crate::consensus::ConsensusError;
 use crate::consensus::{GroupMembers, StateMachine};
-use crate::proto::Error;
 
 #[derive(Default)]
 pub(super) struct Membership {
@@ -108,7 +108,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     /// While waiting: probe zoo.cfg's servers; bootstrap when every voter has an empty log
     /// and the same server list. If any of them imported ZooKeeper's data, only the one with
     /// the newest starts the group, from its import (see `Seed`).
-    pub(super) fn waiting_tick(&mut self) -> Result<(), Error> {
+    pub(super) fn waiting_tick(&mut self) -> Result<(), ConsensusError> {
         let want = (
             sorted(self.opts.voters.clone()),
             sorted(self.opts.learners.clone()),
@@ -175,7 +175,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 cc.node_id = id;
                 self.raw
                     .apply_conf_change(&cc)
-                    .map_err(|e| fault(format!("bootstrapping membership: {e}")))?;
+                    .map_err(|e| ConsensusError::raft("bootstrapping membership", e))?;
             }
         }
         let cs = self.raw.raft.prs().conf().to_conf_state();
@@ -187,7 +187,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     /// Starts a one-voter group from this server's seed (it has the newest imported state of
     /// all voters); `reconcile` then adds the others, who take its snapshot.
-    fn start_from_seed(&mut self) -> Result<(), Error> {
+    fn start_from_seed(&mut self) -> Result<(), ConsensusError> {
         let Some(seed) = self.opts.seed.take() else {
             return Ok(());
         };
@@ -205,8 +205,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         // Terms never go down in the log: the group starts in the seed's term.
         self.raw.raft.become_follower(term, raft::INVALID_ID);
         if !self.raw.raft.restore(snap) {
-            return Err(fault(
-                "raft refused the imported state as its first snapshot",
+            return Err(ConsensusError::Unrecoverable(
+                "raft refused the imported state as its first snapshot".into(),
             ));
         }
         // install_snapshot (next Ready) must not report this as joining a leader.

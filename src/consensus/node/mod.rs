@@ -76,18 +76,14 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::peer::{PeerMsg, PeerReport, Touches, Transport};
 use super::storage::{SledStorage, SnapshotFile};
 use super::validate;
+use super::ConsensusError;
 use super::{Proposal, StateMachine};
-use crate::proto::Error;
 
 pub use handle::{spawn_raft, spawn_raft_with, RaftHandle, RaftRole, RaftStatus};
 pub use options::{RaftOptions, Seed};
 pub use recovery::recover_offline;
 
 use handle::Local;
-
-fn fault(msg: impl std::fmt::Display) -> Error {
-    Error::Other(msg.to_string())
-}
 
 /// Where the node reads the time. Real in production; tests hold a manual one and move it.
 #[derive(Clone, Default)]
@@ -153,7 +149,7 @@ enum Event {
     Local(Local),
     Tick,
     Purge,
-    SnapshotWritten(u64, Result<SnapshotFile, Error>),
+    SnapshotWritten(u64, Result<SnapshotFile, ConsensusError>),
 }
 
 /// Peer frames handled in one go before the loop looks at its other sources again.
@@ -168,7 +164,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         mut peers: mpsc::Receiver<(u64, PeerMsg)>,
         mut local: mpsc::Receiver<Local>,
         shutdown: Arc<Notify>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), ConsensusError> {
         let mut ticker = tokio::time::interval(self.opts.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut purge = (self.opts.purge_interval_hours > 0).then(|| {
@@ -344,7 +340,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     /// One logical tick: raft-rs's clock, membership (probing while waiting to join, the
     /// start-up campaign and `reconcile` otherwise), transport reports, and giving up on
     /// what waited too long.
-    fn tick(&mut self) -> Result<(), Error> {
+    fn tick(&mut self) -> Result<(), ConsensusError> {
         self.raw.tick();
         self.ticks += 1;
         if self.members.waiting {

@@ -10,10 +10,10 @@
 use protobuf::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType};
 
-use super::{fault, sorted, Node};
+use super::{sorted, Node};
 use crate::consensus::peer::Transport;
+use crate::consensus::ConsensusError;
 use crate::consensus::{zxid, StateMachine};
-use crate::proto::Error;
 use crate::tree::Txn;
 
 /// What the last Ready round saw, so that the next one can tell what changed.
@@ -32,7 +32,7 @@ pub(super) struct ReadyState {
 impl<S: StateMachine, T: Transport> Node<S, T> {
     /// Handles every pending Ready, in raft-rs's documented order, and what follows from
     /// the new state (held proposals, read barriers), until nothing is pending.
-    pub(super) fn on_ready(&mut self) -> Result<(), Error> {
+    pub(super) fn on_ready(&mut self) -> Result<(), ConsensusError> {
         loop {
             self.handle_readies()?;
             self.after_ready();
@@ -42,7 +42,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
     }
 
-    fn handle_readies(&mut self) -> Result<(), Error> {
+    fn handle_readies(&mut self) -> Result<(), ConsensusError> {
         while self.raw.has_ready() {
             let mut rd = self.raw.ready();
             // 1. Messages that may go out before persisting (a leader's appends).
@@ -115,7 +115,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     /// Gives committed entries to the state machine (normal entries) or to raft-rs (conf
     /// changes), in order, each once.
-    pub(super) fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
+    pub(super) fn apply(&mut self, entries: Vec<Entry>) -> Result<(), ConsensusError> {
         for e in entries {
             if e.index <= self.applied {
                 continue;
@@ -126,11 +126,11 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 EntryType::EntryNormal => {
                     // Every replica decodes the same bytes: a failure here is not this node's
                     // to skip (replicas would diverge), so the node stops.
-                    let txn = Txn::decode(&e.data).map_err(|err| {
-                        fault(format!(
-                            "log entry {} (term {}) is not a txn: {err}",
-                            e.index, e.term
-                        ))
+                    let txn = Txn::decode(&e.data).map_err(|err| ConsensusError::BadEntry {
+                        what: "log entry",
+                        index: e.index,
+                        term: e.term,
+                        why: format!("is not a txn: {err}"),
                     })?;
                     let applied = self.sm.apply(zxid(e.term, e.index), &txn);
                     self.answer(&e.context, applied);
@@ -140,11 +140,11 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 }
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data)
-                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                        .map_err(|err| bad_conf_change(&e, err))?;
                     let cs = self
                         .raw
                         .apply_conf_change(&cc)
-                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                        .map_err(|err| bad_conf_change(&e, err))?;
                     let id = cc.node_id;
                     let what = match cc.get_change_type() {
                         ConfChangeType::AddNode => format!("promoted {id} to voter"),
@@ -158,11 +158,11 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc = ConfChangeV2::parse_from_bytes(&e.data)
-                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                        .map_err(|err| bad_conf_change(&e, err))?;
                     let cs = self
                         .raw
                         .apply_conf_change(&cc)
-                        .map_err(|err| fault(format!("conf change {}: {err}", e.index)))?;
+                        .map_err(|err| bad_conf_change(&e, err))?;
                     self.conf_applied(e.index, "joint change", cs)?;
                 }
             }
@@ -173,13 +173,28 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     }
 
     /// Logs an applied conf change and stores the membership it produced.
-    fn conf_applied(&mut self, index: u64, what: &str, cs: ConfState) -> Result<(), Error> {
+    fn conf_applied(
+        &mut self,
+        index: u64,
+        what: &str,
+        cs: ConfState,
+    ) -> Result<(), ConsensusError> {
         tracing::info!(
             "membership: {what} (conf change at index {index}); voters {:?}, learners {:?}",
             sorted(cs.voters.clone()),
             sorted(cs.learners.clone())
         );
         self.members.last_conf_index = index;
-        self.raw.mut_store().set_conf_state(cs).map_err(Error::from)
+        Ok(self.raw.mut_store().set_conf_state(cs)?)
+    }
+}
+
+/// A conf change entry that does not decode or that raft-rs refuses.
+fn bad_conf_change(e: &Entry, why: impl std::fmt::Display) -> ConsensusError {
+    ConsensusError::BadEntry {
+        what: "conf change",
+        index: e.index,
+        term: e.term,
+        why: why.to_string(),
     }
 }

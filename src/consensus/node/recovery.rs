@@ -16,12 +16,12 @@ use super::proposals::Proposals;
 use super::reads::Reads;
 use super::ready::ReadyState;
 use super::snapshots::Snapshots;
-use super::{fault, Clock, Node, RaftOptions, RaftStatus};
+use super::{Clock, Node, RaftOptions, RaftStatus};
 use crate::consensus::logger::raft_logger;
 use crate::consensus::peer::{Touches, Transport};
 use crate::consensus::storage::SledStorage;
+use crate::consensus::ConsensusError;
 use crate::consensus::{zxid, StateMachine};
-use crate::proto::Error;
 use crate::tree::Txn;
 
 /// Rebuilds the state machine from this server's own files without joining any group (the
@@ -32,10 +32,10 @@ pub fn recover_offline<S: StateMachine>(
     sm: &mut S,
     data_dir: &std::path::Path,
     log_dir: Option<&std::path::Path>,
-) -> Result<(u64, u64), Error> {
+) -> Result<(u64, u64), ConsensusError> {
     let (store, _) = SledStorage::open(log_dir.unwrap_or(data_dir), data_dir, false, &[])?;
     if store.is_empty() && store.snapshots().list()?.is_empty() {
-        return Err(fault(format!(
+        return Err(ConsensusError::Unrecoverable(format!(
             "{} holds no keeperd state",
             store.path().display()
         )));
@@ -59,7 +59,7 @@ pub fn recover_offline<S: StateMachine>(
         break;
     }
     if at.0 < log_start {
-        return Err(fault(format!(
+        return Err(ConsensusError::Unrecoverable(format!(
             "raft log {} starts after index {log_start} but no usable snapshot covers it",
             store.path().display()
         )));
@@ -70,11 +70,11 @@ pub fn recover_offline<S: StateMachine>(
         let high = (next + 4096).min(commit + 1);
         for e in store.read_entries(next, high)? {
             if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                let txn = Txn::decode(&e.data).map_err(|err| {
-                    fault(format!(
-                        "log entry {} (term {}) is not a txn: {err}",
-                        e.index, e.term
-                    ))
+                let txn = Txn::decode(&e.data).map_err(|err| ConsensusError::BadEntry {
+                    what: "log entry",
+                    index: e.index,
+                    term: e.term,
+                    why: format!("is not a txn: {err}"),
                 })?;
                 sm.apply(zxid(e.term, e.index), &txn);
             }
@@ -93,7 +93,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         transport: T,
         status: watch::Sender<RaftStatus>,
         touches: mpsc::Sender<Touches>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, ConsensusError> {
         let log_root = opts
             .log_dir
             .clone()
@@ -221,7 +221,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             break;
         }
         if restored.is_none() && store.log_start().0 > 0 {
-            return Err(fault(format!(
+            return Err(ConsensusError::Unrecoverable(format!(
                 "raft log {} starts after index {} but no usable snapshot in {} covers it \
                  ({}); refusing to start with a partial state",
                 store.path().display(),
@@ -254,9 +254,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             ..Default::default()
         };
         cfg.validate()
-            .map_err(|e| fault(format!("raft config: {e}")))?;
+            .map_err(|e| ConsensusError::raft("raft config", e))?;
         let raw = RawNode::new(&cfg, store, &raft_logger(opts.id))
-            .map_err(|e| fault(format!("raft: {e}")))?;
+            .map_err(|e| ConsensusError::raft("raft", e))?;
         let mut node = Node {
             raw,
             sm,
@@ -281,7 +281,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let apply_through = if single_voter {
             node.raw
                 .campaign()
-                .map_err(|e| fault(format!("raft campaign: {e}")))?;
+                .map_err(|e| ConsensusError::raft("raft campaign", e))?;
             node.raw.raft.raft_log.last_index()
         } else {
             known_committed
@@ -289,7 +289,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         while node.applied < apply_through {
             if !node.raw.has_ready() {
                 if single_voter {
-                    return Err(fault(format!(
+                    return Err(ConsensusError::Unrecoverable(format!(
                         "raft recovery stalled at index {} of {apply_through}",
                         node.applied
                     )));

@@ -8,14 +8,14 @@ use raft::Storage;
 use rand::Rng;
 use tokio::sync::oneshot;
 
-use super::{fault, sorted, Node};
+use super::{sorted, Node};
 use crate::consensus::peer::Transport;
 use crate::consensus::storage::{self, SnapshotFile};
+use crate::consensus::ConsensusError;
 use crate::consensus::StateMachine;
-use crate::proto::Error;
 
 /// A snapshot being written: its index, then the file (or why it failed).
-pub(super) type SnapJob = oneshot::Receiver<(u64, Result<SnapshotFile, Error>)>;
+pub(super) type SnapJob = oneshot::Receiver<(u64, Result<SnapshotFile, ConsensusError>)>;
 
 pub(super) struct Snapshots {
     /// Entries applied since the last snapshot, and the randomised count that triggers one.
@@ -57,11 +57,18 @@ fn next_threshold(snap_count: u64) -> u64 {
 }
 
 /// Resolves when the snapshot being written is done; never while none is.
-pub(super) async fn wait_job(job: &mut Option<SnapJob>) -> (u64, Result<SnapshotFile, Error>) {
+pub(super) async fn wait_job(
+    job: &mut Option<SnapJob>,
+) -> (u64, Result<SnapshotFile, ConsensusError>) {
     match job {
-        Some(rx) => rx
-            .await
-            .unwrap_or_else(|_| (0, Err(fault("the snapshot writer thread died")))),
+        Some(rx) => rx.await.unwrap_or_else(|_| {
+            (
+                0,
+                Err(ConsensusError::ThreadDied(
+                    "the snapshot writer thread died",
+                )),
+            )
+        }),
         None => std::future::pending().await,
     }
 }
@@ -69,7 +76,7 @@ pub(super) async fn wait_job(job: &mut Option<SnapJob>) -> (u64, Result<Snapshot
 impl<S: StateMachine, T: Transport> Node<S, T> {
     /// A snapshot received from the leader: made durable as a file, the log reset to it,
     /// the state machine replaced.
-    pub(super) fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), Error> {
+    pub(super) fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), ConsensusError> {
         let meta = snap.get_metadata().clone();
         let file = self.raw.store().snapshots().write(&meta, &snap.data)?;
         self.sm.restore(&snap.data)?;
@@ -104,7 +111,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     /// Takes a snapshot when enough entries were applied; the file is written on its own
     /// thread, and the log compacted when that is done (`snapshot_written`).
-    pub(super) fn maybe_snapshot(&mut self) -> Result<Option<SnapJob>, Error> {
+    pub(super) fn maybe_snapshot(&mut self) -> Result<Option<SnapJob>, ConsensusError> {
         let forced = std::mem::take(&mut self.snaps.force);
         if (!forced && self.snaps.since_snapshot <= self.snaps.threshold)
             || self.applied == 0
@@ -117,7 +124,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .raw
             .store()
             .term(index)
-            .map_err(|e| fault(format!("snapshot at {index}: {e}")))?;
+            .map_err(|e| ConsensusError::raft(format!("snapshot at {index}"), e))?;
         let meta = SnapshotMetadata {
             index,
             term,
@@ -130,9 +137,12 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         std::thread::Builder::new()
             .name("raft-snapshot".into())
             .spawn(move || {
-                let _ = tx.send((index, store.write(&meta, &data).map_err(Error::from)));
+                let _ = tx.send((
+                    index,
+                    store.write(&meta, &data).map_err(ConsensusError::from),
+                ));
             })
-            .map_err(|e| fault(format!("spawning the snapshot writer: {e}")))?;
+            .map_err(|e| ConsensusError::io("spawning the snapshot writer", e))?;
         self.snaps.since_snapshot = 0;
         self.snaps.threshold = next_threshold(self.opts.snap_count);
         Ok(Some(rx))
@@ -141,8 +151,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     pub(super) fn snapshot_written(
         &mut self,
         index: u64,
-        r: Result<SnapshotFile, Error>,
-    ) -> Result<(), Error> {
+        r: Result<SnapshotFile, ConsensusError>,
+    ) -> Result<(), ConsensusError> {
         match r {
             Ok(f) => {
                 tracing::info!("wrote snapshot {} ({} bytes)", f.path.display(), f.size);
@@ -159,7 +169,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     /// Compacts the log up to the oldest of the newest `retain` snapshots (so recovery can
     /// fall back to any of them) and, when `purge`, deletes older snapshot files.
-    pub(super) fn compact_and_purge(&mut self, purge: bool) -> Result<(), Error> {
+    pub(super) fn compact_and_purge(&mut self, purge: bool) -> Result<(), ConsensusError> {
         let snaps = self.raw.store().snapshots().clone();
         let files = snaps.list()?;
         let retain = self.opts.retain();
