@@ -84,6 +84,39 @@ impl OpCode {
         self as i32
     }
 
+    /// ZooKeeper's four-letter name of the op, as `cons` shows it (lop=...); "NA" for the
+    /// ops ZooKeeper has no name for.
+    pub fn short_name(self) -> &'static str {
+        use OpCode::*;
+        match self {
+            Create | Create2 | CreateContainer | CreateTtl => "CREA",
+            Delete => "DELE",
+            Exists => "EXIS",
+            GetData => "GETD",
+            SetData => "SETD",
+            GetAcl => "GETA",
+            SetAcl => "SETA",
+            GetChildren | GetChildren2 => "GETC",
+            Sync => "SYNC",
+            Ping => "PING",
+            Check => "CHEC",
+            Multi => "MULT",
+            Reconfig => "RECO",
+            CheckWatches => "CHKW",
+            RemoveWatches => "REMW",
+            MultiRead => "MLTR",
+            Auth => "AUTH",
+            SetWatches | SetWatches2 => "SETW",
+            GetEphemerals => "GETE",
+            GetAllChildrenNumber => "GETN",
+            AddWatch => "ADDW",
+            WhoAmI => "WHOA",
+            CloseSession => "CLOS",
+            CreateSession => "SESS",
+            Notification | DeleteContainer | Sasl | Error => "NA",
+        }
+    }
+
     /// create, create2, createContainer and createTTL: the opcodes of a CreateRequest (or
     /// CreateTTLRequest, for createTTL).
     pub fn is_create(self) -> bool {
@@ -100,4 +133,51 @@ pub mod xid {
     pub const PING: i32 = -2;
     pub const AUTH: i32 = -4;
     pub const SET_WATCHES: i32 = -8;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpCode;
+
+    /// ZooKeeper's `cons` names (Request.op2String's four-letter forms), by opcode.
+    #[test]
+    fn short_names_are_zookeepers() {
+        let table = [
+            (1, "CREA"),
+            (2, "DELE"),
+            (3, "EXIS"),
+            (4, "GETD"),
+            (5, "SETD"),
+            (6, "GETA"),
+            (7, "SETA"),
+            (8, "GETC"),
+            (9, "SYNC"),
+            (11, "PING"),
+            (12, "GETC"),
+            (13, "CHEC"),
+            (14, "MULT"),
+            (15, "CREA"),
+            (16, "RECO"),
+            (17, "CHKW"),
+            (18, "REMW"),
+            (19, "CREA"),
+            (20, "NA"),
+            (21, "CREA"),
+            (22, "MLTR"),
+            (100, "AUTH"),
+            (101, "SETW"),
+            (103, "GETE"),
+            (104, "GETN"),
+            (105, "SETW"),
+            (106, "ADDW"),
+            (107, "WHOA"),
+            (-11, "CLOS"),
+            (-10, "SESS"),
+            (0, "NA"),
+        ];
+        for (op, name) in table {
+            let got = OpCode::from_i32(op).map_or("NA", OpCode::short_name);
+            assert_eq!(got, name, "opcode {op}");
+        }
+    }
 }

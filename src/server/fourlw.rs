@@ -9,9 +9,9 @@ use crate::admin::{
     ServerMode, ServerSnapshot, SessionStats,
 };
 
-use super::stats::OP_NAMES;
 use super::Shared;
 use crate::config::dir_size;
+use crate::proto::OpCode;
 
 pub fn parse(first4: &[u8]) -> Option<FourLetterWord> {
     FourLetterWord::parse(first4)
@@ -197,9 +197,10 @@ fn connections(shared: &Shared, asking: SocketAddr) -> Vec<ConnectionInfo> {
                 sent: s.sent.load(Relaxed),
                 session: Some(SessionStats {
                     session_id: c.session_id,
-                    last_op: OP_NAMES
-                        .get(s.last_op.load(Relaxed) as usize)
-                        .unwrap_or(&"NA")
+                    last_op: i32::try_from(s.last_op.load(Relaxed))
+                        .ok()
+                        .and_then(OpCode::from_i32)
+                        .map_or("NA", OpCode::short_name)
                         .to_string(),
                     established_ms: s.established_ms,
                     timeout_ms: c.timeout_ms,

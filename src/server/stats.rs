@@ -110,8 +110,8 @@ pub struct ConnStats {
     pub last_zxid: AtomicI64,
     pub last_response_ms: AtomicI64,
     pub last_latency_ms: AtomicU64,
-    /// Short name of the last operation (lop), as an index into `OP_NAMES`.
-    pub last_op: AtomicU64,
+    /// The opcode of the last operation answered (lop; 0 = none yet).
+    pub last_op: AtomicI64,
     pub latency: Latency,
 }
 
@@ -126,7 +126,7 @@ impl ConnStats {
             last_zxid: AtomicI64::new(-1),
             last_response_ms: AtomicI64::new(0),
             last_latency_ms: AtomicU64::new(0),
-            last_op: AtomicU64::new(0),
+            last_op: AtomicI64::new(0),
             latency: Latency::default(),
         }
     }
@@ -141,40 +141,5 @@ impl ConnStats {
         self.last_latency_ms.store(0, Relaxed);
         self.last_op.store(0, Relaxed);
         self.latency.reset();
-    }
-}
-
-/// ZooKeeper's short op names used by `cons` (lop=...).
-pub const OP_NAMES: &[&str] = &[
-    "NA", "CREA", "DELE", "EXIS", "GETD", "SETD", "GETA", "SETA", "GETC", "SYNC", "PING", "GETC",
-    "CHEC", "MULT", "CREA", "RECO", "CHKW", "REMW", "CREA", "CREA", "MLTR", "AUTH", "SETW", "GETE",
-    "GETN", "SETW", "ADDW", "WHOA", "CLOS", "SESS",
-];
-
-/// Index into `OP_NAMES` for a raw opcode.
-pub fn op_name_index(op: i32) -> u64 {
-    match op {
-        1..=9 => op as u64,
-        11 => 10,
-        12 => 11,
-        13 => 12,
-        14 => 13,
-        15 => 14,
-        16 => 15,
-        17 => 16,
-        18 => 17,
-        19 => 18,
-        21 => 19,
-        22 => 20,
-        100 => 21,
-        101 => 22,
-        103 => 23,
-        104 => 24,
-        105 => 25,
-        106 => 26,
-        107 => 27,
-        -11 => 28,
-        -10 => 29,
-        _ => 0,
     }
 }

@@ -273,18 +273,14 @@ fn huge_counts_are_rejected_before_allocating() {
 
 #[test]
 fn resealed_mutations_never_panic() {
+    use rand::{Rng, SeedableRng};
     // Corruption that a checksum cannot catch (a bug, or bytes written by someone else): any
     // change of the body must give a tree or an error, never a panic.
     let (t, _) = built();
     let bytes = t.snapshot_bytes();
     let body = body_of(&bytes).to_vec();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
+    let mut rnd = move || rng.gen::<u64>();
     for _ in 0..3000 {
         let mut b = body.clone();
         for _ in 0..1 + rnd() % 3 {

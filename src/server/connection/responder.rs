@@ -15,7 +15,7 @@ use crate::proto::opcode::xid;
 use crate::proto::request::{ReadOp, Request};
 use crate::proto::response::{encode_notification, encode_reply, OpResult, ReplyHeader, Response};
 use crate::proto::{ClientInfo, Id, ZkError};
-use crate::server::stats::{op_name_index, ConnStats};
+use crate::server::stats::ConnStats;
 use crate::server::{now_ms, ConnHandle, Out, Shared};
 use crate::watch::WatchKind;
 
@@ -105,7 +105,7 @@ pub(super) async fn respond_loop(
         stats.last_zxid.store(zxid, Relaxed);
         stats.last_response_ms.store(now_ms(), Relaxed);
         stats.last_latency_ms.store(ms, Relaxed);
-        stats.last_op.store(op_name_index(op), Relaxed);
+        stats.last_op.store(op.into(), Relaxed);
         if close_after {
             let _ = out.send(Out::Close);
             break;
