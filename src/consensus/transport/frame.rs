@@ -50,9 +50,59 @@ pub enum Frame {
     Msg(PeerMsg),
 }
 
+/// Why a frame could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("encoding a raft message: {0}")]
+    Encode(protobuf::ProtobufError),
+    #[error("Closed is not a frame")]
+    NotAFrame,
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("empty frame")]
+    Empty,
+    #[error("frame version {0}, expected {FRAME_VERSION}")]
+    Version(u8),
+    #[error("frame without a type")]
+    NoType,
+    #[error("unknown frame type {0}")]
+    UnknownType(u8),
+    #[error("{0} is truncated")]
+    Truncated(&'static str),
+    #[error("{what} of {len} bytes, expected {want}")]
+    Size {
+        what: &'static str,
+        len: usize,
+        want: usize,
+    },
+    #[error("bad raft message: {0}")]
+    Raft(protobuf::ProtobufError),
+    #[error("touch frame says {n} sessions, has {len} bytes")]
+    TouchCount { n: usize, len: usize },
+    #[error("probe frame has trailing bytes")]
+    ProbeTrailing,
+    #[error("bad probe state {0}")]
+    ProbeState(u8),
+}
+
+/// A frame type's name in errors.
+fn name_of(ty: u8) -> &'static str {
+    match ty {
+        T_HELLO => "hello",
+        T_RAFT => "raft frame",
+        T_FORWARD => "forward frame",
+        T_TOUCH => "touch frame",
+        T_PROBE => "probe frame",
+        T_AUTH_HELLO => "auth hello",
+        T_CHALLENGE => "challenge",
+        T_PROOF => "proof",
+        _ => "frame",
+    }
+}
+
 impl Frame {
     /// The body (without the length prefix).
-    pub fn encode_body(&self) -> Result<Vec<u8>, String> {
+    pub fn encode_body(&self) -> Result<Vec<u8>, FrameError> {
         let mut out = vec![FRAME_VERSION];
         match self {
             Frame::Hello { from, to } => {
@@ -77,8 +127,7 @@ impl Frame {
             }
             Frame::Msg(PeerMsg::Raft(m)) => {
                 out.push(T_RAFT);
-                m.write_to_vec(&mut out)
-                    .map_err(|e| format!("encoding a raft message: {e}"))?;
+                m.write_to_vec(&mut out).map_err(FrameError::Encode)?;
             }
             Frame::Msg(PeerMsg::Forward(f)) => {
                 out.push(T_FORWARD);
@@ -109,7 +158,7 @@ impl Frame {
                 }
             }
             Frame::Msg(PeerMsg::Closed) => {
-                return Err("Closed is not a frame".into());
+                return Err(FrameError::NotAFrame);
             }
             Frame::Msg(PeerMsg::Touch(sessions)) => {
                 out.push(T_TOUCH);
@@ -120,16 +169,13 @@ impl Frame {
             }
         }
         if out.len() > MAX_FRAME {
-            return Err(format!(
-                "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
-                out.len()
-            ));
+            return Err(FrameError::TooLarge(out.len()));
         }
         Ok(out)
     }
 
     /// Length prefix + body: what goes on the wire.
-    pub fn encode(&self) -> Result<Vec<u8>, String> {
+    pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
         let body = self.encode_body()?;
         let mut out = Vec::with_capacity(4 + body.len());
         out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -138,22 +184,26 @@ impl Frame {
     }
 
     /// Decodes a body. Invalid input is an error, never a panic.
-    pub fn decode_body(body: &[u8]) -> Result<Frame, String> {
-        let (&version, rest) = body.split_first().ok_or("empty frame")?;
+    pub fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
+        let (&version, rest) = body.split_first().ok_or(FrameError::Empty)?;
         if version != FRAME_VERSION {
-            return Err(format!("frame version {version}, expected {FRAME_VERSION}"));
+            return Err(FrameError::Version(version));
         }
-        let (&ty, p) = rest.split_first().ok_or("frame without a type")?;
+        let (&ty, p) = rest.split_first().ok_or(FrameError::NoType)?;
         let u64_at = |i: usize| {
             p.get(i..i + 8)
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
-                .ok_or_else(|| format!("frame type {ty} is truncated"))
+                .ok_or(FrameError::Truncated(name_of(ty)))
         };
         match ty {
             T_HELLO => {
                 if p.len() != 16 {
-                    return Err(format!("hello of {} bytes, expected 16", p.len()));
+                    return Err(FrameError::Size {
+                        what: "hello",
+                        len: p.len(),
+                        want: 16,
+                    });
                 }
                 Ok(Frame::Hello {
                     from: u64_at(0)?,
@@ -167,10 +217,11 @@ impl Frame {
                     _ => peer_auth::LEN,
                 };
                 if p.len() != want {
-                    return Err(format!(
-                        "frame type {ty} of {} bytes, expected {want}",
-                        p.len()
-                    ));
+                    return Err(FrameError::Size {
+                        what: name_of(ty),
+                        len: p.len(),
+                        want,
+                    });
                 }
                 let block = |i: usize| -> [u8; peer_auth::LEN] {
                     let mut b = [0u8; peer_auth::LEN];
@@ -192,7 +243,7 @@ impl Frame {
             }
             T_RAFT => Message::parse_from_bytes(p)
                 .map(|m| Frame::Msg(PeerMsg::Raft(m)))
-                .map_err(|e| format!("bad raft message: {e}")),
+                .map_err(FrameError::Raft),
             T_FORWARD => Ok(Frame::Msg(PeerMsg::Forward(Forward {
                 origin: u64_at(0)?,
                 incarnation: u64_at(8)?,
@@ -204,13 +255,10 @@ impl Frame {
                     .get(..4)
                     .and_then(|b| b.try_into().ok())
                     .map(u32::from_be_bytes)
-                    .ok_or("touch frame is truncated")? as usize;
+                    .ok_or(FrameError::Truncated("touch frame"))? as usize;
                 let ids = p.get(4..).unwrap_or_default();
                 if ids.len() != n.saturating_mul(8) {
-                    return Err(format!(
-                        "touch frame says {n} sessions, has {} bytes",
-                        ids.len()
-                    ));
+                    return Err(FrameError::TouchCount { n, len: ids.len() });
                 }
                 Ok(Frame::Msg(PeerMsg::Touch(
                     ids.chunks_exact(8)
@@ -219,18 +267,21 @@ impl Frame {
                 )))
             }
             T_PROBE => {
-                let (&state, mut rest) = p.split_first().ok_or("probe frame is truncated")?;
+                let (&state, mut rest) = p
+                    .split_first()
+                    .ok_or(FrameError::Truncated("probe frame"))?;
                 let mut lists = vec![];
                 for _ in 0..2 {
                     let n = rest
                         .get(..4)
                         .and_then(|b| b.try_into().ok())
                         .map(u32::from_be_bytes)
-                        .ok_or("probe frame is truncated")? as usize;
+                        .ok_or(FrameError::Truncated("probe frame"))?
+                        as usize;
                     let ids = rest
                         .get(4..)
                         .and_then(|r| r.get(..n.saturating_mul(8)))
-                        .ok_or("probe frame is truncated")?;
+                        .ok_or(FrameError::Truncated("probe frame"))?;
                     lists.push(
                         ids.chunks_exact(8)
                             .filter_map(|c| c.try_into().ok().map(u64::from_be_bytes))
@@ -240,8 +291,11 @@ impl Frame {
                 }
                 let imported = match rest.len() {
                     0 => 0,
-                    8 => i64::from_be_bytes(rest.try_into().map_err(|_| "probe zxid")?),
-                    _ => return Err("probe frame has trailing bytes".into()),
+                    8 => i64::from_be_bytes(
+                        rest.try_into()
+                            .map_err(|_| FrameError::Truncated("probe frame"))?,
+                    ),
+                    _ => return Err(FrameError::ProbeTrailing),
                 };
                 let learners = lists.pop().unwrap_or_default();
                 let voters = lists.pop().unwrap_or_default();
@@ -254,10 +308,10 @@ impl Frame {
                     1 if voters.is_empty() && learners.is_empty() && imported == 0 => {
                         Ok(Frame::Msg(PeerMsg::Probe(Probe::Member)))
                     }
-                    _ => Err(format!("bad probe state {state}")),
+                    _ => Err(FrameError::ProbeState(state)),
                 }
             }
-            other => Err(format!("unknown frame type {other}")),
+            other => Err(FrameError::UnknownType(other)),
         }
     }
 }
@@ -307,7 +361,7 @@ pub(super) async fn read_frame<R: AsyncReadExt + Unpin>(
             body.len()
         )));
     }
-    Frame::decode_body(&body).map_err(ReadError::Invalid)
+    Frame::decode_body(&body).map_err(|e| ReadError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -386,7 +440,7 @@ mod tests {
             (&[1, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0][..], "probe"),
         ] {
             let e = Frame::decode_body(body).expect_err(why);
-            assert!(e.contains(why), "{body:?}: {e}");
+            assert!(e.to_string().contains(why), "{body:?}: {e}");
         }
     }
 

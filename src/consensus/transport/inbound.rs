@@ -81,7 +81,9 @@ async fn inbound(
                     nonce: na,
                     mac: s.acceptor_mac(my_id, from, &nonce, &na),
                 };
-                let bytes = challenge.encode().map_err(ReadError::Invalid)?;
+                let bytes = challenge
+                    .encode()
+                    .map_err(|e| ReadError::Invalid(e.to_string()))?;
                 wh.write_all(&bytes).await.map_err(ReadError::Io)?;
                 match read_frame(&mut r, MAX_HANDSHAKE_FRAME).await? {
                     Frame::Proof { mac } if s.check_connector(from, my_id, &na, &nonce, &mac) => {

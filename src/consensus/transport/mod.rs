@@ -51,7 +51,7 @@ mod frame;
 mod inbound;
 mod outbound;
 
-pub use frame::{Frame, FRAME_VERSION, MAX_FRAME};
+pub use frame::{Frame, FrameError, FRAME_VERSION, MAX_FRAME};
 
 use inbound::accept_loop;
 use outbound::outbound;

@@ -223,7 +223,8 @@ async fn authenticate_to<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
         to: peer,
         nonce: nc,
     };
-    w.write_all(&hello.encode().map_err(invalid)?).await?;
+    w.write_all(&hello.encode().map_err(|e| invalid(e.to_string()))?)
+        .await?;
     w.flush().await?;
     let (na, mac) = match read_frame(r, MAX_HANDSHAKE_FRAME).await {
         Ok(Frame::Challenge { nonce, mac }) => (nonce, mac),
@@ -244,7 +245,8 @@ async fn authenticate_to<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
     let proof = Frame::Proof {
         mac: secret.connector_mac(me, peer, &na, &nc),
     };
-    w.write_all(&proof.encode().map_err(invalid)?).await?;
+    w.write_all(&proof.encode().map_err(|e| invalid(e.to_string()))?)
+        .await?;
     w.flush().await
 }
 
