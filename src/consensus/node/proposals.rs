@@ -127,19 +127,26 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             }
             if let Some((_, p)) = self.props.held.pop_front() {
                 if let Some(done) = p.done {
-                    self.props.next_seq += 1;
-                    let since = self.clock.now();
-                    self.props.pending.insert(
-                        seq,
-                        Pending {
-                            done,
-                            forwarded: true,
-                            since,
-                        },
-                    );
+                    self.await_outcome(done, true);
                 }
             }
         }
+    }
+
+    /// Takes the next proposal number for an outcome someone waits for.
+    fn await_outcome(&mut self, done: oneshot::Sender<Applied>, forwarded: bool) -> u64 {
+        let seq = self.props.next_seq;
+        self.props.next_seq += 1;
+        let since = self.clock.now();
+        self.props.pending.insert(
+            seq,
+            Pending {
+                done,
+                forwarded,
+                since,
+            },
+        );
+        seq
     }
 
     fn propose_local(&mut self, p: Proposal) {
@@ -148,17 +155,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let data = txn.to_bytes();
         let (ctx, seq) = match p.done {
             Some(done) => {
-                let seq = self.props.next_seq;
-                self.props.next_seq += 1;
-                let since = self.clock.now();
-                self.props.pending.insert(
-                    seq,
-                    Pending {
-                        done,
-                        forwarded: false,
-                        since,
-                    },
-                );
+                let seq = self.await_outcome(done, false);
                 (self.own_context(seq), Some(seq))
             }
             None => (vec![], None),
