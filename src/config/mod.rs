@@ -28,6 +28,7 @@ pub use conf::dir_size;
 pub use membership::Membership;
 mod parse;
 pub mod properties;
+pub mod secret;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -26,10 +26,11 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::config::secret::{parse_secret, read_secret};
+
 /// Nonces and MACs are this long.
 pub const LEN: usize = 32;
-/// The shortest secret accepted.
-pub const MIN_SECRET: usize = 16;
+pub use crate::config::secret::MIN_SECRET;
 
 const ACCEPTOR: &[u8] = b"keeperd acceptor";
 const CONNECTOR: &[u8] = b"keeperd connector";
@@ -47,24 +48,11 @@ impl std::fmt::Debug for QuorumSecret {
 impl QuorumSecret {
     /// A secret from bytes; trailing whitespace (a file's final newline) is not part of it.
     pub fn new(bytes: &[u8]) -> Result<QuorumSecret, String> {
-        let end = bytes
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .map_or(0, |i| i + 1);
-        let secret = &bytes[..end];
-        if secret.len() < MIN_SECRET {
-            return Err(format!(
-                "the quorum secret has {} bytes; at least {MIN_SECRET} are needed",
-                secret.len()
-            ));
-        }
-        Ok(QuorumSecret(secret.into()))
+        parse_secret(bytes).map(|s| QuorumSecret(s.into()))
     }
 
     pub fn from_file(path: &Path) -> Result<QuorumSecret, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read the quorum secret {}: {e}", path.display()))?;
-        QuorumSecret::new(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        read_secret(path).map(|s| QuorumSecret(s.into()))
     }
 
     fn mac(&self, role: &[u8], a: u64, b: u64, n1: &[u8; LEN], n2: &[u8; LEN]) -> Hmac<Sha256> {

@@ -27,8 +27,7 @@ pub(super) fn resolve(
         .ok_or_else(|| here.whole("dataDir is not set"))?;
     if let Some(entry) = &pending.quorum_secret_file {
         let path = locate(Path::new(&entry.value), source_dir);
-        crate::consensus::peer_auth::QuorumSecret::from_file(&path)
-            .map_err(|why| here.at(entry, why))?;
+        crate::config::secret::read_secret(&path).map_err(|why| here.at(entry, why))?;
         config.quorum_secret_file = Some(path);
     }
     if config.data_dir.is_relative() {
