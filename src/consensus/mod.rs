@@ -5,7 +5,8 @@
 //! the one `StateMachine` of this process together with its zxid. The proposer's reply channel
 //! receives what apply produced.
 //!
-//! `zxid = term << 32 | (index & 0xffffffff)`: replicas agree on it without coordination.
+//! `zxid = (term + (index >> 32)) << 32 | (index & 0xffffffff)` (`zxid`): replicas agree on it
+//! without coordination, and it increases along the log even past 2^32 entries.
 //!
 //! This file holds the seam; the Raft driver stands behind the `Proposer` handle (a
 //! standalone server is a one-voter group, so there is one write path):
@@ -111,7 +112,42 @@ impl Proposer {
     }
 }
 
-/// Builds a zxid from a term (epoch) and a log index.
+/// Builds a zxid from a term and a log index: `epoch << 32 | (index & 0xffffffff)`, where
+/// the epoch is the term plus the index's high bits. Below 2^32 entries the epoch is the
+/// term; when a term's counter would wrap, the epoch moves on instead, as ZooKeeper starts a
+/// new epoch before its counter wraps. Zxids strictly increase in log order: terms never go
+/// down along the log and indexes always go up, so the epoch never goes down, and within
+/// one epoch the low bits are the index's.
 pub fn zxid(term: u64, index: u64) -> i64 {
-    ((term << 32) | (index & 0xffff_ffff)) as i64
+    let epoch = term + (index >> 32);
+    ((epoch << 32) | (index & 0xffff_ffff)) as i64
+}
+
+#[cfg(test)]
+mod zxid_tests {
+    use super::zxid;
+
+    #[test]
+    fn zxids_increase_across_the_counter_wrap_and_term_changes() {
+        let wrap = 1u64 << 32;
+        // (term, index) in log order: terms change before, at and after the wrap.
+        let log = [
+            (3, 1),
+            (3, wrap - 2),
+            (4, wrap - 1),
+            (4, wrap),
+            (4, wrap + 1),
+            (5, wrap + 2),
+            (5, 2 * wrap - 1),
+            (5, 2 * wrap),
+            (9, 2 * wrap + 7),
+        ];
+        let zxids: Vec<i64> = log.iter().map(|&(t, i)| zxid(t, i)).collect();
+        assert!(zxids.windows(2).all(|w| w[0] < w[1]), "{zxids:x?}");
+        // Below the wrap the epoch is the term, as it always was.
+        assert_eq!(zxid(3, 1), 0x3_0000_0001);
+        assert_eq!(zxid(4, wrap - 1), 0x4_ffff_ffff);
+        // At the wrap the epoch moves on and the counter starts again.
+        assert_eq!(zxid(4, wrap), 0x5_0000_0000);
+    }
 }

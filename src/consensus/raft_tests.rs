@@ -527,3 +527,50 @@ async fn large_entries_survive_a_restart() {
     assert_eq!(sm2.get(), before);
     stop(p2, h2).await;
 }
+
+/// A log that reaches 2^32 entries: zxids keep increasing (the epoch moves on where the
+/// 32-bit counter would wrap), snapshots across the wrap are found newest first, and a
+/// restart rebuilds the same state. The log starts just below the wrap from a snapshot, as
+/// a long-lived group's would.
+#[tokio::test]
+async fn zxids_keep_increasing_where_the_counter_would_wrap() {
+    use super::storage::SledStorage;
+    use raft::prelude::{ConfState, SnapshotMetadata};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = opts(dir.path());
+    o.snap_count = 4;
+    {
+        let (mut store, _) = SledStorage::open(dir.path(), dir.path(), false, &[]).expect("open");
+        let meta = SnapshotMetadata {
+            index: (1 << 32) - 3,
+            term: 7,
+            conf_state: Some(ConfState {
+                voters: vec![1],
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        store.snapshots().write(&meta, &[]).expect("snapshot");
+        store.install_snapshot(&meta).expect("install");
+    }
+    let (sm, p, h) = start(&o).await;
+    let zxids = propose_all(&p, 0..12).await;
+    assert!(zxids.windows(2).all(|w| w[0] < w[1]), "{zxids:x?}");
+    let epochs: Vec<i64> = zxids.iter().map(|z| z >> 32).collect();
+    assert!(
+        epochs.first() < epochs.last(),
+        "the epoch moved on at the wrap: {zxids:x?}"
+    );
+    wait_status(&h, |s| s.last_snapshot_index > 1 << 32).await;
+    stop(p, h).await;
+    let before = sm.get();
+    let (sm2, p2, h2) = start(&o).await;
+    assert_eq!(sm2.get(), before);
+    let more = propose_all(&p2, 100..102).await;
+    assert!(
+        more[0] > *zxids.last().expect("zxids"),
+        "{more:x?} after {zxids:x?}"
+    );
+    stop(p2, h2).await;
+}

@@ -26,13 +26,6 @@ pub struct SnapshotFile {
     pub size: u64,
 }
 
-impl SnapshotFile {
-    /// The log index in the name (the low 32 bits of the zxid).
-    pub fn index_hint(&self) -> u64 {
-        self.zxid & 0xffff_ffff
-    }
-}
-
 /// The snapshot directory: `dataDir/keeperd/snapshots/snapshot.<zxid hex>` files.
 ///
 /// Files, not sled values: a 100+ MB snapshot is written and read sequentially in one go, is
