@@ -512,3 +512,33 @@ async fn failover_with_the_seed_timing_is_sub_second() {
     .await
     .expect("failover test exceeded its bound");
 }
+
+/// A request whose outcome the server cannot learn (no quorum left: a `sync` gets no read
+/// barrier) ends the connection as soon as the server gives up on it, so the client
+/// reconnects elsewhere at once, as when a ZooKeeper follower loses its leader. Before, the
+/// socket stayed open, silent, until the client's next packet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_cannot_complete_closes_the_connection_at_once() {
+    use keeperd::proto::request::Request;
+    tokio::time::timeout(LIMIT, async {
+        let mut cluster = Cluster::start(3, "");
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+        let addr = cluster.node(follower).addr().parse().expect("addr");
+        // A 30 s session: the client sends no ping during the test.
+        let mut raw = Raw::open(addr).await;
+        raw.handshake(new_session_request(30_000)).await;
+        for id in (1..=3).filter(|&i| i != follower) {
+            cluster.node(id).kill9();
+        }
+        let t0 = Instant::now();
+        raw.send(1, &Request::Sync { path: "/".into() }).await;
+        // The barrier gives up after 2 election timeouts (2 x syncLimit x tickTime = 2 s);
+        // `frame` panics if nothing (no reply, no close) comes within 10 s.
+        assert_eq!(raw.frame().await, None, "the server closes the connection");
+        let waited = t0.elapsed();
+        assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+    })
+    .await
+    .expect("test exceeded its time bound");
+}

@@ -51,8 +51,13 @@ pub(super) async fn respond_loop(
                 writes_in_flight.fetch_sub(1, Relaxed);
                 match outcome {
                     Ok(applied) => (xid, op, t0, close_after, applied.zxid, applied.result),
-                    // The log stopped (shutdown): the client sees ConnectionLoss.
-                    Err(_) => break,
+                    // The outcome cannot be known any more (the leader changed under it, or
+                    // the log stopped): the connection ends at once and the client sees
+                    // ConnectionLoss, as when a ZooKeeper follower loses its leader.
+                    Err(_) => {
+                        let _ = out.send(Out::Close);
+                        break;
+                    }
                 }
             }
             Item::Read {
@@ -68,6 +73,8 @@ pub(super) async fn respond_loop(
                     // leader had committed (ReadIndex); standalone it is already current.
                     if let Some(raft) = shared.raft().filter(|_| shared.config().is_distributed()) {
                         if raft.read_barrier().await.is_err() {
+                            // No leader or quorum answered in time: as above.
+                            let _ = out.send(Out::Close);
                             break;
                         }
                     }
