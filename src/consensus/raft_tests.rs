@@ -249,9 +249,20 @@ async fn snapshots_compact_the_log_and_restart_uses_them() {
     let mut o = opts(dir.path());
     o.snap_count = 10;
     let (sm, p, h) = start(&o).await;
-    // One proposal at a time, so applies are spread over many Readies.
-    propose_each(&p, 0..120).await;
-    wait_status(&h, |s| s.snapshot_files >= 4 && s.first_index > 1).await;
+    // One proposal at a time, so applies are spread over many Readies. Snapshots are
+    // written on their own thread while entries keep coming: a slow disk gives fewer of
+    // them, so propose until there are four (bounded).
+    let deadline = std::time::Instant::now() + LIMIT;
+    let mut next = 0;
+    while h.status().snapshot_files < 4 || h.status().first_index <= 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 4 snapshots: {:?}",
+            h.status()
+        );
+        propose_each(&p, next..next + 20).await;
+        next += 20;
+    }
     let h1 = h.clone();
     stop(p, h).await;
     let st = h1.status();
