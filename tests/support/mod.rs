@@ -13,6 +13,7 @@
 //! - [`inproc`]: an in-process keeperd on its own temporary dataDir, and test time bounds.
 //! - [`wire`]: a raw client-port session built with keeperd's own codec.
 //! - [`rng`]: the seeded generator of the randomised tests.
+//! - [`proxy`]: a TCP proxy in front of the quorum ports that cuts, delays and heals links.
 
 // Each test file is its own crate and uses only part of this module; the rest would warn
 // as dead code in every one of them.
@@ -24,6 +25,7 @@ pub mod fourlw;
 pub mod inproc;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 pub mod rng;
 pub mod wire;
 

@@ -1,0 +1,470 @@
+//! Network partitions between real keeperd processes: every quorum connection goes through
+//! a proxy (`support::proxy`) that cuts, one way or both, and heals the links between
+//! members. A leader cut off from the majority acknowledges no write, the majority elects
+//! another and goes on, nothing acknowledged is lost, and after healing every member holds
+//! the same tree.
+//!
+//! Routing through the proxy: member `x` listens on its own real port and reaches every
+//! other member `y` at `y`'s proxy port. The ensemble's /zookeeper/config must list the
+//! proxy ports too, or every member would redial what it publishes
+//! (`transport.set_peers`): so the ensemble is first started with every zoo.cfg listing the
+//! proxy ports (the members listen on them, and the leader publishes that list), then
+//! stopped and started again behind the proxies with each member's own line on its real
+//! port and a zoo.cfg older than the published list (a leader republishes only a newer
+//! zoo.cfg, src/server/publish.rs).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use support::proxy::{Link, Proxy};
+use support::*;
+use zookeeper_client as zk;
+
+/// The bound of each test.
+const LIMIT: Duration = Duration::from_secs(90);
+/// tickTime=200, syncLimit=5: a 1 s election timeout, a 2 s hold timeout.
+const TICK_MS: u64 = 200;
+const ELECTION: Duration = Duration::from_millis(TICK_MS * 5);
+
+/// Three members whose quorum links all go through `proxy`.
+struct Ensemble {
+    /// `cluster.ports` holds the proxy ports the members dial; each member's own zoo.cfg
+    /// line names its real port.
+    cluster: Cluster,
+    proxy: Proxy,
+    /// Length of each member's server.log when it started behind the proxy.
+    log_start: Vec<usize>,
+}
+
+fn write_cfg(cluster: &Cluster, id: u64, servers: &str) {
+    let node = &cluster.nodes[(id - 1) as usize];
+    let path = node.dir.join("zoo.cfg");
+    std::fs::write(
+        &path,
+        format!(
+            "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
+            cluster.data_dir(id).display(),
+            node.client_port,
+        ),
+    )
+    .unwrap();
+}
+
+/// Sets `id`'s zoo.cfg modification time an hour back.
+fn age_cfg(cluster: &Cluster, id: u64) {
+    let path = cluster.nodes[(id - 1) as usize].dir.join("zoo.cfg");
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
+
+impl Ensemble {
+    async fn start() -> Ensemble {
+        let mut cluster = Cluster::prepare(3, "");
+        let ids = [1u64, 2, 3];
+        // Phase 1: every zoo.cfg lists the proxy ports; the leader publishes them.
+        let public: String = cluster
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, (q, e, _))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+            .collect();
+        for id in ids {
+            write_cfg(&cluster, id, &public);
+            cluster.node(id).start();
+        }
+        cluster.wait_leader(Duration::from_secs(20)).await;
+        let last = cluster.ports[2].0;
+        for id in ids {
+            cluster
+                .wait_config(id, &format!(":{last}:"), Duration::from_secs(20))
+                .await;
+        }
+        for id in ids {
+            cluster.node(id).kill9();
+        }
+        // Phase 2: each member listens on a real port nobody else knows.
+        let taken: BTreeSet<u16> = cluster
+            .ports
+            .iter()
+            .flat_map(|&(q, e, c)| [q, e, c])
+            .collect();
+        let real: Vec<u16> = loop {
+            let r: Vec<u16> = free_port_triples(3).iter().map(|t| t.0).collect();
+            if r.iter().all(|p| !taken.contains(p)) {
+                break r;
+            }
+        };
+        let mut log_start = vec![];
+        for id in ids {
+            let servers: String = ids
+                .iter()
+                .map(|&m| {
+                    let (q, e, _) = cluster.ports[(m - 1) as usize];
+                    let q = if m == id { real[(m - 1) as usize] } else { q };
+                    format!("server.{m}=127.0.0.1:{q}:{e}\n")
+                })
+                .collect();
+            write_cfg(&cluster, id, &servers);
+            age_cfg(&cluster, id);
+            log_start.push(cluster.log(id).len());
+        }
+        let members: Vec<(u64, u16, u16)> = ids
+            .iter()
+            .map(|&id| {
+                let i = (id - 1) as usize;
+                (id, cluster.ports[i].0, real[i])
+            })
+            .collect();
+        let proxy = Proxy::start(&members).await;
+        for id in ids {
+            cluster.node(id).start();
+        }
+        let e = Ensemble {
+            cluster,
+            proxy,
+            log_start,
+        };
+        e.cluster
+            .wait_membership("3", "2", Duration::from_secs(20))
+            .await;
+        e
+    }
+
+    /// What member `id` logged since it started behind the proxy.
+    fn recent_log(&self, id: u64) -> String {
+        let log = self.cluster.log(id);
+        log[self.log_start[(id - 1) as usize].min(log.len())..].to_string()
+    }
+
+    /// No member redialled a peer elsewhere than through the proxy, and nobody published
+    /// its own zoo.cfg over the proxy list.
+    fn assert_routed(&self) {
+        for id in 1..=3 {
+            let log = self.recent_log(id);
+            assert!(
+                !log.contains(" moved to ") && !log.contains("publishing zoo.cfg"),
+                "server {id} left the proxy routes:\n{log}"
+            );
+        }
+        assert_eq!(self.proxy.unknown_connections(), 0);
+    }
+
+    fn others(&self, id: u64) -> Vec<u64> {
+        (1..=3).filter(|&m| m != id).collect()
+    }
+}
+
+/// Creates `path` through `c` within `limit`; Ok(()) only when the server acknowledged it.
+async fn create(c: &zk::Client, path: &str, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, c.create(path, path.as_bytes(), &open())).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// Writes `/p/{prefix}{i}` through `c` until `n` are acknowledged (retrying a failed one
+/// under a new name, as its outcome is unknown), within `limit`; returns the acknowledged.
+async fn write_acked(c: &zk::Client, prefix: &str, n: usize, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut acked = vec![];
+    let mut i = 0;
+    while acked.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{prefix}: {} of {n} writes acknowledged within {limit:?}",
+            acked.len()
+        );
+        let path = format!("/p/{prefix}{i}");
+        i += 1;
+        if create(c, &path, Duration::from_secs(5)).await.is_ok() {
+            acked.push(path);
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    acked
+}
+
+/// Waits until every member reports the same tree digest (`hash`) and has the same
+/// children of /p; returns those children.
+async fn converge(cluster: &Cluster, limit: Duration) -> BTreeSet<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut digests = BTreeSet::new();
+        for n in &cluster.nodes {
+            digests.insert(digest(n.client_port).await);
+        }
+        if digests.len() == 1 && !digests.contains(&None) {
+            let mut trees = vec![];
+            for n in &cluster.nodes {
+                let c = connect(&n.addr(), Duration::from_secs(10)).await;
+                c.sync("/p").await.unwrap();
+                let kids: BTreeSet<String> =
+                    c.list_children("/p").await.unwrap().into_iter().collect();
+                trees.push(kids);
+            }
+            if trees.iter().all(|t| *t == trees[0]) {
+                return trees.swap_remove(0);
+            }
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "members did not converge within {limit:?}: digests {digests:?}\n{}",
+                cluster.dump_logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_kept(tree: &BTreeSet<String>, acked: &[String]) {
+    for path in acked {
+        let name = path.strip_prefix("/p/").unwrap();
+        assert!(tree.contains(name), "acknowledged {path} was lost");
+    }
+}
+
+/// Writes through `c` (a session on the cut-off member only) every 100 ms until `stop`;
+/// returns (acknowledged, failed) paths.
+async fn minority_writes(c: Arc<zk::Client>, stop: Arc<Mutex<bool>>) -> (Vec<String>, Vec<String>) {
+    let (mut acked, mut failed) = (vec![], vec![]);
+    let mut i = 0;
+    while !*stop.lock().unwrap() {
+        let path = format!("/p/minority{i}");
+        i += 1;
+        match create(&c, &path, Duration::from_secs(4)).await {
+            Ok(()) => acked.push(path),
+            Err(_) => failed.push(path),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (acked, failed)
+}
+
+/// Waits until member `id` stops serving clients (`srvr` names no mode).
+async fn wait_not_serving(cluster: &Cluster, id: u64, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while mode(cluster.port(id)).await.is_some() {
+        assert!(
+            start.elapsed() < limit,
+            "server {id} still serves {limit:?} after being cut off\n{}",
+            cluster.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+/// Waits until `path` no longer exists as `c` reads it.
+async fn gone(c: &zk::Client, path: &str, limit: Duration) {
+    let start = Instant::now();
+    while c.check_stat(path).await.ok().flatten().is_some() {
+        assert!(
+            start.elapsed() < limit,
+            "{path} still exists after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until member `id` no longer says `Mode: leader`.
+async fn wait_not_leading(cluster: &Cluster, id: u64, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while mode(cluster.port(id)).await.as_deref() == Some("leader") {
+        assert!(
+            start.elapsed() < limit,
+            "server {id} still leads {limit:?} after being cut off\n{}",
+            cluster.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+/// How many children of /p a session reads (a local read, no sync); None when it gets no
+/// answer.
+async fn children(c: &zk::Client) -> Option<usize> {
+    let kids = tokio::time::timeout(Duration::from_secs(2), c.list_children("/p")).await;
+    kids.ok()?.ok().map(|k| k.len())
+}
+
+/// The leader is cut off from both followers by `cut` (both ways, or only what it sends);
+/// the followers elect another leader and take writes, the old one acknowledges none and
+/// stops serving; after healing every member holds the same tree with every acknowledged
+/// write.
+async fn leader_cut_off(both_ways: bool) {
+    let e = Ensemble::start().await;
+    e.assert_routed();
+    let old = e.cluster.wait_leader(Duration::from_secs(10)).await;
+    let followers = e.others(old);
+    let on_old = Arc::new(connect(&e.cluster.hosts(&[old]), Duration::from_secs(6)).await);
+    let on_majority = connect(&e.cluster.hosts(&followers), Duration::from_secs(20)).await;
+    on_old.create("/p", b"", &open()).await.unwrap();
+    let mut acked = write_acked(&on_old, "before", 5, Duration::from_secs(10)).await;
+    acked.extend(write_acked(&on_majority, "before-majority", 5, Duration::from_secs(10)).await);
+    on_old.create("/eph", b"", &ephemeral()).await.unwrap();
+
+    for &f in &followers {
+        e.proxy.set(old, f, Link::Blackhole);
+        if both_ways {
+            e.proxy.set(f, old, Link::Blackhole);
+        }
+    }
+    let cut = Instant::now();
+    let stop = Arc::new(Mutex::new(false));
+    let minority = tokio::spawn(minority_writes(on_old.clone(), stop.clone()));
+
+    let new = e
+        .cluster
+        .wait_leader_among(&followers, "3", "1", Duration::from_secs(20))
+        .await;
+    let elected = cut.elapsed();
+    acked.extend(write_acked(&on_majority, "during", 20, Duration::from_secs(20)).await);
+    // The old leader's session cannot reach the majority: it expires there, and its
+    // ephemeral goes, after the session timeout (ZooKeeper's behaviour).
+    gone(&on_majority, "/eph", Duration::from_secs(20)).await;
+    let expired_at = cut.elapsed();
+    let stopped = if both_ways {
+        // The old leader loses its lease (check-quorum) and stops serving, as a ZooKeeper
+        // server without a quorum does: its clients are disconnected.
+        let after = wait_not_serving(&e.cluster, old, 10 * ELECTION).await;
+        format!("stopped serving {after:?} after that")
+    } else {
+        // It hears the new leader, so it follows it; but nothing it sends arrives (see
+        // docs/replication.md, Partitions).
+        let after = wait_not_leading(&e.cluster, old, 10 * ELECTION).await;
+        format!(
+            "stepped down {after:?} after that, then serves as {:?} its old session reads {:?} \
+             children of /p (the majority: {:?}), a new session there: {:?}",
+            mode(e.cluster.port(old)).await,
+            children(&on_old).await,
+            children(&on_majority).await,
+            try_connect(&e.cluster.hosts(&[old]), Duration::from_secs(4))
+                .await
+                .map(|_| ()),
+        )
+    };
+    // Long enough for the writes it held to be given up (hold and forward timeouts).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    *stop.lock().unwrap() = true;
+    let (minority_acked, minority_failed) = minority.await.unwrap();
+    assert!(
+        minority_acked.is_empty(),
+        "the cut-off leader acknowledged {minority_acked:?}"
+    );
+    assert!(!minority_failed.is_empty());
+
+    e.proxy.heal();
+    let healed = Instant::now();
+    e.cluster
+        .wait_membership("3", "2", Duration::from_secs(20))
+        .await;
+    let tree = converge(&e.cluster, Duration::from_secs(20)).await;
+    assert_kept(&tree, &acked);
+    if both_ways {
+        // The old leader's own log entries after the cut never reached anyone.
+        for path in &minority_failed {
+            let name = path.strip_prefix("/p/").unwrap();
+            assert!(!tree.contains(name), "{path} failed but was applied");
+        }
+    }
+    // The client of the old leader learns that its session expired.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match on_old.check_stat("/p").await {
+            Err(zk::Error::SessionExpired) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "the cut-off session still answers {other:?} after healing"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A session on the healed member writes again.
+    let again = connect(&e.cluster.hosts(&[old]), Duration::from_secs(10)).await;
+    let after = write_acked(&again, "after", 3, Duration::from_secs(10)).await;
+    let tree = converge(&e.cluster, Duration::from_secs(20)).await;
+    assert_kept(&tree, &acked);
+    assert_kept(&tree, &after);
+    e.assert_routed();
+    eprintln!(
+        "leader {old} cut off ({}): {new} elected after {elected:?}, {old} {stopped}, {} writes \
+         failed on it; its session's ephemeral gone {expired_at:?} after the cut; converged \
+         {:?} after healing",
+        if both_ways { "both ways" } else { "one way" },
+        minority_failed.len(),
+        healed.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_both_ways_acknowledges_nothing_and_the_majority_goes_on() {
+    tokio::time::timeout(LIMIT, leader_cut_off(true))
+        .await
+        .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_messages_are_lost_one_way_is_replaced() {
+    tokio::time::timeout(LIMIT, leader_cut_off(false))
+        .await
+        .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_follower_catches_up_after_healing() {
+    tokio::time::timeout(LIMIT, async {
+        let e = Ensemble::start().await;
+        let leader = e.cluster.wait_leader(Duration::from_secs(10)).await;
+        let lonely = e.others(leader)[0];
+        let rest = e.others(lonely);
+        let c = connect(&e.cluster.hosts(&rest), Duration::from_secs(20)).await;
+        c.create("/p", b"", &open()).await.unwrap();
+        let mut acked = write_acked(&c, "before", 5, Duration::from_secs(10)).await;
+        // Refused, not silent: its connections close at once.
+        e.proxy.partition(&[lonely], &rest, Link::Refuse);
+        wait_not_serving(&e.cluster, lonely, 10 * ELECTION).await;
+        acked.extend(write_acked(&c, "during", 200, Duration::from_secs(30)).await);
+        // The others still lead and write; the lonely one has none of it.
+        assert_eq!(e.cluster.leader_among(&rest).await, Some(leader));
+        e.proxy.heal();
+        e.cluster
+            .wait_membership("3", "2", Duration::from_secs(20))
+            .await;
+        let tree = converge(&e.cluster, Duration::from_secs(20)).await;
+        assert_kept(&tree, &acked);
+        e.assert_routed();
+    })
+    .await
+    .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_link_still_replicates() {
+    tokio::time::timeout(LIMIT, async {
+        let e = Ensemble::start().await;
+        let leader = e.cluster.wait_leader(Duration::from_secs(10)).await;
+        let c = connect(&e.cluster.hosts(&[leader]), Duration::from_secs(20)).await;
+        c.create("/p", b"", &open()).await.unwrap();
+        for f in e.others(leader) {
+            e.proxy
+                .set(leader, f, Link::Delay(Duration::from_millis(150)));
+        }
+        let start = Instant::now();
+        let acked = write_acked(&c, "slow", 5, Duration::from_secs(20)).await;
+        // A write commits once a follower has it: at least one delayed hop.
+        assert!(start.elapsed() >= Duration::from_millis(5 * 150));
+        e.proxy.heal();
+        let tree = converge(&e.cluster, Duration::from_secs(20)).await;
+        assert_kept(&tree, &acked);
+        assert_eq!(e.cluster.leader_among(&[leader]).await, Some(leader));
+    })
+    .await
+    .expect("test took too long");
+}
