@@ -152,6 +152,11 @@ pub struct Config {
     /// keeperd.quorum.secretFile: the file holding the ensemble's shared secret (checked at
     /// parse time); servers authenticate each other with it (docs/security.md).
     pub quorum_secret_file: Option<PathBuf>,
+    /// keeperd.linearizableReads: in an ensemble, every read first confirms with the leader
+    /// (a Raft ReadIndex, as `sync` does) that this server has applied everything committed
+    /// when the read arrived, so no server answers from stale data. Off (ZooKeeper's
+    /// semantics: reads as fresh as the local replica) by default.
+    pub linearizable_reads: bool,
     pub jute_maxbuffer: usize,
     pub metrics_provider_class: Option<String>,
     pub metrics_http_port: u16,
@@ -201,6 +206,7 @@ impl Default for Config {
             skip_acl: false,
             super_digest: None,
             quorum_secret_file: None,
+            linearizable_reads: false,
             jute_maxbuffer: 0xfffff,
             metrics_provider_class: None,
             metrics_http_port: 7000,

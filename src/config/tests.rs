@@ -628,6 +628,37 @@ fn the_quorum_secret_file_is_checked_when_zoo_cfg_is_read() {
     assert!(e.contains("cannot read the quorum secret"), "{e}");
 }
 
+/// keeperd.linearizableReads: off unless set; true/false in any case, anything else refused
+/// with its line; not kept in `extra` (it is a key keeperd acts on).
+#[test]
+fn linearizable_reads_is_an_opt_in_boolean() {
+    let f = Fixture::new();
+    let base = "dataDir={dir}\nclientPort=2181\n";
+    assert!(!f.parse(base).unwrap().linearizable_reads);
+    assert!(!Config::default().linearizable_reads);
+    for (value, want) in [
+        ("true", true),
+        ("TRUE", true),
+        ("false", false),
+        ("False", false),
+    ] {
+        let c = f
+            .parse(&format!("{base}keeperd.linearizableReads={value}\n"))
+            .unwrap();
+        assert_eq!(c.linearizable_reads, want, "{value}");
+        assert!(c.extra.is_empty(), "{:?}", c.extra);
+    }
+    for bad in ["yes", "1", ""] {
+        let e = f.err(&format!("{base}keeperd.linearizableReads={bad}\n"));
+        assert_eq!(
+            e,
+            format!(
+                "zoo.cfg:3: keeperd.linearizableReads: {bad:?} is not a boolean; use true or false"
+            )
+        );
+    }
+}
+
 /// Fail closed: a protection keeperd does not implement yet stops start-up with the file,
 /// line and what is missing; the same keys turned off are fine.
 #[test]

@@ -208,6 +208,7 @@ pub(super) fn apply_key(
         "keeperd.quorum.secretFile" => {
             pending.quorum_secret_file = (!value.is_empty()).then(|| entry.clone())
         }
+        "keeperd.linearizableReads" => config.linearizable_reads = strict_bool(here, entry)?,
         "4lw.commands.whitelist" => config.four_letter_whitelist = whitelist(here, entry),
         "admin.enableServer" => config.admin_enable_server = strict_bool(here, entry)?,
         "admin.serverPort" => config.admin_server_port = port(here, entry)?,

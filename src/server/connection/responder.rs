@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::sync::mpsc;
@@ -28,6 +29,12 @@ pub(super) async fn respond_loop(
 ) {
     let session_id = handle.session_id;
     let out = &handle.out;
+    let linearizable = shared.config().linearizable_reads;
+    // When the last read barrier of this connection that succeeded was issued. A request
+    // received before then needs no barrier of its own: that barrier's ReadIndex was asked
+    // after the request arrived, so this server has applied everything committed before
+    // the request was sent. Pipelined reads thus share one barrier.
+    let mut covered: Option<Instant> = None;
     while let Some(item) = items.recv().await {
         let (xid, op, t0, close_after, zxid, result) = match item {
             Item::Reply {
@@ -68,15 +75,23 @@ pub(super) async fn respond_loop(
                 t0,
                 executed,
             } => {
-                if matches!(req, Request::Sync { .. }) {
-                    // In an ensemble, sync first catches this server up with everything the
-                    // leader had committed (ReadIndex); standalone it is already current.
+                // In an ensemble, sync (and, with keeperd.linearizableReads, every read of
+                // the tree) first catches this server up with everything the leader had
+                // committed (ReadIndex); standalone it is already current. This item waits
+                // here in its turn, so no later reply overtakes it.
+                let needs_barrier = matches!(req, Request::Sync { .. })
+                    || (linearizable && reads_replicated_state(&req));
+                if needs_barrier && covered.is_none_or(|since| t0 > since) {
                     if let Some(raft) = shared.raft().filter(|_| shared.config().is_distributed()) {
+                        let since = Instant::now();
                         if raft.read_barrier().await.is_err() {
-                            // No leader or quorum answered in time: as above.
+                            // No leader or quorum answered: close the connection now (not
+                            // at the client's next request), so the client sees
+                            // ConnectionLoss and moves to another server.
                             let _ = out.send(Out::Close);
                             break;
                         }
+                        covered = Some(since);
                     }
                 }
                 // A read's reply can be large (a 1 MB znode): none is built while this
@@ -117,6 +132,38 @@ pub(super) async fn respond_loop(
             let _ = out.send(Out::Close);
             break;
         }
+    }
+}
+
+/// Whether `req` answers from the replicated tree, so that with keeperd.linearizableReads it
+/// waits for a read barrier first. Writes go through the log; sync has its own barrier;
+/// ping, whoAmI, addWatch and removeWatches/checkWatches read nothing replicated (only this
+/// connection's identities or this server's watch table). setWatches compares the client's
+/// zxid with the tree to fire missed events, so it reads the tree.
+fn reads_replicated_state(req: &Request) -> bool {
+    match req {
+        Request::Exists { .. }
+        | Request::GetData { .. }
+        | Request::GetAcl { .. }
+        | Request::GetChildren { .. }
+        | Request::MultiRead(_)
+        | Request::GetEphemerals { .. }
+        | Request::GetAllChildrenNumber { .. }
+        | Request::SetWatches(_) => true,
+        Request::Create { .. }
+        | Request::Delete(_)
+        | Request::SetData(_)
+        | Request::SetAcl(_)
+        | Request::Check(_)
+        | Request::Multi(_)
+        | Request::Reconfig(_)
+        | Request::CloseSession
+        | Request::Auth { .. }
+        | Request::Sync { .. }
+        | Request::Ping
+        | Request::WhoAmI
+        | Request::AddWatch { .. }
+        | Request::RemoveWatches { .. } => false,
     }
 }
 
