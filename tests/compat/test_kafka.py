@@ -3,8 +3,8 @@
 tests/compat/kafka/KafkaEmu.java is compiled with javac against Debian's
 /usr/share/java/zookeeper.jar (cached by source hash) and run as ONE JVM that
 hosts several "brokers", each with its own session, chroot /kafka01 and the
-znode traffic of a Kafka 2.8 (or 1.1) broker and controller as described in
-/work/shared/reference/kafka-on-zookeeper.md: top-level paths, /cluster/id,
+znode traffic of a Kafka 2.8 (or 1.1) broker and controller as Kafka's
+KafkaZkClient issues it (apache/kafka, kafka.zk.KafkaZkClient): top-level paths, /cluster/id,
 checked-ephemeral registration via multi, controller election via multi with
 /controller_epoch, fenced check+op writes, child/data/exists watches, producer
 id blocks, config change notifications; plus the admin flows of kafka-topics,

@@ -3,8 +3,8 @@
 //
 // One JVM runs several "brokers", each with its own ZooKeeper session, its own
 // event thread (like Kafka's ControllerEventManager) and the znode traffic of a
-// Kafka 2.8 or 1.1 broker and controller as described in
-// /work/shared/reference/kafka-on-zookeeper.md. Admin commands (kafka-topics,
+// Kafka 2.8 or 1.1 broker and controller as Kafka's KafkaZkClient issues it
+// (apache/kafka, kafka.zk.KafkaZkClient). Admin commands (kafka-topics,
 // kafka-configs, kafka-reassign-partitions with --zookeeper) open their own
 // session each, like the command-line tools.
 //
