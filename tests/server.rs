@@ -625,3 +625,26 @@ async fn snapshots_are_taken_every_snap_count_and_shown_in_mntr() {
     })
     .await;
 }
+
+/// clientPortListenBacklog sizes the client port's accept queue (`ss` shows a listening
+/// socket's maximum backlog as its Send-Q; iproute2 comes with scripts/setup) and `conf`
+/// shows it.
+#[tokio::test]
+async fn client_port_listen_backlog_sizes_the_accept_queue() {
+    bounded(async {
+        let mut cfg = test_config();
+        cfg.client_port_listen_backlog = 7;
+        let srv = start_with(cfg).await;
+        let port = srv.local_addr.port();
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .expect("ss (iproute2) runs");
+        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        let send_q = line.split_whitespace().nth(2).map(str::to_string);
+        assert_eq!(send_q.as_deref(), Some("7"), "ss: {line:?}");
+        let conf = four_letters(port, "conf").await.expect("conf answers");
+        assert!(conf.contains("clientPortListenBacklog=7"), "{conf}");
+    })
+    .await;
+}

@@ -106,7 +106,7 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
         max_client_cnxns: cfg.max_client_cnxns,
         min_session_timeout: cfg.min_session_timeout_ms,
         max_session_timeout: cfg.max_session_timeout_ms,
-        client_port_listen_backlog: -1,
+        client_port_listen_backlog: cfg.client_port_listen_backlog,
         server_id: cfg.my_id.unwrap_or(0) as i64,
         quorum: None,
     };

@@ -234,13 +234,33 @@ fn raft_options(config: &Config, quorum_secret: Option<QuorumSecret>) -> RaftOpt
     }
 }
 
+/// The client port's listening socket. `backlog` is clientPortListenBacklog, the kernel's
+/// queue of connections not yet accepted; -1 (unset, as in ZooKeeper) leaves it at 1024.
+fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    let sock = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(
+        u32::try_from(backlog)
+            .ok()
+            .filter(|&b| b > 0)
+            .unwrap_or(1024),
+    )
+}
+
 /// Binds the client port of `config` (0 picks a free port) and starts serving in the
 /// background.
 pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let ip = config
         .client_port_address
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let listener = TcpListener::bind(SocketAddr::new(ip, config.client_port)).await?;
+    let listener = listen(
+        SocketAddr::new(ip, config.client_port),
+        config.client_port_listen_backlog,
+    )?;
     let local_addr = listener.local_addr()?;
     info!("{}", config.four_letter_whitelist.describe());
     let (tx, rx) = oneshot::channel::<()>();
