@@ -176,6 +176,39 @@ impl Request {
                 | Request::CloseSession
         )
     }
+
+    /// Whether this request answers from the replicated tree, so that with
+    /// keeperd.linearizableReads it waits for a read barrier first (the responder). Writes go
+    /// through the log; sync has its own barrier;
+    /// ping, whoAmI, addWatch and removeWatches/checkWatches read nothing replicated (only this
+    /// connection's identities or this server's watch table). setWatches compares the client's
+    /// zxid with the tree to fire missed events, so it reads the tree.
+    pub fn reads_replicated_state(&self) -> bool {
+        match self {
+            Request::Exists { .. }
+            | Request::GetData { .. }
+            | Request::GetAcl { .. }
+            | Request::GetChildren { .. }
+            | Request::MultiRead(_)
+            | Request::GetEphemerals { .. }
+            | Request::GetAllChildrenNumber { .. }
+            | Request::SetWatches(_) => true,
+            Request::Create { .. }
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Check(_)
+            | Request::Multi(_)
+            | Request::Reconfig(_)
+            | Request::CloseSession
+            | Request::Auth { .. }
+            | Request::Sync { .. }
+            | Request::Ping
+            | Request::WhoAmI
+            | Request::AddWatch { .. }
+            | Request::RemoveWatches { .. } => false,
+        }
+    }
 }
 
 /// The outcome of decoding a frame body after its header.

@@ -80,7 +80,7 @@ pub(super) async fn respond_loop(
                 // committed (ReadIndex); standalone it is already current. This item waits
                 // here in its turn, so no later reply overtakes it.
                 let needs_barrier = matches!(req, Request::Sync { .. })
-                    || (linearizable && reads_replicated_state(&req));
+                    || (linearizable && req.reads_replicated_state());
                 if needs_barrier && covered.is_none_or(|since| t0 > since) {
                     if let Some(raft) = shared.raft().filter(|_| shared.config().is_distributed()) {
                         let since = Instant::now();
@@ -132,38 +132,6 @@ pub(super) async fn respond_loop(
             let _ = out.send(Out::Close);
             break;
         }
-    }
-}
-
-/// Whether `req` answers from the replicated tree, so that with keeperd.linearizableReads it
-/// waits for a read barrier first. Writes go through the log; sync has its own barrier;
-/// ping, whoAmI, addWatch and removeWatches/checkWatches read nothing replicated (only this
-/// connection's identities or this server's watch table). setWatches compares the client's
-/// zxid with the tree to fire missed events, so it reads the tree.
-fn reads_replicated_state(req: &Request) -> bool {
-    match req {
-        Request::Exists { .. }
-        | Request::GetData { .. }
-        | Request::GetAcl { .. }
-        | Request::GetChildren { .. }
-        | Request::MultiRead(_)
-        | Request::GetEphemerals { .. }
-        | Request::GetAllChildrenNumber { .. }
-        | Request::SetWatches(_) => true,
-        Request::Create { .. }
-        | Request::Delete(_)
-        | Request::SetData(_)
-        | Request::SetAcl(_)
-        | Request::Check(_)
-        | Request::Multi(_)
-        | Request::Reconfig(_)
-        | Request::CloseSession
-        | Request::Auth { .. }
-        | Request::Sync { .. }
-        | Request::Ping
-        | Request::WhoAmI
-        | Request::AddWatch { .. }
-        | Request::RemoveWatches { .. } => false,
     }
 }
 
