@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod config;
 pub mod consensus;
+pub mod dump;
 pub mod import;
 pub mod logging;
 pub mod proto;

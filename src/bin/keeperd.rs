@@ -56,6 +56,8 @@ const USAGE: &str = "\
 Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|status|version] [CFG]
        keeperd import [CFG]
        keeperd export-zk DIR [CFG]
+       keeperd dump-snapshot [--json] [CFG | snapshot.<zxid>]
+       keeperd dump-log [--json] [CFG | log.<zxid>]
 
   (no verb)          run in the foreground, like start-foreground
   start-foreground   run in the foreground; logs to stderr (RUST_LOG, default info), or to
@@ -73,6 +75,11 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
   export-zk DIR      with keeperd stopped: writes its state as a ZooKeeper 3.8 dataDir in
                      DIR (version-2/snapshot.<zxid>, currentEpoch, acceptedEpoch; copy myid)
                      for going back to ZooKeeper with every write made on keeperd
+  dump-snapshot      (zkSnapShotToolkit.sh) every znode's Stat and each session, as
+                     ZooKeeper's SnapshotFormatter prints them: keeperd's state (server
+                     stopped) or ZooKeeper's newest snapshot in dataDir, or the file given
+  dump-log           (zkTxnLogToolkit.sh) one line per logged write: zxid, time, session,
+                     type, path; keeperd's log or ZooKeeper's logs, or the file given
 
 CFG is a zoo.cfg. Without one: $ZOOCFGDIR/$ZOOCFG when either is set, else the embedded default
 config (standalone, clientPort=2181, dataDir=./keeperd-data).
@@ -91,19 +98,24 @@ enum Verb {
     Help,
     Import,
     ExportZk,
+    DumpSnapshot,
+    DumpLog,
 }
 
 struct Args {
     verb: Verb,
     config: Option<PathBuf>,
-    /// export-zk's DIR.
+    /// export-zk's DIR; dump-snapshot's / dump-log's ZooKeeper file.
     target: Option<PathBuf>,
+    /// dump-*: JSON lines.
+    json: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut verb = None;
     let mut config = None;
     let mut target = None;
+    let mut json = false;
     let mut set_config = |path: String| -> Result<(), String> {
         if config.replace(PathBuf::from(path)).is_some() {
             return Err("more than one config file given".into());
@@ -114,6 +126,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "-h" | "--help" | "help" => verb = Some(Verb::Help),
             "-V" | "--version" => verb = Some(Verb::Version),
+            "--json" | "-json" if matches!(verb, Some(Verb::DumpSnapshot | Verb::DumpLog)) => {
+                json = true
+            }
             "--config" | "-c" => {
                 set_config(args.next().ok_or("--config needs a file or directory")?)?
             }
@@ -128,6 +143,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     "version" => Verb::Version,
                     "import" => Verb::Import,
                     "export-zk" => Verb::ExportZk,
+                    "dump-snapshot" => Verb::DumpSnapshot,
+                    "dump-log" => Verb::DumpLog,
                     // `keeperd zoo.cfg`: a config file where a verb could be.
                     other if Path::new(other).exists() => {
                         set_config(other.to_string())?;
@@ -137,6 +154,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 })
             }
             a if verb == Some(Verb::ExportZk) && target.is_none() && !a.starts_with('-') => {
+                target = Some(PathBuf::from(a))
+            }
+            // One of ZooKeeper's files (by its name) rather than a zoo.cfg.
+            a if matches!(verb, Some(Verb::DumpSnapshot | Verb::DumpLog))
+                && target.is_none()
+                && is_zk_file(a) =>
+            {
                 target = Some(PathBuf::from(a))
             }
             a if !a.starts_with('-') => set_config(a.to_string())?,
@@ -150,7 +174,52 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         verb: verb.unwrap_or(Verb::StartForeground),
         config,
         target,
+        json,
     })
+}
+
+/// A ZooKeeper snapshot or log file, by name (`snapshot.<zxid>[.gz|.snappy]`, `log.<zxid>`).
+fn is_zk_file(arg: &str) -> bool {
+    let name = Path::new(arg)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    name.starts_with("snapshot.") || name.starts_with("log.")
+}
+
+/// `keeperd dump-snapshot` / `dump-log` (docs/service.md, "Maintenance tools").
+fn dump(verb: Verb, file: Option<&Path>, path: Option<&Path>, json: bool) -> ExitCode {
+    use keeperd::dump::{dump_log, dump_snapshot, Source};
+    let config;
+    let source = match file {
+        Some(f) => Source::File(f),
+        None => {
+            config = match load(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("keeperd: invalid config: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            Source::Config(&config)
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = if verb == Verb::DumpSnapshot {
+        dump_snapshot(source, json)
+            .and_then(|text| out.write_all(text.as_bytes()).map_err(|e| e.to_string()))
+    } else {
+        dump_log(source, json, &mut out)
+    };
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keeperd: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -188,6 +257,12 @@ fn main() -> ExitCode {
         }
         Verb::Status => status(config_path.as_deref()),
         Verb::Import => import(config_path.as_deref()),
+        Verb::DumpSnapshot | Verb::DumpLog => dump(
+            args.verb,
+            args.target.as_deref(),
+            config_path.as_deref(),
+            args.json,
+        ),
         Verb::ExportZk => export_zk(
             config_path.as_deref(),
             args.target.as_deref().expect("checked by parse_args"),

@@ -38,8 +38,8 @@ mod validate;
 
 pub use error::ConsensusError;
 pub use node::{
-    recover_offline, spawn_raft, spawn_raft_with, RaftHandle, RaftOptions, RaftRole, RaftStatus,
-    Seed,
+    read_log_offline, recover_offline, spawn_raft, spawn_raft_with, RaftHandle, RaftOptions,
+    RaftRole, RaftStatus, Seed,
 };
 pub use peer::{Forward, NoPeers, PeerMsg, PeerReport, Probe, Touches, Transport};
 pub use transport::{PeerInbound, PeerNetwork};

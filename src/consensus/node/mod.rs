@@ -81,7 +81,7 @@ use super::{Proposal, StateMachine};
 
 pub use handle::{spawn_raft, spawn_raft_with, RaftHandle, RaftRole, RaftStatus};
 pub use options::{RaftOptions, Seed};
-pub use recovery::recover_offline;
+pub use recovery::{read_log_offline, recover_offline};
 
 use handle::Local;
 

@@ -85,6 +85,28 @@ pub fn recover_offline<S: StateMachine>(
     Ok(at)
 }
 
+/// Every entry of keeperd's raft log (server stopped), oldest first, with whether it is
+/// committed: `keeperd dump-log`. Returns the log's (first index, last index, commit).
+pub fn read_log_offline(
+    data_dir: &std::path::Path,
+    log_dir: Option<&std::path::Path>,
+    visit: &mut dyn FnMut(&raft::eraftpb::Entry, bool),
+) -> Result<(u64, u64, u64), ConsensusError> {
+    let (store, _) = SledStorage::open(log_dir.unwrap_or(data_dir), data_dir, false, &[])?;
+    let (log_start, _) = store.log_start();
+    let last = store.last_index_cached();
+    let commit = store.hard_state().commit;
+    let mut next = log_start + 1;
+    while next <= last {
+        let high = (next + 4096).min(last + 1);
+        for e in store.read_entries(next, high)? {
+            visit(&e, e.index <= commit);
+        }
+        next = high;
+    }
+    Ok((log_start, last, commit))
+}
+
 impl<S: StateMachine, T: Transport> Node<S, T> {
     /// Opens storage, sets up or restores the state, replays the log (see the module doc).
     pub(super) fn recover(
