@@ -9,6 +9,7 @@
 //! the threads and the lock order, and where each zoo.cfg key takes effect.
 
 pub mod admin;
+pub mod cleanup;
 pub mod config;
 pub mod consensus;
 pub mod dump;

@@ -58,6 +58,7 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
        keeperd export-zk DIR [CFG]
        keeperd dump-snapshot [--json] [CFG | snapshot.<zxid>]
        keeperd dump-log [--json] [CFG | log.<zxid>]
+       keeperd cleanup [-n N] [--dry-run] [CFG]
 
   (no verb)          run in the foreground, like start-foreground
   start-foreground   run in the foreground; logs to stderr (RUST_LOG, default info), or to
@@ -78,6 +79,8 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
   dump-snapshot      (zkSnapShotToolkit.sh) every znode's Stat and each session, as
                      ZooKeeper's SnapshotFormatter prints them: keeperd's state (server
                      stopped) or ZooKeeper's newest snapshot in dataDir, or the file given
+  cleanup -n N       (zkCleanup.sh) keep the N (>= 3, default 3) newest snapshots, remove
+                     older ones and ZooKeeper logs no kept snapshot needs; --dry-run lists
   dump-log           (zkTxnLogToolkit.sh) one line per logged write: zxid, time, session,
                      type, path; keeperd's log or ZooKeeper's logs, or the file given
 
@@ -100,6 +103,7 @@ enum Verb {
     ExportZk,
     DumpSnapshot,
     DumpLog,
+    Cleanup,
 }
 
 struct Args {
@@ -109,6 +113,9 @@ struct Args {
     target: Option<PathBuf>,
     /// dump-*: JSON lines.
     json: bool,
+    /// cleanup: -n N (snapshots kept) and --dry-run.
+    keep: usize,
+    dry_run: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -116,6 +123,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut config = None;
     let mut target = None;
     let mut json = false;
+    let mut keep = 3;
+    let mut dry_run = false;
     let mut set_config = |path: String| -> Result<(), String> {
         if config.replace(PathBuf::from(path)).is_some() {
             return Err("more than one config file given".into());
@@ -126,6 +135,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "-h" | "--help" | "help" => verb = Some(Verb::Help),
             "-V" | "--version" => verb = Some(Verb::Version),
+            "-n" if verb == Some(Verb::Cleanup) => {
+                let n = args.next().ok_or("-n needs a number of snapshots")?;
+                keep = n
+                    .parse()
+                    .map_err(|_| format!("-n {n:?}: not a number of snapshots"))?;
+            }
+            "--dry-run" if verb == Some(Verb::Cleanup) => dry_run = true,
             "--json" | "-json" if matches!(verb, Some(Verb::DumpSnapshot | Verb::DumpLog)) => {
                 json = true
             }
@@ -145,6 +161,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     "export-zk" => Verb::ExportZk,
                     "dump-snapshot" => Verb::DumpSnapshot,
                     "dump-log" => Verb::DumpLog,
+                    "cleanup" => Verb::Cleanup,
                     // `keeperd zoo.cfg`: a config file where a verb could be.
                     other if Path::new(other).exists() => {
                         set_config(other.to_string())?;
@@ -175,6 +192,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         config,
         target,
         json,
+        keep,
+        dry_run,
     })
 }
 
@@ -185,6 +204,35 @@ fn is_zk_file(arg: &str) -> bool {
         .and_then(|n| n.to_str())
         .unwrap_or("");
     name.starts_with("snapshot.") || name.starts_with("log.")
+}
+
+/// `keeperd cleanup -n N [--dry-run]` (zkCleanup.sh).
+fn cleanup(path: Option<&Path>, keep: usize, dry_run: bool) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keeperd: invalid config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match keeperd::cleanup::cleanup(&config, keep, dry_run) {
+        Ok(done) => {
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for p in &done.removed {
+                println!("{verb} {}", p.display());
+            }
+            println!(
+                "{} file(s) {verb}, {} kept",
+                done.removed.len(),
+                done.kept.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keeperd: cleanup: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `keeperd dump-snapshot` / `dump-log` (docs/service.md, "Maintenance tools").
@@ -263,6 +311,7 @@ fn main() -> ExitCode {
             config_path.as_deref(),
             args.json,
         ),
+        Verb::Cleanup => cleanup(config_path.as_deref(), args.keep, args.dry_run),
         Verb::ExportZk => export_zk(
             config_path.as_deref(),
             args.target.as_deref().expect("checked by parse_args"),
