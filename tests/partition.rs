@@ -3,23 +3,16 @@
 //! members. A leader cut off from the majority acknowledges no write, the majority elects
 //! another and goes on, nothing acknowledged is lost, and after healing every member holds
 //! the same tree.
-//!
-//! Routing through the proxy: member `x` listens on its own real port and reaches every
-//! other member `y` at `y`'s proxy port. The ensemble's /zookeeper/config must list the
-//! proxy ports too, or every member would redial what it publishes
-//! (`transport.set_peers`): so the ensemble is first started with every zoo.cfg listing the
-//! proxy ports (the members listen on them, and the leader publishes that list), then
-//! stopped and started again behind the proxies with each member's own line on its real
-//! port and a zoo.cfg older than the published list (a leader republishes only a newer
-//! zoo.cfg, src/server/publish.rs).
+//! How the links are routed through the proxy: `support::proxied`.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use support::proxy::{Link, Proxy};
+use support::proxied::Proxied;
+use support::proxy::Link;
 use support::*;
 use zookeeper_client as zk;
 
@@ -29,134 +22,9 @@ const LIMIT: Duration = Duration::from_secs(90);
 const TICK_MS: u64 = 200;
 const ELECTION: Duration = Duration::from_millis(TICK_MS * 5);
 
-/// Three members whose quorum links all go through `proxy`.
-struct Ensemble {
-    /// `cluster.ports` holds the proxy ports the members dial; each member's own zoo.cfg
-    /// line names its real port.
-    cluster: Cluster,
-    proxy: Proxy,
-    /// Length of each member's server.log when it started behind the proxy.
-    log_start: Vec<usize>,
-}
-
-fn write_cfg(cluster: &Cluster, id: u64, servers: &str) {
-    let node = &cluster.nodes[(id - 1) as usize];
-    let path = node.dir.join("zoo.cfg");
-    std::fs::write(
-        &path,
-        format!(
-            "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
-            cluster.data_dir(id).display(),
-            node.client_port,
-        ),
-    )
-    .unwrap();
-}
-
-/// Sets `id`'s zoo.cfg modification time an hour back.
-fn age_cfg(cluster: &Cluster, id: u64) {
-    let path = cluster.nodes[(id - 1) as usize].dir.join("zoo.cfg");
-    let file = std::fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
-}
-
-impl Ensemble {
-    async fn start() -> Ensemble {
-        let mut cluster = Cluster::prepare(3, "");
-        let ids = [1u64, 2, 3];
-        // Phase 1: every zoo.cfg lists the proxy ports; the leader publishes them.
-        let public: String = cluster
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, (q, e, _))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
-            .collect();
-        for id in ids {
-            write_cfg(&cluster, id, &public);
-            cluster.node(id).start();
-        }
-        cluster.wait_leader(Duration::from_secs(20)).await;
-        let last = cluster.ports[2].0;
-        for id in ids {
-            cluster
-                .wait_config(id, &format!(":{last}:"), Duration::from_secs(20))
-                .await;
-        }
-        for id in ids {
-            cluster.node(id).kill9();
-        }
-        // Phase 2: each member listens on a real port nobody else knows.
-        let taken: BTreeSet<u16> = cluster
-            .ports
-            .iter()
-            .flat_map(|&(q, e, c)| [q, e, c])
-            .collect();
-        let real: Vec<u16> = loop {
-            let r: Vec<u16> = free_port_triples(3).iter().map(|t| t.0).collect();
-            if r.iter().all(|p| !taken.contains(p)) {
-                break r;
-            }
-        };
-        let mut log_start = vec![];
-        for id in ids {
-            let servers: String = ids
-                .iter()
-                .map(|&m| {
-                    let (q, e, _) = cluster.ports[(m - 1) as usize];
-                    let q = if m == id { real[(m - 1) as usize] } else { q };
-                    format!("server.{m}=127.0.0.1:{q}:{e}\n")
-                })
-                .collect();
-            write_cfg(&cluster, id, &servers);
-            age_cfg(&cluster, id);
-            log_start.push(cluster.log(id).len());
-        }
-        let members: Vec<(u64, u16, u16)> = ids
-            .iter()
-            .map(|&id| {
-                let i = (id - 1) as usize;
-                (id, cluster.ports[i].0, real[i])
-            })
-            .collect();
-        let proxy = Proxy::start(&members).await;
-        for id in ids {
-            cluster.node(id).start();
-        }
-        let e = Ensemble {
-            cluster,
-            proxy,
-            log_start,
-        };
-        e.cluster
-            .wait_membership("3", "2", Duration::from_secs(20))
-            .await;
-        e
-    }
-
-    /// What member `id` logged since it started behind the proxy.
-    fn recent_log(&self, id: u64) -> String {
-        let log = self.cluster.log(id);
-        log[self.log_start[(id - 1) as usize].min(log.len())..].to_string()
-    }
-
-    /// No member redialled a peer elsewhere than through the proxy, and nobody published
-    /// its own zoo.cfg over the proxy list.
-    fn assert_routed(&self) {
-        for id in 1..=3 {
-            let log = self.recent_log(id);
-            assert!(
-                !log.contains(" moved to ") && !log.contains("publishing zoo.cfg"),
-                "server {id} left the proxy routes:\n{log}"
-            );
-        }
-        assert_eq!(self.proxy.unknown_connections(), 0);
-    }
-
-    fn others(&self, id: u64) -> Vec<u64> {
-        (1..=3).filter(|&m| m != id).collect()
-    }
+/// Three members behind the proxy, with the tests' timing.
+async fn start() -> Proxied {
+    Proxied::start(Cluster::prepare(3, "")).await
 }
 
 /// Creates `path` through `c` within `limit`; Ok(()) only when the server acknowledged it.
@@ -299,7 +167,7 @@ async fn children(c: &zk::Client) -> Option<usize> {
 /// stops serving; after healing every member holds the same tree with every acknowledged
 /// write.
 async fn leader_cut_off(both_ways: bool) {
-    let e = Ensemble::start().await;
+    let e = start().await;
     e.assert_routed();
     let old = e.cluster.wait_leader(Duration::from_secs(10)).await;
     let followers = e.others(old);
@@ -420,7 +288,7 @@ async fn a_leader_whose_messages_are_lost_one_way_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_follower_catches_up_after_healing() {
     tokio::time::timeout(LIMIT, async {
-        let e = Ensemble::start().await;
+        let e = start().await;
         let leader = e.cluster.wait_leader(Duration::from_secs(10)).await;
         let lonely = e.others(leader)[0];
         let rest = e.others(lonely);
@@ -448,7 +316,7 @@ async fn an_isolated_follower_catches_up_after_healing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_link_still_replicates() {
     tokio::time::timeout(LIMIT, async {
-        let e = Ensemble::start().await;
+        let e = start().await;
         let leader = e.cluster.wait_leader(Duration::from_secs(10)).await;
         let c = connect(&e.cluster.hosts(&[leader]), Duration::from_secs(20)).await;
         c.create("/p", b"", &open()).await.unwrap();
