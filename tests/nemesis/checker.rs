@@ -142,15 +142,18 @@ fn version_needed(op: &Op) -> Option<i32> {
 #[derive(Debug)]
 pub enum Verdict {
     Linearizable,
-    /// No order exists. `stuck` is the first operation (by completion) that no explored
-    /// order could place, `placed` how many operations the longest order placed before it,
-    /// and `states` the register states that order could be in then.
+    /// No order exists. The longest order found placed `placed` operations (with a known
+    /// outcome) and left the register in `state`; `stuck` is the first operation (by
+    /// completion) it could not place next.
     NotLinearizable {
         stuck: Op,
         placed: usize,
-        states: Vec<Reg>,
-        /// The operations concurrent with `stuck` (overlapping it in time), for the report.
+        state: Reg,
+        /// The other unplaced operations invoked before `stuck` completed: the candidates
+        /// that could not go next either.
         around: Vec<Op>,
+        /// The unplaced operation that needs the lowest version.
+        oldest: Option<Op>,
     },
     /// The budget of explored configurations ran out.
     GaveUp {
@@ -219,7 +222,7 @@ pub fn check_key_with_budget(init: Reg, ops: &[Op], budget: usize) -> Verdict {
     seen.insert((stack[0].placed.clone(), init));
     // The deepest configurations reached, for the report.
     let mut best_known = 0;
-    let mut best: Vec<(Vec<u64>, Reg)> = vec![(vec![0; words], init)];
+    let mut best: (Vec<u64>, Reg) = (vec![0; words], init);
 
     while !stack.is_empty() {
         let top = stack.last_mut().expect("not empty");
@@ -245,6 +248,11 @@ pub fn check_key_with_budget(init: Reg, ops: &[Op], budget: usize) -> Verdict {
         if top.reg.version > needed {
             stack.pop();
             continue;
+        }
+        // The deepest configuration that is not a dead end yet, for the report.
+        if top.known > best_known {
+            best_known = top.known;
+            best = (top.placed.clone(), top.reg);
         }
         let mut pushed = None;
         while top.next < n {
@@ -276,13 +284,6 @@ pub fn check_key_with_budget(init: Reg, ops: &[Op], budget: usize) -> Verdict {
         }
         match pushed {
             Some(frame) => {
-                if frame.known > best_known {
-                    best_known = frame.known;
-                    best.clear();
-                }
-                if frame.known == best_known {
-                    best.push((frame.placed.clone(), frame.reg));
-                }
                 stack.push(frame);
             }
             None => {
@@ -292,27 +293,31 @@ pub fn check_key_with_budget(init: Reg, ops: &[Op], budget: usize) -> Verdict {
     }
 
     // Not linearizable: report the first unplaced known operation of a deepest order.
-    let (placed, _) = &best[0];
+    let (placed, reg) = &best;
     let stuck = (0..n)
         .filter(|&i| !is_set(placed, i) && ops[i].completed.is_some())
         .min_by_key(|&i| ops[i].completed)
         .map(|i| ops[i].clone())
         .expect("a failed search leaves a known operation unplaced");
-    let mut states: Vec<Reg> = best.iter().map(|(_, r)| *r).collect();
-    states.sort_by_key(|r| (r.version, r.value));
-    states.dedup();
     let end = stuck.completed.unwrap_or(u64::MAX);
-    let around = ops
-        .iter()
-        .filter(|o| o.invoked <= end && o.completed.is_none_or(|c| c >= stuck.invoked))
+    let around = (0..n)
+        .filter(|&i| !is_set(placed, i) && ops[i].invoked <= end)
+        .map(|i| ops[i].clone())
         .filter(|o| o.invoked != stuck.invoked || o.call != stuck.call)
-        .cloned()
         .collect();
+    // Versions never go down: the unplaced operation that needs the lowest one is often
+    // the culprit (a stale read first, or a lost write's successor).
+    let oldest = (0..n)
+        .filter(|&i| !is_set(placed, i))
+        .filter_map(|i| version_needed(&ops[i]).map(|v| (v, ops[i].call != Call::Read, i)))
+        .min()
+        .map(|(_, _, i)| ops[i].clone());
     Verdict::NotLinearizable {
         stuck,
         placed: best_known,
-        states,
+        state: *reg,
         around,
+        oldest,
     }
 }
 
@@ -340,18 +345,20 @@ pub fn report(verdicts: &BTreeMap<usize, Verdict>) -> String {
             Verdict::NotLinearizable {
                 stuck,
                 placed,
-                states,
+                state,
                 around,
+                oldest,
             } => {
-                let states: Vec<String> = states.iter().map(Reg::to_string).collect();
                 out.push_str(&format!(
-                    "key {key}: NOT LINEARIZABLE: after {placed} operations in the longest \
-                     order (register then {}), no order places\n    {stuck}\n  concurrent \
-                     with it:\n",
-                    states.join(" or ")
+                    "key {key}: NOT LINEARIZABLE: the longest order places {placed} operations \
+                     and leaves {state}; then none can go next, the first to complete being\n    \
+                     {stuck}\n  the other candidates:\n"
                 ));
                 for o in around.iter().take(12) {
                     out.push_str(&format!("    {o}\n"));
+                }
+                if let Some(o) = oldest {
+                    out.push_str(&format!("  needing the lowest version:\n    {o}\n"));
                 }
             }
         }
