@@ -99,6 +99,9 @@ pub struct ConnHandle {
 /// See `ConnHandle::backlog`: a few large replies (1 MB znodes) in flight per connection.
 pub const REPLY_BACKLOG_LIMIT: usize = 4 << 20;
 
+/// How long a stopping server waits for its connections to answer what they accepted.
+const DRAIN: Duration = Duration::from_secs(2);
+
 impl ConnHandle {
     /// Queues a frame for the socket, counted in the backlog.
     pub fn send_frame(&self, frame: Bytes) -> bool {
@@ -348,9 +351,6 @@ pub async fn run_until_signal(config: Config) -> std::io::Result<()> {
     server.shutdown().await;
     Ok(())
 }
-
-/// How long a stopping server waits for its connections to answer what they accepted.
-const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves clients on `listener`, writing through `proposer`, until `shutdown` completes.
 async fn serve(
