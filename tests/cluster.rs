@@ -542,3 +542,107 @@ async fn a_request_that_cannot_complete_closes_the_connection_at_once() {
     .await
     .expect("test exceeded its time bound");
 }
+
+/// The seed's rolling restart (tickTime=2000, initLimit=10, syncLimit=5; each member in
+/// turn stopped with SIGTERM as `keeperd stop` does and started again, the leader last)
+/// under a writer whose connect string lists every member: no write is refused and none
+/// waits more than a second. The stopping leader hands leadership over; a stopping server
+/// answers the requests it has accepted before it closes its connections. A request the
+/// client sends after that last answer is lost with the connection (ConnectionLoss, as when
+/// a ZooKeeper server stops): the writer retries it on the server it moves to, as Curator
+/// does, and the time counted is from the first attempt to the acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_with_the_seed_timing_refuses_and_delays_no_write() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+    tokio::time::timeout(LIMIT, async {
+        let mut cluster = Cluster::start(3, "tickTime=2000\nsyncLimit=5\ninitLimit=10");
+        let leader = cluster
+            .wait_membership("3", "2", Duration::from_secs(30))
+            .await;
+        let c = connect(&cluster.connect_string(), Duration::from_secs(20)).await;
+        c.create("/roll", b"", &open()).await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (c, stop) = (c.clone(), stop.clone());
+            tokio::spawn(async move {
+                // Per write: first attempt, acknowledgement, connection losses retried.
+                let mut writes: Vec<(Instant, Instant, u32)> = vec![];
+                let mut refused: Vec<String> = vec![];
+                let mut i = 0u64;
+                while !stop.load(Relaxed) {
+                    let first = Instant::now();
+                    let path = format!("/roll/w{i}");
+                    let mut lost = 0;
+                    loop {
+                        match c.create(&path, b"", &open()).await {
+                            Ok(_) => break,
+                            // The lost attempt had been applied after all.
+                            Err(zk::Error::NodeExists) if lost > 0 => break,
+                            Err(zk::Error::ConnectionLoss) if lost < 100 => lost += 1,
+                            Err(e) => {
+                                refused.push(format!("{path}: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                    writes.push((first, Instant::now(), lost));
+                    i += 1;
+                }
+                (writes, refused)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let order: Vec<u64> = (1..=3).filter(|&i| i != leader).chain([leader]).collect();
+        let mut steps = vec![];
+        for &id in &order {
+            let t0 = Instant::now();
+            cluster.node(id).stop();
+            let stopped = t0.elapsed();
+            cluster.node(id).start();
+            let new = cluster
+                .wait_membership("3", "2", Duration::from_secs(30))
+                .await;
+            steps.push(format!(
+                "{id} stopped in {stopped:?}, back and synced after {:?} (leader {new})",
+                t0.elapsed()
+            ));
+            // Some writes with the member back before the next one goes.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        stop.store(true, Relaxed);
+        let (writes, refused) = tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("the writer ends")
+            .unwrap();
+        let slowest = writes.iter().map(|(s, a, _)| *a - *s).max().unwrap();
+        let retried: Vec<Duration> = writes
+            .iter()
+            .filter(|w| w.2 > 0)
+            .map(|(s, a, _)| *a - *s)
+            .collect();
+        let gap = writes.windows(2).map(|w| w[1].1 - w[0].1).max().unwrap();
+        eprintln!(
+            "rolling restart ({}) under a writer: {} writes, {} refused, slowest {slowest:?}, \
+             longest time between two acknowledgements {gap:?}; {} writes lost a connection \
+             and were acknowledged after their retry in {retried:?}",
+            steps.join("; "),
+            writes.len(),
+            refused.len(),
+            retried.len()
+        );
+        assert!(
+            refused.is_empty(),
+            "writes refused: {refused:?}\n{}",
+            cluster.dump_logs()
+        );
+        assert!(
+            slowest < Duration::from_secs(1) && gap < Duration::from_secs(1),
+            "a write waited {slowest:?} (acknowledgements {gap:?} apart)\n{}",
+            cluster.dump_logs()
+        );
+        assert!(writes.len() > 100, "too few writes: {}", writes.len());
+    })
+    .await
+    .expect("rolling restart test exceeded its bound");
+}

@@ -10,56 +10,17 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use keeperd::proto::codec::{encode_connect_request, encode_request};
 use keeperd::proto::request::Request;
+use support::tmpfs::Tmpfs;
 use support::{
     four_letters, new_session_request, open, standalone, try_connect, wait_serving, Node, KEEPERD,
 };
 use tokio::io::AsyncWriteExt;
 use zookeeper_client as zk;
-
-/// A tmpfs of `size` on a fresh directory, unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-    _parent: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let parent = tempfile::tempdir().ok()?;
-        let dir = parent.path().join("disk");
-        std::fs::create_dir(&dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs {
-            dir,
-            _parent: parent,
-        })
-    }
-
-    fn grow(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "remount {}", self.dir.display());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_server_and_loses_nothing_acknowledged() {

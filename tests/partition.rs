@@ -3,23 +3,16 @@
 //! members. A leader cut off from the majority acknowledges no write, the majority elects
 //! another and goes on, nothing acknowledged is lost, and after healing every member holds
 //! the same tree.
-//!
-//! Routing through the proxy: member `x` listens on its own real port and reaches every
-//! other member `y` at `y`'s proxy port. The ensemble's /zookeeper/config must list the
-//! proxy ports too, or every member would redial what it publishes
-//! (`transport.set_peers`): so the ensemble is first started with every zoo.cfg listing the
-//! proxy ports (the members listen on them, and the leader publishes that list), then
-//! stopped and started again behind the proxies with each member's own line on its real
-//! port and a zoo.cfg older than the published list (a leader republishes only a newer
-//! zoo.cfg, src/server/publish.rs).
+//! How the links are routed through the proxy: `support::proxied`.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use support::proxy::{Link, Proxy};
+use support::proxied::Proxied;
+use support::proxy::Link;
 use support::*;
 use zookeeper_client as zk;
 
@@ -29,134 +22,9 @@ const LIMIT: Duration = Duration::from_secs(90);
 const TICK_MS: u64 = 200;
 const ELECTION: Duration = Duration::from_millis(TICK_MS * 5);
 
-/// Three members whose quorum links all go through `proxy`.
-struct Ensemble {
-    /// `cluster.ports` holds the proxy ports the members dial; each member's own zoo.cfg
-    /// line names its real port.
-    cluster: Cluster,
-    proxy: Proxy,
-    /// Length of each member's server.log when it started behind the proxy.
-    log_start: Vec<usize>,
-}
-
-fn write_cfg(cluster: &Cluster, id: u64, servers: &str) {
-    let node = &cluster.nodes[(id - 1) as usize];
-    let path = node.dir.join("zoo.cfg");
-    std::fs::write(
-        &path,
-        format!(
-            "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
-            cluster.data_dir(id).display(),
-            node.client_port,
-        ),
-    )
-    .unwrap();
-}
-
-/// Sets `id`'s zoo.cfg modification time an hour back.
-fn age_cfg(cluster: &Cluster, id: u64) {
-    let path = cluster.nodes[(id - 1) as usize].dir.join("zoo.cfg");
-    let file = std::fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
-}
-
-impl Ensemble {
-    async fn start() -> Ensemble {
-        let mut cluster = Cluster::prepare(3, "");
-        let ids = [1u64, 2, 3];
-        // Phase 1: every zoo.cfg lists the proxy ports; the leader publishes them.
-        let public: String = cluster
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, (q, e, _))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
-            .collect();
-        for id in ids {
-            write_cfg(&cluster, id, &public);
-            cluster.node(id).start();
-        }
-        cluster.wait_leader(Duration::from_secs(20)).await;
-        let last = cluster.ports[2].0;
-        for id in ids {
-            cluster
-                .wait_config(id, &format!(":{last}:"), Duration::from_secs(20))
-                .await;
-        }
-        for id in ids {
-            cluster.node(id).kill9();
-        }
-        // Phase 2: each member listens on a real port nobody else knows.
-        let taken: BTreeSet<u16> = cluster
-            .ports
-            .iter()
-            .flat_map(|&(q, e, c)| [q, e, c])
-            .collect();
-        let real: Vec<u16> = loop {
-            let r: Vec<u16> = free_port_triples(3).iter().map(|t| t.0).collect();
-            if r.iter().all(|p| !taken.contains(p)) {
-                break r;
-            }
-        };
-        let mut log_start = vec![];
-        for id in ids {
-            let servers: String = ids
-                .iter()
-                .map(|&m| {
-                    let (q, e, _) = cluster.ports[(m - 1) as usize];
-                    let q = if m == id { real[(m - 1) as usize] } else { q };
-                    format!("server.{m}=127.0.0.1:{q}:{e}\n")
-                })
-                .collect();
-            write_cfg(&cluster, id, &servers);
-            age_cfg(&cluster, id);
-            log_start.push(cluster.log(id).len());
-        }
-        let members: Vec<(u64, u16, u16)> = ids
-            .iter()
-            .map(|&id| {
-                let i = (id - 1) as usize;
-                (id, cluster.ports[i].0, real[i])
-            })
-            .collect();
-        let proxy = Proxy::start(&members).await;
-        for id in ids {
-            cluster.node(id).start();
-        }
-        let e = Ensemble {
-            cluster,
-            proxy,
-            log_start,
-        };
-        e.cluster
-            .wait_membership("3", "2", Duration::from_secs(20))
-            .await;
-        e
-    }
-
-    /// What member `id` logged since it started behind the proxy.
-    fn recent_log(&self, id: u64) -> String {
-        let log = self.cluster.log(id);
-        log[self.log_start[(id - 1) as usize].min(log.len())..].to_string()
-    }
-
-    /// No member redialled a peer elsewhere than through the proxy, and nobody published
-    /// its own zoo.cfg over the proxy list.
-    fn assert_routed(&self) {
-        for id in 1..=3 {
-            let log = self.recent_log(id);
-            assert!(
-                !log.contains(" moved to ") && !log.contains("publishing zoo.cfg"),
-                "server {id} left the proxy routes:\n{log}"
-            );
-        }
-        assert_eq!(self.proxy.unknown_connections(), 0);
-    }
-
-    fn others(&self, id: u64) -> Vec<u64> {
-        (1..=3).filter(|&m| m != id).collect()
-    }
+/// Three members behind the proxy, with the tests' timing.
+async fn start() -> Proxied {
+    Proxied::start(Cluster::prepare(3, "")).await
 }
 
 /// Creates `path` through `c` within `limit`; Ok(()) only when the server acknowledged it.
@@ -294,12 +162,22 @@ async fn children(c: &zk::Client) -> Option<usize> {
     kids.ok()?.ok().map(|k| k.len())
 }
 
-/// The leader is cut off from both followers by `cut` (both ways, or only what it sends);
-/// the followers elect another leader and take writes, the old one acknowledges none and
-/// stops serving; after healing every member holds the same tree with every acknowledged
-/// write.
-async fn leader_cut_off(both_ways: bool) {
-    let e = Ensemble::start().await;
+/// Which of the leader's links to the followers a test cuts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cut {
+    BothWays,
+    /// What the leader sends is lost; it still hears the followers.
+    Outbound,
+    /// What the leader receives is lost; what it sends still arrives.
+    Inbound,
+}
+
+/// The leader is cut off from both followers (`cut`); the followers elect another leader
+/// and take writes, the old one acknowledges none and stops leading (and, when it hears
+/// nobody, serving); after healing every member holds the same tree with every
+/// acknowledged write.
+async fn leader_cut_off(cut_how: Cut) {
+    let e = start().await;
     e.assert_routed();
     let old = e.cluster.wait_leader(Duration::from_secs(10)).await;
     let followers = e.others(old);
@@ -311,8 +189,10 @@ async fn leader_cut_off(both_ways: bool) {
     on_old.create("/eph", b"", &ephemeral()).await.unwrap();
 
     for &f in &followers {
-        e.proxy.set(old, f, Link::Blackhole);
-        if both_ways {
+        if cut_how != Cut::Inbound {
+            e.proxy.set(old, f, Link::Blackhole);
+        }
+        if cut_how != Cut::Outbound {
             e.proxy.set(f, old, Link::Blackhole);
         }
     }
@@ -330,9 +210,11 @@ async fn leader_cut_off(both_ways: bool) {
     // ephemeral goes, after the session timeout (ZooKeeper's behaviour).
     gone(&on_majority, "/eph", Duration::from_secs(20)).await;
     let expired_at = cut.elapsed();
-    let stopped = if both_ways {
-        // The old leader loses its lease (check-quorum) and stops serving, as a ZooKeeper
-        // server without a quorum does: its clients are disconnected.
+    let stopped = if cut_how != Cut::Outbound {
+        // The old leader hears no follower: it loses its lease (check-quorum), steps down
+        // and stops serving, as a ZooKeeper server without a quorum does: its clients are
+        // disconnected. (Cut inbound only, its heartbeats still arrive: the followers
+        // elect only once it has stepped down and gone quiet.)
         let after = wait_not_serving(&e.cluster, old, 10 * ELECTION).await;
         format!("stopped serving {after:?} after that")
     } else {
@@ -367,8 +249,10 @@ async fn leader_cut_off(both_ways: bool) {
         .await;
     let tree = converge(&e.cluster, Duration::from_secs(20)).await;
     assert_kept(&tree, &acked);
-    if both_ways {
-        // The old leader's own log entries after the cut never reached anyone.
+    if cut_how == Cut::BothWays {
+        // The old leader's own log entries after the cut never reached anyone. (Cut
+        // inbound only, they reached the followers and the next leader may commit them:
+        // their clients were told ConnectionLoss, an unknown outcome.)
         for path in &minority_failed {
             let name = path.strip_prefix("/p/").unwrap();
             assert!(!tree.contains(name), "{path} failed but was applied");
@@ -394,10 +278,9 @@ async fn leader_cut_off(both_ways: bool) {
     assert_kept(&tree, &after);
     e.assert_routed();
     eprintln!(
-        "leader {old} cut off ({}): {new} elected after {elected:?}, {old} {stopped}, {} writes \
-         failed on it; its session's ephemeral gone {expired_at:?} after the cut; converged \
-         {:?} after healing",
-        if both_ways { "both ways" } else { "one way" },
+        "leader {old} cut off ({cut_how:?}): {new} elected after {elected:?}, {old} {stopped}, \
+         {} writes failed on it; its session's ephemeral gone {expired_at:?} after the cut; \
+         converged {:?} after healing",
         minority_failed.len(),
         healed.elapsed()
     );
@@ -405,14 +288,24 @@ async fn leader_cut_off(both_ways: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_both_ways_acknowledges_nothing_and_the_majority_goes_on() {
-    tokio::time::timeout(LIMIT, leader_cut_off(true))
+    tokio::time::timeout(LIMIT, leader_cut_off(Cut::BothWays))
         .await
         .expect("test took too long");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_messages_are_lost_one_way_is_replaced() {
-    tokio::time::timeout(LIMIT, leader_cut_off(false))
+    tokio::time::timeout(LIMIT, leader_cut_off(Cut::Outbound))
+        .await
+        .expect("test took too long");
+}
+
+/// A leader that can send but hears nobody (a one-way cut towards it) must not go on
+/// leading: its heartbeats keep the followers from electing, so unless it steps down the
+/// ensemble takes no write at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_hears_nobody_steps_down_and_the_majority_goes_on() {
+    tokio::time::timeout(LIMIT, leader_cut_off(Cut::Inbound))
         .await
         .expect("test took too long");
 }
@@ -420,7 +313,7 @@ async fn a_leader_whose_messages_are_lost_one_way_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_follower_catches_up_after_healing() {
     tokio::time::timeout(LIMIT, async {
-        let e = Ensemble::start().await;
+        let e = start().await;
         let leader = e.cluster.wait_leader(Duration::from_secs(10)).await;
         let lonely = e.others(leader)[0];
         let rest = e.others(lonely);
@@ -448,7 +341,7 @@ async fn an_isolated_follower_catches_up_after_healing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_link_still_replicates() {
     tokio::time::timeout(LIMIT, async {
-        let e = Ensemble::start().await;
+        let e = start().await;
         let leader = e.cluster.wait_leader(Duration::from_secs(10)).await;
         let c = connect(&e.cluster.hosts(&[leader]), Duration::from_secs(20)).await;
         c.create("/p", b"", &open()).await.unwrap();

@@ -206,6 +206,7 @@ pub async fn run(
         auth: std::sync::Mutex::new(Arc::new(vec![Id::new("ip", remote.ip().to_string())])),
         backlog: AtomicUsize::new(0),
         drained: tokio::sync::Notify::new(),
+        quit: tokio::sync::Notify::new(),
     });
     take_over_session(&shared, handle.clone());
     shared.liveness().touch(session_id, Instant::now());
@@ -249,6 +250,7 @@ pub async fn run(
     tokio::select! {
         _ = reader.read_loop(read_half, buf) => {}
         _ = closed_rx => {}
+        _ = handle.quit.notified() => {}
     }
     // Let the responder finish what was already accepted, then close the socket.
     drop(reader);

@@ -92,10 +92,16 @@ pub struct ConnHandle {
     pub backlog: std::sync::atomic::AtomicUsize,
     /// Signalled when the backlog shrinks or a reply goes out.
     pub drained: tokio::sync::Notify,
+    /// The server is stopping: read no more requests, answer those already accepted, then
+    /// close (a write in flight is answered instead of ending in ConnectionLoss).
+    pub quit: tokio::sync::Notify,
 }
 
 /// See `ConnHandle::backlog`: a few large replies (1 MB znodes) in flight per connection.
 pub const REPLY_BACKLOG_LIMIT: usize = 4 << 20;
+
+/// How long a stopping server waits for its connections to answer what they accepted.
+const DRAIN: Duration = Duration::from_secs(2);
 
 impl ConnHandle {
     /// Queues a frame for the socket, counted in the backlog.
@@ -420,10 +426,20 @@ async fn serve(
             }
         }
     }
-    // Close every connection; their sessions stay in the tree (a restart or another server
-    // may take them over).
+    // Every connection stops reading, answers what it had accepted (writes in flight commit
+    // and are answered: a rolling restart cuts no write off) and closes; the consensus node
+    // still runs meanwhile. Whatever is not done within DRAIN is closed unanswered. The
+    // sessions stay in the tree (a restart or another server may take them over).
     let handles: Vec<Arc<ConnHandle>> = shared.conns().all.values().cloned().collect();
-    for h in handles {
+    for h in &handles {
+        h.quit.notify_one();
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while !shared.conns().all.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let left: Vec<Arc<ConnHandle>> = shared.conns().all.values().cloned().collect();
+    for h in left {
         let _ = h.out.send(Out::Close);
     }
     expiry.abort();

@@ -68,7 +68,7 @@ impl Cluster {
     }
 
     /// Writes server `id`'s zoo.cfg: the settings of every ensemble test, then `tail`.
-    fn write_zoo_cfg(&self, id: u64, tail: &str) {
+    pub fn write_zoo_cfg(&self, id: u64, tail: &str) {
         let node = &self.nodes[(id - 1) as usize];
         std::fs::write(
             node.dir.join("zoo.cfg"),

@@ -14,6 +14,8 @@
 //! - [`wire`]: a raw client-port session built with keeperd's own codec.
 //! - [`rng`]: the seeded generator of the randomised tests.
 //! - [`proxy`]: a TCP proxy in front of the quorum ports that cuts, delays and heals links.
+//! - [`tmpfs`]: a small tmpfs to fill a server's disk.
+//! - [`proxied`]: an ensemble whose quorum links all go through a [`proxy::Proxy`].
 
 // Each test file is its own crate and uses only part of this module; the rest would warn
 // as dead code in every one of them.
@@ -25,8 +27,10 @@ pub mod fourlw;
 pub mod inproc;
 pub mod ports;
 pub mod process;
+pub mod proxied;
 pub mod proxy;
 pub mod rng;
+pub mod tmpfs;
 pub mod wire;
 
 // Re-exported so that a test file can `use support::*`; a file that uses nothing of one
