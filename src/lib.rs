@@ -15,6 +15,7 @@ pub mod import;
 pub mod logging;
 pub mod proto;
 pub mod server;
+pub mod tls;
 pub mod tree;
 pub mod watch;
 pub mod zkfiles;
