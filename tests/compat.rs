@@ -230,3 +230,8 @@ fn compat_watch_acl() {
 fn compat_tls() {
     run_suite("test_tls.py");
 }
+
+#[test]
+fn compat_tls_quorum() {
+    run_suite("test_tls_quorum.py");
+}

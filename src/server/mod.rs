@@ -188,7 +188,11 @@ impl RunningServer {
 /// settings: one Raft tick is tickTime/2 (a heartbeat each, like ZooKeeper's pings) and a
 /// follower that hears nothing for syncLimit x tickTime starts an election (see
 /// docs/replication.md).
-fn raft_options(config: &Config, quorum_secret: Option<QuorumSecret>) -> RaftOptions {
+fn raft_options(
+    config: &Config,
+    quorum_secret: Option<QuorumSecret>,
+    quorum_tls: Option<crate::tls::quorum::QuorumTls>,
+) -> RaftOptions {
     let id = config.my_id.filter(|&id| id != 0).unwrap_or(1);
     let base = RaftOptions {
         id,
@@ -233,6 +237,7 @@ fn raft_options(config: &Config, quorum_secret: Option<QuorumSecret>) -> RaftOpt
         // grows/shrinks the group to its zoo.cfg one change at a time (docs/operations.md).
         follow_config: true,
         quorum_secret,
+        quorum_tls,
         ..base
     }
 }
@@ -287,7 +292,15 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         Some(path) => Some(QuorumSecret::from_file(path).map_err(std::io::Error::other)?),
         None => None,
     };
-    let mut opts = raft_options(&config, quorum.clone());
+    // sslQuorum: checked when zoo.cfg was parsed; built again here, where it is used.
+    let quorum_tls = match &config.quorum_tls {
+        Some(opts) => Some(
+            crate::tls::quorum::QuorumTls::new(opts, config.quorum_tls_require_server_id)
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let mut opts = raft_options(&config, quorum.clone(), quorum_tls);
     // ZooKeeper's dataDir with no keeperd state yet: its data becomes the first state.
     let seed_config = config.clone();
     opts.seed = tokio::task::spawn_blocking(move || crate::import::startup_seed(&seed_config))
