@@ -118,24 +118,20 @@ fn read(which: Store, path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 fn open_pkcs12(which: Store, opts: &StoreOptions, bytes: &[u8]) -> Result<KeyStore, TlsError> {
+    use p12_keystore::error::Error;
     KeyStore::from_pkcs12(bytes, &opts.password, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
-        let e = e.to_string();
-        if e.to_ascii_lowercase().contains("mac") {
-            TlsError::new(
+        let location = opts.location.display();
+        match e {
+            // The integrity MAC (or, without one, the padding of what was decrypted) is
+            // wrong: the password is.
+            Error::MacError(_) | Error::UnpadError => TlsError::new(
                 which.key("password"),
-                format!(
-                    "wrong password for {} (the PKCS12 integrity check failed)",
-                    opts.location.display()
-                ),
-            )
-        } else {
-            TlsError::new(
+                format!("wrong password for {location} (the PKCS12 integrity check failed)"),
+            ),
+            e => TlsError::new(
                 which.key("location"),
-                format!(
-                    "{} is not a PKCS12 file keeperd can read: {e}",
-                    opts.location.display()
-                ),
-            )
+                format!("{location} is not a PKCS12 file keeperd can read: {e}"),
+            ),
         }
     })
 }
