@@ -9,7 +9,8 @@ so each server (run with its directory as the working directory) finds its own.
 What is checked: the ensemble elects a leader and serves writes over TLS; a connection
 that does not complete a TLS handshake with a certificate the trust store vouches for is
 closed before any frame is read; a server's valid certificate used to claim another
-server's id is refused (keeperd binds certificates naming `server.N` to id N).
+server's id is refused (keeperd binds certificates naming `server.N` to id N), and so is
+a certificate issued for another address (hostname verification).
 """
 
 import shutil
@@ -39,16 +40,23 @@ def ensemble():
     ext = pki / "leaf.ext"
     ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
                    "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1\n")
+    # server.2's name on a certificate for another address (rule 2: hostnameVerification).
+    (pki / "elsewhere.ext").write_text(ext.read_text().replace("IP:127.0.0.1", "IP:10.9.9.9"))
     for ca in ("ca", "otherca"):
         run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
              "-keyout", pki / f"{ca}.key", "-out", pki / f"{ca}.pem", "-subj", f"/CN={ca}"])
-    for name, ca in [("server.1", "ca"), ("server.2", "ca"), ("server.3", "ca"),
-                     ("mallory", "otherca")]:
+    for name, cn, ca, extfile in [
+        ("server.1", "server.1", "ca", ext),
+        ("server.2", "server.2", "ca", ext),
+        ("server.3", "server.3", "ca", ext),
+        ("mallory", "mallory", "otherca", ext),
+        ("elsewhere", "server.2", "ca", pki / "elsewhere.ext"),
+    ]:
         run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", pki / f"{name}.key",
-             "-out", pki / f"{name}.csr", "-subj", f"/CN={name}"])
+             "-out", pki / f"{name}.csr", "-subj", f"/CN={cn}"])
         run(["openssl", "x509", "-req", "-in", pki / f"{name}.csr", "-CA", pki / f"{ca}.pem",
              "-CAkey", pki / f"{ca}.key", "-CAcreateserial", "-days", "2",
-             "-out", pki / f"{name}.crt", "-extfile", ext])
+             "-out", pki / f"{name}.crt", "-extfile", extfile])
     ens = Ensemble(d, n=3, extra_cfg={
         "sslQuorum": "true",
         "ssl.quorum.keyStore.location": "quorum.pem",
@@ -184,3 +192,15 @@ def test_a_servers_certificate_cannot_claim_another_id(ensemble):
         with tls_context(pki, "server.2").wrap_socket(raw) as s:
             s.sendall(hello(2, target.sid))
             assert not closed_by_server(s, timeout=2.0)
+
+
+def test_a_certificate_for_another_address_is_refused(ensemble):
+    """ssl.quorum.hostnameVerification (default true): server.2's certificate issued for
+    10.9.9.9 does not serve a connection from 127.0.0.1."""
+    target = ensemble.members[2]
+    port = quorum_port(ensemble, target.sid)
+    with socket.create_connection((HOST, port), timeout=5) as raw:
+        with tls_context(ensemble.pki, "elsewhere").wrap_socket(raw) as s:
+            s.sendall(hello(2, target.sid))
+            assert closed_by_server(s)
+    assert wait_for_log(target, "its certificate is not valid for 127.0.0.1"), target.log_tail()
