@@ -427,16 +427,16 @@ async fn serve_tls(
             return;
         }
     };
-    let ids = match stream.get_ref().1.peer_certificates() {
-        Some([leaf, ..]) => {
+    let ids = match crate::tls::peer_leaf(stream.get_ref().1) {
+        Some(leaf) => {
             let ids =
-                crate::tls::client_identities(leaf, shared.config().x509_super_user.as_deref());
+                crate::tls::client_identities(&leaf, shared.config().x509_super_user.as_deref());
             if let Some(id) = ids.last() {
                 info!(%remote, subject = %id.id, "client authenticated by its certificate (x509)");
             }
             ids
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     connection::run(shared, proposer, stream, remote, conn_id, ids).await;
 }

@@ -263,6 +263,11 @@ pub fn client_port_config(opts: &TlsOptions) -> Result<Arc<ServerConfig>, TlsErr
     Ok(Arc::new(config))
 }
 
+/// The peer's own (leaf) certificate of a finished handshake, as DER.
+pub fn peer_leaf(conn: &rustls::CommonState) -> Option<Vec<u8>> {
+    conn.peer_certificates()?.first().map(|c| c.to_vec())
+}
+
 /// The identities a verified client certificate proves on the client port, as
 /// X509AuthenticationProvider.handleAuthentication adds them: `x509:<subject>`, and
 /// `super` when the subject is `zookeeper.X509AuthenticationProvider.superUser`, in

@@ -72,12 +72,7 @@ async fn accept_tls(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
     match tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(s)) => {
-            let cert = s
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| c.to_vec());
+            let cert = crate::tls::peer_leaf(s.get_ref().1);
             let (r, w) = tokio::io::split(s);
             Some((Box::new(r), Box::new(w), cert))
         }

@@ -236,13 +236,7 @@ async fn connect_tls(
     let s = tokio::time::timeout(HELLO_TIMEOUT, connector.connect(name, stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-    let cert = s
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.to_vec())
-        .unwrap_or_default();
+    let cert = crate::tls::peer_leaf(s.get_ref().1).unwrap_or_default();
     tls.check_peer(&cert, peer, None)
         .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, why))?;
     let (r, w) = tokio::io::split(s);
