@@ -225,3 +225,13 @@ fn compat_migration_kafka() {
 fn compat_watch_acl() {
     run_suite("test_watch_acl.py");
 }
+
+#[test]
+fn compat_tls() {
+    run_suite("test_tls.py");
+}
+
+#[test]
+fn compat_tls_quorum() {
+    run_suite("test_tls_quorum.py");
+}

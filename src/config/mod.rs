@@ -126,6 +126,21 @@ pub struct Config {
     pub client_port: u16,
     pub client_port_address: Option<IpAddr>,
     pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`: where the secure client port binds (every IPv4 interface
+    /// when unset).
+    pub secure_client_port_address: Option<IpAddr>,
+    /// The `ssl.*` settings of the secure client port; Some exactly when
+    /// `secure_client_port` is (checked at parse time: the stores load).
+    pub client_tls: Option<crate::tls::TlsOptions>,
+    /// `sslQuorum=true`: the `ssl.quorum.*` settings of mutual TLS between servers
+    /// (checked at parse time).
+    pub quorum_tls: Option<crate::tls::TlsOptions>,
+    /// `keeperd.ssl.quorum.requireServerId`: a peer certificate must name its server id
+    /// (`server.N` as CN or DNS name); see `tls::quorum`.
+    pub quorum_tls_require_server_id: bool,
+    /// `zookeeper.X509AuthenticationProvider.superUser`: the certificate subject (RFC 2253)
+    /// that is super on the secure client port.
+    pub x509_super_user: Option<String>,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
     pub min_session_timeout_ms: u32,
@@ -187,6 +202,11 @@ impl Default for Config {
             client_port: 2181,
             client_port_address: None,
             secure_client_port: None,
+            secure_client_port_address: None,
+            client_tls: None,
+            quorum_tls: None,
+            quorum_tls_require_server_id: false,
+            x509_super_user: None,
             max_client_cnxns: 60,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40000,
@@ -363,6 +383,16 @@ impl Config {
             .client_port_address
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         SocketAddr::new(ip, self.client_port)
+    }
+
+    /// Where the secure client port binds (`secureClientPortAddress`, else every IPv4
+    /// interface, as ZooKeeper binds the wildcard), when it is configured.
+    pub fn secure_client_socket_addr(&self) -> Option<SocketAddr> {
+        let port = self.secure_client_port?;
+        let ip = self
+            .secure_client_port_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Some(SocketAddr::new(ip, port))
     }
 
     /// Where the transaction log lives: dataLogDir, else dataDir.

@@ -665,10 +665,10 @@ fn linearizable_reads_is_an_opt_in_boolean() {
 fn unimplemented_security_keys_refuse_to_start() {
     let f = Fixture::new();
     for (line, what) in [
-        ("sslQuorum=true", "TLS"),
-        ("zookeeper.sslQuorum=true", "TLS"),
-        ("portUnification=true", "TLS"),
-        ("secureClientPort=2281", "TLS for clients"),
+        ("portUnification=true", "port unification"),
+        ("ssl.crl=true", "revocation"),
+        ("zookeeper.ssl.quorum.ocsp=true", "revocation"),
+        ("ssl.authProvider=custom", "x509 authentication provider"),
         ("quorum.auth.enableSasl=true", "SASL"),
         ("quorum.auth.learnerRequireSasl=true", "SASL"),
         (
@@ -691,10 +691,6 @@ fn unimplemented_security_keys_refuse_to_start() {
             "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
             "authentication provider",
         ),
-        (
-            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
-            "authentication provider",
-        ),
     ] {
         let e = f
             .parse(&format!("dataDir={{dir}}\nclientPort=2181\n{line}\n"))
@@ -713,10 +709,45 @@ fn unimplemented_security_keys_refuse_to_start() {
         "secureClientPort=0",
         "ssl.keyStore.location=/etc/zk/keystore.jks",
         "authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+        "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+        "ssl.authProvider=x509",
     ] {
         f.parse(&format!("dataDir={{dir}}\nclientPort=2181\n{line}\n"))
             .unwrap_or_else(|e| panic!("{line}: {e}"));
     }
+}
+
+/// TLS turned on without its keystore stops start-up at the line that turned it on,
+/// naming the missing key.
+#[test]
+fn tls_without_a_keystore_refuses_to_start() {
+    let f = Fixture::new();
+    for (line, key) in [
+        ("secureClientPort=2281", "ssl.keyStore.location"),
+        ("sslQuorum=true", "ssl.quorum.keyStore.location"),
+        ("zookeeper.sslQuorum=true", "ssl.quorum.keyStore.location"),
+    ] {
+        let e = f
+            .parse(&format!("dataDir={{dir}}\nclientPort=2181\n{line}\n"))
+            .expect_err(line)
+            .to_string();
+        assert!(
+            e.starts_with("zoo.cfg:3: ") && e.contains(key) && e.contains("is not set"),
+            "{line}: {e}"
+        );
+    }
+    // A missing file is reported at its own line.
+    let e = f
+        .parse(
+            "dataDir={dir}\nclientPort=2181\nsecureClientPort=2281\n\
+             ssl.keyStore.location=/nonexistent/k.p12\nssl.clientAuth=none\n",
+        )
+        .expect_err("missing keystore")
+        .to_string();
+    assert!(
+        e.starts_with("zoo.cfg:4: ssl.keyStore.location: cannot read /nonexistent/k.p12"),
+        "{e}"
+    );
 }
 
 #[test]

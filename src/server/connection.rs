@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -61,12 +61,40 @@ enum Item {
     },
 }
 
-pub async fn run(
+/// A client's byte stream, plain TCP or TLS, and how it splits into the reader's and the
+/// writer's halves (TCP's halves need no lock; TLS's share the session through one).
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn into_halves(self) -> (Self::Read, Self::Write);
+}
+
+impl ClientStream for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
+/// Serves one client connection. `tls_ids` are the identities its TLS handshake proved (a
+/// verified client certificate's `x509` id, and `super` for the x509 super user); they join
+/// the `ip` id every connection has.
+pub async fn run<S: ClientStream>(
     shared: Arc<Shared>,
     proposer: Proposer,
-    mut stream: TcpStream,
+    mut stream: S,
     remote: SocketAddr,
     conn_id: u64,
+    tls_ids: Vec<Id>,
 ) {
     let max = shared.config().jute_maxbuffer;
     let mut buf = BytesMut::with_capacity(4096);
@@ -203,7 +231,14 @@ pub async fn run(
         stats: stats.clone(),
         out: out_tx.clone(),
         closing: std::sync::atomic::AtomicBool::new(false),
-        auth: std::sync::Mutex::new(Arc::new(vec![Id::new("ip", remote.ip().to_string())])),
+        auth: std::sync::Mutex::new(Arc::new(
+            // ZooKeeper's order (whoami shows it): the certificate's ids, proven during the
+            // TLS handshake, before the ip id added with the session.
+            tls_ids
+                .into_iter()
+                .chain(std::iter::once(Id::new("ip", remote.ip().to_string())))
+                .collect(),
+        )),
         backlog: AtomicUsize::new(0),
         drained: tokio::sync::Notify::new(),
         quit: tokio::sync::Notify::new(),
@@ -224,7 +259,7 @@ pub async fn run(
     );
     handle.send_frame(hello.freeze());
 
-    let (read_half, write_half) = stream.into_split();
+    let (read_half, write_half) = stream.into_halves();
     let (closed_tx, closed_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(write_loop(write_half, out_rx, closed_tx, handle.clone()));
     let (item_tx, item_rx) = mpsc::unbounded_channel::<Item>();

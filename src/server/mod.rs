@@ -167,6 +167,8 @@ pub fn now_ms() -> i64 {
 /// A server started by [`start`]: where it listens, and how to stop it.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
+    /// The secure client port (`secureClientPort`), when configured.
+    pub secure_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     pub raft: RaftHandle,
     shutdown: Option<oneshot::Sender<()>>,
@@ -192,7 +194,11 @@ impl RunningServer {
 /// settings: one Raft tick is tickTime/2 (a heartbeat each, like ZooKeeper's pings) and a
 /// follower that hears nothing for syncLimit x tickTime starts an election (see
 /// docs/replication.md).
-fn raft_options(config: &Config, quorum_secret: Option<QuorumSecret>) -> RaftOptions {
+fn raft_options(
+    config: &Config,
+    quorum_secret: Option<QuorumSecret>,
+    quorum_tls: Option<crate::tls::quorum::QuorumTls>,
+) -> RaftOptions {
     let id = config.my_id.filter(|&id| id != 0).unwrap_or(1);
     let base = RaftOptions {
         id,
@@ -237,6 +243,7 @@ fn raft_options(config: &Config, quorum_secret: Option<QuorumSecret>) -> RaftOpt
         // grows/shrinks the group to its zoo.cfg one change at a time (docs/operations.md).
         follow_config: true,
         quorum_secret,
+        quorum_tls,
         ..base
     }
 }
@@ -269,6 +276,20 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         config.client_port_listen_backlog,
     )?;
     let local_addr = listener.local_addr()?;
+    // secureClientPort: TLS, then the same client protocol (checked when zoo.cfg was
+    // parsed; built again here, where it is used).
+    let secure = match (config.secure_client_socket_addr(), &config.client_tls) {
+        (Some(addr), Some(opts)) => {
+            let tls = crate::tls::client_port_config(opts).map_err(std::io::Error::other)?;
+            let listener = listen(addr, config.client_port_listen_backlog)?;
+            Some((listener, tokio_rustls::TlsAcceptor::from(tls)))
+        }
+        _ => None,
+    };
+    let secure_addr = match &secure {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
     info!("{}", config.four_letter_whitelist.describe());
     let (tx, rx) = oneshot::channel::<()>();
     // Checked when zoo.cfg was parsed; read once more here, where it is used (peers, and
@@ -277,7 +298,15 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         Some(path) => Some(QuorumSecret::from_file(path).map_err(std::io::Error::other)?),
         None => None,
     };
-    let mut opts = raft_options(&config, quorum.clone());
+    // sslQuorum: checked when zoo.cfg was parsed; built again here, where it is used.
+    let quorum_tls = match &config.quorum_tls {
+        Some(opts) => Some(
+            crate::tls::quorum::QuorumTls::new(opts, config.quorum_tls_require_server_id)
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let mut opts = raft_options(&config, quorum.clone(), quorum_tls);
     // ZooKeeper's dataDir with no keeperd state yet: its data becomes the first state.
     let seed_config = config.clone();
     opts.seed = tokio::task::spawn_blocking(move || crate::import::startup_seed(&seed_config))
@@ -316,11 +345,12 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         libc::malloc_trim(0);
     }
     shared.set_raft(raft.clone());
-    let task = tokio::spawn(serve(shared.clone(), listener, proposer, async {
+    let task = tokio::spawn(serve(shared.clone(), listener, secure, proposer, async {
         let _ = rx.await;
     }));
     Ok(RunningServer {
         local_addr,
+        secure_addr,
         shared,
         raft,
         shutdown: Some(tx),
@@ -333,6 +363,9 @@ pub async fn run_until_signal(config: Config) -> std::io::Result<()> {
     let server = start(config).await?;
     info!(addr = %server.local_addr, "serving clients");
     let notifier = systemd::announce(server.shared.clone());
+    if let Some(addr) = server.secure_addr {
+        info!(%addr, "serving clients over TLS (secureClientPort)");
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let raft = server.raft.clone();
     tokio::select! {
@@ -365,9 +398,61 @@ fn stop_notifying(notifier: Option<tokio::task::JoinHandle<()>>) {
 }
 
 /// Serves clients on `listener`, writing through `proposer`, until `shutdown` completes.
+/// How long a client on the secure port may take to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts on the secure client port, or waits forever when there is none.
+async fn accept_secure(
+    secure: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match secure {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes a secure client's TLS handshake, then serves it like any other. A client that
+/// fails the handshake (no certificate under clientAuth=need, one the trust store does not
+/// vouch for, no common protocol) is closed before any ZooKeeper frame is read.
+async fn serve_tls(
+    shared: Arc<Shared>,
+    proposer: Proposer,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    conn_id: u64,
+) {
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            info!(%remote, error = %e, "TLS handshake failed on the secure client port");
+            return;
+        }
+        Err(_) => {
+            info!(%remote, "no TLS handshake in time on the secure client port");
+            return;
+        }
+    };
+    let ids = match crate::tls::peer_leaf(stream.get_ref().1) {
+        Some(leaf) => {
+            let ids =
+                crate::tls::client_identities(&leaf, shared.config().x509_super_user.as_deref());
+            if let Some(id) = ids.last() {
+                info!(%remote, subject = %id.id, "client authenticated by its certificate (x509)");
+            }
+            ids
+        }
+        None => Vec::new(),
+    };
+    connection::run(shared, proposer, stream, remote, conn_id, ids).await;
+}
+
+/// Serves clients on `listener` (and on the secure client port with its TLS acceptor),
+/// writing through `proposer`, until `shutdown` completes.
 async fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
+    secure: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     proposer: Proposer,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -384,7 +469,13 @@ async fn serve(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
+            accepted = async {
+                tokio::select! {
+                    a = listener.accept() => (a, None),
+                    a = accept_secure(&secure) => (a, secure.as_ref().map(|(_, t)| t.clone())),
+                }
+            } => {
+                let (accepted, tls) = accepted;
                 let (stream, remote) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
@@ -420,7 +511,17 @@ async fn serve(
                 let shared = shared.clone();
                 let proposer = proposer.clone();
                 tokio::spawn(async move {
-                    connection::run(shared.clone(), proposer, stream, remote, conn_id).await;
+                    match tls {
+                        None => {
+                            let conn = connection::run(
+                                shared.clone(), proposer, stream, remote, conn_id, Vec::new());
+                            conn.await
+                        }
+                        Some(acceptor) => {
+                            serve_tls(shared.clone(), proposer, acceptor, stream, remote, conn_id)
+                                .await
+                        }
+                    }
                     release(&shared, remote.ip());
                 });
             }

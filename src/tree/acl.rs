@@ -1,9 +1,12 @@
 //! ACLs: the interned ACL table, ZooKeeper's `fixupACL` and `checkACL`, and the validity and
 //! matching rules of the built-in `digest` and `ip` authentication providers.
 //!
-//! Only the providers ZooKeeper registers by default exist here: `digest` (authenticated) and
-//! `ip` (not authenticated). `world:anyone` is special-cased; any other scheme in an ACL is
-//! InvalidAcl, as in ZooKeeper where `ProviderRegistry.getServerProvider` finds nothing.
+//! The providers here: `digest` (authenticated) and `ip` (not authenticated), which
+//! ZooKeeper registers by default, and `x509` (authenticated: the RFC 2253 subject of a
+//! client certificate verified on the secure client port), which ZooKeeper registers with
+//! `authProvider.x509=...X509AuthenticationProvider` and keeperd always has. `world:anyone`
+//! is special-cased; any other scheme in an ACL is InvalidAcl, as in ZooKeeper where
+//! `ProviderRegistry.getServerProvider` finds nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -160,7 +163,7 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ZkError> {
 
 /// `ServerAuthenticationProvider.isAuthenticated()` of the registered providers.
 fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == "digest"
+    scheme == "digest" || scheme == "x509"
 }
 
 /// `isValid(id)` of the provider for `id.scheme`; false when no provider exists.
@@ -168,6 +171,7 @@ fn is_valid_id(id: &Id) -> bool {
     match id.scheme.as_str() {
         "digest" => is_valid_digest(&id.id),
         "ip" => is_valid_ip(&id.id),
+        "x509" => is_valid_x500_name(&id.id),
         _ => false,
     }
 }
@@ -180,6 +184,28 @@ fn is_valid_digest(id: &str) -> bool {
         parts.pop();
     }
     parts.len() == 2
+}
+
+/// X509AuthenticationProvider.isValid (`new X500Principal(id)` parses), approximately: one or
+/// more `type=value` attributes separated by unescaped commas or plus signs.
+fn is_valid_x500_name(id: &str) -> bool {
+    let mut parts = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in id.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' | '+' | ';' => {
+                parts.push(&id[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&id[start..]);
+    parts
+        .iter()
+        .all(|p| p.split_once('=').is_some_and(|(t, _)| !t.trim().is_empty()))
 }
 
 /// IPAuthenticationProvider.isValid: `addr[/bits]` with bits within the address width.
@@ -322,6 +348,11 @@ pub(crate) fn check_acl(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ZkErr
             "ip" => auth
                 .iter()
                 .any(|cid| cid.scheme == "ip" && ip_matches(&cid.id, &a.id.id)),
+            // X509AuthenticationProvider.matches: the subject exactly (its super user holds
+            // a `super` id too, which passed above).
+            "x509" => auth
+                .iter()
+                .any(|cid| cid.scheme == "x509" && cid.id == a.id.id),
             _ => false,
         };
         if matched {

@@ -137,6 +137,11 @@ def zookeeper_cmd(cfg, quorum=False):
     # zookeeper.jar's manifest Class-Path brings netty, jute, slf4j-api, ...;
     # slf4j-simple gives the server a log (on stderr, captured to server.log).
     cp = [str(ZK_JAR)]
+    # Not on the manifest's Class-Path, but the Netty connection factory (TLS on
+    # secureClientPort) needs them.
+    for jar in ("netty-codec.jar", "netty-resolver.jar"):
+        if (JAVA_DIR / jar).exists():
+            cp.append(str(JAVA_DIR / jar))
     if (JAVA_DIR / "slf4j-simple.jar").exists():
         cp.append(str(JAVA_DIR / "slf4j-simple.jar"))
     return [

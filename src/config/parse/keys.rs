@@ -19,13 +19,11 @@ const MIN_SNAP_COUNT: u64 = 2;
 /// Keys ZooKeeper acts on that keeperd accepts but does not implement (TLS, SASL between
 /// peers, local sessions, ...). They go to `extra` with a warning naming them as ignored.
 const ZK_KEYS_NOT_IMPLEMENTED: &[&str] = &[
-    "secureClientPortAddress",
     "observerMasterPort",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "connectToLearnerMasterLimit",
     "syncEnabled",
-    "sslQuorum",
     "portUnification",
     "sslQuorumReloadCertFiles",
     "quorum.auth.enableSasl",
@@ -47,17 +45,6 @@ const ZK_KEYS_NOT_IMPLEMENTED: &[&str] = &[
     "preAllocSize",
     "fsync.warningthresholdms",
     "serverCnxnFactory",
-    "ssl.keyStore.location",
-    "ssl.keyStore.password",
-    "ssl.trustStore.location",
-    "ssl.trustStore.password",
-    "ssl.clientAuth",
-    "ssl.quorum.keyStore.location",
-    "ssl.quorum.keyStore.password",
-    "ssl.quorum.trustStore.location",
-    "ssl.quorum.trustStore.password",
-    "ssl.quorum.hostnameVerification",
-    "ssl.hostnameVerification",
     "audit.enable",
     "snapshot.trust.empty",
     "digest.enabled",
@@ -89,7 +76,10 @@ fn canonical_key(key: &str) -> &str {
         Some(rest)
             if SYSTEM_PROPERTY_KEYS.contains(&rest)
                 || rest.starts_with("authProvider.")
-                || rest.starts_with("4lw.") =>
+                || rest.starts_with("4lw.")
+                || rest.starts_with("ssl.")
+                || rest == "sslQuorum"
+                || rest == "X509AuthenticationProvider.superUser" =>
         {
             rest
         }
@@ -124,6 +114,20 @@ pub(super) fn apply_key(
         "secureClientPort" => {
             let port = port_or_zero(here, entry)?;
             config.secure_client_port = (port != 0).then_some(port);
+            pending.secure_client_port = (port != 0).then(|| entry.clone());
+        }
+        "secureClientPortAddress" => {
+            pending.secure_client_port_address = (!value.is_empty()).then(|| entry.clone());
+        }
+        "sslQuorum" => pending.ssl_quorum = strict_bool(here, entry)?.then(|| entry.clone()),
+        "keeperd.ssl.quorum.requireServerId" => {
+            config.quorum_tls_require_server_id = strict_bool(here, entry)?
+        }
+        "X509AuthenticationProvider.superUser" => {
+            config.x509_super_user = (!value.is_empty()).then(|| value.to_string())
+        }
+        key if key.starts_with("ssl.") => {
+            pending.ssl.insert(key.to_string(), entry.clone());
         }
         "clientPortListenBacklog" => {
             config.client_port_listen_backlog = int(here, entry)?.clamp(-1, i32::MAX as i64) as i32

@@ -22,6 +22,7 @@
 mod keys;
 mod resolve;
 mod servers;
+mod ssl;
 
 pub(crate) use servers::parse_server_value;
 
@@ -79,6 +80,13 @@ struct Pending {
     peer_type: Option<PeerType>,
     dynamic_config_file: Option<Entry>,
     quorum_secret_file: Option<Entry>,
+    /// `ssl.*` and `ssl.quorum.*` lines by key (without `zookeeper.`).
+    ssl: BTreeMap<String, Entry>,
+    /// The `secureClientPort` line, when it names a port.
+    secure_client_port: Option<Entry>,
+    secure_client_port_address: Option<Entry>,
+    /// The `sslQuorum=true` line.
+    ssl_quorum: Option<Entry>,
     /// server.N lines with the line they came from, in file order.
     servers: Vec<(ServerSpec, usize)>,
     first_server_line: Option<Entry>,
@@ -127,7 +135,9 @@ fn refuse_unimplemented_security(here: &Here, entry: &Entry) -> Result<(), Confi
     let value = entry.value.trim();
     let on = value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("yes");
     let what = match key {
-        "sslQuorum" | "portUnification" | "client.portUnification" if on => "TLS",
+        "portUnification" | "client.portUnification" if on => {
+            "port unification (TLS and plain clients on one port)"
+        }
         "quorum.auth.enableSasl"
         | "quorum.auth.serverRequireSasl"
         | "quorum.auth.learnerRequireSasl"
@@ -141,12 +151,21 @@ fn refuse_unimplemented_security(here: &Here, entry: &Entry) -> Result<(), Confi
         "requireClientAuthScheme" | "enforce.auth.schemes" if !value.is_empty() => {
             "enforced client authentication"
         }
-        "secureClientPort" if !value.is_empty() && value != "0" => "TLS for clients",
+        "ssl.crl" | "ssl.ocsp" | "ssl.quorum.crl" | "ssl.quorum.ocsp" if on => {
+            "certificate revocation checks (CRL, OCSP)"
+        }
+        "ssl.context.supplier.class" | "ssl.quorum.context.supplier.class" if !value.is_empty() => {
+            "custom SSLContext suppliers"
+        }
+        "ssl.authProvider" if !value.is_empty() && value != "x509" => {
+            "an x509 authentication provider other than the built-in x509"
+        }
         k if k.starts_with("authProvider.")
             && !value.ends_with(".DigestAuthenticationProvider")
-            && !value.ends_with(".IPAuthenticationProvider") =>
+            && !value.ends_with(".IPAuthenticationProvider")
+            && !value.ends_with(".X509AuthenticationProvider") =>
         {
-            "this authentication provider (digest and ip are built in)"
+            "this authentication provider (digest, ip and x509 are built in)"
         }
         _ => return Ok(()),
     };

@@ -24,12 +24,14 @@ pub(super) fn resolve(
 ) -> Result<Config, ConfigError> {
     config.data_dir = pending
         .data_dir
+        .clone()
         .ok_or_else(|| here.whole("dataDir is not set"))?;
     if let Some(entry) = &pending.quorum_secret_file {
         let path = locate(Path::new(&entry.value), source_dir);
         crate::config::secret::read_secret(&path).map_err(|why| here.at(entry, why))?;
         config.quorum_secret_file = Some(path);
     }
+    super::ssl::resolve(here, source_dir, &mut config, &pending)?;
     if config.data_dir.is_relative() {
         tracing::warn!(
             "dataDir {} is relative; it is resolved against the working directory",
@@ -287,7 +289,7 @@ pub(super) fn resolve(
 }
 
 /// A relative path that does not exist from the working directory is tried next to zoo.cfg.
-fn locate(path: &Path, source_dir: &Path) -> PathBuf {
+pub(super) fn locate(path: &Path, source_dir: &Path) -> PathBuf {
     if path.is_relative() && !path.exists() {
         let beside = source_dir.join(path);
         if beside.exists() {

@@ -223,7 +223,10 @@ pub fn spawn_raft<S: StateMachine>(
         opts.id,
         listen,
         opts.peers.clone(),
-        opts.quorum_secret.clone(),
+        crate::consensus::transport::PeerSecurity {
+            secret: opts.quorum_secret.clone(),
+            tls: opts.quorum_tls.clone(),
+        },
     )
     .map_err(|e| {
         ConsensusError::io(format!("raft: cannot listen on quorum address {listen}"), e)

@@ -59,6 +59,8 @@ pub struct RaftOptions {
     pub seed: Option<Seed>,
     /// keeperd.quorum.secretFile: peers authenticate each other with it (`peer_auth`).
     pub quorum_secret: Option<crate::consensus::peer_auth::QuorumSecret>,
+    /// sslQuorum=true: mutual TLS on every quorum-port connection (`tls::quorum`).
+    pub quorum_tls: Option<crate::tls::quorum::QuorumTls>,
 }
 
 /// A state machine snapshot that becomes a new group's first state: the tree imported from a
@@ -128,6 +130,7 @@ impl RaftOptions {
             follow_config: false,
             seed: None,
             quorum_secret: None,
+            quorum_tls: None,
         }
     }
 

@@ -11,9 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::frame::{read_frame, Frame, ReadError, MAX_FRAME};
-use super::{Known, Live, HELLO_TIMEOUT, MAX_HANDSHAKE_FRAME};
+use super::{Known, Live, PeerRead, PeerSecurity, PeerWrite, HELLO_TIMEOUT, MAX_HANDSHAKE_FRAME};
 use crate::consensus::peer::PeerMsg;
-use crate::consensus::peer_auth::{self, QuorumSecret};
+use crate::consensus::peer_auth;
 
 /// Inbound connections served at once (a reconnecting peer briefly has two).
 const MAX_INBOUND: usize = 64;
@@ -23,7 +23,7 @@ pub(super) async fn accept_loop(
     listener: TcpListener,
     known: Known,
     tx: mpsc::Sender<(u64, PeerMsg)>,
-    secret: Option<QuorumSecret>,
+    security: PeerSecurity,
 ) {
     let mut conns = tokio::task::JoinSet::new();
     // Authenticated inbound connections open per peer: `PeerMsg::Closed` is reported only
@@ -51,30 +51,66 @@ pub(super) async fn accept_loop(
             remote,
             known.clone(),
             tx.clone(),
-            secret.clone(),
+            security.clone(),
             live.clone(),
         ));
     }
 }
 
-/// Serves one accepted connection: hello first, then frames until EOF or a violation.
+/// With `sslQuorum`, the TLS handshake: the peer must present a certificate the trust store
+/// vouches for before a byte of it is read as a frame. Returns the halves and the peer's
+/// certificate; None (logged) when the handshake fails.
+async fn accept_tls(
+    security: &PeerSecurity,
+    stream: TcpStream,
+    remote: SocketAddr,
+) -> Option<(PeerRead, PeerWrite, Option<Vec<u8>>)> {
+    let Some(tls) = &security.tls else {
+        let (r, w) = stream.into_split();
+        return Some((Box::new(r), Box::new(w), None));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    match tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => {
+            let cert = crate::tls::peer_leaf(s.get_ref().1);
+            let (r, w) = tokio::io::split(s);
+            Some((Box::new(r), Box::new(w), cert))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "peer connection from {remote}: TLS handshake failed ({e}); disconnecting"
+            );
+            None
+        }
+        Err(_) => {
+            tracing::warn!("peer connection from {remote}: no TLS handshake in time");
+            None
+        }
+    }
+}
+
+/// Serves one accepted connection: TLS (with sslQuorum), hello first, then frames until
+/// EOF or a violation.
 async fn inbound(
     my_id: u64,
     stream: TcpStream,
     remote: SocketAddr,
     known: Known,
     tx: mpsc::Sender<(u64, PeerMsg)>,
-    secret: Option<QuorumSecret>,
+    security: PeerSecurity,
     live: Live,
 ) {
-    let (rh, mut wh) = stream.into_split();
+    let Some((rh, mut wh, cert)) = accept_tls(&security, stream, remote).await else {
+        return;
+    };
+    let secret = &security.secret;
     let mut r = BufReader::with_capacity(256 << 10, rh);
     let is_peer = |from: u64, to: u64| {
         to == my_id && from != my_id && known.read().is_ok_and(|k| k.contains(&from))
     };
     let handshake = async {
         let first = read_frame(&mut r, MAX_HANDSHAKE_FRAME).await;
-        match (first, &secret) {
+        match (first, secret) {
             (Ok(Frame::AuthHello { from, to, nonce }), Some(s)) if is_peer(from, to) => {
                 let na = peer_auth::nonce();
                 let challenge = Frame::Challenge {
@@ -135,6 +171,14 @@ async fn inbound(
             return;
         }
     };
+    // The certificate must belong to the server the peer says it is (tls::quorum).
+    if let Some(tls) = &security.tls {
+        let cert = cert.as_deref().unwrap_or_default();
+        if let Err(why) = tls.check_peer(cert, from, Some(remote.ip())) {
+            tracing::warn!("peer connection from {remote} as server {from}: {why}; disconnecting");
+            return;
+        }
+    }
     tracing::info!("peer {from} connected from {remote}");
     // Nothing more is written here; the half stays open (dropping it would send a FIN).
     let _write_half = wh;

@@ -92,8 +92,9 @@ struct Inner {
     queues: Mutex<HashMap<u64, (String, mpsc::Sender<Outgoing>)>>,
     /// The peers whose connections are accepted (shared with the accept loop).
     known: Known,
-    /// The ensemble's shared secret: every connection, both ways, is authenticated with it.
-    secret: Option<QuorumSecret>,
+    /// How every connection, both ways, is authenticated: the ensemble's shared secret
+    /// and/or mutual TLS.
+    security: PeerSecurity,
     reports: Arc<Mutex<Vec<PeerReport>>>,
     /// The accept loop and the connection tasks; aborted when the last clone goes.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -101,6 +102,25 @@ struct Inner {
 }
 
 type Known = Arc<std::sync::RwLock<HashSet<u64>>>;
+
+/// How servers authenticate each other on the quorum port: with the shared secret's
+/// challenge-response (`peer_auth`), with mutual TLS (`sslQuorum`, `tls::quorum`), or both
+/// (TLS first, then the secret's handshake inside it).
+#[derive(Clone, Default)]
+pub struct PeerSecurity {
+    pub secret: Option<QuorumSecret>,
+    pub tls: Option<crate::tls::quorum::QuorumTls>,
+}
+
+impl From<Option<QuorumSecret>> for PeerSecurity {
+    fn from(secret: Option<QuorumSecret>) -> PeerSecurity {
+        PeerSecurity { secret, tls: None }
+    }
+}
+
+/// A connection's halves once any TLS is set up: plain TCP and TLS alike.
+type PeerRead = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type PeerWrite = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 type Live = Arc<Mutex<HashMap<u64, usize>>>;
 
 impl Drop for Inner {
@@ -151,7 +171,7 @@ impl PeerNetwork {
         my_id: u64,
         listen: SocketAddr,
         peers: Vec<(u64, String)>,
-        secret: Option<QuorumSecret>,
+        security: impl Into<PeerSecurity>,
     ) -> io::Result<(PeerNetwork, PeerInbound)> {
         let sock = match listen {
             SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
@@ -160,7 +180,7 @@ impl PeerNetwork {
         sock.set_reuseaddr(true)?;
         sock.bind(listen)?;
         let listener = sock.listen(1024)?;
-        Self::start_on(my_id, listener, peers, secret)
+        Self::start_on(my_id, listener, peers, security)
     }
 
     /// As `start`, on a listener the caller already bound (tests bind port 0 first to learn
@@ -169,8 +189,9 @@ impl PeerNetwork {
         my_id: u64,
         listener: TcpListener,
         peers: Vec<(u64, String)>,
-        secret: Option<QuorumSecret>,
+        security: impl Into<PeerSecurity>,
     ) -> io::Result<(PeerNetwork, PeerInbound)> {
+        let security: PeerSecurity = security.into();
         let local_addr = listener.local_addr()?;
         let peers: Vec<(u64, String)> = peers.into_iter().filter(|(id, _)| *id != my_id).collect();
         let known: Known = Arc::new(std::sync::RwLock::new(
@@ -183,14 +204,23 @@ impl PeerNetwork {
             listener,
             known.clone(),
             in_tx,
-            secret.clone(),
+            security.clone(),
         ));
-        match &secret {
-            Some(_) => tracing::info!(
+        match (&security.secret, &security.tls) {
+            (Some(_), None) => tracing::info!(
                 "peer network of node {my_id} listening on {local_addr}; peers authenticate \
                  with the quorum secret"
             ),
-            None => tracing::warn!(
+            (secret, Some(tls)) => tracing::info!(
+                "peer network of node {my_id} listening on {local_addr}; peers authenticate \
+                 with mutual TLS ({tls:?}){}",
+                if secret.is_some() {
+                    " and the quorum secret"
+                } else {
+                    ""
+                }
+            ),
+            (None, None) => tracing::warn!(
                 "peer network of node {my_id} listening on {local_addr} WITHOUT \
                  authentication: anyone who reaches this port can act as a member; firewall \
                  it or set keeperd.quorum.secretFile (docs/security.md)"
@@ -202,7 +232,7 @@ impl PeerNetwork {
                 local_addr,
                 queues: Mutex::default(),
                 known,
-                secret,
+                security,
                 reports,
                 tasks: Mutex::new(vec![accept]),
                 runtime: tokio::runtime::Handle::current(),
@@ -232,7 +262,7 @@ impl PeerNetwork {
                 addr.clone(),
                 rx,
                 inner.reports.clone(),
-                inner.secret.clone(),
+                inner.security.clone(),
             ));
             let mut tasks = inner.tasks.lock().expect("peer tasks");
             tasks.retain(|t| !t.is_finished());

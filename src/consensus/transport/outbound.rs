@@ -10,9 +10,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::frame::{read_frame, Frame, ReadError};
-use super::{Outgoing, HELLO_TIMEOUT, MAX_HANDSHAKE_FRAME};
+use super::{Outgoing, PeerRead, PeerSecurity, PeerWrite, HELLO_TIMEOUT, MAX_HANDSHAKE_FRAME};
 use crate::consensus::peer::PeerReport;
 use crate::consensus::peer_auth::{self, QuorumSecret};
+use crate::tls::quorum::QuorumTls;
 
 /// Dial timeout and backoff bounds.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -31,8 +32,9 @@ pub(super) async fn outbound(
     addr: String,
     mut rx: mpsc::Receiver<Outgoing>,
     reports: Arc<Mutex<Vec<PeerReport>>>,
-    secret: Option<QuorumSecret>,
+    security: PeerSecurity,
 ) {
+    let secret = &security.secret;
     let report = |r| {
         if let Ok(mut v) = reports.lock() {
             v.push(r);
@@ -86,11 +88,17 @@ pub(super) async fn outbound(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (rh, wh) = stream.into_split();
-        let mut r = BufReader::with_capacity(256, rh);
-        let mut w = BufWriter::with_capacity(256 << 10, wh);
         let result: io::Result<()> = async {
-            match &secret {
+            let (rh, wh) = match &security.tls {
+                None => {
+                    let (r, w) = stream.into_split();
+                    (Box::new(r) as PeerRead, Box::new(w) as PeerWrite)
+                }
+                Some(tls) => connect_tls(tls, &addr, peer, stream).await?,
+            };
+            let mut r = BufReader::with_capacity(256, rh);
+            let mut w = BufWriter::with_capacity(256 << 10, wh);
+            match secret {
                 None => {
                     w.write_all(&hello).await?;
                     w.flush().await?;
@@ -206,6 +214,33 @@ pub(super) async fn outbound(
             }
         }
     }
+}
+
+/// With `sslQuorum`: the TLS handshake with `peer` at `addr`, whose certificate must chain
+/// to the trust store (and name its host, with hostname verification) and belong to
+/// server `peer` (`QuorumTls::check_peer`). Nothing is sent before it passes.
+async fn connect_tls(
+    tls: &QuorumTls,
+    addr: &str,
+    peer: u64,
+    stream: TcpStream,
+) -> io::Result<(PeerRead, PeerWrite)> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let name = QuorumTls::server_name(host).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{host} is not a name TLS can verify"),
+        )
+    })?;
+    let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+    let s = tokio::time::timeout(HELLO_TIMEOUT, connector.connect(name, stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let cert = crate::tls::peer_leaf(s.get_ref().1).unwrap_or_default();
+    tls.check_peer(&cert, peer, None)
+        .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, why))?;
+    let (r, w) = tokio::io::split(s);
+    Ok((Box::new(r), Box::new(w)))
 }
 
 /// The connector's side of `peer_auth`: AuthHello, check the acceptor's challenge, Proof.

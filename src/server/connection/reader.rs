@@ -9,8 +9,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use sha1::{Digest, Sha1};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -39,7 +38,7 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    pub(super) async fn read_loop(&mut self, mut half: OwnedReadHalf, mut buf: BytesMut) {
+    pub(super) async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut half: R, mut buf: BytesMut) {
         let max = self.shared.config().jute_maxbuffer;
         // globalOutstandingLimit, per connection: no request is read while this many of
         // the connection's are unanswered, nor while its replies pile up unread
@@ -246,7 +245,8 @@ impl Reader {
     }
 
     /// addauth. digest: `user:password` becomes digest:user:base64(sha1(user:password)), and
-    /// super when it matches superDigest. Other schemes are not supported yet (AUTHFAILED).
+    /// super when it matches superDigest. x509: OK on a connection whose TLS handshake
+    /// verified a client certificate. Other schemes are not supported yet (AUTHFAILED).
     fn authenticate(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {
         match scheme {
             "digest" => {
@@ -260,6 +260,9 @@ impl Reader {
                 *self.handle.auth() = Arc::new(ids);
                 Ok(())
             }
+            // The certificate of the TLS handshake is the credential (ZooKeeper's
+            // X509AuthenticationProvider ignores the auth data); its ids are already there.
+            "x509" if self.auth().iter().any(|id| id.scheme == "x509") => Ok(()),
             _ => {
                 warn!(scheme, "authentication with an unsupported scheme");
                 Err(ZkError::AuthFailed)

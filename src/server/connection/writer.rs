@@ -5,14 +5,13 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::server::{ConnHandle, Out};
 
-pub(super) async fn write_loop(
-    half: OwnedWriteHalf,
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
+    half: W,
     mut rx: mpsc::UnboundedReceiver<Out>,
     closed: oneshot::Sender<()>,
     handle: Arc<ConnHandle>,
