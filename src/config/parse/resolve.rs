@@ -287,7 +287,7 @@ pub(super) fn resolve(
 }
 
 /// A relative path that does not exist from the working directory is tried next to zoo.cfg.
-fn locate(path: &Path, source_dir: &Path) -> PathBuf {
+pub(super) fn locate(path: &Path, source_dir: &Path) -> PathBuf {
     if path.is_relative() && !path.exists() {
         let beside = source_dir.join(path);
         if beside.exists() {
