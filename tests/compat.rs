@@ -225,3 +225,8 @@ fn compat_migration_kafka() {
 fn compat_watch_acl() {
     run_suite("test_watch_acl.py");
 }
+
+#[test]
+fn compat_sasl() {
+    run_suite("test_sasl.py");
+}

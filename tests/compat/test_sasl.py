@@ -1,0 +1,206 @@
+"""Client SASL (DIGEST-MD5 through JAAS), as Kafka uses it, against ZooKeeper 3.8 and keeperd.
+
+ZooKeeper's own Java client (Debian's zookeeper.jar) runs sasl/SaslProbe.java with a JAAS
+`Client`-style section (DigestLoginModule username/password) per user. Each server gets
+the same zoo.cfg (authProvider.1=...SASLAuthenticationProvider, superUser) and the same
+JAAS `Server` section: ZooKeeper through -Djava.security.auth.login.config on its java
+command line, keeperd through the same option in SERVER_JVMFLAGS. The same sequence runs
+on both (a login that creates a znode with a `sasl:` ACL, an anonymous client, another
+user, a wrong password, an unknown user, a superUser; then enforced authentication with
+enforce.auth.* and with sessionRequireClientSASLAuth) and the transcripts must be equal,
+and equal to what is written here.
+"""
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import HOST, ZK_JAR
+
+pytestmark = pytest.mark.timeout(300)
+
+SRC = Path(__file__).resolve().parent / "sasl" / "SaslProbe.java"
+SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+
+SERVER_JAAS = """
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_kafka="kafka-secret"
+    user_other="other-secret"
+    user_admin="admin-secret";
+};
+"""
+
+# One client section per user (the Java client picks it by zookeeper.sasl.clientconfig).
+CLIENTS = {
+    "kafka": ("kafka", "kafka-secret"),
+    "other": ("other", "other-secret"),
+    "admin": ("admin", "admin-secret"),
+    "wrong": ("kafka", "not-the-password"),
+    "unknown": ("mallory", "whatever"),
+}
+
+
+@pytest.fixture(scope="module")
+def probe_classes():
+    """SaslProbe compiled into a temp dir, reused while the source is unchanged."""
+    javac = shutil.which("javac")
+    if not javac or not ZK_JAR.exists():
+        pytest.fail("javac or zookeeper.jar missing: run scripts/setup")
+    h = hashlib.sha256(SRC.read_bytes() + str(ZK_JAR.resolve()).encode()).hexdigest()[:16]
+    out = Path(tempfile.gettempdir()) / f"keeperd-compat-saslprobe-{h}"
+    if (out / "SaslProbe.class").exists():
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix="saslprobe-build-"))
+    res = subprocess.run(
+        [javac, "-nowarn", "-d", str(tmp), "-cp", str(ZK_JAR), str(SRC)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+    )
+    if res.returncode != 0:
+        pytest.fail("javac SaslProbe failed:\n" + res.stdout.decode(errors="replace"))
+    try:
+        tmp.rename(out)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def jaas_dir():
+    d = Path(tempfile.mkdtemp(prefix="compat-sasl-jaas-"))
+    (d / "server.conf").write_text(SERVER_JAAS)
+    client = "".join(
+        f'{name} {{ org.apache.zookeeper.server.auth.DigestLoginModule required '
+        f'username="{user}" password="{password}"; }};\n'
+        for name, (user, password) in CLIENTS.items()
+    )
+    (d / "client.conf").write_text(client)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def probe(classes, jaas_dir, srv, section, *commands):
+    """Runs SaslProbe as `section` (None: no SASL) against `srv`; returns its lines."""
+    java = shutil.which("java")
+    props = ["-Dzookeeper.sasl.client=false"]
+    if section:
+        props = [
+            f"-Djava.security.auth.login.config={jaas_dir / 'client.conf'}",
+            f"-Dzookeeper.sasl.clientconfig={section}",
+        ]
+    cmd = [java, "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", *props,
+           "-cp", f"{ZK_JAR}:{classes}", "SaslProbe", f"{HOST}:{srv.port}", *commands]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=90)
+    out = res.stdout.decode(errors="replace").splitlines()
+    assert res.returncode == 0, f"{section}: exit {res.returncode}\n{out}\n{res.stderr[-3000:]}"
+    return [f"{section or 'anonymous'}: {line}" for line in out]
+
+
+def start(servers, kind, jaas_dir, extra):
+    cfg = {"authProvider.1": SASL_PROVIDER, "superUser": "admin", **extra}
+    flags = [f"-Djava.security.auth.login.config={jaas_dir / 'server.conf'}"]
+    return servers(kind, cfg, jvm_flags=flags)
+
+
+def acl_sequence(classes, jaas_dir, srv):
+    run = lambda section, *cmds: probe(classes, jaas_dir, srv, section, *cmds)  # noqa: E731
+    return (
+        run("kafka", "whoami", "create /kafka sasl:kafka:31 secret", "get /kafka",
+            "getAcl /kafka", "create /mine auth::31 x", "getAcl /mine",
+            "create /bad sasl:a@b@c:31")
+        + run(None, "whoami", "get /kafka", "get /mine", "exists /kafka",
+              "setAcl /kafka world:anyone:31", "create /kafka/child world:anyone:31")
+        + run("other", "whoami", "get /kafka", "setAcl /kafka world:anyone:31")
+        + run("wrong", "get /kafka")
+        + run("unknown", "get /kafka")
+        + run("admin", "whoami", "get /kafka", "get /mine")
+    )
+
+
+EXPECTED_ACLS = [
+    "kafka: whoami -> [ip:127.0.0.1, sasl:kafka]",
+    "kafka: create /kafka sasl:kafka:31 secret -> /kafka",
+    "kafka: get /kafka -> secret",
+    "kafka: getAcl /kafka -> sasl:kafka:31",
+    "kafka: create /mine auth::31 x -> /mine",
+    "kafka: getAcl /mine -> sasl:kafka:31",
+    "kafka: create /bad sasl:a@b@c:31 -> INVALIDACL",
+    "kafka: events [SyncConnected, SaslAuthenticated]",
+    "anonymous: whoami -> [ip:127.0.0.1]",
+    "anonymous: get /kafka -> NOAUTH",
+    "anonymous: get /mine -> NOAUTH",
+    "anonymous: exists /kafka -> true",
+    "anonymous: setAcl /kafka world:anyone:31 -> NOAUTH",
+    "anonymous: create /kafka/child world:anyone:31 -> NOAUTH",
+    "anonymous: events [SyncConnected]",
+    "other: whoami -> [ip:127.0.0.1, sasl:other]",
+    "other: get /kafka -> NOAUTH",
+    "other: setAcl /kafka world:anyone:31 -> NOAUTH",
+    "other: events [SyncConnected, SaslAuthenticated]",
+    "wrong: get /kafka -> AUTHFAILED",
+    "wrong: events [SyncConnected, AuthFailed]",
+    "unknown: get /kafka -> AUTHFAILED",
+    "unknown: events [SyncConnected, AuthFailed]",
+    "admin: whoami -> [ip:127.0.0.1, sasl:admin, super:]",
+    "admin: get /kafka -> secret",
+    "admin: get /mine -> x",
+    "admin: events [SyncConnected, SaslAuthenticated]",
+]
+
+
+def test_sasl_logins_and_acls_match_zookeeper(servers, probe_classes, jaas_dir):
+    transcripts = {}
+    for kind in ("zookeeper", "keeperd"):
+        srv = start(servers, kind, jaas_dir, {})
+        transcripts[kind] = acl_sequence(probe_classes, jaas_dir, srv)
+        srv.stop()
+    assert transcripts["keeperd"] == transcripts["zookeeper"]
+    assert transcripts["zookeeper"] == EXPECTED_ACLS
+
+
+def enforce_sequence(classes, jaas_dir, srv):
+    run = lambda section, *cmds: probe(classes, jaas_dir, srv, section, *cmds)  # noqa: E731
+    return (
+        run(None, "exists /", "sleep 500")
+        + run("kafka", "create /e sasl:kafka:31 e", "get /e", "whoami")
+        + run("wrong", "get /e")
+        + run("other", "get /e", "exists /e")
+    )
+
+
+EXPECTED_ENFORCED = [
+    "anonymous: exists / -> SESSIONCLOSEDREQUIRESASLAUTH",
+    "anonymous: sleep 500 -> ok",
+    "anonymous: events [SyncConnected, Disconnected]",
+    "kafka: create /e sasl:kafka:31 e -> /e",
+    "kafka: get /e -> e",
+    "kafka: whoami -> [ip:127.0.0.1, sasl:kafka]",
+    "kafka: events [SyncConnected, SaslAuthenticated]",
+    "wrong: get /e -> AUTHFAILED",
+    "wrong: events [SyncConnected, AuthFailed]",
+    "other: get /e -> NOAUTH",
+    "other: exists /e -> true",
+    "other: events [SyncConnected, SaslAuthenticated]",
+]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"enforce.auth.enabled": "true", "enforce.auth.schemes": "sasl"},
+        {"sessionRequireClientSASLAuth": "true"},
+    ],
+    ids=["enforce.auth", "sessionRequireClientSASLAuth"],
+)
+def test_enforced_sasl_matches_zookeeper(servers, probe_classes, jaas_dir, extra):
+    transcripts = {}
+    for kind in ("zookeeper", "keeperd"):
+        srv = start(servers, kind, jaas_dir, extra)
+        transcripts[kind] = enforce_sequence(probe_classes, jaas_dir, srv)
+        srv.stop()
+    assert transcripts["keeperd"] == transcripts["zookeeper"]
+    assert transcripts["zookeeper"] == EXPECTED_ENFORCED
