@@ -146,9 +146,10 @@ pub enum Request {
         scheme: String,
         auth: Bytes,
     },
-    /// sasl (102): GetSASLRequest, one token of a SASL exchange (DIGEST-MD5 here).
+    /// sasl (102): GetSASLRequest, one token of a SASL exchange (DIGEST-MD5 here); None is
+    /// a null buffer (ZooKeeper drops the connection on it).
     Sasl {
-        token: Bytes,
+        token: Option<Bytes>,
     },
     SetWatches(SetWatches),
     GetEphemerals {

@@ -13,6 +13,8 @@ and equal to what is written here.
 
 import hashlib
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -204,3 +206,118 @@ def test_enforced_sasl_matches_zookeeper(servers, probe_classes, jaas_dir, extra
         srv.stop()
     assert transcripts["keeperd"] == transcripts["zookeeper"]
     assert transcripts["zookeeper"] == EXPECTED_ENFORCED
+
+
+def test_sasl_identities_travel_in_a_keeperd_ensemble(tmp_path, probe_classes, jaas_dir):
+    """A SASL login on a follower: its write goes to the leader with the connection's
+    `sasl:` identity (the leader applies the ACL with it), every member then enforces the
+    ACL, and a client that moves to another member logs in again there. The JAAS file comes
+    from keeperd's own zoo.cfg key here."""
+    from conftest import Ensemble
+
+    cfg = {
+        "tickTime": "200",
+        "authProvider.1": SASL_PROVIDER,
+        "keeperd.jaasConfigFile": str(jaas_dir / "server.conf"),
+    }
+    ens = Ensemble(tmp_path, 3, cfg).start()
+    try:
+        leader = ens.leader()
+        followers = [m for m in ens.members if m is not leader]
+        run = lambda srv, section, *cmds: probe(  # noqa: E731
+            probe_classes, jaas_dir, srv, section, *cmds
+        )
+        assert run(followers[0], "kafka", "create /ens sasl:kafka:31 v", "get /ens",
+                   "getAcl /ens") == [
+            "kafka: create /ens sasl:kafka:31 v -> /ens",
+            "kafka: get /ens -> v",
+            "kafka: getAcl /ens -> sasl:kafka:31",
+            "kafka: events [SyncConnected, SaslAuthenticated]",
+        ]
+        for srv in ens.members:
+            assert run(srv, "kafka", "get /ens")[0] == "kafka: get /ens -> v"
+            assert run(srv, None, "get /ens")[0] == "anonymous: get /ens -> NOAUTH"
+            assert run(srv, "other", "get /ens")[0] == "other: get /ens -> NOAUTH"
+        # A follower forwards the write of an authenticated session to the leader, which
+        # checks the ACL with the identities sent along: another user may not change it.
+        assert run(followers[1], "other", "setAcl /ens world:anyone:31")[0] == \
+            "other: setAcl /ens world:anyone:31 -> NOAUTH"
+    finally:
+        ens.stop()
+
+
+def _frame(payload):
+    return struct.pack(">i", len(payload)) + payload
+
+
+def _read_frame(sock):
+    def exactly(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    head = exactly(4)
+    if head is None:
+        return None
+    return exactly(struct.unpack(">i", head)[0])
+
+
+def raw_sasl(srv, tokens):
+    """Connects with a raw ConnectRequest, sends each token as a sasl request (xid 1, 2,
+    ...), returns [(xid, err, rest of the body)] and whether the server then closed."""
+    with socket.create_connection((HOST, srv.port), timeout=10) as s:
+        s.sendall(_frame(struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, b"\0" * 16, False)))
+        assert _read_frame(s) is not None
+        out = []
+        for xid, token in enumerate(tokens, 1):
+            body = struct.pack(">ii", xid, 102)
+            body += struct.pack(">i", -1) if token is None else struct.pack(">i", len(token)) + token
+            s.sendall(_frame(body))
+            reply = _read_frame(s)
+            if reply is None:
+                break
+            rxid, _zxid, err = struct.unpack(">iqi", reply[:16])
+            # An error's body (the null token) whole; of a challenge, whether there is one.
+            out.append((rxid, err, reply[16:] if err else len(reply) > 20))
+        try:
+            closed = s.recv(1) == b""
+        except socket.timeout:
+            closed = False
+        return out, closed
+
+
+def test_malformed_sasl_tokens_are_refused_as_zookeeper_does(servers, jaas_dir):
+    """Garbage where the digest-response belongs: AUTHFAILED with a null token, then the
+    connection closes, on both servers. A first token with content is answered with the
+    challenge anyway; a null token closes the connection unanswered. The server keeps
+    serving."""
+    garbage = [
+        b"username=\"kafka\",response=" + b"z" * 32,
+        b"\xff\xfe\x00=,,\"",
+        b"a" * 5000,
+        b"",
+    ]
+    results = {}
+    for kind in ("zookeeper", "keeperd"):
+        srv = start(servers, kind, jaas_dir, {})
+        got = []
+        for token in garbage:
+            got.append(raw_sasl(srv, [b"", token]))
+        got.append(raw_sasl(srv, [b"username=\"kafka\""]))
+        got.append(raw_sasl(srv, [None, b"x"]))
+        assert srv.four("ruok") == "imok"
+        results[kind] = got
+        srv.stop()
+    assert results["keeperd"] == results["zookeeper"]
+    challenge_ok = (1, 0)
+    for replies, closed in results["zookeeper"][:4]:
+        assert replies[0][:2] == challenge_ok and replies[1] == (2, -115, b"\xff\xff\xff\xff")
+        assert closed
+    # A first token that is not empty is ignored: the challenge follows.
+    assert results["zookeeper"][4] == ([challenge_ok + (True,)], False)
+    # A null token: the connection closes without an answer.
+    assert results["zookeeper"][5] == ([], True)

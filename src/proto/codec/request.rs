@@ -380,12 +380,7 @@ fn request_body(code: OpCode, i: &[u8]) -> PResult<'_, Option<Request>> {
         }
         OpCode::Sasl => {
             let (i, token) = buffer(i)?;
-            (
-                i,
-                Request::Sasl {
-                    token: token.unwrap_or_default(),
-                },
-            )
+            (i, Request::Sasl { token })
         }
         OpCode::SetWatches | OpCode::SetWatches2 => {
             let (i, sw) = set_watches(code == OpCode::SetWatches2)(i)?;
@@ -525,7 +520,7 @@ fn put_request_body(out: &mut BytesMut, req: &Request) {
             put_str(out, scheme);
             put_buf(out, Some(auth));
         }
-        Request::Sasl { token } => put_buf(out, Some(token)),
+        Request::Sasl { token } => put_buf(out, token.as_deref()),
         Request::SetWatches(sw) => {
             out.put_i64(sw.relative_zxid);
             put_strs(out, &sw.data_watches);

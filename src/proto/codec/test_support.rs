@@ -223,10 +223,11 @@ pub(super) fn sample_requests() -> Vec<Request> {
             auth: Bytes::from_static(b"user:pass"),
         },
         Request::Sasl {
-            token: Bytes::new(),
+            token: Some(Bytes::new()),
         },
+        Request::Sasl { token: None },
         Request::Sasl {
-            token: Bytes::from_static(b"charset=utf-8,username=\"kafka\""),
+            token: Some(Bytes::from_static(b"charset=utf-8,username=\"kafka\"")),
         },
         Request::SetWatches(SetWatches {
             relative_zxid: 42,

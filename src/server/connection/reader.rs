@@ -149,7 +149,18 @@ impl Reader {
                     close_after: !ok,
                 }) && ok
             }
-            Request::Sasl { token } => {
+            Request::Sasl { token: None } => {
+                // ZooKeeper's processSasl fails on a null token and the connection closes
+                // without an answer.
+                debug!(
+                    session = format_args!("0x{:x}", self.session_id),
+                    "sasl request with a null token: closing"
+                );
+                self.shared.stats().outstanding.fetch_sub(1, Relaxed);
+                self.stats.queued.fetch_sub(1, Relaxed);
+                false
+            }
+            Request::Sasl { token: Some(token) } => {
                 let answer = sasl::step(
                     &self.shared.config().client_auth,
                     &mut self.sasl,
