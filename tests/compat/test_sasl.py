@@ -321,3 +321,60 @@ def test_malformed_sasl_tokens_are_refused_as_zookeeper_does(servers, jaas_dir):
     assert results["zookeeper"][4] == ([challenge_ok + (True,)], False)
     # A null token: the connection closes without an answer.
     assert results["zookeeper"][5] == ([], True)
+
+
+def kazoo_sequence(srv):
+    """kazoo with SASL DIGEST-MD5 (pure-sasl): login, a `sasl:` ACL, an anonymous reader,
+    a wrong password."""
+    from kazoo.client import KazooClient
+    from kazoo.security import ACL, Id, Permissions
+
+    def client(**sasl):
+        kw = {"sasl_options": {"mechanism": "DIGEST-MD5", **sasl}} if sasl else {}
+        return KazooClient(hosts=srv.hosts(), timeout=5,
+                           connection_retry={"max_tries": 1}, **kw)
+
+    out = []
+    c = client(username="kafka", password="kafka-secret")
+    c.start(timeout=10)
+    out.append(c.create("/kz", b"v", acl=[ACL(Permissions.ALL, Id("sasl", "kafka"))]))
+    out.append(c.get("/kz")[0])
+    out.append([(a.id.scheme, a.id.id, a.perms) for a in c.get_acls("/kz")[0]])
+    c.stop()
+    c.close()
+    anon = client()
+    anon.start(timeout=10)
+    try:
+        anon.get("/kz")
+        out.append("anonymous read")
+    except Exception as exc:  # noqa: BLE001 - the exception type is the outcome
+        out.append(type(exc).__name__)
+    anon.stop()
+    anon.close()
+    bad = client(username="kafka", password="wrong")
+    try:
+        bad.start(timeout=5)
+        bad.get("/kz")
+        out.append("wrong password read")
+    except Exception as exc:  # noqa: BLE001
+        out.append(type(exc).__name__)
+    finally:
+        bad.stop()
+        bad.close()
+    return out
+
+
+def test_kazoo_sasl_digest_md5_matches_zookeeper(servers, jaas_dir):
+    try:
+        import puresasl  # noqa: F401
+    except ImportError:
+        pytest.fail("pure-sasl missing: run scripts/setup")
+    outcomes = {}
+    for kind in ("zookeeper", "keeperd"):
+        srv = start(servers, kind, jaas_dir, {})
+        outcomes[kind] = kazoo_sequence(srv)
+        srv.stop()
+    assert outcomes["keeperd"] == outcomes["zookeeper"]
+    assert outcomes["zookeeper"] == [
+        "/kz", b"v", [("sasl", "kafka", 31)], "NoAuthError", "AuthFailedError"
+    ]
