@@ -12,6 +12,7 @@ pub mod admin;
 pub mod config;
 pub mod consensus;
 pub mod import;
+pub mod logging;
 pub mod proto;
 pub mod server;
 pub mod tree;

@@ -8,7 +8,8 @@
 //! and runbooks written against it keep working:
 //! - no verb: run in the foreground (like start-foreground);
 //! - `start`: re-executes itself as `start-foreground CFG` in a new session, output to
-//!   `$ZOO_LOG_DIR/keeperd.out` (else dataDir), pid in `$ZOOPIDFILE` or
+//!   `$ZOO_LOG_DIR/keeperd.log` (rotated; else dataDir; early output and panics in
+//!   keeperd.out), pid in `$ZOOPIDFILE` or
 //!   `$dataDir/zookeeper_server.pid`; `Starting zookeeper ... STARTED`;
 //! - `stop`: SIGTERM to the pid in the pid file, then waits for the process to exit;
 //! - `status`: `srvr` on the client port, prints its `Mode:` line;
@@ -27,13 +28,16 @@
 //! ZooKeeper's "Invalid config, exiting abnormally").
 
 use std::fs;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keeperd::config::{properties, Config, ConfigError};
+use keeperd::logging::LogConfig;
 
 /// What `version` and the daemon log report: the ZooKeeper release keeperd speaks, then ours.
 const VERSION: &str = concat!("3.8.0-keeperd-", env!("CARGO_PKG_VERSION"));
@@ -54,8 +58,10 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
        keeperd export-zk DIR [CFG]
 
   (no verb)          run in the foreground, like start-foreground
-  start-foreground   run in the foreground; logs to stderr (RUST_LOG, default info)
-  start              run in the background; output to $ZOO_LOG_DIR/keeperd.out (else dataDir),
+  start-foreground   run in the foreground; logs to stderr (RUST_LOG, default info), or to
+                     keeperd.log.file / $KEEPERD_LOG_FILE (rotated; SIGHUP reopens it)
+  start              run in the background; log to $ZOO_LOG_DIR/keeperd.log (else dataDir;
+                     rotated), early output to keeperd.out there,
                      pid to $ZOOPIDFILE (else dataDir/zookeeper_server.pid)
   stop               SIGTERM the server named by the pid file and wait for it to exit
   restart            stop, then start
@@ -70,7 +76,8 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
 
 CFG is a zoo.cfg. Without one: $ZOOCFGDIR/$ZOOCFG when either is set, else the embedded default
 config (standalone, clientPort=2181, dataDir=./keeperd-data).
-Environment: ZOOCFGDIR, ZOOCFG, ZOOPIDFILE, ZOO_LOG_DIR, ZOO_STOP_TIMEOUT, RUST_LOG.
+Environment: ZOOCFGDIR, ZOOCFG, ZOOPIDFILE, ZOO_LOG_DIR, ZOO_STOP_TIMEOUT, RUST_LOG,
+KEEPERD_LOG_FILE, KEEPERD_LOG_FORMAT=json.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,18 +379,68 @@ fn is_alive(pid: i32) -> bool {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+/// The `keeperd.log.*` keys of the config, read before the config is validated so that
+/// validation's own warnings go to the configured log. A bad value here is reported by the
+/// full load right after.
+fn log_config(path: Option<&Path>) -> LogConfig {
+    let mut log = LogConfig::default();
+    let entries = path
+        .and_then(|p| fs::read_to_string(p).ok())
+        .and_then(|text| properties::parse(&text).ok())
+        .unwrap_or_default();
+    for entry in entries {
+        if let Some(name) = entry.key.strip_prefix("keeperd.log.") {
+            let _ = log.apply(name, &entry.value);
+        }
+    }
+    if std::env::var("KEEPERD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        log.json = true;
+    }
+    log
+}
+
+/// Sets up logging: `keeperd.log.file`, else `$KEEPERD_LOG_FILE` (which `start` sets to
+/// `$ZOO_LOG_DIR/keeperd.log`), else stderr. Returns the SIGHUP reopen flag for a file.
+fn init_logging(path: Option<&Path>) -> Result<Option<Arc<AtomicBool>>, String> {
+    let log = log_config(path);
+    let file = log
+        .file
+        .clone()
+        .or_else(|| std::env::var_os("KEEPERD_LOG_FILE").map(PathBuf::from));
+    keeperd::logging::init(&log, file.as_deref()).map_err(|e| {
+        format!(
+            "cannot open the log file {}: {e}",
+            file.as_deref().unwrap_or(Path::new("-")).display()
+        )
+    })
+}
+
+/// SIGHUP reopens the log file (logrotate's `create` mode); without one it is logged and
+/// ignored, so a stray hangup never stops the server.
+async fn reopen_on_sighup(reopen: Option<Arc<AtomicBool>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match &reopen {
+            Some(flag) => {
+                flag.store(true, Ordering::SeqCst);
+                tracing::info!("SIGHUP: reopening the log file");
+            }
+            None => tracing::info!("SIGHUP: logging to stderr, nothing to reopen"),
+        }
+    }
 }
 
 fn start_foreground(path: Option<&Path>) -> ExitCode {
-    init_tracing();
+    let reopen = match init_logging(path) {
+        Ok(reopen) => reopen,
+        Err(e) => {
+            eprintln!("keeperd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     eprintln!("Using config: {}", describe(path));
     let config = match load(path) {
         Ok(config) => config,
@@ -427,7 +484,14 @@ fn start_foreground(path: Option<&Path>) -> ExitCode {
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .and_then(|rt| rt.block_on(keeperd::server::run_until_signal(config)));
+        .and_then(|rt| {
+            rt.block_on(async {
+                let hup = tokio::spawn(reopen_on_sighup(reopen));
+                let result = keeperd::server::run_until_signal(config).await;
+                hup.abort();
+                result
+            })
+        });
     // Only remove the pid file if it is still ours (a later start may have replaced it).
     if read_pid(&pid_path) == Some(me) {
         let _ = fs::remove_file(&pid_path);
@@ -484,6 +548,9 @@ fn spawn_daemon(path: Option<&Path>, config: &Config, pid_path: &Path) -> Result
         .unwrap_or_else(|| config.data_dir.clone());
     fs::create_dir_all(&log_dir)
         .map_err(|e| format!("cannot create log dir {}: {e}", log_dir.display()))?;
+    // The server logs to keeperd.log (rotated, docs/service.md) unless zoo.cfg names a log
+    // file; keeperd.out keeps only what is printed before logging starts (and panics).
+    let log_file = log_dir.join("keeperd.log");
     let log_path = log_dir.join("keeperd.out");
     let log = fs::File::create(&log_path)
         .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
@@ -497,6 +564,9 @@ fn spawn_daemon(path: Option<&Path>, config: &Config, pid_path: &Path) -> Result
     if let Some(p) = path {
         // Absolute, so the child finds the same file whatever its lookup rules see.
         cmd.arg(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    }
+    if config.log.file.is_none() {
+        cmd.env("KEEPERD_LOG_FILE", &log_file);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(log))

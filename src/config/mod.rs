@@ -160,6 +160,8 @@ pub struct Config {
     /// when the read arrived, so no server answers from stale data. Off (ZooKeeper's
     /// semantics: reads as fresh as the local replica) by default.
     pub linearizable_reads: bool,
+    /// keeperd.log.*: where the log goes and how it rotates (src/logging.rs).
+    pub log: crate::logging::LogConfig,
     pub jute_maxbuffer: usize,
     pub metrics_provider_class: Option<String>,
     pub metrics_http_port: u16,
@@ -212,6 +214,7 @@ impl Default for Config {
             super_digest: None,
             quorum_secret_file: None,
             linearizable_reads: false,
+            log: crate::logging::LogConfig::default(),
             jute_maxbuffer: 0xfffff,
             metrics_provider_class: None,
             metrics_http_port: 7000,

@@ -154,7 +154,9 @@ pub async fn run(
         if rx.await.is_err() {
             return;
         }
-        debug!(%remote, session = format_args!("0x{:x}", session_id), timeout, "session created");
+        // Once per session at info, as ZooKeeper's "Established session" (expiry and the
+        // client's close are logged at info too).
+        info!(%remote, session = format_args!("0x{:x}", session_id), timeout, "session created");
         (session_id, timeout)
     } else {
         let (known, imported) = {

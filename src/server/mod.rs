@@ -34,6 +34,7 @@ pub mod sasl;
 pub mod session;
 mod shared;
 pub mod stats;
+pub mod systemd;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -326,6 +327,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
 pub async fn run_until_signal(config: Config) -> std::io::Result<()> {
     let server = start(config).await?;
     info!(addr = %server.local_addr, "serving clients");
+    let notifier = systemd::announce(server.shared.clone());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let raft = server.raft.clone();
     tokio::select! {
@@ -339,12 +341,22 @@ pub async fn run_until_signal(config: Config) -> std::io::Result<()> {
                 "the consensus node stopped (see the error above): exiting so that this \
                  server is restarted instead of serving without replication"
             );
+            stop_notifying(notifier);
             server.shutdown().await;
             return Err(std::io::Error::other("the consensus node stopped"));
         }
     }
+    stop_notifying(notifier);
     server.shutdown().await;
     Ok(())
+}
+
+/// Tells systemd that the server is stopping and ends the status/watchdog task.
+fn stop_notifying(notifier: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(task) = notifier {
+        task.abort();
+        systemd::notify("STOPPING=1\nSTATUS=stopping");
+    }
 }
 
 /// Serves clients on `listener`, writing through `proposer`, until `shutdown` completes.

@@ -231,6 +231,10 @@ pub(super) fn apply_key(
             }
             config.jute_maxbuffer = n as usize;
         }
+        key if key.starts_with("keeperd.log.") => config
+            .log
+            .apply(&key["keeperd.log.".len()..], value)
+            .map_err(|e| here.at(entry, e))?,
         key if key.starts_with("authProvider.") => {
             config
                 .auth_providers

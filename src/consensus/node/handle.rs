@@ -173,6 +173,10 @@ impl RaftHandle {
     pub fn shutdown(&self) {
         self.shutdown.notify_one();
     }
+    /// Whether the node task has ended (see [`RaftHandle::stopped`]).
+    pub fn is_stopped(&self) -> bool {
+        *self.stopped.borrow()
+    }
     /// Resolves once the node task has ended and its storage is closed (the dirs can be
     /// reopened).
     pub async fn stopped(&self) {

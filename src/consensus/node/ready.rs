@@ -99,6 +99,13 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         // has not committed in its term: ask again as soon as that changes.
         let leader_id = self.raw.raft.leader_id;
         let committed_in_term = leader && self.raw.raft.commit_to_current_term();
+        if leader_id != last_leader {
+            if leader_id == 0 {
+                tracing::info!(term, "no leader known");
+            } else {
+                tracing::info!(leader = leader_id, term, me = leader, "leader elected");
+            }
+        }
         if (leader_id != last_leader || (committed_in_term && !last_committed)) && leader_id != 0 {
             self.reissue_unanswered_reads();
         }

@@ -189,6 +189,10 @@ impl Reader {
             }
             Request::CloseSession => {
                 self.handle.closing.store(true, Relaxed);
+                tracing::info!(
+                    session = format_args!("0x{:x}", self.session_id),
+                    "session closed by the client"
+                );
                 let txn = Txn::CloseSession {
                     session_id: self.session_id,
                 };
