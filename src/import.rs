@@ -126,9 +126,7 @@ pub fn load(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<Option<Im
     else {
         return Ok(None);
     };
-    let opts = TreeOptions {
-        skip_acl: config.skip_acl,
-    };
+    let opts = TreeOptions::from_config(config);
     let mut tree = DataTree::from_zk_snapshot(&loaded.snapshot, loaded.snapshot_zxid, opts)
         .map_err(|e| {
             Error::Other(format!(
@@ -276,9 +274,7 @@ pub fn export(tree: &DataTree, out: &Path) -> Result<Exported, Error> {
 
 /// keeperd's state rebuilt from its own files (the server stopped), for `export`.
 pub fn recover(config: &Config) -> Result<DataTree, Error> {
-    let mut sm = TreeMachine(DataTree::new(TreeOptions {
-        skip_acl: config.skip_acl,
-    }));
+    let mut sm = TreeMachine(DataTree::new(TreeOptions::from_config(config)));
     crate::consensus::recover_offline(&mut sm, &config.data_dir, config.data_log_dir.as_deref())?;
     Ok(sm.0)
 }

@@ -235,3 +235,8 @@ fn compat_tls() {
 fn compat_tls_quorum() {
     run_suite("test_tls_quorum.py");
 }
+
+#[test]
+fn compat_sasl() {
+    run_suite("test_sasl.py");
+}

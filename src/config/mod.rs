@@ -7,7 +7,9 @@
 //!   defaults and its validation rules, plus `$dataDir/myid` and `dynamicConfigFile` (`parse`,
 //!   a directory: the driver in `parse/mod.rs`, one key at a time in `keys`, `server.N` lines
 //!   and the dynamic file in `servers`, what depends on several keys in `resolve`),
-//! - the `conf` four-letter word's rendering of the running configuration (`conf`).
+//! - the `conf` four-letter word's rendering of the running configuration (`conf`),
+//! - client SASL and enforced authentication (`parse/client_auth.rs`), with the JAAS file and
+//!   the JVM `-D` options (java.env, SERVER_JVMFLAGS, JVMFLAGS) they come from (`jaas`).
 //!
 //! Invariants of a `Config` returned by `Config::from_file` / `Config::parse_str`:
 //! - `servers.is_empty()` exactly when the server runs standalone (a single participant with
@@ -26,6 +28,7 @@ mod membership;
 
 pub use conf::dir_size;
 pub use membership::Membership;
+pub mod jaas;
 mod parse;
 pub mod properties;
 pub mod secret;
@@ -183,6 +186,8 @@ pub struct Config {
     /// `authProvider.N=class`: ZooKeeper auth provider classes by N. Kept so the server can
     /// tell the operator which providers (e.g. SASL for Kafka) it does not implement.
     pub auth_providers: BTreeMap<String, String>,
+    /// Client SASL (DIGEST-MD5 from a JAAS `Server` section) and enforced authentication.
+    pub client_auth: ClientAuth,
     /// Version of the membership (`version=` in /zookeeper/config): the hex suffix of the
     /// dynamic config file's name (`zoo.cfg.dynamic.100000000`), else 0 as in ZooKeeper.
     pub config_version: u64,
@@ -235,9 +240,57 @@ impl Default for Config {
             metrics_http_port: 7000,
             client_port_listen_backlog: -1,
             auth_providers: BTreeMap::new(),
+            client_auth: ClientAuth::default(),
             config_version: 0,
             extra: BTreeMap::new(),
         }
+    }
+}
+
+/// Client authentication beyond digest and ip: SASL DIGEST-MD5 as ZooKeeper serves it
+/// (ZooKeeperServer.processSasl, SaslServerCallbackHandler, SASLAuthenticationProvider) and
+/// enforced authentication (AuthenticationHelper). See docs/security.md.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// The users of the JAAS `Server` section (`user_NAME="password"`), when a JAAS file
+    /// with that section was found: clients may then authenticate with SASL (opcode 102).
+    /// None: no SASL server; a sasl request is answered as ZooKeeper does without one.
+    pub sasl_users: Option<SaslUsers>,
+    /// The JAAS file and section the users came from, for logs.
+    pub jaas: Option<(PathBuf, String)>,
+    /// `authProvider.N=...SASLAuthenticationProvider`: `sasl:` ids are valid in ACLs and
+    /// match the identity a SASL login gives. Without it, as in ZooKeeper, a SASL login
+    /// still adds its identity but `sasl:` ACLs are InvalidACL.
+    pub sasl_provider: bool,
+    /// `zookeeper.superUser` (and `zookeeper.superUser.*`): SASL users who are also super.
+    pub super_users: Vec<String>,
+    /// `zookeeper.SASLAuthenticationProvider.superPassword`: the password of SASL user
+    /// `super`, instead of the JAAS file's.
+    pub super_password: Option<String>,
+    /// `zookeeper.allowSaslFailedClients=true`: a failed SASL login keeps the connection
+    /// (unless SASL is enforced).
+    pub allow_sasl_failed_clients: bool,
+    /// The schemes of which a connection must hold an identity before any request other
+    /// than auth and sasl is served (`enforce.auth.enabled` + `enforce.auth.schemes`, or
+    /// `sessionRequireClientSASLAuth=true` for sasl). Empty: nothing is enforced.
+    pub enforce_schemes: Vec<String>,
+}
+
+impl ClientAuth {
+    /// Whether a sasl login failure closes the connection with SESSIONCLOSEDREQUIRESASLAUTH
+    /// rather than AUTHFAILED (AuthenticationHelper.isSaslAuthRequired).
+    pub fn sasl_required(&self) -> bool {
+        self.enforce_schemes.iter().any(|s| s == "sasl")
+    }
+}
+
+/// DIGEST-MD5 users and passwords. Debug shows the names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SaslUsers(pub BTreeMap<String, String>);
+
+impl fmt::Debug for SaslUsers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
     }
 }
 
@@ -353,14 +406,30 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        parse::parse(&text, path, Some(path.to_path_buf()), dir)
+        parse::parse(
+            &text,
+            path,
+            Some(path.to_path_buf()),
+            dir,
+            &jaas::JvmProperties::from_environment(dir),
+        )
     }
 
     /// Parses zoo.cfg text. `source_dir` is the directory the text came from: a relative
     /// `dynamicConfigFile` is looked up there when it does not exist relative to the working
     /// directory. Errors name the text `zoo.cfg`. Reads `$dataDir/myid` like `from_file`.
     pub fn parse_str(text: &str, source_dir: impl AsRef<Path>) -> Result<Config, ConfigError> {
-        parse::parse(text, Path::new("zoo.cfg"), None, source_dir.as_ref())
+        Config::parse_str_with(text, source_dir, &jaas::JvmProperties::default())
+    }
+
+    /// `parse_str` with the JVM options (`-Dname=value`) that `from_file` takes from
+    /// java.env, SERVER_JVMFLAGS and JVMFLAGS.
+    pub fn parse_str_with(
+        text: &str,
+        source_dir: impl AsRef<Path>,
+        jvm: &jaas::JvmProperties,
+    ) -> Result<Config, ConfigError> {
+        parse::parse(text, Path::new("zoo.cfg"), None, source_dir.as_ref(), jvm)
     }
 
     /// True when this server is part of an ensemble (quorum), false when standalone.

@@ -672,23 +672,7 @@ fn unimplemented_security_keys_refuse_to_start() {
         ("quorum.auth.enableSasl=true", "SASL"),
         ("quorum.auth.learnerRequireSasl=true", "SASL"),
         (
-            "enforce.auth.enabled=true",
-            "enforced client authentication",
-        ),
-        (
-            "enforce.auth.schemes=sasl",
-            "enforced client authentication",
-        ),
-        (
-            "requireClientAuthScheme=sasl",
-            "enforced client authentication",
-        ),
-        (
-            "sessionRequireClientSASLAuth=true",
-            "enforced client authentication",
-        ),
-        (
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            "authProvider.custom=com.example.MyAuthenticationProvider",
             "authentication provider",
         ),
     ] {
@@ -848,4 +832,202 @@ fn the_shipped_example_parses() {
     assert_eq!(c.servers.len(), 4);
     assert!(c.super_digest.is_some());
     assert_eq!(c.jute_maxbuffer, 0xfffff);
+}
+
+const JAAS: &str = r#"Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="super-pw"
+    user_kafka="kafka-pw";
+};
+Client {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    username="kafka" password="kafka-pw";
+};
+"#;
+
+const SASL_PROVIDER: &str =
+    "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+
+fn jvm(flags: &str) -> jaas::JvmProperties {
+    jaas::JvmProperties(jaas::parse_flags("SERVER_JVMFLAGS", flags))
+}
+
+/// Kafka's ZooKeeper SASL setup: the JAAS file from SERVER_JVMFLAGS (or java.env), the
+/// provider and superUser from zoo.cfg, enforcement by either of ZooKeeper's keys.
+#[test]
+fn client_sasl_from_jaas_file() {
+    let f = Fixture::new();
+    let jaas = f.write("jaas.conf", JAAS);
+    let flags = jvm(&format!(
+        "-Xmx1g -Djava.security.auth.login.config={} -Dzookeeper.superUser=kafka",
+        jaas.display()
+    ));
+    let base = "dataDir={dir}\nclientPort=2181\n";
+    let parse = |extra: &str, flags: &jaas::JvmProperties| {
+        let text = format!("{base}{extra}").replace("{dir}", f.path().to_str().unwrap());
+        Config::parse_str_with(&text, f.path(), flags)
+    };
+    let c = parse(&format!("{SASL_PROVIDER}\n"), &flags).unwrap();
+    let a = &c.client_auth;
+    assert!(a.sasl_provider);
+    assert_eq!(
+        a.sasl_users
+            .as_ref()
+            .unwrap()
+            .0
+            .get("kafka")
+            .map(String::as_str),
+        Some("kafka-pw")
+    );
+    assert_eq!(a.jaas, Some((jaas.clone(), "Server".to_string())));
+    assert_eq!(a.super_users, vec!["kafka".to_string()]);
+    assert!(a.enforce_schemes.is_empty());
+    assert!(
+        !format!("{a:?}").contains("kafka-pw"),
+        "Debug shows passwords"
+    );
+
+    // The same through keeperd's own key, relative to zoo.cfg's directory; zoo.cfg keys
+    // override JVM options.
+    let c = parse(
+        &format!(
+            "{SASL_PROVIDER}\nkeeperd.jaasConfigFile=jaas.conf\nzookeeper.superUser=admin\n\
+             sessionRequireClientSASLAuth=true\n"
+        ),
+        &flags,
+    )
+    .unwrap();
+    assert_eq!(c.client_auth.jaas.as_ref().unwrap().0, jaas);
+    assert_eq!(c.client_auth.super_users, vec!["admin".to_string()]);
+    assert_eq!(c.client_auth.enforce_schemes, vec!["sasl".to_string()]);
+    assert!(c.client_auth.sasl_required());
+
+    for (extra, schemes) in [
+        (
+            "enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n",
+            vec!["sasl"],
+        ),
+        (
+            "enforce.auth.enabled=TRUE\nenforce.auth.schemes= digest , sasl\n",
+            vec!["digest", "sasl"],
+        ),
+        ("requireClientAuthScheme=sasl\n", vec!["sasl"]),
+        (
+            "enforce.auth.enabled=false\nenforce.auth.schemes=sasl\n",
+            vec![],
+        ),
+        (
+            "enforce.auth.enabled=yes\nenforce.auth.schemes=sasl\n",
+            vec![],
+        ),
+    ] {
+        let c = parse(&format!("{SASL_PROVIDER}\n{extra}"), &flags).unwrap();
+        assert_eq!(c.client_auth.enforce_schemes, schemes, "{extra}");
+    }
+    // Digest enforcement needs no SASL at all.
+    let c = parse(
+        "enforce.auth.enabled=true\nenforce.auth.schemes=digest\n",
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(c.client_auth.enforce_schemes, vec!["digest".to_string()]);
+    // A JAAS Server section alone: SASL logins work, sasl: ACLs do not (as in ZooKeeper).
+    let c = parse("", &flags).unwrap();
+    assert!(c.client_auth.sasl_users.is_some() && !c.client_auth.sasl_provider);
+}
+
+#[test]
+fn client_sasl_misconfigurations_stop_start_up() {
+    let f = Fixture::new();
+    let jaas = f.write("jaas.conf", JAAS);
+    let client_only = f.write(
+        "client.conf",
+        "Client { org.apache.zookeeper.server.auth.DigestLoginModule required username=\"u\" password=\"p\"; };",
+    );
+    let kerberos = f.write(
+        "krb.conf",
+        "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };",
+    );
+    let broken = f.write("broken.conf", "Server {\n  x required user_a=\"b\"\n");
+    let flag = |p: &Path| {
+        jvm(&format!(
+            "-Djava.security.auth.login.config={}",
+            p.display()
+        ))
+    };
+    let none = jaas::JvmProperties::default();
+    let missing = flag(&f.path().join("nope.conf"));
+    let base = "dataDir={dir}\nclientPort=2181\n";
+    let err = |extra: &str, flags: &jaas::JvmProperties| {
+        let text = format!("{base}{extra}").replace("{dir}", f.path().to_str().unwrap());
+        Config::parse_str_with(&text, f.path(), flags)
+            .expect_err(extra)
+            .to_string()
+    };
+    let provider = format!("{SASL_PROVIDER}\n");
+    for (extra, flags, want) in [
+        (
+            provider.as_str(),
+            &none,
+            "zoo.cfg:3: authProvider.1: SASL needs a JAAS file",
+        ),
+        (
+            provider.as_str(),
+            &missing,
+            "SERVER_JVMFLAGS: -Djava.security.auth.login.config: cannot read the JAAS file",
+        ),
+        ("", &missing, "cannot read the JAAS file"),
+        (
+            "",
+            &flag(&broken),
+            "not a valid JAAS file: line 2: expected an option or ';' in x, found the end",
+        ),
+        (
+            provider.as_str(),
+            &flag(&client_only),
+            "to have a \"Server\" section",
+        ),
+        (
+            "",
+            &flag(&kerberos),
+            "Krb5LoginModule: keeperd serves SASL DIGEST-MD5",
+        ),
+        (
+            "sessionRequireClientSASLAuth=true\n",
+            &flag(&jaas),
+            "\"sasl\" is not available (add authProvider",
+        ),
+        (
+            "enforce.auth.enabled=true\n",
+            &flag(&jaas),
+            "enforce.auth.enabled: is true, so enforce.auth.schemes must be configured",
+        ),
+        (
+            "enforce.auth.enabled=true\nenforce.auth.schemes=x509\n",
+            &none,
+            "zoo.cfg:4: enforce.auth.schemes: authentication scheme \"x509\" is not available",
+        ),
+        (
+            "enforce.auth.enabled=true\nenforce.auth.schemes=,digest\n",
+            &none,
+            "scheme \"\" is not available",
+        ),
+        (
+            "requireClientAuthScheme=digest\n",
+            &none,
+            "knows requireClientAuthScheme=sasl only",
+        ),
+        (
+            &format!("{provider}sasl.serverconfig=ZkServer\n"),
+            &flag(&jaas),
+            "to have a \"ZkServer\" section",
+        ),
+    ] {
+        let e = err(extra, flags);
+        assert!(e.contains(want), "{extra:?}: {e}");
+    }
+    // No Server section and SASL not asked for: a warning, no SASL server (as ZooKeeper).
+    let text = base.replace("{dir}", f.path().to_str().unwrap());
+    let c = Config::parse_str_with(&text, f.path(), &flag(&client_only)).unwrap();
+    assert!(c.client_auth.sasl_users.is_none());
 }

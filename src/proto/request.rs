@@ -146,6 +146,11 @@ pub enum Request {
         scheme: String,
         auth: Bytes,
     },
+    /// sasl (102): GetSASLRequest, one token of a SASL exchange (DIGEST-MD5 here); None is
+    /// a null buffer (ZooKeeper drops the connection on it).
+    Sasl {
+        token: Option<Bytes>,
+    },
     SetWatches(SetWatches),
     GetEphemerals {
         prefix: String,
@@ -202,6 +207,7 @@ impl Request {
             | Request::Reconfig(_)
             | Request::CloseSession
             | Request::Auth { .. }
+            | Request::Sasl { .. }
             | Request::Sync { .. }
             | Request::Ping
             | Request::WhoAmI
@@ -215,7 +221,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
     Request(Request),
-    /// The opcode is not one this server knows (or sasl, 102): answer UNIMPLEMENTED.
+    /// The opcode is not one this server knows: answer UNIMPLEMENTED.
     Unknown,
 }
 

@@ -99,13 +99,17 @@ pub enum Response {
         total: i32,
     },
     WhoAmI(Vec<ClientInfo>),
+    /// SetSASLResponse: the server's next SASL token (null when it has none).
+    Sasl {
+        token: Option<Bytes>,
+    },
     /// An ErrorResponse body `{int err}`: what addWatch (106) answers on success (err 0);
     /// the Java client reads this body and drops the connection without it.
     ErrorCode(i32),
 }
 
 /// Appends a whole reply frame (4-byte length, header, body) to `out`. When `header.err`
-/// is non-zero the body is not written, as ZooKeeper does.
+/// is non-zero the body is not written, as ZooKeeper does, except a `Sasl` body.
 pub fn encode_reply(out: &mut BytesMut, header: &ReplyHeader, body: &Response) {
     super::codec::encode_reply(out, header, body)
 }

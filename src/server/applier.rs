@@ -92,12 +92,8 @@ impl StateMachine for Applier {
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
-        let tree = DataTree::from_snapshot_bytes(
-            data,
-            TreeOptions {
-                skip_acl: self.shared.config().skip_acl,
-            },
-        )?;
+        let tree =
+            DataTree::from_snapshot_bytes(data, TreeOptions::from_config(self.shared.config()))?;
         let mut state = self.shared.state_mut();
         state.tree = tree;
         // The tree jumped: watches cannot tell what changed. Connected clients are closed,

@@ -20,6 +20,7 @@ use crate::consensus::Proposer;
 use crate::proto::connect::{decode_connect, encode_connect_response, ConnectResponse};
 use crate::proto::frame::check_frame;
 use crate::proto::request::Request;
+use crate::proto::response::Response;
 use crate::proto::{Id, ZkError};
 use crate::tree::{Applied, Txn};
 
@@ -51,11 +52,11 @@ enum Item {
         t0: Instant,
         close_after: bool,
     },
-    /// An answer known at decode time (errors, auth): no body, and the error if any.
+    /// An answer known at decode time (errors, auth, sasl).
     Reply {
         xid: i32,
         op: i32,
-        result: Result<(), ZkError>,
+        result: Result<Response, ZkError>,
         t0: Instant,
         close_after: bool,
     },
@@ -281,6 +282,7 @@ pub async fn run<S: ClientStream>(
         items: item_tx,
         writes_in_flight: writes_in_flight.clone(),
         read_barrier: None,
+        sasl: None,
     };
     tokio::select! {
         _ = reader.read_loop(read_half, buf) => {}

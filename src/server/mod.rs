@@ -30,6 +30,7 @@ mod dynamic;
 mod fourlw;
 mod housekeeping;
 mod publish;
+pub mod sasl;
 pub mod session;
 mod shared;
 pub mod stats;

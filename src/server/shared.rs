@@ -103,9 +103,7 @@ fn client_fd_budget() -> usize {
 
 impl Shared {
     pub(super) fn new(config: Config, secret: Vec<u8>) -> Shared {
-        let tree = DataTree::new(TreeOptions {
-            skip_acl: config.skip_acl,
-        });
+        let tree = DataTree::new(TreeOptions::from_config(&config));
         let server_id = config.my_id.unwrap_or(0);
         Shared {
             state: RwLock::new(State {
@@ -222,11 +220,9 @@ impl Shared {
         else {
             return;
         };
-        if !self.config.skip_acl {
-            let auth = conn.auth().clone();
-            if !crate::tree::may_read(acl, &auth) {
-                return;
-            }
+        let auth = conn.auth().clone();
+        if !crate::tree::may_read(acl, &auth, &TreeOptions::from_config(&self.config)) {
+            return;
         }
         let mut buf = BytesMut::with_capacity(64);
         encode_notification(&mut buf, event);

@@ -1,10 +1,12 @@
 //! ACLs: the interned ACL table, ZooKeeper's `fixupACL` and `checkACL`, and the validity and
-//! matching rules of the built-in `digest` and `ip` authentication providers.
+//! matching rules of the built-in `digest`, `ip`, `x509` and `sasl` authentication providers.
 //!
-//! The providers here: `digest` (authenticated) and `ip` (not authenticated), which
-//! ZooKeeper registers by default, and `x509` (authenticated: the RFC 2253 subject of a
-//! client certificate verified on the secure client port), which ZooKeeper registers with
-//! `authProvider.x509=...X509AuthenticationProvider` and keeperd always has. `world:anyone`
+//! The providers ZooKeeper registers by default exist always: `digest` (authenticated) and
+//! `ip` (not authenticated). `x509` (authenticated: the RFC 2253 subject of a client
+//! certificate verified on the secure client port), which ZooKeeper registers with
+//! `authProvider.x509=...X509AuthenticationProvider`, keeperd always has. `sasl`
+//! (authenticated; SASLAuthenticationProvider) exists when zoo.cfg registers it
+//! (`authProvider.N=...SASLAuthenticationProvider`): the `sasl` flag below. `world:anyone`
 //! is special-cased; any other scheme in an ACL is InvalidAcl, as in ZooKeeper where
 //! `ProviderRegistry.getServerProvider` finds nothing.
 
@@ -123,7 +125,7 @@ fn is_world_anyone(id: &Id) -> bool {
 /// ZooKeeper's `PrepRequestProcessor.fixupACL`: drop duplicate entries, reject an empty
 /// list, expand `auth` entries to the requester's authenticated ids (only `digest` ids are
 /// authenticated) and reject ids a provider does not accept.
-pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ZkError> {
+pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>, ZkError> {
     let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !uniq.contains(&a) {
@@ -141,7 +143,7 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ZkError> {
             let mut any = false;
             for cid in auth
                 .iter()
-                .filter(|cid| is_authenticated_scheme(&cid.scheme))
+                .filter(|cid| is_authenticated_scheme(&cid.scheme, sasl))
             {
                 any = true;
                 out.push(Acl {
@@ -152,7 +154,7 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ZkError> {
             if !any {
                 return Err(ZkError::InvalidAcl);
             }
-        } else if is_valid_id(&a.id) {
+        } else if is_valid_id(&a.id, sasl) {
             out.push(a.clone());
         } else {
             return Err(ZkError::InvalidAcl);
@@ -162,18 +164,40 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ZkError> {
 }
 
 /// `ServerAuthenticationProvider.isAuthenticated()` of the registered providers.
-fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == "digest" || scheme == "x509"
+fn is_authenticated_scheme(scheme: &str, sasl: bool) -> bool {
+    scheme == "digest" || scheme == "x509" || sasl && scheme == "sasl"
 }
 
 /// `isValid(id)` of the provider for `id.scheme`; false when no provider exists.
-fn is_valid_id(id: &Id) -> bool {
+fn is_valid_id(id: &Id, sasl: bool) -> bool {
     match id.scheme.as_str() {
         "digest" => is_valid_digest(&id.id),
         "ip" => is_valid_ip(&id.id),
         "x509" => is_valid_x500_name(&id.id),
+        "sasl" if sasl => is_valid_kerberos_name(&id.id),
         _ => false,
     }
+}
+
+/// SASLAuthenticationProvider.isValid: `new KerberosName(id)` does not throw, i.e. the id
+/// either has no `@` or is exactly `service[/host]@realm` (no further `/` or `@`).
+pub(crate) fn is_valid_kerberos_name(id: &str) -> bool {
+    let Some((front, realm)) = id.split_once('@') else {
+        return true;
+    };
+    if realm.contains(['/', '@']) {
+        return false;
+    }
+    match front.split_once('/') {
+        Some((service, host)) => !service.contains('@') && !host.contains(['/', '@']),
+        None => true,
+    }
+}
+
+/// SASLAuthenticationProvider.matches: the SASL identity equals the ACL's id, or is `super`.
+/// (`zookeeper.letAnySaslUserDoX` is not implemented.)
+fn sasl_matches(id: &str, acl_expr: &str) -> bool {
+    id == "super" || id == acl_expr
 }
 
 /// DigestAuthenticationProvider.isValid: `id.split(":").length == 2` with Java's split, which
@@ -333,7 +357,7 @@ fn v6_bytes(addr: &str) -> Option<Vec<u8>> {
 
 /// ZooKeeperServer.checkACL: may a client holding `auth` ids do `perm` on a node with `acl`?
 /// (`skip_acl` is handled by the caller.)
-pub(crate) fn check_acl(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ZkError> {
+pub(crate) fn check_acl(acl: &[Acl], perm: i32, auth: &[Id], sasl: bool) -> Result<(), ZkError> {
     if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
         return Ok(());
     }
@@ -353,6 +377,9 @@ pub(crate) fn check_acl(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ZkErr
             "x509" => auth
                 .iter()
                 .any(|cid| cid.scheme == "x509" && cid.id == a.id.id),
+            "sasl" if sasl => auth
+                .iter()
+                .any(|cid| cid.scheme == "sasl" && sasl_matches(&cid.id, &a.id.id)),
             _ => false,
         };
         if matched {
@@ -439,39 +466,41 @@ mod tests {
     #[test]
     fn fixup() {
         let digest = Id::new("digest", "u:h");
-        assert_eq!(fixup_acl(&[], &[]), Err(ZkError::InvalidAcl));
+        assert_eq!(fixup_acl(&[], &[], false), Err(ZkError::InvalidAcl));
         assert_eq!(
-            fixup_acl(&[acl(31, "world", "nobody")], &[]),
+            fixup_acl(&[acl(31, "world", "nobody")], &[], false),
             Err(ZkError::InvalidAcl)
         );
         assert_eq!(
-            fixup_acl(&[acl(31, "foo", "bar")], &[]),
+            fixup_acl(&[acl(31, "foo", "bar")], &[], false),
             Err(ZkError::InvalidAcl)
         );
         assert_eq!(
-            fixup_acl(&[acl(31, "super", "x")], &[]),
+            fixup_acl(&[acl(31, "super", "x")], &[], false),
             Err(ZkError::InvalidAcl)
         );
         assert_eq!(
-            fixup_acl(&[acl(31, "digest", "u")], &[]),
+            fixup_acl(&[acl(31, "digest", "u")], &[], false),
             Err(ZkError::InvalidAcl)
         );
         assert_eq!(
-            fixup_acl(&[acl(31, "ip", "x.y")], &[]),
+            fixup_acl(&[acl(31, "ip", "x.y")], &[], false),
             Err(ZkError::InvalidAcl)
         );
         // auth with no authenticated id (ip and super do not count)
         assert_eq!(
             fixup_acl(
                 &[acl(31, "auth", "")],
-                &[Id::new("ip", "127.0.0.1"), Id::new("super", "")]
+                &[Id::new("ip", "127.0.0.1"), Id::new("super", "")],
+                false
             ),
             Err(ZkError::InvalidAcl)
         );
         assert_eq!(
             fixup_acl(
                 &[acl(31, "auth", ""), acl(31, "auth", "")],
-                &[Id::new("ip", "127.0.0.1"), digest.clone()]
+                &[Id::new("ip", "127.0.0.1"), digest.clone()],
+                false
             ),
             Ok(vec![Acl {
                 perms: 31,
@@ -480,7 +509,7 @@ mod tests {
         );
         let open = Acl::open_unsafe();
         assert_eq!(
-            fixup_acl(&[open[0].clone(), open[0].clone()], &[]),
+            fixup_acl(&[open[0].clone(), open[0].clone()], &[], false),
             Ok(open)
         );
     }
@@ -489,30 +518,79 @@ mod tests {
     fn check() {
         let digest = Id::new("digest", "u:h");
         let ro = Acl::read_unsafe();
-        assert!(check_acl(&ro, perms::READ, &[]).is_ok());
-        assert_eq!(check_acl(&ro, perms::WRITE, &[]), Err(ZkError::NoAuth));
-        assert!(check_acl(&ro, perms::WRITE, &[Id::new("super", "")]).is_ok());
-        assert!(check_acl(&[], perms::WRITE, &[]).is_ok());
-        let d = vec![acl(perms::READ | perms::WRITE, "digest", "u:h")];
-        assert!(check_acl(&d, perms::WRITE, std::slice::from_ref(&digest)).is_ok());
-        assert_eq!(check_acl(&d, perms::ADMIN, &[digest]), Err(ZkError::NoAuth));
+        assert!(check_acl(&ro, perms::READ, &[], false).is_ok());
         assert_eq!(
-            check_acl(&d, perms::READ, &[Id::new("digest", "u:other")]),
+            check_acl(&ro, perms::WRITE, &[], false),
+            Err(ZkError::NoAuth)
+        );
+        assert!(check_acl(&ro, perms::WRITE, &[Id::new("super", "")], false).is_ok());
+        assert!(check_acl(&[], perms::WRITE, &[], false).is_ok());
+        let d = vec![acl(perms::READ | perms::WRITE, "digest", "u:h")];
+        assert!(check_acl(&d, perms::WRITE, std::slice::from_ref(&digest), false).is_ok());
+        assert_eq!(
+            check_acl(&d, perms::ADMIN, &[digest], false),
+            Err(ZkError::NoAuth)
+        );
+        assert_eq!(
+            check_acl(&d, perms::READ, &[Id::new("digest", "u:other")], false),
             Err(ZkError::NoAuth)
         );
         let ip = vec![acl(perms::ALL, "ip", "10.0.0.0/8")];
-        assert!(check_acl(&ip, perms::READ, &[Id::new("ip", "10.9.9.9")]).is_ok());
+        assert!(check_acl(&ip, perms::READ, &[Id::new("ip", "10.9.9.9")], false).is_ok());
         assert_eq!(
-            check_acl(&ip, perms::READ, &[Id::new("ip", "11.9.9.9")]),
+            check_acl(&ip, perms::READ, &[Id::new("ip", "11.9.9.9")], false),
             Err(ZkError::NoAuth)
         );
         // the scheme must match: a digest id equal to the ip text does not count
         assert_eq!(
-            check_acl(&ip, perms::READ, &[Id::new("digest", "10.0.0.0/8")]),
+            check_acl(&ip, perms::READ, &[Id::new("digest", "10.0.0.0/8")], false),
             Err(ZkError::NoAuth)
         );
         // READ|ADMIN is satisfied by either bit
-        assert!(check_acl(&ro, perms::READ | perms::ADMIN, &[]).is_ok());
+        assert!(check_acl(&ro, perms::READ | perms::ADMIN, &[], false).is_ok());
+    }
+
+    /// SASLAuthenticationProvider, registered (authProvider.N) or not.
+    #[test]
+    fn sasl_provider() {
+        let kafka = Id::new("sasl", "kafka");
+        let a = vec![acl(perms::ALL, "sasl", "kafka")];
+        assert_eq!(fixup_acl(&a, &[], false), Err(ZkError::InvalidAcl));
+        assert_eq!(fixup_acl(&a, &[], true), Ok(a.clone()));
+        // auth:: expands to the sasl identity once the provider is registered.
+        let auth_acl = [acl(perms::ALL, "auth", "")];
+        let ids = [Id::new("ip", "127.0.0.1"), kafka.clone()];
+        assert_eq!(fixup_acl(&auth_acl, &ids, false), Err(ZkError::InvalidAcl));
+        assert_eq!(fixup_acl(&auth_acl, &ids, true), Ok(a.clone()));
+        assert!(check_acl(&a, perms::READ, std::slice::from_ref(&kafka), true).is_ok());
+        assert_eq!(
+            check_acl(&a, perms::READ, std::slice::from_ref(&kafka), false),
+            Err(ZkError::NoAuth)
+        );
+        for other in [
+            Id::new("sasl", "kafka2"),
+            Id::new("digest", "kafka"),
+            Id::new("ip", "kafka"),
+        ] {
+            assert_eq!(
+                check_acl(&a, perms::READ, &[other], true),
+                Err(ZkError::NoAuth)
+            );
+        }
+        // A SASL user named super matches every sasl ACL (SASLAuthenticationProvider.matches).
+        assert!(check_acl(&a, perms::READ, &[Id::new("sasl", "super")], true).is_ok());
+        for (id, valid) in [
+            ("kafka", true),
+            ("kafka/host", true),
+            ("kafka@EXAMPLE.COM", true),
+            ("kafka/h.example.com@EXAMPLE.COM", true),
+            ("@", true),
+            ("a@b@c", false),
+            ("a/b/c@R", false),
+            ("a@R/x", false),
+        ] {
+            assert_eq!(is_valid_kerberos_name(id), valid, "{id}");
+        }
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl DataTree {
         if self.opts.skip_acl {
             return Ok(());
         }
-        acl::check_acl(self.acls.get(node.acl), perm, auth)
+        acl::check_acl(self.acls.get(node.acl), perm, auth, self.opts.sasl_acls)
     }
 
     /// DataTree.deleteNode: unlinks `path`, moves the parent's pzxid forward (cversion is

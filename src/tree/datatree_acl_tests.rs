@@ -141,7 +141,10 @@ fn acl_digest_world_ip_super_auth() {
 
 #[test]
 fn skip_acl_option() {
-    let mut h = H::with(TreeOptions { skip_acl: true });
+    let mut h = H::with(TreeOptions {
+        skip_acl: true,
+        ..Default::default()
+    });
     h.create_acl("/locked", acl(perms::READ, "digest", "u:h"), &[])
         .unwrap();
     assert!(h.t.get_data("/locked", &[]).is_ok());

@@ -28,6 +28,19 @@ use crate::proto::{Acl, EventType, Id, ZkError};
 pub struct TreeOptions {
     /// zoo.cfg skipACL=yes: no ACL is checked.
     pub skip_acl: bool,
+    /// The sasl authentication provider is registered (authProvider.N=...SASL...): `sasl:`
+    /// ids are valid in ACLs and match SASL identities.
+    pub sasl_acls: bool,
+}
+
+impl TreeOptions {
+    /// The options zoo.cfg gives (the same on every server of an ensemble).
+    pub fn from_config(config: &crate::config::Config) -> TreeOptions {
+        TreeOptions {
+            skip_acl: config.skip_acl,
+            sasl_acls: config.client_auth.sasl_provider,
+        }
+    }
 }
 
 /// One entry of the replicated log, as the tree sees it.
@@ -112,8 +125,8 @@ impl Applied {
 
 /// Whether identities `auth` may READ a znode with this ACL (what a watch event about it
 /// needs, as a read would). An empty ACL, world:anyone and super allow.
-pub fn may_read(acl: &[Acl], auth: &[Id]) -> bool {
-    acl::check_acl(acl, crate::proto::perms::READ, auth).is_ok()
+pub fn may_read(acl: &[Acl], auth: &[Id], opts: &TreeOptions) -> bool {
+    opts.skip_acl || acl::check_acl(acl, crate::proto::perms::READ, auth, opts.sasl_acls).is_ok()
 }
 
 /// What clients see of a session in the table.

@@ -527,8 +527,14 @@ fn empty_tree_round_trips() {
 #[test]
 fn options_come_from_the_caller() {
     let (t, _) = built();
-    let r =
-        DataTree::from_snapshot_bytes(&t.snapshot_bytes(), TreeOptions { skip_acl: true }).unwrap();
+    let r = DataTree::from_snapshot_bytes(
+        &t.snapshot_bytes(),
+        TreeOptions {
+            skip_acl: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(r.opts.skip_acl);
     assert!(r.get_data("/secret2", &[]).is_ok());
     assert_eq!(t.get_data("/secret2", &[]).unwrap_err(), ZkError::NoAuth);

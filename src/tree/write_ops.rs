@@ -47,7 +47,7 @@ impl DataTree {
             return Err(ZkError::BadArguments);
         }
         let parent_path = parent_of(&req.path).ok_or(ZkError::BadArguments)?;
-        let acl = acl::fixup_acl(&req.acl, ctx.auth)?;
+        let acl = acl::fixup_acl(&req.acl, ctx.auth, self.opts.sasl_acls)?;
         let parent = self.nodes.get(parent_path).ok_or(ZkError::NoNode)?;
         self.check_acl(parent, perms::CREATE, ctx.auth)?;
         let parent_cversion = parent.stat.cversion;
@@ -195,7 +195,7 @@ impl DataTree {
         if !validate_path(&req.path) {
             return Err(ZkError::BadArguments);
         }
-        let acl = acl::fixup_acl(&req.acl, ctx.auth)?;
+        let acl = acl::fixup_acl(&req.acl, ctx.auth, self.opts.sasl_acls)?;
         let node = self.nodes.get(req.path.as_str()).ok_or(ZkError::NoNode)?;
         self.check_acl(node, perms::ADMIN, ctx.auth)?;
         let aversion = check_version(node.stat.aversion, req.version)?;

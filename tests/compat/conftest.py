@@ -164,8 +164,11 @@ def zookeeper_cmd(cfg, quorum=False):
 class Server:
     """One running server process and what a test needs to reach it."""
 
-    def __init__(self, kind, workdir, extra_cfg=None, quorum=False):
+    def __init__(self, kind, workdir, extra_cfg=None, quorum=False, jvm_flags=None):
         self.kind = kind
+        # `-Dname=value` options: on ZooKeeper's java command line; for keeperd in
+        # SERVER_JVMFLAGS, where it reads them as zkServer.sh would pass them to the JVM.
+        self.jvm_flags = list(jvm_flags or [])
         # An ensemble member: ZooKeeper then runs QuorumPeerMain (keeperd needs no switch).
         self.quorum = quorum
         self.workdir = Path(workdir)
@@ -212,10 +215,14 @@ class Server:
 
     def spawn(self):
         """Starts the process on the current port and config, without waiting for it."""
+        env = None
         if self.kind == "keeperd":
             cmd = [keeperd_bin(), "start-foreground", str(self.cfg_path)]
+            if self.jvm_flags:
+                env = {**os.environ, "SERVER_JVMFLAGS": " ".join(self.jvm_flags)}
         else:
             cmd = zookeeper_cmd(self.cfg_path, self.quorum)
+            cmd[1:1] = self.jvm_flags
         # If pytest itself is killed (SIGKILL skips every cleanup), the
         # kernel still stops the server: util-linux's setpriv sets the
         # parent-death signal and execs the server.
@@ -232,6 +239,7 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
         log.close()
         _LIVE.add(self)
@@ -475,9 +483,9 @@ class ServerFactory:
     def __init__(self):
         self.servers = []
 
-    def __call__(self, kind, extra_cfg=None):
+    def __call__(self, kind, extra_cfg=None, jvm_flags=None):
         workdir = tempfile.mkdtemp(prefix=f"compat-{kind}-")
-        srv = Server(kind, workdir, extra_cfg)
+        srv = Server(kind, workdir, extra_cfg, jvm_flags=jvm_flags)
         self.servers.append(srv)
         srv.start()
         return srv

@@ -19,6 +19,7 @@
 //! - `resolve.rs`: defaults relative to tickTime, the server list, myid, the client port from
 //!   this server's line, and the checks across keys.
 
+mod client_auth;
 mod keys;
 mod resolve;
 mod servers;
@@ -29,6 +30,7 @@ pub(crate) use servers::parse_server_value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::jaas::JvmProperties;
 use super::properties::{self, Entry};
 use super::{Config, ConfigError, PeerType, ServerSpec};
 
@@ -97,6 +99,7 @@ pub(super) fn parse(
     file: &Path,
     source: Option<PathBuf>,
     source_dir: &Path,
+    jvm: &JvmProperties,
 ) -> Result<Config, ConfigError> {
     let here = Here { file };
     let entries = here.entries(text)?;
@@ -106,6 +109,8 @@ pub(super) fn parse(
     };
     let mut pending = Pending::default();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut auth = client_auth::AuthPending::default();
+    auth.apply_jvm(jvm)?;
 
     for entry in &entries {
         if let Some(previous) = seen.insert(entry.key.clone(), entry.line) {
@@ -120,14 +125,19 @@ pub(super) fn parse(
             }
         }
         refuse_unimplemented_security(&here, entry)?;
+        if auth.apply_entry(file, entry)? {
+            continue;
+        }
         keys::apply_key(&here, entry, &mut config, &mut pending)?;
     }
 
-    resolve::resolve(&here, source_dir, config, pending)
+    let mut config = resolve::resolve(&here, source_dir, config, pending)?;
+    config.client_auth = auth.resolve(source_dir)?;
+    Ok(config)
 }
 
-/// Fail closed: a key that turns on a protection keeperd does not implement yet (TLS, SASL,
-/// enforced authentication, an authentication provider it cannot load) stops start-up, so
+/// Fail closed: a key that turns on a protection keeperd does not implement yet (TLS, SASL
+/// between servers, an authentication provider it cannot load) stops start-up, so
 /// nobody believes a server is protected while anyone can connect. Turning them off (false,
 /// 0, empty) is accepted.
 fn refuse_unimplemented_security(here: &Here, entry: &Entry) -> Result<(), ConfigError> {
@@ -145,12 +155,6 @@ fn refuse_unimplemented_security(here: &Here, entry: &Entry) -> Result<(), Confi
         {
             "SASL authentication between servers"
         }
-        "enforce.auth.enabled" | "sessionRequireClientSASLAuth" if on => {
-            "enforced client authentication"
-        }
-        "requireClientAuthScheme" | "enforce.auth.schemes" if !value.is_empty() => {
-            "enforced client authentication"
-        }
         "ssl.crl" | "ssl.ocsp" | "ssl.quorum.crl" | "ssl.quorum.ocsp" if on => {
             "certificate revocation checks (CRL, OCSP)"
         }
@@ -163,9 +167,10 @@ fn refuse_unimplemented_security(here: &Here, entry: &Entry) -> Result<(), Confi
         k if k.starts_with("authProvider.")
             && !value.ends_with(".DigestAuthenticationProvider")
             && !value.ends_with(".IPAuthenticationProvider")
-            && !value.ends_with(".X509AuthenticationProvider") =>
+            && !value.ends_with(".X509AuthenticationProvider")
+            && !value.ends_with(".SASLAuthenticationProvider") =>
         {
-            "this authentication provider (digest, ip and x509 are built in)"
+            "this authentication provider (digest, ip, x509 and sasl are built in)"
         }
         _ => return Ok(()),
     };

@@ -21,7 +21,11 @@ use crate::proto::response::{OpResult, ReplyHeader, Response};
 pub fn encode_reply(out: &mut BytesMut, header: &ReplyHeader, body: &Response) {
     framed(out, |out| {
         put_reply_header(out, header);
-        if header.err == 0 {
+        // ZooKeeper writes no body after an error, except SetSASLResponse: a failed SASL
+        // login is answered with the error and a null token, and the Java client reads that
+        // token while its exchange is in progress (without it, it reconnects and retries
+        // instead of reporting AuthFailed).
+        if header.err == 0 || matches!(body, Response::Sasl { .. }) {
             put_response_body(out, body);
         }
     })
@@ -246,6 +250,10 @@ fn response_body(op: OpCode, i: &[u8]) -> PResult<'_, Response> {
             let (i, err) = int(i)?;
             (i, Response::ErrorCode(err))
         }
+        OpCode::Sasl => {
+            let (i, token) = buffer(i)?;
+            (i, Response::Sasl { token })
+        }
         OpCode::Delete
         | OpCode::Ping
         | OpCode::CheckWatches
@@ -256,7 +264,6 @@ fn response_body(op: OpCode, i: &[u8]) -> PResult<'_, Response> {
         | OpCode::CloseSession
         | OpCode::Notification
         | OpCode::DeleteContainer
-        | OpCode::Sasl
         | OpCode::CreateSession
         | OpCode::Error => (i, Response::Empty),
     };
@@ -306,6 +313,7 @@ fn put_response_body(out: &mut BytesMut, body: &Response) {
         }
         Response::GetAllChildrenNumber { total } => out.put_i32(*total),
         Response::ErrorCode(err) => out.put_i32(*err),
+        Response::Sasl { token } => put_buf(out, token.as_deref()),
         Response::WhoAmI(infos) => {
             out.put_i32(wire_len(infos.len()));
             for info in infos {

@@ -271,6 +271,13 @@ fn every_response_round_trips() {
             ]),
         ),
         (OpCode::Multi, Response::Multi(vec![])),
+        (
+            OpCode::Sasl,
+            Response::Sasl {
+                token: Some(Bytes::from_static(b"rspauth=0123")),
+            },
+        ),
+        (OpCode::Sasl, Response::Sasl { token: None }),
     ];
     for (op, resp) in cases {
         let frame = reply_frame(&ok_header(4), &resp);
@@ -322,4 +329,19 @@ fn every_truncation_of_a_reply_is_an_error() {
     for cut in 0..16 {
         assert!(decode_reply_header(&[0; 16][..cut]).is_err());
     }
+}
+
+/// A failed SASL login: the error header and still a SetSASLResponse with a null token,
+/// which the Java client reads to learn that its login failed.
+#[test]
+fn failed_sasl_reply_keeps_its_null_token() {
+    let header = ReplyHeader {
+        xid: 5,
+        zxid: 0,
+        err: -115,
+    };
+    let frame = reply_frame(&header, &Response::Sasl { token: None });
+    assert_eq!(&body(&frame)[16..], &[0xff; 4]);
+    let frame = reply_frame(&header, &Response::Empty);
+    assert_eq!(body(&frame).len(), 16);
 }

@@ -17,8 +17,8 @@ use crate::proto::request::{
 };
 
 /// Decodes one request frame body (everything after the 4-byte length): RequestHeader, then
-/// the record its opcode names. sasl (102) and opcodes this server does not serve give
-/// `Decoded::Unknown` with the header intact, so the caller can answer UNIMPLEMENTED.
+/// the record its opcode names. Opcodes this server does not serve give `Decoded::Unknown`
+/// with the header intact, so the caller can answer UNIMPLEMENTED.
 pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Decoded)> {
     let (header, body) = decode_request_header(frame)?;
     let Some(op) = header.opcode() else {
@@ -83,6 +83,7 @@ pub fn request_opcode(req: &Request) -> OpCode {
             }
         }
         Request::Auth { .. } => OpCode::Auth,
+        Request::Sasl { .. } => OpCode::Sasl,
         Request::SetWatches(sw) => {
             if sw.persistent_watches.is_empty() && sw.persistent_recursive_watches.is_empty() {
                 OpCode::SetWatches
@@ -377,6 +378,10 @@ fn request_body(code: OpCode, i: &[u8]) -> PResult<'_, Option<Request>> {
                 },
             )
         }
+        OpCode::Sasl => {
+            let (i, token) = buffer(i)?;
+            (i, Request::Sasl { token })
+        }
         OpCode::SetWatches | OpCode::SetWatches2 => {
             let (i, sw) = set_watches(code == OpCode::SetWatches2)(i)?;
             (i, Request::SetWatches(sw))
@@ -399,13 +404,11 @@ fn request_body(code: OpCode, i: &[u8]) -> PResult<'_, Option<Request>> {
         }
         OpCode::WhoAmI => (i, Request::WhoAmI),
         OpCode::CloseSession => (i, Request::CloseSession),
-        // Not client requests (notification, error, createSession, deleteContainer) or not
-        // served (sasl): the caller answers UNIMPLEMENTED.
-        OpCode::Notification
-        | OpCode::Error
-        | OpCode::CreateSession
-        | OpCode::DeleteContainer
-        | OpCode::Sasl => return Ok((i, None)),
+        // Not client requests (notification, error, createSession, deleteContainer): the
+        // caller answers UNIMPLEMENTED.
+        OpCode::Notification | OpCode::Error | OpCode::CreateSession | OpCode::DeleteContainer => {
+            return Ok((i, None))
+        }
     };
     Ok((i, Some(req)))
 }
@@ -517,6 +520,7 @@ fn put_request_body(out: &mut BytesMut, req: &Request) {
             put_str(out, scheme);
             put_buf(out, Some(auth));
         }
+        Request::Sasl { token } => put_buf(out, token.as_deref()),
         Request::SetWatches(sw) => {
             out.put_i64(sw.relative_zxid);
             put_strs(out, &sw.data_watches);

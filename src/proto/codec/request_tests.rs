@@ -100,7 +100,7 @@ fn every_request_variant_round_trips() {
 
 #[test]
 fn unknown_and_unserved_opcodes_keep_the_header() {
-    for op in [10, 102, 20, 0, -10, -1, 999, i32::MIN] {
+    for op in [10, 20, 0, -10, -1, 999, i32::MIN] {
         let bytes = frame_body(&[&be(77), &be(op), b"ignored body"]);
         assert_eq!(
             decode_request(&bytes).unwrap(),

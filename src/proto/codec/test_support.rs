@@ -222,6 +222,13 @@ pub(super) fn sample_requests() -> Vec<Request> {
             scheme: "digest".into(),
             auth: Bytes::from_static(b"user:pass"),
         },
+        Request::Sasl {
+            token: Some(Bytes::new()),
+        },
+        Request::Sasl { token: None },
+        Request::Sasl {
+            token: Some(Bytes::from_static(b"charset=utf-8,username=\"kafka\"")),
+        },
         Request::SetWatches(SetWatches {
             relative_zxid: 42,
             data_watches: vec!["/a".into(), "/b".into()],
@@ -283,9 +290,10 @@ pub(super) fn variant_index(req: &Request) -> usize {
         Request::AddWatch { .. } => 19,
         Request::WhoAmI => 20,
         Request::CloseSession => 21,
+        Request::Sasl { .. } => 22,
     }
 }
-pub(super) const REQUEST_VARIANTS: usize = 22;
+pub(super) const REQUEST_VARIANTS: usize = 23;
 
 /// What a 3.4 client sends first: no readOnly byte, 44-byte body.
 pub(super) const CONNECT_3_4: [u8; 44] = [

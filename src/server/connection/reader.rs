@@ -17,7 +17,9 @@ use super::Item;
 use crate::consensus::Proposer;
 use crate::proto::frame::check_frame;
 use crate::proto::request::{decode_request, Decoded, Request};
+use crate::proto::response::Response;
 use crate::proto::{Id, ZkError};
+use crate::server::sasl::{self, digest_md5::DigestMd5Server, Answer};
 use crate::server::stats::ConnStats;
 use crate::server::{now_ms, ConnHandle, Shared};
 use crate::tree::Txn;
@@ -35,6 +37,8 @@ pub(super) struct Reader {
     /// after that read has executed, so the read sees exactly the writes sent before it
     /// (ZooKeeper's per-session ordering), not a later one applied in the meantime.
     pub(super) read_barrier: Option<oneshot::Receiver<()>>,
+    /// This connection's SASL exchange, from its first sasl request on.
+    pub(super) sasl: Option<DigestMd5Server>,
 }
 
 impl Reader {
@@ -102,6 +106,9 @@ impl Reader {
                 } else {
                     0
                 };
+                if let Some(keep_reading) = self.enforce(xid, op, t0) {
+                    return keep_reading;
+                }
                 debug!(error = %e, xid, op, "malformed request body");
                 return self.push(Item::Reply {
                     xid,
@@ -114,6 +121,9 @@ impl Reader {
         };
         let (xid, op) = (header.xid, header.op);
         self.stats.last_cxid.store(xid as i64, Relaxed);
+        if let Some(keep_reading) = self.enforce(xid, op, t0) {
+            return keep_reading;
+        }
         let req = match decoded {
             Decoded::Unknown => {
                 return self.push(Item::Reply {
@@ -128,8 +138,46 @@ impl Reader {
         };
         match req {
             Request::Auth { scheme, auth, .. } => {
-                let result = self.authenticate(&scheme, &auth);
+                let result = self.authenticate(&scheme, &auth).map(|()| Response::Empty);
                 let ok = result.is_ok();
+                self.push(Item::Reply {
+                    xid,
+                    op,
+                    result,
+                    t0,
+                    close_after: !ok,
+                }) && ok
+            }
+            Request::Sasl { token: None } => {
+                // ZooKeeper's processSasl fails on a null token and the connection closes
+                // without an answer.
+                debug!(
+                    session = format_args!("0x{:x}", self.session_id),
+                    "sasl request with a null token: closing"
+                );
+                self.shared.stats().outstanding.fetch_sub(1, Relaxed);
+                self.stats.queued.fetch_sub(1, Relaxed);
+                false
+            }
+            Request::Sasl { token: Some(token) } => {
+                let answer = sasl::step(
+                    &self.shared.config().client_auth,
+                    &mut self.sasl,
+                    &token,
+                    self.session_id,
+                );
+                let (result, ok) = match answer {
+                    Answer::Token(token) => (Ok(Response::Sasl { token }), true),
+                    Answer::Authenticated { token, ids } => {
+                        let mut all = self.auth().as_ref().clone();
+                        for id in ids {
+                            push_unique(&mut all, id);
+                        }
+                        *self.handle.auth() = Arc::new(all);
+                        (Ok(Response::Sasl { token: Some(token) }), true)
+                    }
+                    Answer::Failed(e) => (Err(e), false),
+                };
                 self.push(Item::Reply {
                     xid,
                     op,
@@ -238,6 +286,29 @@ impl Reader {
     /// kept on the handle, where watch delivery reads them too.
     fn auth(&self) -> Arc<Vec<Id>> {
         self.handle.auth().clone()
+    }
+
+    /// Enforced authentication (`enforce.auth.*`, `sessionRequireClientSASLAuth`): a request
+    /// other than auth and sasl from a connection without an identity of an enforced scheme
+    /// is answered SESSIONCLOSEDREQUIRESASLAUTH and the connection closes (the session
+    /// stays until it expires), as ZooKeeper's AuthenticationHelper does. Some(whether to
+    /// keep reading) when refused, None to go on with the request.
+    fn enforce(&self, xid: i32, op: i32, t0: Instant) -> Option<bool> {
+        if !sasl::refused(&self.shared.config().client_auth, op, &self.auth()) {
+            return None;
+        }
+        warn!(
+            session = format_args!("0x{:x}", self.session_id),
+            op, "request before authentication with an enforced scheme: closing the connection"
+        );
+        self.push(Item::Reply {
+            xid,
+            op,
+            result: Err(ZkError::SessionClosedRequireSaslAuth),
+            t0,
+            close_after: true,
+        });
+        Some(false)
     }
 
     fn push(&self, item: Item) -> bool {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::Item;
-use crate::proto::opcode::xid;
+use crate::proto::opcode::{xid, OpCode};
 use crate::proto::request::{ReadOp, Request};
 use crate::proto::response::{encode_notification, encode_reply, OpResult, ReplyHeader, Response};
 use crate::proto::{ClientInfo, Id, ZkError};
@@ -43,10 +43,7 @@ pub(super) async fn respond_loop(
                 result,
                 t0,
                 close_after,
-            } => {
-                let r = result.map(|()| Response::Empty);
-                (xid, op, t0, close_after, shared.last_zxid(), r)
-            }
+            } => (xid, op, t0, close_after, shared.last_zxid(), result),
             Item::Write {
                 xid,
                 op,
@@ -106,6 +103,8 @@ pub(super) async fn respond_loop(
         };
         let (err, body) = match result {
             Ok(b) => (None, b),
+            // A sasl reply always carries a SetSASLResponse (a null token after an error).
+            Err(e) if op == OpCode::Sasl.code() => (Some(e), Response::Sasl { token: None }),
             Err(e) => (Some(e), Response::Empty),
         };
         let mut buf = BytesMut::with_capacity(128);
