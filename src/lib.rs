@@ -14,6 +14,7 @@ pub mod consensus;
 pub mod import;
 pub mod proto;
 pub mod server;
+pub mod summary;
 pub mod tree;
 pub mod watch;
 pub mod zkfiles;

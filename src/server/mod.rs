@@ -29,6 +29,7 @@ mod connection;
 mod dynamic;
 mod fourlw;
 mod housekeeping;
+pub mod http;
 mod publish;
 pub mod session;
 mod shared;
@@ -162,6 +163,8 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub raft: RaftHandle,
+    /// The AdminServer and /metrics ports, where zoo.cfg enables them.
+    pub http: http::HttpPorts,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -169,6 +172,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting, closes every connection and waits for the tasks to end.
     pub async fn shutdown(mut self) {
+        self.http.stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -312,10 +316,12 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let task = tokio::spawn(serve(shared.clone(), listener, proposer, async {
         let _ = rx.await;
     }));
+    let http = http::start(&shared).await;
     Ok(RunningServer {
         local_addr,
         shared,
         raft,
+        http,
         shutdown: Some(tx),
         task,
     })
