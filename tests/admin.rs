@@ -313,9 +313,9 @@ async fn commands_listing_and_http_errors() {
             "GET /commands/ruok HTTP/1.1\r\nX: {}\r\n\r\n",
             "a".repeat(200_000)
         );
-        match http_raw(addr, huge.as_bytes()).await {
-            Ok(r) => assert!(r.status == 431 || r.status == 400, "{}", r.status),
-            Err(_) => {} // closed before an answer could be read: also refused
+        // (An error reading the answer means it closed first: also refused.)
+        if let Ok(r) = http_raw(addr, huge.as_bytes()).await {
+            assert!(r.status == 431 || r.status == 400, "{}", r.status);
         }
         // The client port never noticed.
         assert_eq!(c.get_data("/a").await.unwrap().0, b"hello");
@@ -390,12 +390,9 @@ async fn probes_follow_the_ability_to_serve() {
         // the other joins, ready.
         let mut cluster = Cluster::prepare(2, "");
         let a1 = free_port();
-        let admin = |port: u16| {
-            format!(
-                "admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={port}\n"
-            )
-        };
-        cluster.extra = admin(a1);
+        cluster.extra = format!(
+            "admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={a1}\n"
+        );
         cluster.write_members_cfg(1, &[1, 2]);
         cluster.extra = String::new();
         cluster.write_members_cfg(2, &[1, 2]);

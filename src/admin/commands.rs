@@ -115,10 +115,7 @@ pub const COMMANDS: &[Command] = &[
     cmd(&["is_read_only", "isro"], true),
     cmd(&["last_snapshot", "lsnp"], true),
     cmd(&["leader", "lead"], true),
-    Command {
-        need: DIRS,
-        ..cmd(&["monitor", "mntr"], false)
-    },
+    cmd(&["monitor", "mntr"], false),
     cmd(&["observer_connection_stat_reset", "orst"], true),
     cmd(&["ruok"], true),
     cmd(&["set_trace_mask", "stmk"], false),

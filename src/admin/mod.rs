@@ -134,10 +134,8 @@ impl FourLetterWord {
             watches_by_path: w(FourLetterWord::Wchp),
             ephemerals: w(FourLetterWord::Dump),
             digests: w(FourLetterWord::Hash),
-            dir_sizes: matches!(
-                self,
-                FourLetterWord::Mntr | FourLetterWord::Dirs | FourLetterWord::Conf
-            ),
+            // mntr prints no directory sizes: scraping it must not walk the data dir.
+            dir_sizes: matches!(self, FourLetterWord::Dirs | FourLetterWord::Conf),
             env: w(FourLetterWord::Envi),
         }
     }

@@ -1,5 +1,6 @@
 //! The HTTP ports: ZooKeeper's AdminServer (`admin.serverAddress:admin.serverPort`, commands
-//! under `admin.commandURL`, plus the `/livez` and `/readyz` probes) and the Prometheus
+//! under `admin.commandURL`, plus the `/livez` and `/readyz` probes and the web console
+//! under `/console`) and the Prometheus
 //! endpoint (`metricsProvider.httpHost:metricsProvider.httpPort`, `/metrics`).
 //!
 //! Both answer from `fourlw::snapshot`, the snapshot the four-letter words render, through
@@ -25,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::console;
 use super::fourlw;
 use super::Shared;
 use crate::admin::commands;
@@ -60,6 +62,8 @@ struct Site {
 
 enum SiteKind {
     Admin {
+        /// The client port as bound (the console asks this server's srvr there).
+        client: SocketAddr,
         command_url: String,
         /// zoo.cfg as read at start (`initial_configuration`).
         initial_config: String,
@@ -68,7 +72,7 @@ enum SiteKind {
 }
 
 /// Starts the AdminServer and the metrics endpoint if zoo.cfg asks for them.
-pub(super) async fn start(shared: &Arc<Shared>) -> HttpPorts {
+pub(super) async fn start(shared: &Arc<Shared>, client: SocketAddr) -> HttpPorts {
     let cfg = shared.config();
     let idle = Duration::from_millis(cfg.admin_idle_timeout_ms as u64);
     let mut ports = HttpPorts::default();
@@ -81,6 +85,7 @@ pub(super) async fn start(shared: &Arc<Shared>) -> HttpPorts {
         let site = Site {
             shared: shared.clone(),
             kind: SiteKind::Admin {
+                client,
                 command_url: cfg.admin_command_url.clone(),
                 initial_config,
             },
@@ -202,9 +207,28 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
             let live = shared.raft().is_some_and(|r| r.status().running);
             probe(live && shared.serving(), "serving", "not serving")
         }
+        SiteKind::Admin { .. } if path == "/console" || path == "/console/" => reply(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            console::PAGE.to_string(),
+        ),
+        SiteKind::Admin { .. } if path == "/console/api/znode" => {
+            let znode_path = query_params(&query)
+                .into_iter()
+                .find(|(k, _)| k == "path")
+                .map_or_else(|| "/".to_string(), |(_, v)| v);
+            let answer = blocking(move || console::znode(&shared, &znode_path).to_string()).await;
+            reply(StatusCode::OK, "application/json", answer)
+        }
+        SiteKind::Admin { client, .. } if path == "/console/api/ensemble" => {
+            let me = *client;
+            let answer = blocking(move || console::ensemble(&shared, me).to_string()).await;
+            reply(StatusCode::OK, "application/json", answer)
+        }
         SiteKind::Admin {
             command_url,
             initial_config,
+            ..
         } => {
             let Some(rest) = path.strip_prefix(command_url.as_str()) else {
                 return reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into());

@@ -26,6 +26,7 @@
 
 mod applier;
 mod connection;
+mod console;
 mod dynamic;
 mod fourlw;
 mod housekeeping;
@@ -316,7 +317,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let task = tokio::spawn(serve(shared.clone(), listener, proposer, async {
         let _ = rx.await;
     }));
-    let http = http::start(&shared).await;
+    let http = http::start(&shared, local_addr).await;
     Ok(RunningServer {
         local_addr,
         shared,
