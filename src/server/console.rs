@@ -93,12 +93,7 @@ pub fn ensemble(shared: &Shared, me: std::net::SocketAddr) -> Value {
     } else {
         me.ip().to_string()
     };
-    let (config_text, _) = shared.state().tree.config();
-    let live = crate::config::Membership::parse(&config_text).ok();
-    let servers: Vec<crate::config::ServerSpec> = match &live {
-        Some(m) if !m.servers.is_empty() => m.servers.values().cloned().collect(),
-        _ => cfg.servers.clone(),
-    };
+    let servers = super::fourlw::live_servers(shared);
     let my_id = cfg.my_id.unwrap_or(0);
     let mut members: Vec<(u64, String, u16)> = servers
         .iter()
@@ -130,9 +125,11 @@ pub fn ensemble(shared: &Shared, me: std::net::SocketAddr) -> Value {
             .map(|h| h.join().unwrap_or(Value::Null))
             .collect()
     });
-    let version = live
-        .filter(|m| !m.servers.is_empty())
-        .map(|m| format!("{:x}", m.version));
+    let (config_text, _) = shared.state().tree.config();
+    let version = config_text
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .map(str::to_string);
     json!({"members": asked, "membership_version": version})
 }
 

@@ -199,7 +199,8 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
         },
         observer: s.peer_type == crate::config::PeerType::Observer,
     };
-    let leader = cfg.servers.iter().find(|s| s.id == status.leader_id);
+    let servers = live_servers(shared);
+    let leader = servers.iter().find(|s| s.id == status.leader_id);
     snap.ensemble = Some(EnsembleView {
         my_id: status.id,
         leader_id: if status.leader_id == 0 {
@@ -210,8 +211,7 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
         leader_host: leader.map(|s| s.host.clone()).unwrap_or_default(),
         me: me.map(member).unwrap_or_default(),
         voting: status.voters.contains(&status.id),
-        members: cfg
-            .servers
+        members: servers
             .iter()
             .filter(|s| status.voters.contains(&s.id) || status.learners.contains(&s.id))
             .map(member)
@@ -309,6 +309,16 @@ fn env_info() -> EnvInfo {
         memory_max_mb: None,
         memory_total_mb: None,
     }
+}
+
+/// The ensemble's servers as /zookeeper/config lists them now (it follows reconfig and
+/// published zoo.cfg changes), else zoo.cfg's `server.N` lines.
+pub(super) fn live_servers(shared: &Shared) -> Vec<crate::config::ServerSpec> {
+    current_membership(shared)
+        .and_then(|text| crate::config::Membership::parse(&text).ok())
+        .filter(|m| !m.servers.is_empty())
+        .map(|m| m.servers.into_values().collect())
+        .unwrap_or_else(|| shared.config().servers.clone())
 }
 
 /// The ensemble's configuration as /zookeeper/config holds it now (it follows reconfig and
