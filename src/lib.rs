@@ -17,6 +17,7 @@ pub mod import;
 pub mod logging;
 pub mod proto;
 pub mod server;
+pub mod summary;
 pub mod tls;
 pub mod tree;
 pub mod watch;

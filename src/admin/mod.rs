@@ -13,12 +13,14 @@
 //! see the comments at each renderer.
 
 mod ask;
+pub mod commands;
+pub mod metrics;
 mod render;
 mod snapshot;
 
 pub use ask::four_letter_word;
 
-pub use render::{java_date, java_double, render};
+pub use render::{java_date, java_double, monitor_values, render, MntrValue};
 pub use snapshot::*;
 
 /// ZooKeeper's answer for words that need a running server while this one is not serving.
@@ -124,6 +126,20 @@ impl FourLetterWord {
         )
     }
 
+    /// The listings this word prints, which the server gathers only when asked.
+    pub fn need(self) -> Need {
+        let w = |word| self == word;
+        Need {
+            watches_by_session: w(FourLetterWord::Wchc),
+            watches_by_path: w(FourLetterWord::Wchp),
+            ephemerals: w(FourLetterWord::Dump),
+            digests: w(FourLetterWord::Hash),
+            // mntr prints no directory sizes: scraping it must not walk the data dir.
+            dir_sizes: matches!(self, FourLetterWord::Dirs | FourLetterWord::Conf),
+            env: w(FourLetterWord::Envi),
+        }
+    }
+
     /// stmk is followed by an 8-byte big-endian trace mask; the connection must read it
     /// before answering (ZooKeeper prints the new mask, as gtmk does).
     pub fn reads_trailing_mask(self) -> bool {
@@ -145,5 +161,7 @@ pub fn not_in_whitelist(word: FourLetterWord) -> String {
     )
 }
 
+#[cfg(test)]
+mod commands_tests;
 #[cfg(test)]
 mod tests;

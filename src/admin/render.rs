@@ -80,7 +80,7 @@ pub fn render(word: FourLetterWord, s: &ServerSnapshot) -> String {
     out
 }
 
-fn state(s: &ServerSnapshot) -> &'static str {
+pub(super) fn state(s: &ServerSnapshot) -> &'static str {
     if s.read_only {
         "read-only"
     } else {
@@ -251,34 +251,48 @@ fn conf(out: &mut String, s: &ServerSnapshot) {
 
 /// EnvCommand, in Environment.list()'s order, without the JVM-only entries.
 fn envi(out: &mut String, s: &ServerSnapshot) {
-    let e = &s.env;
     out.push_str("Environment:\n");
-    let _ = writeln!(out, "zookeeper.version={}", s.version);
-    let _ = writeln!(out, "host.name={}", e.host_name);
-    let _ = writeln!(out, "java.io.tmpdir={}", e.tmp_dir);
-    let _ = writeln!(out, "os.name={}", e.os_name);
-    let _ = writeln!(out, "os.arch={}", e.os_arch);
-    let _ = writeln!(out, "os.version={}", e.os_version);
-    let _ = writeln!(out, "user.name={}", e.user_name);
-    let _ = writeln!(out, "user.home={}", e.user_home);
-    let _ = writeln!(out, "user.dir={}", e.user_dir);
+    for (key, value) in environment(s) {
+        let _ = writeln!(out, "{key}={value}");
+    }
+}
+
+/// Environment.list() as envi prints it and the AdminServer's `environment` answers it.
+pub(super) fn environment(s: &ServerSnapshot) -> Vec<(&'static str, String)> {
+    let e = &s.env;
+    let mut v = vec![
+        ("zookeeper.version", s.version.clone()),
+        ("host.name", e.host_name.clone()),
+        ("java.io.tmpdir", e.tmp_dir.clone()),
+        ("os.name", e.os_name.clone()),
+        ("os.arch", e.os_arch.clone()),
+        ("os.version", e.os_version.clone()),
+        ("user.name", e.user_name.clone()),
+        ("user.home", e.user_home.clone()),
+        ("user.dir", e.user_dir.clone()),
+    ];
     for (key, mb) in [
         ("os.memory.free", e.memory_free_mb),
         ("os.memory.max", e.memory_max_mb),
         ("os.memory.total", e.memory_total_mb),
     ] {
         if let Some(mb) = mb {
-            let _ = writeln!(out, "{key}={mb}MB");
+            v.push((key, format!("{mb}MB")));
         }
     }
+    v
 }
 
-/// A mntr value: integers as integers, doubles in Java's Double.toString form.
-enum V {
+/// One mntr value: text, integers, or doubles (printed in Java's Double.toString form).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MntrValue {
+    Text(String),
     I(i64),
     U(u64),
     F(f64),
 }
+
+use MntrValue as V;
 
 /// MonitorCommand: `zk_version`, `zk_server_state` (and `zk_peer_state` on quorum members)
 /// from dumpMonitorValues, then the registered gauges.
@@ -291,7 +305,10 @@ enum V {
 /// ZooKeeper 3.8 then prints a few hundred ServerMetrics counters and summaries
 /// (zk_proposal_count, zk_avg_fsynctime, zk_p99_readlatency, ...). keeperd does not measure
 /// those and prints none rather than zeros that would read as real measurements.
-fn mntr(out: &mut String, s: &ServerSnapshot) {
+///
+/// The list is the one source of mntr's lines, the AdminServer's `monitor` fields and the
+/// Prometheus gauges: keys without the `zk_` prefix, in mntr's order.
+pub fn monitor_values(s: &ServerSnapshot) -> Vec<(&'static str, MntrValue)> {
     let leader = match (s.mode, &s.leader) {
         (ServerMode::Leader, Some(l)) => Some(l),
         _ => None,
@@ -305,7 +322,12 @@ fn mntr(out: &mut String, s: &ServerSnapshot) {
         _ => None,
     };
 
-    let mut lines: Vec<(&str, V)> = Vec::with_capacity(40);
+    let mut lines: Vec<(&'static str, V)> = Vec::with_capacity(48);
+    lines.push(("version", V::Text(s.version.clone())));
+    lines.push(("server_state", V::Text(state(s).to_string())));
+    if let Some(q) = quorum {
+        lines.push(("peer_state", V::Text(q.peer_state.clone())));
+    }
     let mut push = |key: &'static str, v: Option<V>| {
         if let Some(v) = v {
             lines.push((key, v));
@@ -386,25 +408,25 @@ fn mntr(out: &mut String, s: &ServerSnapshot) {
     ); // 60
     push("quorum_size", quorum.map(|q| V::U(q.quorum_size))); // 62
 
-    let _ = writeln!(out, "zk_version\t{}", s.version);
-    let _ = writeln!(out, "zk_server_state\t{}", state(s));
-    if let Some(q) = quorum {
-        let _ = writeln!(out, "zk_peer_state\t{}", q.peer_state);
+    for (key, v) in &s.extra_gauges {
+        lines.push((key, V::U(*v)));
     }
-    for (key, v) in lines {
+    lines
+}
+
+fn mntr(out: &mut String, s: &ServerSnapshot) {
+    for (key, v) in monitor_values(s) {
         let _ = match v {
+            V::Text(t) => writeln!(out, "zk_{key}\t{t}"),
             V::I(i) => writeln!(out, "zk_{key}\t{i}"),
             V::U(u) => writeln!(out, "zk_{key}\t{u}"),
             V::F(f) => writeln!(out, "zk_{key}\t{}", java_double(f)),
         };
     }
-    for (key, v) in &s.extra_gauges {
-        let _ = writeln!(out, "zk_{key}\t{v}");
-    }
 }
 
 /// ZooKeeper rounds average latencies to 4 decimals before printing them.
-fn round4(x: f64) -> f64 {
+pub(super) fn round4(x: f64) -> f64 {
     (x * 10000.0).round() / 10000.0
 }
 
@@ -433,7 +455,7 @@ pub fn java_double(x: f64) -> String {
 /// Java's InetSocketAddress.toString for an unresolved-hostname socket: `/1.2.3.4:5`,
 /// `/[0:0:0:0:0:0:0:1]:5` (Java 14+ brackets IPv6; it never compresses zeros, and it turns
 /// IPv4-mapped IPv6 addresses into IPv4).
-fn java_socket_addr(a: &SocketAddr) -> String {
+pub(super) fn java_socket_addr(a: &SocketAddr) -> String {
     match a.ip() {
         IpAddr::V4(ip) => format!("/{ip}:{}", a.port()),
         IpAddr::V6(ip) => match ip.to_ipv4_mapped() {

@@ -173,6 +173,47 @@ pub struct EnvInfo {
     pub memory_total_mb: Option<u64>,
 }
 
+/// Which of the costlier listings a word or command prints; the server gathers only these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Need {
+    pub watches_by_session: bool,
+    pub watches_by_path: bool,
+    pub ephemerals: bool,
+    pub digests: bool,
+    /// Walks the data and log directories.
+    pub dir_sizes: bool,
+    pub env: bool,
+}
+
+/// One member of the current configuration, as the AdminServer's `voting_view` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberView {
+    pub id: u64,
+    /// `host:port` of the quorum port.
+    pub server_address: String,
+    /// `host:port` of the election port.
+    pub election_address: String,
+    /// `host:port` clients use, or empty when the member publishes none.
+    pub client_address: String,
+    pub observer: bool,
+}
+
+/// What an ensemble member knows about the ensemble (AdminServer `leader`, `voting_view`,
+/// `zabstate`); `None` in standalone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnsembleView {
+    pub my_id: u64,
+    /// -1 while no leader is known (ZooKeeper's value during an election).
+    pub leader_id: i64,
+    /// The leader's quorum host (`|`-joined when it has several), empty while none.
+    pub leader_host: String,
+    /// This server's own entry.
+    pub me: MemberView,
+    /// A voting member of the current configuration.
+    pub voting: bool,
+    pub members: Vec<MemberView>,
+}
+
 /// Everything the four-letter words print.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServerSnapshot {
@@ -254,4 +295,10 @@ pub struct ServerSnapshot {
     /// keeperd's own numeric gauges, printed by mntr after ZooKeeper's keys (snapshot and
     /// log sizes, fsyncs). Names without the `zk_` prefix.
     pub extra_gauges: Vec<(&'static str, u64)>,
+    /// The zoo.cfg text the server started from (AdminServer `initial_configuration`).
+    pub initial_config: String,
+    /// The newest snapshot: (zxid, wall-clock seconds it was written), for `last_snapshot`.
+    pub last_snapshot: Option<(i64, i64)>,
+    /// Ensemble members only.
+    pub ensemble: Option<EnsembleView>,
 }

@@ -156,8 +156,15 @@ pub struct Config {
     pub my_id: Option<u64>,
     pub peer_type: PeerType,
     pub four_letter_whitelist: Whitelist,
+    /// The AdminServer (HTTP): on by default, as in ZooKeeper.
     pub admin_enable_server: bool,
     pub admin_server_port: u16,
+    /// Host or address the AdminServer binds (admin.serverAddress, default 0.0.0.0).
+    pub admin_server_address: String,
+    /// The path under which commands answer (admin.commandURL, default /commands).
+    pub admin_command_url: String,
+    /// A connection idle this long is closed (admin.idleTimeout, ms).
+    pub admin_idle_timeout_ms: u32,
     pub standalone_enabled: bool,
     pub reconfig_enabled: bool,
     pub dynamic_config_file: Option<PathBuf>,
@@ -180,6 +187,10 @@ pub struct Config {
     pub jute_maxbuffer: usize,
     pub metrics_provider_class: Option<String>,
     pub metrics_http_port: u16,
+    /// metricsProvider.httpHost (default 0.0.0.0).
+    pub metrics_http_host: String,
+    /// keeperd.prometheus.enabled: serve /metrics without naming ZooKeeper's provider class.
+    pub prometheus_enabled: bool,
     /// `clientPortListenBacklog`: listen(2) backlog for the client port; -1 = OS default.
     /// Shown by `conf`.
     pub client_port_listen_backlog: i32,
@@ -193,6 +204,19 @@ pub struct Config {
     pub config_version: u64,
     /// Every key that is not one of the above, kept for `conf` and warned about.
     pub extra: BTreeMap<String, String>,
+}
+
+/// ZooKeeper's Prometheus metrics provider, as `metricsProvider.className` names it.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+impl Config {
+    /// Whether /metrics is served: zoo.cfg names ZooKeeper's Prometheus provider, or
+    /// keeperd.prometheus.enabled=true.
+    pub fn prometheus(&self) -> bool {
+        self.prometheus_enabled
+            || self.metrics_provider_class.as_deref() == Some(PROMETHEUS_PROVIDER)
+    }
 }
 
 impl Default for Config {
@@ -224,6 +248,9 @@ impl Default for Config {
             four_letter_whitelist: Whitelist::Default,
             admin_enable_server: true,
             admin_server_port: 8080,
+            admin_server_address: "0.0.0.0".to_string(),
+            admin_command_url: "/commands".to_string(),
+            admin_idle_timeout_ms: 30_000,
             standalone_enabled: true,
             reconfig_enabled: false,
             dynamic_config_file: None,
@@ -238,6 +265,8 @@ impl Default for Config {
             jute_maxbuffer: 0xfffff,
             metrics_provider_class: None,
             metrics_http_port: 7000,
+            metrics_http_host: "0.0.0.0".to_string(),
+            prometheus_enabled: false,
             client_port_listen_backlog: -1,
             auth_providers: BTreeMap::new(),
             client_auth: ClientAuth::default(),

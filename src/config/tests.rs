@@ -217,6 +217,22 @@ fn bad_values_name_file_line_and_key() {
             "zoo.cfg:2: admin.serverPort: 0 is not a usable port number",
         ),
         (
+            "admin.idleTimeout=0",
+            "zoo.cfg:2: admin.idleTimeout: \"0\" must be a positive number of ms",
+        ),
+        (
+            "admin.commandURL=commands",
+            "zoo.cfg:2: admin.commandURL: \"commands\" is not a URL path (/commands)",
+        ),
+        (
+            "admin.serverAddress=a b",
+            "zoo.cfg:2: admin.serverAddress: \"a b\" is not a host name or address",
+        ),
+        (
+            "keeperd.prometheus.enabled=yes",
+            "zoo.cfg:2: keeperd.prometheus.enabled: \"yes\" is not a boolean; use true or false",
+        ),
+        (
             "superDigest=nocolon",
             "zoo.cfg:2: superDigest: \"nocolon\" is not of the form user:base64(sha1(user:password))",
         ),
@@ -546,6 +562,7 @@ fn system_property_keys_with_and_without_prefix() {
         .unwrap()
         .ends_with("PrometheusMetricsProvider"));
     assert_eq!(c.metrics_http_port, 7001);
+    assert!(c.prometheus());
     assert!(c.quorum_listen_on_all_ips);
     assert_eq!(c.client_port_listen_backlog, 128);
     assert_eq!(c.secure_client_port, None);
@@ -1030,4 +1047,40 @@ fn client_sasl_misconfigurations_stop_start_up() {
     let text = base.replace("{dir}", f.path().to_str().unwrap());
     let c = Config::parse_str_with(&text, f.path(), &flag(&client_only)).unwrap();
     assert!(c.client_auth.sasl_users.is_none());
+}
+
+#[test]
+fn admin_and_metrics_keys() {
+    let f = Fixture::new();
+    let c = f.parse("dataDir={dir}\nclientPort=2181\n").unwrap();
+    assert!(c.admin_enable_server);
+    assert_eq!(
+        (
+            c.admin_server_address.as_str(),
+            c.admin_server_port,
+            c.admin_command_url.as_str(),
+            c.admin_idle_timeout_ms
+        ),
+        ("0.0.0.0", 8080, "/commands", 30000)
+    );
+    assert!(!c.prometheus());
+    assert_eq!(
+        (c.metrics_http_host.as_str(), c.metrics_http_port),
+        ("0.0.0.0", 7000)
+    );
+    let c = f
+        .parse(
+            "dataDir={dir}\nclientPort=2181\nzookeeper.admin.serverAddress=127.0.0.1\n\
+             admin.commandURL=/zk/\nadmin.idleTimeout=5000\nmetricsProvider.httpHost=localhost\n\
+             keeperd.prometheus.enabled=true\nmetricsProvider.className=com.example.Other\n",
+        )
+        .unwrap();
+    assert_eq!(c.admin_server_address, "127.0.0.1");
+    assert_eq!(c.admin_command_url, "/zk");
+    assert_eq!(c.admin_idle_timeout_ms, 5000);
+    assert_eq!(c.metrics_http_host, "localhost");
+    assert!(
+        c.prometheus(),
+        "the keeperd key turns it on whatever the class"
+    );
 }

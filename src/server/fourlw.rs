@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::admin::commands::Effect;
 use crate::admin::{
-    self, ConfInfo, ConnectionInfo, EnvInfo, FourLetterWord, LeaderStats, QuorumConf, QuorumStats,
-    ServerMode, ServerSnapshot, SessionStats,
+    self, ConfInfo, ConnectionInfo, EnsembleView, EnvInfo, FourLetterWord, LeaderStats, MemberView,
+    Need, QuorumConf, QuorumStats, ServerMode, ServerSnapshot, SessionStats,
 };
 
 use super::Shared;
@@ -22,19 +23,34 @@ pub fn answer(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Stri
     if !shared.config().four_letter_whitelist.allows(word.name()) {
         return admin::not_in_whitelist(word);
     }
-    match word {
-        FourLetterWord::Srst => shared.stats().reset(),
-        FourLetterWord::Crst => {
+    apply_effect(
+        shared,
+        match word {
+            FourLetterWord::Srst => Effect::ResetServerStats,
+            FourLetterWord::Crst => Effect::ResetConnectionStats,
+            _ => Effect::None,
+        },
+    );
+    admin::render(word, &snapshot(shared, word.need(), Some(asking)))
+}
+
+/// The resets srst/crst (and the AdminServer's stat_reset/connection_stat_reset) make.
+pub(super) fn apply_effect(shared: &Shared, effect: Effect) {
+    match effect {
+        Effect::ResetServerStats => shared.stats().reset(),
+        Effect::ResetConnectionStats => {
             for c in shared.conns().all.values() {
                 c.stats.reset();
             }
         }
-        _ => {}
+        Effect::None => {}
     }
-    admin::render(word, &snapshot(shared, word, asking))
 }
 
-fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> ServerSnapshot {
+/// What the words and the AdminServer's commands print, gathered now. `asking` is the
+/// connection a four-letter word arrived on (ZooKeeper lists and counts it); an HTTP
+/// request has none.
+pub(super) fn snapshot(shared: &Shared, need: Need, asking: Option<SocketAddr>) -> ServerSnapshot {
     let cfg = shared.config();
     let stats = shared.stats();
     let (lat_min, lat_avg, lat_max) = stats.latency.get();
@@ -65,19 +81,21 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
         snap.global_sessions = tree.sessions().len() as u64;
         snap.watch_count = state.watches.watch_count() as u64;
         snap.watch_summary = state.watches.summary();
-        match word {
-            FourLetterWord::Wchc => snap.watches_by_session = state.watches.by_session(),
-            FourLetterWord::Wchp => snap.watches_by_path = state.watches.by_path(),
-            FourLetterWord::Dump => snap.ephemerals = tree.ephemerals_by_session(),
-            FourLetterWord::Hash => snap.digests = vec![(tree.last_zxid(), tree.digest())],
-            _ => {}
+        if need.watches_by_session {
+            snap.watches_by_session = state.watches.by_session();
+        }
+        if need.watches_by_path {
+            snap.watches_by_path = state.watches.by_path();
+        }
+        if need.ephemerals {
+            snap.ephemerals = tree.ephemerals_by_session();
+        }
+        if need.digests {
+            snap.digests = vec![(tree.last_zxid(), tree.digest())];
         }
     }
     snap.connections = connections(shared, asking);
-    if matches!(
-        word,
-        FourLetterWord::Mntr | FourLetterWord::Dirs | FourLetterWord::Conf
-    ) {
+    if need.dir_sizes {
         snap.data_dir_size = dir_size(&cfg.data_dir);
         snap.log_dir_size = cfg
             .data_log_dir
@@ -110,7 +128,7 @@ fn snapshot(shared: &Shared, word: FourLetterWord, asking: SocketAddr) -> Server
         server_id: cfg.my_id.unwrap_or(0) as i64,
         quorum: None,
     };
-    if word == FourLetterWord::Envi {
+    if need.env {
         snap.env = env_info();
     }
     if cfg.is_distributed() {
@@ -170,6 +188,35 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
         });
     }
     let me = cfg.my_server();
+    let member = |s: &crate::config::ServerSpec| MemberView {
+        id: s.id,
+        server_address: format!("{}:{}", s.host, s.quorum_port),
+        election_address: format!("{}:{}", s.host, s.election_port),
+        client_address: match (&s.client_addr, s.client_port) {
+            (Some(a), Some(p)) => format!("{a}:{p}"),
+            (None, Some(p)) => format!("0.0.0.0:{p}"),
+            _ => String::new(),
+        },
+        observer: s.peer_type == crate::config::PeerType::Observer,
+    };
+    let servers = live_servers(shared);
+    let leader = servers.iter().find(|s| s.id == status.leader_id);
+    snap.ensemble = Some(EnsembleView {
+        my_id: status.id,
+        leader_id: if status.leader_id == 0 {
+            -1
+        } else {
+            status.leader_id as i64
+        },
+        leader_host: leader.map(|s| s.host.clone()).unwrap_or_default(),
+        me: me.map(member).unwrap_or_default(),
+        voting: status.voters.contains(&status.id),
+        members: servers
+            .iter()
+            .filter(|s| status.voters.contains(&s.id) || status.learners.contains(&s.id))
+            .map(member)
+            .collect(),
+    });
     snap.conf.quorum = Some(QuorumConf {
         init_limit: cfg.init_limit,
         sync_limit: cfg.sync_limit,
@@ -181,7 +228,7 @@ fn add_quorum(shared: &Shared, snap: &mut ServerSnapshot) {
     });
 }
 
-fn connections(shared: &Shared, asking: SocketAddr) -> Vec<ConnectionInfo> {
+fn connections(shared: &Shared, asking: Option<SocketAddr>) -> Vec<ConnectionInfo> {
     let conns = shared.conns();
     let mut out: Vec<ConnectionInfo> = conns
         .all
@@ -217,14 +264,16 @@ fn connections(shared: &Shared, asking: SocketAddr) -> Vec<ConnectionInfo> {
         .collect();
     out.sort_by_key(|c| c.remote);
     // ZooKeeper counts the connection asking as well.
-    out.push(ConnectionInfo {
-        remote: asking,
-        interest_ops: 0,
-        queued: 0,
-        received: 1,
-        sent: 0,
-        session: None,
-    });
+    if let Some(remote) = asking {
+        out.push(ConnectionInfo {
+            remote,
+            interest_ops: 0,
+            queued: 0,
+            received: 1,
+            sent: 0,
+            session: None,
+        });
+    }
     out
 }
 
@@ -260,6 +309,16 @@ fn env_info() -> EnvInfo {
         memory_max_mb: None,
         memory_total_mb: None,
     }
+}
+
+/// The ensemble's servers as /zookeeper/config lists them now (it follows reconfig and
+/// published zoo.cfg changes), else zoo.cfg's `server.N` lines.
+pub(super) fn live_servers(shared: &Shared) -> Vec<crate::config::ServerSpec> {
+    current_membership(shared)
+        .and_then(|text| crate::config::Membership::parse(&text).ok())
+        .filter(|m| !m.servers.is_empty())
+        .map(|m| m.servers.into_values().collect())
+        .unwrap_or_else(|| shared.config().servers.clone())
 }
 
 /// The ensemble's configuration as /zookeeper/config holds it now (it follows reconfig and

@@ -26,9 +26,11 @@
 
 mod applier;
 mod connection;
+mod console;
 mod dynamic;
 mod fourlw;
 mod housekeeping;
+pub mod http;
 mod publish;
 pub mod sasl;
 pub mod session;
@@ -172,6 +174,8 @@ pub struct RunningServer {
     pub secure_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     pub raft: RaftHandle,
+    /// The AdminServer and /metrics ports, where zoo.cfg enables them.
+    pub http: http::HttpPorts,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -179,6 +183,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting, closes every connection and waits for the tasks to end.
     pub async fn shutdown(mut self) {
+        self.http.stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -349,11 +354,13 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
     let task = tokio::spawn(serve(shared.clone(), listener, secure, proposer, async {
         let _ = rx.await;
     }));
+    let http = http::start(&shared, local_addr).await;
     Ok(RunningServer {
         local_addr,
         secure_addr,
         shared,
         raft,
+        http,
         shutdown: Some(tx),
         task,
     })

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use crate::summary::Summary;
+
 /// Request latency in milliseconds: min/avg/max over everything since the last reset.
 #[derive(Debug)]
 pub struct Latency {
@@ -66,6 +68,9 @@ pub struct ServerStats {
     pub packets_sent: AtomicU64,
     pub outstanding: AtomicI64,
     pub latency: Latency,
+    /// Reads and writes apart, with quantiles (ZooKeeper's readlatency / updatelatency).
+    pub read_latency: Summary,
+    pub update_latency: Summary,
     pub last_proposal_size: AtomicU64,
     pub min_proposal_size: AtomicU64,
     pub max_proposal_size: AtomicU64,
@@ -79,6 +84,8 @@ impl Default for ServerStats {
             packets_sent: AtomicU64::new(0),
             outstanding: AtomicI64::new(0),
             latency: Latency::default(),
+            read_latency: Summary::new(),
+            update_latency: Summary::new(),
             last_proposal_size: AtomicU64::new(0),
             min_proposal_size: AtomicU64::new(u64::MAX),
             max_proposal_size: AtomicU64::new(0),
@@ -92,6 +99,8 @@ impl ServerStats {
         self.packets_received.store(0, Relaxed);
         self.packets_sent.store(0, Relaxed);
         self.latency.reset();
+        self.read_latency.reset();
+        self.update_latency.reset();
         self.last_proposal_size.store(0, Relaxed);
         self.min_proposal_size.store(u64::MAX, Relaxed);
         self.max_proposal_size.store(0, Relaxed);

@@ -74,7 +74,7 @@ impl Cluster {
             node.dir.join("zoo.cfg"),
             format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{tail}",
+                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{tail}",
                 self.data_dir(id).display(),
                 node.client_port,
             ),

@@ -22,6 +22,9 @@ pub fn test_config() -> Config {
         min_session_timeout_ms: 200,
         max_session_timeout_ms: 10_000,
         four_letter_whitelist: Whitelist::All,
+        // Tests that want the AdminServer turn it on with port 0; the default (on, 8080)
+        // would have every in-process server race for one port.
+        admin_enable_server: false,
         ..Config::default()
     }
 }

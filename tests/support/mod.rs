@@ -10,6 +10,7 @@
 //!   server answers or serves.
 //! - [`client`]: `zookeeper-client` sessions (with retries while servers start) and the
 //!   create options the tests use.
+//! - [`http`]: a minimal HTTP client for the AdminServer and /metrics.
 //! - [`inproc`]: an in-process keeperd on its own temporary dataDir, and test time bounds.
 //! - [`wire`]: a raw client-port session built with keeperd's own codec.
 //! - [`rng`]: the seeded generator of the randomised tests.
@@ -24,6 +25,7 @@
 pub mod client;
 pub mod cluster;
 pub mod fourlw;
+pub mod http;
 pub mod inproc;
 pub mod ports;
 pub mod process;
@@ -36,4 +38,6 @@ pub mod wire;
 // Re-exported so that a test file can `use support::*`; a file that uses nothing of one
 // submodule would otherwise warn about its re-export.
 #[allow(unused_imports)]
-pub use {client::*, cluster::*, fourlw::*, inproc::*, ports::*, process::*, rng::*, wire::*};
+pub use {
+    client::*, cluster::*, fourlw::*, http::*, inproc::*, ports::*, process::*, rng::*, wire::*,
+};

@@ -204,7 +204,8 @@ pub fn standalone(dir: &Path, data_dir: &Path, extra: &str) -> Node {
     std::fs::write(
         dir.join("zoo.cfg"),
         format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n{extra}\n",
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n{extra}\n",
             data_dir.display()
         ),
     )

@@ -37,9 +37,6 @@ const ZK_KEYS_NOT_IMPLEMENTED: &[&str] = &[
     "multiAddress.reachabilityCheckTimeoutMs",
     "multiAddress.reachabilityCheckEnabled",
     "oraclePath",
-    "admin.serverAddress",
-    "admin.idleTimeout",
-    "admin.commandURL",
     "maxCnxns",
     "commitLogCount",
     "preAllocSize",
@@ -65,6 +62,9 @@ const SYSTEM_PROPERTY_KEYS: &[&str] = &[
     "4lw.commands.whitelist",
     "admin.enableServer",
     "admin.serverPort",
+    "admin.serverAddress",
+    "admin.idleTimeout",
+    "admin.commandURL",
     "DigestAuthenticationProvider.superDigest",
     "superDigest",
     "jute.maxbuffer",
@@ -188,6 +188,12 @@ pub(super) fn apply_key(
             config.metrics_provider_class = (!value.is_empty()).then(|| value.to_string())
         }
         "metricsProvider.httpPort" => config.metrics_http_port = port(here, entry)?,
+        "metricsProvider.httpHost" => config.metrics_http_host = host(here, entry)?,
+        "metricsProvider.exportJvmInfo" => {
+            // There is no JVM: nothing to export, nothing to warn about.
+            config.extra.insert(entry.key.clone(), value.to_string());
+        }
+        "keeperd.prometheus.enabled" => config.prometheus_enabled = strict_bool(here, entry)?,
         "snapCount" => {
             let count = int(here, entry)?;
             config.snap_count = if count < MIN_SNAP_COUNT as i64 {
@@ -216,6 +222,23 @@ pub(super) fn apply_key(
         "4lw.commands.whitelist" => config.four_letter_whitelist = whitelist(here, entry),
         "admin.enableServer" => config.admin_enable_server = strict_bool(here, entry)?,
         "admin.serverPort" => config.admin_server_port = port(here, entry)?,
+        "admin.serverAddress" => config.admin_server_address = host(here, entry)?,
+        "admin.idleTimeout" => {
+            let ms = int(here, entry)?;
+            if ms <= 0 {
+                return Err(here.at(entry, format!("{value:?} must be a positive number of ms")));
+            }
+            config.admin_idle_timeout_ms = ms as u32;
+        }
+        "admin.commandURL" => {
+            if !value.starts_with('/') || value.contains(char::is_whitespace) {
+                return Err(here.at(entry, format!("{value:?} is not a URL path (/commands)")));
+            }
+            config.admin_command_url = value.trim_end_matches('/').to_string();
+            if config.admin_command_url.is_empty() {
+                return Err(here.at(entry, "must not be / alone (the probes live there)"));
+            }
+        }
         "DigestAuthenticationProvider.superDigest" | "superDigest" => match value.split_once(':') {
             Some((user, digest)) if !user.is_empty() && !digest.is_empty() => {
                 config.super_digest = Some(value.to_string())
@@ -291,6 +314,18 @@ pub(super) fn apply_key(
         }
     }
     Ok(())
+}
+
+/// A host name or address to bind (checked for shape only; resolved when binding).
+fn host(here: &Here, entry: &Entry) -> Result<String, ConfigError> {
+    let v = entry.value.trim();
+    let ok = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+    if !ok {
+        return Err(here.at(entry, format!("{v:?} is not a host name or address")));
+    }
+    Ok(v.to_string())
 }
 
 /// Integer.parseInt: optional sign and decimal digits.

@@ -41,6 +41,13 @@ impl FileSyncer {
     /// One fdatasync of `db` (the common case: a directory listing of an empty `blobs/`
     /// finds nothing more). Returns how many files were synced.
     pub(super) fn sync(&mut self) -> Result<u32, StorageError> {
+        let started = std::time::Instant::now();
+        let synced = self.sync_files();
+        crate::summary::FSYNC_TIME.record(started.elapsed().as_millis() as u64);
+        synced
+    }
+
+    fn sync_files(&mut self) -> Result<u32, StorageError> {
         self.db_file
             .sync_data()
             .map_err(|e| StorageError::io(IoOp::SyncLogDb, &self.db_path, e))?;

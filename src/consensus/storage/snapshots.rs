@@ -99,6 +99,19 @@ impl SnapshotStore {
         meta: &SnapshotMetadata,
         data: &[u8],
     ) -> Result<SnapshotFile, StorageError> {
+        let started = std::time::Instant::now();
+        let written = self.write_file(meta, data);
+        if written.is_ok() {
+            crate::summary::SNAPSHOT_TIME.record(started.elapsed().as_millis() as u64);
+        }
+        written
+    }
+
+    fn write_file(
+        &self,
+        meta: &SnapshotMetadata,
+        data: &[u8],
+    ) -> Result<SnapshotFile, StorageError> {
         let zxid = crate::consensus::zxid(meta.term, meta.index) as u64;
         let path = self.dir.join(format!("{SNAP_PREFIX}{zxid:x}"));
         let tmp = self

@@ -36,6 +36,13 @@ pub(super) async fn respond_loop(
     // the request was sent. Pipelined reads thus share one barrier.
     let mut covered: Option<Instant> = None;
     while let Some(item) = items.recv().await {
+        // ZooKeeper's updatelatency and readlatency summaries (replies made up without
+        // executing, e.g. errors found on arrival, count in neither).
+        let kind_latency = match &item {
+            Item::Write { .. } => Some(&shared.stats().update_latency),
+            Item::Read { .. } => Some(&shared.stats().read_latency),
+            _ => None,
+        };
         let (xid, op, t0, close_after, zxid, result) = match item {
             Item::Reply {
                 xid,
@@ -122,6 +129,9 @@ pub(super) async fn respond_loop(
         if xid != xid::PING {
             shared.stats().latency.record(ms);
             stats.latency.record(ms);
+            if let Some(summary) = kind_latency {
+                summary.record(ms);
+            }
         }
         stats.last_zxid.store(zxid, Relaxed);
         stats.last_response_ms.store(now_ms(), Relaxed);
