@@ -297,6 +297,82 @@ impl crate::consensus::StateMachine for TreeMachine {
     }
 }
 
+/// `keeperd restore FILE`: makes `config`'s (empty) dataDir the seed of a new server or
+/// ensemble from a backup (`keeperctl snapshot save`, or any ZooKeeper snapshot file): the
+/// file is read and checked (magic, version, Adler-32 checksum, and the digest trailer
+/// against the tree it holds), then written as `version-2/snapshot.<zxid>` with
+/// `currentEpoch`/`acceptedEpoch`, which start-up imports as it takes over a ZooKeeper
+/// dataDir (docs/migration.md). Refuses a dataDir that holds anything but `myid`.
+pub fn restore(backup: &Path, config: &Config) -> Result<Exported, Error> {
+    let mut dirs = vec![config.data_dir.as_path()];
+    if let Some(log) = config.data_log_dir.as_deref() {
+        dirs.push(log);
+    }
+    for dir in dirs {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut other: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "myid")
+                .collect();
+            if !other.is_empty() {
+                other.sort();
+                return Err(Error::Other(format!(
+                    "{} is not empty ({}): restore makes a new dataDir; move the old one away",
+                    dir.display(),
+                    other.join(", ")
+                )));
+            }
+        }
+    }
+    let bytes = std::fs::read(backup)
+        .map_err(|e| Error::Other(format!("reading {}: {e}", backup.display())))?;
+    let name = backup
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plain = zkfiles::snapshot::decompress(&name, &bytes)?;
+    let snap = zkfiles::snapshot::read(&plain)
+        .map_err(|e| Error::Other(format!("{} is not a usable backup: {e}", backup.display())))?;
+    let stats_zxid = snap
+        .nodes
+        .iter()
+        .flat_map(|n| [n.stat.czxid, n.stat.mzxid, n.stat.pzxid])
+        .max()
+        .unwrap_or(0);
+    let zxid = match snap.digest {
+        Some(d) if d.zxid != 0 => {
+            let actual = zkfiles::digest::tree_digest(&snap);
+            if actual != d.digest {
+                return Err(Error::Other(format!(
+                    "{}: the tree does not match its digest (0x{actual:x}, recorded 0x{:x}):                      the backup is corrupt",
+                    backup.display(),
+                    d.digest
+                )));
+            }
+            d.zxid.max(stats_zxid)
+        }
+        _ => stats_zxid,
+    };
+    let v2 = config.data_dir.join("version-2");
+    std::fs::create_dir_all(&v2)
+        .map_err(|e| Error::Other(format!("creating {}: {e}", v2.display())))?;
+    let path = v2.join(format!("snapshot.{zxid:x}"));
+    write_durably(&path, &plain)?;
+    let epoch = (zxid as u64 >> 32).to_string();
+    for name in ["currentEpoch", "acceptedEpoch"] {
+        write_durably(&config.data_dir.join(name), epoch.as_bytes())?;
+    }
+    storage::sync_dir(&v2)?;
+    storage::sync_dir(&config.data_dir)?;
+    Ok(Exported {
+        snapshot: path,
+        zxid,
+        znodes: snap.nodes.len().saturating_sub(1),
+        sessions: snap.sessions.len(),
+    })
+}
+
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     let err = |e: std::io::Error| Error::Other(format!("writing {}: {e}", path.display()));

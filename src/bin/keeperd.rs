@@ -59,6 +59,7 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
        keeperd dump-snapshot [--json] [CFG | snapshot.<zxid>]
        keeperd dump-log [--json] [CFG | log.<zxid>]
        keeperd cleanup [-n N] [--dry-run] [CFG]
+       keeperd restore FILE [CFG]
 
   (no verb)          run in the foreground, like start-foreground
   start-foreground   run in the foreground; logs to stderr (RUST_LOG, default info), or to
@@ -79,6 +80,8 @@ Usage: keeperd [--config <file|conf-dir>] [start|start-foreground|stop|restart|s
   dump-snapshot      (zkSnapShotToolkit.sh) every znode's Stat and each session, as
                      ZooKeeper's SnapshotFormatter prints them: keeperd's state (server
                      stopped) or ZooKeeper's newest snapshot in dataDir, or the file given
+  restore FILE       a backup (keeperctl snapshot save, or a ZooKeeper snapshot) checked and
+                     placed in an empty dataDir; the next start takes it over
   cleanup -n N       (zkCleanup.sh) keep the N (>= 3, default 3) newest snapshots, remove
                      older ones and ZooKeeper logs no kept snapshot needs; --dry-run lists
   dump-log           (zkTxnLogToolkit.sh) one line per logged write: zxid, time, session,
@@ -104,6 +107,7 @@ enum Verb {
     DumpSnapshot,
     DumpLog,
     Cleanup,
+    Restore,
 }
 
 struct Args {
@@ -162,6 +166,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     "dump-snapshot" => Verb::DumpSnapshot,
                     "dump-log" => Verb::DumpLog,
                     "cleanup" => Verb::Cleanup,
+                    "restore" => Verb::Restore,
                     // `keeperd zoo.cfg`: a config file where a verb could be.
                     other if Path::new(other).exists() => {
                         set_config(other.to_string())?;
@@ -170,7 +175,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     other => return Err(format!("unknown command {other:?}")),
                 })
             }
-            a if verb == Some(Verb::ExportZk) && target.is_none() && !a.starts_with('-') => {
+            a if matches!(verb, Some(Verb::ExportZk | Verb::Restore))
+                && target.is_none()
+                && !a.starts_with('-') =>
+            {
                 target = Some(PathBuf::from(a))
             }
             // One of ZooKeeper's files (by its name) rather than a zoo.cfg.
@@ -187,6 +195,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     if verb == Some(Verb::ExportZk) && target.is_none() {
         return Err("export-zk needs a target directory".into());
     }
+    if verb == Some(Verb::Restore) && target.is_none() {
+        return Err("restore needs a backup file".into());
+    }
     Ok(Args {
         verb: verb.unwrap_or(Verb::StartForeground),
         config,
@@ -197,13 +208,49 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     })
 }
 
-/// A ZooKeeper snapshot or log file, by name (`snapshot.<zxid>[.gz|.snappy]`, `log.<zxid>`).
+/// A ZooKeeper snapshot or log file: by name (`snapshot.<zxid>[.gz|.snappy]`, `log.<zxid>`)
+/// or by its magic (`ZKSN`, `ZKLG`: a backup saved under any name).
 fn is_zk_file(arg: &str) -> bool {
+    use std::io::Read;
     let name = Path::new(arg)
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("");
-    name.starts_with("snapshot.") || name.starts_with("log.")
+    if name.starts_with("snapshot.") || name.starts_with("log.") {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    fs::File::open(arg)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"ZKSN" || &magic == b"ZKLG")
+}
+
+/// `keeperd restore FILE [CFG]`: a backup becomes the config's new dataDir.
+fn restore(file: &Path, path: Option<&Path>) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keeperd: invalid config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match keeperd::import::restore(file, &config) {
+        Ok(done) => {
+            println!(
+                "restored {} znodes, {} sessions, last zxid 0x{:x} into {}; start the server \
+                 (every member of a new ensemble from the same file) and it takes this state over",
+                done.znodes,
+                done.sessions,
+                done.zxid,
+                done.snapshot.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keeperd: restore: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `keeperd cleanup -n N [--dry-run]` (zkCleanup.sh).
@@ -310,6 +357,10 @@ fn main() -> ExitCode {
             args.target.as_deref(),
             config_path.as_deref(),
             args.json,
+        ),
+        Verb::Restore => restore(
+            args.target.as_deref().expect("checked by parse_args"),
+            config_path.as_deref(),
         ),
         Verb::Cleanup => cleanup(config_path.as_deref(), args.keep, args.dry_run),
         Verb::ExportZk => export_zk(

@@ -165,6 +165,11 @@ pub struct Config {
     pub admin_command_url: String,
     /// A connection idle this long is closed (admin.idleTimeout, ms).
     pub admin_idle_timeout_ms: u32,
+    /// admin.snapshot.enabled (ZooKeeper 3.9): the AdminServer's `snapshot` command, an
+    /// online backup for a super user or one with ALL on `/` (default true).
+    pub admin_snapshot_enabled: bool,
+    /// admin.snapshot.intervalInMS: at most one snapshot per this many ms (default 5 min).
+    pub admin_snapshot_interval_ms: u64,
     pub standalone_enabled: bool,
     pub reconfig_enabled: bool,
     pub dynamic_config_file: Option<PathBuf>,
@@ -251,6 +256,8 @@ impl Default for Config {
             admin_server_address: "0.0.0.0".to_string(),
             admin_command_url: "/commands".to_string(),
             admin_idle_timeout_ms: 30_000,
+            admin_snapshot_enabled: true,
+            admin_snapshot_interval_ms: 300_000,
             standalone_enabled: true,
             reconfig_enabled: false,
             dynamic_config_file: None,

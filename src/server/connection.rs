@@ -25,6 +25,7 @@ use crate::proto::{Id, ZkError};
 use crate::tree::{Applied, Txn};
 
 mod reader;
+pub(super) use reader::digest_id;
 mod responder;
 mod writer;
 

@@ -58,6 +58,8 @@ impl HttpPorts {
 struct Site {
     shared: Arc<Shared>,
     kind: SiteKind,
+    /// When the last `snapshot` command was served (admin.snapshot.intervalInMS).
+    snapshot_taken: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 enum SiteKind {
@@ -84,6 +86,7 @@ pub(super) async fn start(shared: &Arc<Shared>, client: SocketAddr) -> HttpPorts
             .unwrap_or_default();
         let site = Site {
             shared: shared.clone(),
+            snapshot_taken: std::sync::Mutex::new(None),
             kind: SiteKind::Admin {
                 client,
                 command_url: cfg.admin_command_url.clone(),
@@ -103,6 +106,7 @@ pub(super) async fn start(shared: &Arc<Shared>, client: SocketAddr) -> HttpPorts
     if cfg.prometheus() {
         let site = Site {
             shared: shared.clone(),
+            snapshot_taken: std::sync::Mutex::new(None),
             kind: SiteKind::Metrics,
         };
         let addr = (cfg.metrics_http_host.as_str(), cfg.metrics_http_port);
@@ -225,6 +229,16 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
             let answer = blocking(move || console::ensemble(&shared, me).to_string()).await;
             reply(StatusCode::OK, "application/json", answer)
         }
+        SiteKind::Admin { command_url, .. }
+            if path.strip_prefix(command_url.as_str()) == Some("/snapshot") =>
+        {
+            let auth = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            snapshot_command(site, auth).await
+        }
         SiteKind::Admin {
             command_url,
             initial_config,
@@ -253,6 +267,109 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
             }
         }
     }
+}
+
+/// `snapshot` (ZooKeeper 3.9's online backup): the whole tree as one ZooKeeper snapshot
+/// file (its format, checksum and digest trailer), taken under the state lock so it is
+/// consistent at `last_zxid` (a response header). Needs `Authorization: digest
+/// user:password` naming the super user or a user granted every permission on `/` (each
+/// bit checked, stricter than ZooKeeper 3.9, where any one granted bit passes); at most one
+/// per admin.snapshot.intervalInMS (429 otherwise).
+async fn snapshot_command(site: &Site, auth: Option<String>) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let cfg = site.shared.config();
+    if !cfg.admin_snapshot_enabled {
+        return reply(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "the snapshot command is off (admin.snapshot.enabled=false)\n".into(),
+        );
+    }
+    let Some(user_password) = auth
+        .as_deref()
+        .and_then(|a| a.trim().strip_prefix("digest "))
+        .map(|a| a.trim().to_string())
+    else {
+        let mut r = reply(
+            StatusCode::UNAUTHORIZED,
+            TEXT,
+            "snapshot needs Authorization: digest user:password\n".into(),
+        );
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("digest"),
+        );
+        return r;
+    };
+    let Some(id) = super::connection::digest_id(&user_password) else {
+        return reply(StatusCode::UNAUTHORIZED, TEXT, "not user:password\n".into());
+    };
+    let mut ids = vec![crate::proto::Id::new("digest", id.clone())];
+    if cfg.super_digest.as_deref() == Some(id.as_str()) {
+        ids.push(crate::proto::Id::new("super", ""));
+    }
+    let interval = Duration::from_millis(cfg.admin_snapshot_interval_ms);
+    {
+        let mut taken = site
+            .snapshot_taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if taken.is_some_and(|t| t.elapsed() < interval) {
+            return reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                TEXT,
+                format!(
+                    "one snapshot per {} ms (admin.snapshot.intervalInMS)\n",
+                    interval.as_millis()
+                ),
+            );
+        }
+        // Counted when authorised, below; a refused caller does not use up the interval.
+        let shared = site.shared.clone();
+        let permitted = {
+            let state = shared.state();
+            state.tree.permits_all("/", crate::proto::perms::ALL, &ids)
+        };
+        if !permitted {
+            warn!(user = %user_password.split(':').next().unwrap_or(""), "snapshot refused: not super and no ALL on /");
+            return reply(
+                StatusCode::FORBIDDEN,
+                TEXT,
+                "snapshot needs the super user or ALL permission on /\n".into(),
+            );
+        }
+        *taken = Some(std::time::Instant::now());
+    }
+    let shared = site.shared.clone();
+    let taken = tokio::task::spawn_blocking(move || {
+        let (snap, zxid) = {
+            let state = shared.state();
+            (state.tree.to_zk_snapshot(), state.tree.last_zxid())
+        };
+        (crate::zkfiles::snapshot::write(&snap), zxid)
+    })
+    .await;
+    let Ok((bytes, zxid)) = taken else {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            "snapshot failed\n".into(),
+        );
+    };
+    info!(
+        zxid = format_args!("0x{zxid:x}"),
+        bytes = bytes.len(),
+        "snapshot served over the AdminServer"
+    );
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("0x{zxid:x}")) {
+        r.headers_mut().insert("last_zxid", v);
+    }
+    r
 }
 
 fn probe(ok: bool, yes: &str, no: &str) -> Response<Full<Bytes>> {

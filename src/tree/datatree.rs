@@ -216,6 +216,19 @@ impl DataTree {
         t
     }
 
+    /// Whether `auth` holds every permission bit of `perms` on `path` (false if there is no
+    /// such node). Each bit is checked on its own: ZooKeeper's checkACL passes a request for
+    /// several bits when any one of them is granted.
+    pub fn permits_all(&self, path: &str, perms: i32, auth: &[Id]) -> bool {
+        let Some(node) = self.nodes.get(path) else {
+            return false;
+        };
+        (0..5)
+            .map(|b| 1 << b)
+            .filter(|bit| perms & bit != 0)
+            .all(|bit| self.check_acl(node, bit, auth).is_ok())
+    }
+
     fn check_acl(&self, node: &Node, perm: i32, auth: &[Id]) -> Result<(), ZkError> {
         if self.opts.skip_acl {
             return Ok(());

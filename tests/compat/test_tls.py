@@ -127,8 +127,21 @@ def java_client(server, user, commands, pki, secure=True, timeout=60):
          "-server", f"{HOST}:{port}"],
         input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         timeout=timeout)
-    return [ln for ln in res.stdout.decode("utf-8", "replace").splitlines()
-            if ln.strip() and not ln.startswith(NOISE)]
+    lines = [ln for ln in res.stdout.decode("utf-8", "replace").splitlines()
+             if ln.strip() and not ln.startswith(NOISE)]
+    return connected_first(lines)
+
+
+def connected_first(lines):
+    """zkCli prints the SyncConnected event from its event thread while the main thread
+    already runs the piped commands, so the two interleave by timing, on either server:
+    put the event first, where it happened."""
+    sync = "WatchedEvent state:SyncConnected type:None path:null"
+    if sync in lines:
+        i = lines.index(sync)
+        if i > 0 and lines[i - 1] == "WATCHER::":
+            lines = ["WATCHER::", sync] + lines[:i - 1] + lines[i + 1:]
+    return lines
 
 
 def tls_word(server, word, pki, user="alice"):

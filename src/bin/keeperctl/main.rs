@@ -31,6 +31,7 @@
 //! (config, reconfig) and `four_letter.rs` (4lw).
 
 mod acl;
+mod backup;
 mod ensemble;
 mod four_letter;
 mod znodes;
@@ -72,6 +73,9 @@ Commands (as zkCli.sh):
                                          super auth (addauth digest super:pw) or skipACL
   whoami
   4lw WORD                               four-letter word to the first -server host
+  snapshot save FILE                     online backup through the AdminServer (-admin
+                                         host:port, default the -server host on 8080);
+                                         needs --auth digest:user:pw, super or ALL on /
 
 -server defaults to localhost:2181. A lone ';' or '--' separates commands run in one session.
 ";
@@ -101,6 +105,8 @@ impl Failure {
 
 struct Options {
     server: String,
+    /// -admin host:port: the AdminServer (snapshot save).
+    admin: Option<String>,
     auth: Vec<(String, String)>,
     session_timeout: Duration,
     commands: Vec<Vec<String>>,
@@ -108,6 +114,7 @@ struct Options {
 
 fn parse_options(args: Vec<String>) -> Result<Options, Failure> {
     let mut server = DEFAULT_SERVER.to_string();
+    let mut admin = None;
     let mut auth = Vec::new();
     let mut session_timeout = Duration::from_millis(DEFAULT_SESSION_TIMEOUT_MS);
     let mut iter = args.into_iter().peekable();
@@ -118,6 +125,13 @@ fn parse_options(args: Vec<String>) -> Result<Options, Failure> {
                 server = iter
                     .next()
                     .ok_or_else(|| Failure::usage("-server needs host:port"))?;
+            }
+            "-admin" | "--admin" => {
+                iter.next();
+                admin = Some(
+                    iter.next()
+                        .ok_or_else(|| Failure::usage("-admin needs host:port"))?,
+                );
             }
             "--auth" | "-auth" => {
                 iter.next();
@@ -161,6 +175,7 @@ fn parse_options(args: Vec<String>) -> Result<Options, Failure> {
     commands.retain(|c| !c.is_empty());
     Ok(Options {
         server,
+        admin,
         auth,
         session_timeout,
         commands,
@@ -187,6 +202,18 @@ fn main() -> ExitCode {
     };
     if options.commands.is_empty() {
         return report(Failure::usage("no command given"));
+    }
+    if options.commands[0][0] == "snapshot" {
+        if options.commands.len() > 1 {
+            return report(Failure::usage(
+                "snapshot cannot be combined with other commands",
+            ));
+        }
+        let admin = backup::admin_address(options.admin.as_deref(), &options.server);
+        return match backup::snapshot_command(&admin, &options.auth, &options.commands[0][1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => report(f),
+        };
     }
     if options.commands[0][0] == "4lw" {
         if options.commands.len() > 1 {

@@ -61,6 +61,8 @@ const SYSTEM_PROPERTY_KEYS: &[&str] = &[
     "skipACL",
     "4lw.commands.whitelist",
     "admin.enableServer",
+    "admin.snapshot.enabled",
+    "admin.snapshot.intervalInMS",
     "admin.serverPort",
     "admin.serverAddress",
     "admin.idleTimeout",
@@ -229,6 +231,13 @@ pub(super) fn apply_key(
                 return Err(here.at(entry, format!("{value:?} must be a positive number of ms")));
             }
             config.admin_idle_timeout_ms = ms as u32;
+        }
+        "admin.snapshot.enabled" => config.admin_snapshot_enabled = strict_bool(here, entry)?,
+        "admin.snapshot.intervalInMS" => {
+            let ms = value
+                .parse::<u64>()
+                .map_err(|_| here.at(entry, format!("{value:?} is not a number of ms")))?;
+            config.admin_snapshot_interval_ms = ms;
         }
         "admin.commandURL" => {
             if !value.starts_with('/') || value.contains(char::is_whitespace) {
