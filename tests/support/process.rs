@@ -112,6 +112,11 @@ impl Node {
     }
 
     pub fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// `start` with extra environment variables (e.g. LD_PRELOAD for fault injection).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "node {} already running", self.id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -122,6 +127,7 @@ impl Node {
             .args(["start-foreground", "zoo.cfg"])
             .current_dir(&self.dir)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
