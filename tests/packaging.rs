@@ -102,6 +102,30 @@ fn notify_run(socket_env: &str, socket: &UnixDatagram, dir: &Path) {
     assert!(status.success(), "{status:?}");
 }
 
+/// Starts `bin start-foreground cfg` (no NOTIFY_SOCKET) and waits until it answers ruok.
+fn serve(bin: &Path, cfg: &Path, port: u16) -> (std::process::Child, KillOnDrop) {
+    let child = Command::new(bin)
+        .arg("start-foreground")
+        .arg(cfg)
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(child.id() as i32);
+    let deadline = Instant::now() + LIMIT;
+    while four_letter_word_blocking(port, "ruok").ok().as_deref() != Some("imok") {
+        assert!(
+            Instant::now() < deadline,
+            "{} is not serving {}",
+            bin.display(),
+            cfg.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, guard)
+}
+
 struct KillOnDrop(i32);
 
 impl Drop for KillOnDrop {
@@ -137,20 +161,7 @@ fn without_notify_socket_nothing_is_sent_and_it_serves() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = standalone_cfg(tmp.path(), port);
-    let mut child = Command::new(KEEPERD)
-        .arg("start-foreground")
-        .arg(&cfg)
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id() as i32);
-    let deadline = Instant::now() + LIMIT;
-    while four_letter_word_blocking(port, "ruok").ok().as_deref() != Some("imok") {
-        assert!(Instant::now() < deadline, "not serving");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut child, _guard) = serve(Path::new(KEEPERD), &cfg, port);
     signal(&child, libc::SIGTERM);
     let status = wait_for_exit(&mut child, LIMIT, Duration::from_millis(50)).unwrap();
     assert!(status.success());
@@ -239,22 +250,7 @@ fn the_debian_package_installs_binaries_unit_config_and_runs_the_packaged_config
         .replace("clientPort=2181", &format!("clientPort={port}"));
     let cfg_path = tmp.path().join("zoo.cfg");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let mut child = Command::new(root.join("usr/bin/keeperd"))
-        .arg("start-foreground")
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id() as i32);
-    let deadline = Instant::now() + LIMIT;
-    while four_letter_word_blocking(port, "ruok").ok().as_deref() != Some("imok") {
-        assert!(
-            Instant::now() < deadline,
-            "the packaged binary is not serving the packaged config"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut child, _guard) = serve(&root.join("usr/bin/keeperd"), &cfg_path, port);
     let srvr = four_letter_word_blocking(port, "srvr").unwrap();
     assert!(srvr.contains("Mode: standalone"), "{srvr}");
     let status = output(

@@ -20,6 +20,7 @@ mod snapshot;
 
 pub use ask::four_letter_word;
 
+pub(crate) use render::civil_from_days;
 pub use render::{java_date, java_double, monitor_values, render, MntrValue};
 pub use snapshot::*;
 
