@@ -376,14 +376,9 @@ fn snapshot_last_zxid(snap: &ZkSnapshot, path: &std::path::Path) -> i64 {
     let from_name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("snapshot."))
-        .map(|rest| rest.split('.').next().unwrap_or(rest))
-        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .and_then(|n| crate::zkfiles::dir::zxid_of(n, "snapshot", &["", ".gz", ".snappy"]))
         .unwrap_or(0);
-    snap.nodes
-        .iter()
-        .flat_map(|n| [n.stat.czxid, n.stat.mzxid, n.stat.pzxid])
-        .fold(from_name, i64::max)
+    from_name.max(snap.max_stat_zxid())
 }
 
 fn has_keeperd_state(config: &crate::config::Config) -> Result<bool, String> {

@@ -251,19 +251,9 @@ pub fn export(tree: &DataTree, out: &Path) -> Result<Exported, Error> {
             )));
         }
     }
-    std::fs::create_dir_all(&v2)
-        .map_err(|e| Error::Other(format!("creating {}: {e}", v2.display())))?;
     let zxid = tree.last_zxid();
-    let snap = tree.to_zk_snapshot();
-    let bytes = zkfiles::snapshot::write(&snap);
-    let path = v2.join(format!("snapshot.{zxid:x}"));
-    write_durably(&path, &bytes)?;
-    let epoch = (zxid as u64 >> 32).to_string();
-    for name in ["currentEpoch", "acceptedEpoch"] {
-        write_durably(&out.join(name), epoch.as_bytes())?;
-    }
-    storage::sync_dir(&v2)?;
-    storage::sync_dir(out)?;
+    let bytes = zkfiles::snapshot::write(&tree.to_zk_snapshot());
+    let path = place_snapshot(out, zxid, &bytes)?;
     Ok(Exported {
         snapshot: path,
         zxid,
@@ -334,12 +324,7 @@ pub fn restore(backup: &Path, config: &Config) -> Result<Exported, Error> {
     let plain = zkfiles::snapshot::decompress(&name, &bytes)?;
     let snap = zkfiles::snapshot::read(&plain)
         .map_err(|e| Error::Other(format!("{} is not a usable backup: {e}", backup.display())))?;
-    let stats_zxid = snap
-        .nodes
-        .iter()
-        .flat_map(|n| [n.stat.czxid, n.stat.mzxid, n.stat.pzxid])
-        .max()
-        .unwrap_or(0);
+    let stats_zxid = snap.max_stat_zxid();
     let zxid = match snap.digest {
         Some(d) if d.zxid != 0 => {
             let actual = zkfiles::digest::tree_digest(&snap);
@@ -354,23 +339,31 @@ pub fn restore(backup: &Path, config: &Config) -> Result<Exported, Error> {
         }
         _ => stats_zxid,
     };
-    let v2 = config.data_dir.join("version-2");
-    std::fs::create_dir_all(&v2)
-        .map_err(|e| Error::Other(format!("creating {}: {e}", v2.display())))?;
-    let path = v2.join(format!("snapshot.{zxid:x}"));
-    write_durably(&path, &plain)?;
-    let epoch = (zxid as u64 >> 32).to_string();
-    for name in ["currentEpoch", "acceptedEpoch"] {
-        write_durably(&config.data_dir.join(name), epoch.as_bytes())?;
-    }
-    storage::sync_dir(&v2)?;
-    storage::sync_dir(&config.data_dir)?;
+    let path = place_snapshot(&config.data_dir, zxid, &plain)?;
     Ok(Exported {
         snapshot: path,
         zxid,
         znodes: snap.nodes.len().saturating_sub(1),
         sessions: snap.sessions.len(),
     })
+}
+
+/// Writes `bytes` (a ZooKeeper snapshot) durably as `dir/version-2/snapshot.<zxid>` with
+/// `currentEpoch`/`acceptedEpoch` (a ZooKeeper ensemble member refuses a snapshot newer
+/// than its epoch files): the dataDir layout `export` and `restore` both produce.
+fn place_snapshot(dir: &Path, zxid: i64, bytes: &[u8]) -> Result<PathBuf, Error> {
+    let v2 = dir.join("version-2");
+    std::fs::create_dir_all(&v2)
+        .map_err(|e| Error::Other(format!("creating {}: {e}", v2.display())))?;
+    let path = v2.join(format!("snapshot.{zxid:x}"));
+    write_durably(&path, bytes)?;
+    let epoch = (zxid as u64 >> 32).to_string();
+    for name in ["currentEpoch", "acceptedEpoch"] {
+        write_durably(&dir.join(name), epoch.as_bytes())?;
+    }
+    storage::sync_dir(&v2)?;
+    storage::sync_dir(dir)?;
+    Ok(path)
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {

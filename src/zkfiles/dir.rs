@@ -63,7 +63,7 @@ pub struct Loaded {
 }
 
 /// `<prefix>.<hex>` plus one of `suffixes` ("" for none) → the zxid.
-fn zxid_of(name: &str, prefix: &str, suffixes: &[&str]) -> Option<i64> {
+pub(crate) fn zxid_of(name: &str, prefix: &str, suffixes: &[&str]) -> Option<i64> {
     let rest = name.strip_prefix(prefix)?.strip_prefix('.')?;
     for s in suffixes {
         if let Some(hex) = rest.strip_suffix(s) {

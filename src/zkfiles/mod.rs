@@ -177,6 +177,19 @@ pub struct LogEntry {
 /// The ephemeralOwner of a container node.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
 
+impl ZkSnapshot {
+    /// The greatest czxid, mzxid or pzxid of any node (0 for no nodes): a lower bound of
+    /// the last zxid the snapshot reflects, changes made while a fuzzy snapshot was written
+    /// included.
+    pub fn max_stat_zxid(&self) -> i64 {
+        self.nodes
+            .iter()
+            .flat_map(|n| [n.stat.czxid, n.stat.mzxid, n.stat.pzxid])
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 impl StatPersisted {
     /// The ephemeralOwner as a client sees it in a Stat: 0 for containers and TTL nodes
     /// (ZooKeeper's `DataTree.copyStat` hides their markers), the session id otherwise.
