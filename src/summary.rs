@@ -96,6 +96,20 @@ impl Summary {
         self.sum.load(Relaxed)
     }
 
+    /// The buckets that hold values, as (largest value of the bucket, count), ascending:
+    /// cumulative since the start (or `reset`); the console diffs two of them to get the
+    /// distribution of the seconds between.
+    pub fn nonzero_buckets(&self) -> Vec<(u64, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter_map(|(b, n)| {
+                let n = n.load(Relaxed);
+                (n > 0).then(|| (upper_of(b), n))
+            })
+            .collect()
+    }
+
     /// The `q` quantile (0 < q <= 1); 0 when nothing was recorded.
     pub fn quantile(&self, q: f64) -> u64 {
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
@@ -149,5 +163,19 @@ mod tests {
         assert_eq!(s.quantile(1.0), 100);
         s.reset();
         assert_eq!((s.count(), s.quantile(0.9)), (0, 0));
+    }
+
+    #[test]
+    fn nonzero_buckets_hold_every_value_once() {
+        let s = Summary::new();
+        for v in [0, 3, 3, 40, 41, 1000] {
+            s.record(v);
+        }
+        let b = s.nonzero_buckets();
+        assert_eq!(b.iter().map(|(_, n)| n).sum::<u64>(), 6);
+        assert_eq!(b[0], (0, 1));
+        assert_eq!(b[1], (3, 2));
+        assert!(b.windows(2).all(|w| w[0].0 < w[1].0), "{b:?}");
+        assert!(b.last().unwrap().0 >= 1000);
     }
 }
