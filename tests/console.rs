@@ -385,6 +385,19 @@ async fn console_logs_in_edits_and_shows_sessions_and_kafka() {
 
         // Live: reads made now show up as reads per second on the next polls.
         b.click("nav a[data-view=overview]").await;
+        // Search by path prefix, then open a result.
+        b.fill("#prefix", "/kafka01/brokers/topics/or").await;
+        b.click("#search").await;
+        let found = b
+            .wait_text(
+                "#found",
+                "/kafka01/brokers/topics/orders/partitions/1/state",
+            )
+            .await;
+        assert!(!found.contains("/kafka01/brokers/ids"), "{found}");
+        b.click("#found li:nth-child(1) a").await;
+        b.wait_text("#crumbs", "topics / orders").await;
+        b.wait_text("#children", "partitions").await;
         for _ in 0..3 {
             for _ in 0..200 {
                 anon.get_data("/app").await.unwrap();

@@ -9,6 +9,7 @@
 //! GET  /console/api/live               cumulative latency histograms (reads, writes, fsync)
 //! GET  /console/api/sessions           sessions, their ephemerals, watches and connections
 //! GET  /console/api/kafka?root=/k      the Kafka cluster registered under a chroot
+//! GET  /console/api/search?prefix=/a/b paths that start with a prefix
 //! POST /console/api/edit               create / set / delete (JSON body)
 //! ```
 //!
@@ -478,4 +479,42 @@ async fn edit_as_client(
         }
         other => Err(format!("unknown op {other:?}: create, set or delete")),
     }
+}
+
+/// How many paths `/console/api/search` returns, and how many znodes it visits for them.
+const SEARCH_RESULTS: usize = 200;
+const SEARCH_VISITS: usize = 20_000;
+
+/// `/console/api/search?prefix=/kafka01/brokers/to`: znode paths that start with `prefix`
+/// (the matching children of its parent, then their subtrees, breadth first), as far as
+/// the login's identities may list them; at most SEARCH_RESULTS, "truncated" when more.
+pub fn search(shared: &Shared, prefix: &str, ids: &[Id]) -> Value {
+    if !prefix.starts_with('/') || prefix.len() > 4096 {
+        return json!({"prefix": prefix, "error": "not a path prefix", "paths": []});
+    }
+    let state = shared.state();
+    let tree = &state.tree;
+    let (parent, stem) = match prefix.rfind('/') {
+        Some(0) => ("/", &prefix[1..]),
+        Some(i) => (&prefix[..i], &prefix[i + 1..]),
+        None => ("/", prefix),
+    };
+    let mut queue: std::collections::VecDeque<String> = children_of(tree, parent, ids)
+        .into_iter()
+        .filter(|c| c.starts_with(stem))
+        .map(|c| join(parent, &c))
+        .collect();
+    let mut paths = Vec::new();
+    let mut visits = 0;
+    let mut truncated = false;
+    while let Some(p) = queue.pop_front() {
+        if paths.len() == SEARCH_RESULTS || visits == SEARCH_VISITS {
+            truncated = true;
+            break;
+        }
+        visits += 1;
+        queue.extend(children_of(tree, &p, ids).iter().map(|c| join(&p, c)));
+        paths.push(p);
+    }
+    json!({"prefix": prefix, "error": null, "paths": paths, "truncated": truncated})
 }

@@ -250,6 +250,10 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
                         .await
                 }
                 "sessions" => blocking(move || console::sessions(&shared).to_string()).await,
+                "search" => {
+                    let prefix = param("prefix").unwrap_or_else(|| "/".to_string());
+                    blocking(move || console::search(&shared, &prefix, &ids).to_string()).await
+                }
                 "live" => console::live(&shared).to_string(),
                 "ensemble" => {
                     let SiteKind::Admin { client, .. } = &site.kind else {
