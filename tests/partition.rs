@@ -115,6 +115,21 @@ async fn minority_writes(c: Arc<zk::Client>, stop: Arc<Mutex<bool>>) -> (Vec<Str
     (acked, failed)
 }
 
+/// Waits until the session of `c` (cut off, expired by the majority) learns SessionExpired.
+async fn learns_expired(c: &zk::Client, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match c.check_stat("/p").await {
+            Err(zk::Error::SessionExpired) => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "the cut-off session still answers {other:?} after healing"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until member `id` stops serving clients (`srvr` names no mode).
 async fn wait_not_serving(cluster: &Cluster, id: u64, limit: Duration) -> Duration {
     let start = Instant::now();
@@ -231,17 +246,7 @@ async fn leader_cut_off(cut_how: Cut) {
         }
     }
     // The client of the old leader learns that its session expired.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match on_old.check_stat("/p").await {
-            Err(zk::Error::SessionExpired) => break,
-            other => assert!(
-                Instant::now() < deadline,
-                "the cut-off session still answers {other:?} after healing"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    learns_expired(&on_old, Duration::from_secs(20)).await;
     // A session on the healed member writes again.
     let again = connect(&e.cluster.hosts(&[old]), Duration::from_secs(10)).await;
     let after = write_acked(&again, "after", 3, Duration::from_secs(10)).await;
@@ -339,6 +344,7 @@ async fn a_follower_the_leader_cannot_hear_stops_serving_and_its_clients_move() 
         acked.extend(write_acked(&moving, "through-mute", 3, Duration::from_secs(10)).await);
         moving.create("/eph", b"", &ephemeral()).await.unwrap();
         let session = moving.session_id();
+        pinned.sync("/p").await.unwrap();
         assert_eq!(children(&pinned).await, Some(acked.len()));
 
         e.proxy.set(mute, leader, Link::Blackhole);
@@ -382,17 +388,7 @@ async fn a_follower_the_leader_cannot_hear_stops_serving_and_its_clients_move() 
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let current = healed.elapsed();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match pinned.check_stat("/p").await {
-                Err(zk::Error::SessionExpired) => break,
-                other => assert!(
-                    Instant::now() < deadline,
-                    "the pinned session still answers {other:?} after healing"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        learns_expired(&pinned, Duration::from_secs(10)).await;
         e.cluster
             .wait_membership("3", "2", Duration::from_secs(20))
             .await;
