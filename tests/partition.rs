@@ -115,6 +115,21 @@ async fn minority_writes(c: Arc<zk::Client>, stop: Arc<Mutex<bool>>) -> (Vec<Str
     (acked, failed)
 }
 
+/// Waits until the session of `c` (cut off, expired by the majority) learns SessionExpired.
+async fn learns_expired(c: &zk::Client, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match c.check_stat("/p").await {
+            Err(zk::Error::SessionExpired) => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "the cut-off session still answers {other:?} after healing"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until member `id` stops serving clients (`srvr` names no mode).
 async fn wait_not_serving(cluster: &Cluster, id: u64, limit: Duration) -> Duration {
     let start = Instant::now();
@@ -129,30 +144,16 @@ async fn wait_not_serving(cluster: &Cluster, id: u64, limit: Duration) -> Durati
     start.elapsed()
 }
 
-/// Waits until `path` no longer exists as `c` reads it.
+/// Waits until `path` no longer exists as `c` reads it (a failed read is no answer).
 async fn gone(c: &zk::Client, path: &str, limit: Duration) {
     let start = Instant::now();
-    while c.check_stat(path).await.ok().flatten().is_some() {
+    while !matches!(c.check_stat(path).await, Ok(None)) {
         assert!(
             start.elapsed() < limit,
             "{path} still exists after {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Waits until member `id` no longer says `Mode: leader`.
-async fn wait_not_leading(cluster: &Cluster, id: u64, limit: Duration) -> Duration {
-    let start = Instant::now();
-    while mode(cluster.port(id)).await.as_deref() == Some("leader") {
-        assert!(
-            start.elapsed() < limit,
-            "server {id} still leads {limit:?} after being cut off\n{}",
-            cluster.dump_logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    start.elapsed()
 }
 
 /// How many children of /p a session reads (a local read, no sync); None when it gets no
@@ -210,28 +211,14 @@ async fn leader_cut_off(cut_how: Cut) {
     // ephemeral goes, after the session timeout (ZooKeeper's behaviour).
     gone(&on_majority, "/eph", Duration::from_secs(20)).await;
     let expired_at = cut.elapsed();
-    let stopped = if cut_how != Cut::Outbound {
-        // The old leader hears no follower: it loses its lease (check-quorum), steps down
-        // and stops serving, as a ZooKeeper server without a quorum does: its clients are
-        // disconnected. (Cut inbound only, its heartbeats still arrive: the followers
-        // elect only once it has stepped down and gone quiet.)
-        let after = wait_not_serving(&e.cluster, old, 10 * ELECTION).await;
-        format!("stopped serving {after:?} after that")
-    } else {
-        // It hears the new leader, so it follows it; but nothing it sends arrives (see
-        // docs/replication.md, Partitions).
-        let after = wait_not_leading(&e.cluster, old, 10 * ELECTION).await;
-        format!(
-            "stepped down {after:?} after that, then serves as {:?} its old session reads {:?} \
-             children of /p (the majority: {:?}), a new session there: {:?}",
-            mode(e.cluster.port(old)).await,
-            children(&on_old).await,
-            children(&on_majority).await,
-            try_connect(&e.cluster.hosts(&[old]), Duration::from_secs(4))
-                .await
-                .map(|_| ()),
-        )
-    };
+    // The old leader hears no follower: it loses its lease (check-quorum), steps down and
+    // stops serving, as a ZooKeeper server without a quorum does: its clients are
+    // disconnected. (Cut inbound only, its heartbeats still arrive: the followers elect
+    // only once it has stepped down and gone quiet.) Cut outbound only, it hears the new
+    // leader and follows it, but that leader does not hear it and says so in its
+    // heartbeats: it does not serve either (docs/replication.md, Partitions).
+    let after = wait_not_serving(&e.cluster, old, 10 * ELECTION).await;
+    let stopped = format!("stopped serving {after:?} after that");
     // Long enough for the writes it held to be given up (hold and forward timeouts).
     tokio::time::sleep(Duration::from_secs(6)).await;
     *stop.lock().unwrap() = true;
@@ -259,17 +246,7 @@ async fn leader_cut_off(cut_how: Cut) {
         }
     }
     // The client of the old leader learns that its session expired.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match on_old.check_stat("/p").await {
-            Err(zk::Error::SessionExpired) => break,
-            other => assert!(
-                Instant::now() < deadline,
-                "the cut-off session still answers {other:?} after healing"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    learns_expired(&on_old, Duration::from_secs(20)).await;
     // A session on the healed member writes again.
     let again = connect(&e.cluster.hosts(&[old]), Duration::from_secs(10)).await;
     let after = write_acked(&again, "after", 3, Duration::from_secs(10)).await;
@@ -308,6 +285,130 @@ async fn a_leader_that_hears_nobody_steps_down_and_the_majority_goes_on() {
     tokio::time::timeout(LIMIT, leader_cut_off(Cut::Inbound))
         .await
         .expect("test took too long");
+}
+
+/// The bound within which a member the leader does not hear stops serving: the leader
+/// marks its next heartbeat once it has heard nothing for syncLimit x tickTime (the election
+/// timeout), and heartbeats go every tickTime / 2; plus 0.5 s for a loaded machine.
+const UNHEARD_BOUND: Duration = Duration::from_millis(TICK_MS * 5 + TICK_MS / 2 + 500);
+/// A member that does not serve closes its client connections after tickTime; plus 0.5 s.
+const CLOSE_BOUND: Duration = Duration::from_millis(TICK_MS + 500);
+
+/// Reads `/p` through `c` (a session whose only server is the cut-off member) until a read
+/// fails; the last answer must come within `limit`, and the next few reads must fail too.
+/// Returns when the last answer came.
+async fn reads_stop(c: &zk::Client, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = Duration::ZERO;
+    while children(c).await.is_some() {
+        last = start.elapsed();
+        assert!(
+            last < limit,
+            "a session on the cut-off member still reads {last:?} after it stopped serving"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            children(c).await,
+            None,
+            "the cut-off member served a read again"
+        );
+    }
+    last
+}
+
+/// A follower that hears the leader but whose own messages are lost (the link to the leader
+/// cut one way): raft-rs on its own keeps it following, answering reads from a replica that
+/// no longer moves, for sessions whose touches no longer reach the leader. The leader marks
+/// its heartbeats once it has not heard from it within syncLimit x tickTime (ZooKeeper's
+/// leader drops such a follower); the follower stops serving and closes its connections,
+/// a client whose connect string names another member moves there with its session, a
+/// client with nowhere else to go gets no answers and, after healing, SessionExpired. The
+/// leader stays the leader, nothing acknowledged is lost, and after healing the follower
+/// serves again with every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_the_leader_cannot_hear_stops_serving_and_its_clients_move() {
+    tokio::time::timeout(LIMIT, async {
+        let e = Proxied::start(Cluster::prepare(3, "maxSessionTimeout=10000")).await;
+        e.assert_routed();
+        let leader = e.cluster.wait_leader(Duration::from_secs(10)).await;
+        let (mute, other) = (e.others(leader)[0], e.others(leader)[1]);
+        let writer = connect(&e.cluster.hosts(&[leader, other]), Duration::from_secs(8)).await;
+        // Connect strings are tried in order: both sessions start on the mute member.
+        let moving = connect(&e.cluster.hosts(&[mute, other]), Duration::from_secs(8)).await;
+        let pinned = connect(&e.cluster.hosts(&[mute]), Duration::from_secs(4)).await;
+        writer.create("/p", b"", &open()).await.unwrap();
+        let mut acked = write_acked(&writer, "before", 5, Duration::from_secs(10)).await;
+        acked.extend(write_acked(&moving, "through-mute", 3, Duration::from_secs(10)).await);
+        moving.create("/eph", b"", &ephemeral()).await.unwrap();
+        let session = moving.session_id();
+        pinned.sync("/p").await.unwrap();
+        assert_eq!(children(&pinned).await, Some(acked.len()));
+
+        e.proxy.set(mute, leader, Link::Blackhole);
+        let cut = Instant::now();
+        let stopped = wait_not_serving(&e.cluster, mute, UNHEARD_BOUND).await;
+        // Meanwhile the moving session goes on at the other member: same session, its
+        // ephemeral kept, writes acknowledged.
+        let (last_read, (moved, moved_at)) =
+            tokio::join!(reads_stop(&pinned, CLOSE_BOUND), async {
+                let moved = write_acked(&moving, "moved", 3, Duration::from_secs(10)).await;
+                (moved, cut.elapsed())
+            });
+        acked.extend(moved);
+        assert_eq!(moving.session_id(), session);
+        moving.sync("/eph").await.unwrap();
+        let eph = moving.check_stat("/eph").await.unwrap().expect("/eph kept");
+        assert_eq!(eph.ephemeral_owner, session.0);
+        acked.extend(write_acked(&writer, "during", 20, Duration::from_secs(20)).await);
+        // Past the pinned session's timeout: the leader expires it.
+        let cut_for = Duration::from_secs(6);
+        tokio::time::sleep(cut_for.saturating_sub(cut.elapsed())).await;
+        assert_eq!(
+            mode(e.cluster.port(mute)).await,
+            None,
+            "{mute} serves while cut off"
+        );
+        assert_eq!(e.cluster.leader_among(&[leader, other]).await, Some(leader));
+
+        e.proxy.heal();
+        let healed = Instant::now();
+        e.cluster.wait_serving(mute, Duration::from_secs(10)).await;
+        let serving_again = healed.elapsed();
+        // A new session on it alone sees every acknowledged write with a plain read.
+        let fresh = connect(&e.cluster.hosts(&[mute]), Duration::from_secs(4)).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while children(&fresh).await != Some(acked.len()) {
+            assert!(
+                Instant::now() < deadline,
+                "{mute} serves old data after healing"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let current = healed.elapsed();
+        learns_expired(&pinned, Duration::from_secs(10)).await;
+        e.cluster
+            .wait_membership("3", "2", Duration::from_secs(20))
+            .await;
+        let tree = converge(&e.cluster, Duration::from_secs(20)).await;
+        assert_kept(&tree, &acked);
+        assert!(
+            writer.check_stat("/eph").await.unwrap().is_some(),
+            "/eph lost"
+        );
+        assert_eq!(e.cluster.leader_among(&[leader]).await, Some(leader));
+        e.assert_routed();
+        eprintln!(
+            "{mute} -> leader {leader} cut: {mute} stopped serving {stopped:?} after the cut, \
+             its pinned session's last read answered {last_read:?} after that; the moving session \
+             wrote again on {other} {moved_at:?} after the cut; healed: serving again after \
+             {serving_again:?}, every write readable there after {current:?}"
+        );
+    })
+    .await
+    .expect("test took too long");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,6 +102,50 @@ pub(super) async fn route_touches(shared: Arc<Shared>) {
     }
 }
 
+/// Ensemble: closes every client connection once this member has not been serving (no
+/// leader known, or a leader that does not hear it: `RaftStatus::serving`) for tickTime, and
+/// again every tickTime while that lasts. ZooKeeper's follower closes its clients the moment
+/// it loses its leader; keeperd usually has a new leader within tens of milliseconds
+/// (docs/replication.md), so a failover alone does not cut clients off, while a member cut
+/// off from its leader (which would answer reads from a replica that no longer moves, for
+/// sessions the leader may already have expired) sends its clients to another server.
+pub(super) async fn close_when_not_serving(shared: Arc<Shared>) {
+    if !shared.config().is_distributed() {
+        return;
+    }
+    let grace = Duration::from_millis(shared.config().tick_time_ms as u64);
+    let mut interval = tokio::time::interval(
+        (grace / 8).clamp(Duration::from_millis(5), Duration::from_millis(250)),
+    );
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since: Option<Instant> = None;
+    loop {
+        interval.tick().await;
+        if shared.serving() {
+            since = None;
+            continue;
+        }
+        let now = Instant::now();
+        let start = *since.get_or_insert(now);
+        if now.duration_since(start) < grace {
+            continue;
+        }
+        since = Some(now);
+        let conns = shared.conns();
+        if conns.all.is_empty() {
+            continue;
+        }
+        info!(
+            connections = conns.all.len(),
+            "not serving for {grace:?} (no leader, or the leader does not hear this server): \
+             closing client connections"
+        );
+        for h in conns.all.values() {
+            let _ = h.out.send(Out::Close);
+        }
+    }
+}
+
 /// Periodically proposes deleting empty containers and expired TTL nodes
 /// (znode.container.checkIntervalMs, default 60 s, like ZooKeeper's ContainerManager).
 pub(super) async fn reap_nodes(shared: Arc<Shared>, proposer: Proposer) {

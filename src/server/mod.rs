@@ -471,6 +471,7 @@ async fn serve(
     let touches = tokio::spawn(housekeeping::route_touches(shared.clone()));
     let config_node = tokio::spawn(publish::publish_config(shared.clone(), proposer.clone()));
     let reaper = tokio::spawn(housekeeping::reap_nodes(shared.clone(), proposer.clone()));
+    let closer = tokio::spawn(housekeeping::close_when_not_serving(shared.clone()));
     let mut next_conn_id: u64 = 1;
     let mut refused_for_fds: u64 = 0;
     tokio::pin!(shutdown);
@@ -554,6 +555,7 @@ async fn serve(
     expiry.abort();
     reaper.abort();
     touches.abort();
+    closer.abort();
     config_node.abort();
     drop(proposer);
     let _ = expiry.await;

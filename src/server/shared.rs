@@ -273,12 +273,11 @@ impl Shared {
     }
 
     /// Whether clients can be served: a standalone server always, an ensemble member only
-    /// while it knows a leader and /zookeeper/config has been written (ZooKeeper's "not
-    /// currently serving requests" otherwise).
+    /// while it knows a leader that hears it and /zookeeper/config has been written
+    /// (ZooKeeper's "not currently serving requests" otherwise).
     pub fn serving(&self) -> bool {
         !self.config.is_distributed()
-            || (self.raft().is_some_and(|r| r.leader_id() != 0)
-                && self.config_published.load(Relaxed))
+            || (self.raft().is_some_and(|r| r.serving()) && self.config_published.load(Relaxed))
     }
 
     /// Only the leader expires sessions (through the log); followers forward liveness.

@@ -2,14 +2,17 @@
 //! Lowe's memoisation (the algorithm Porcupine and Knossos use), run on each key on its own
 //! (a history is linearizable iff each key's sub-history is, as registers are independent).
 //!
-//! The model of one key is a ZooKeeper znode's data and version:
+//! The model of one key is a ZooKeeper znode: whether it exists, its data and its version:
 //!
 //! - `Read` (getData, after a `sync` on the same session or with linearizable reads): sees
-//!   the value and version the register holds.
+//!   the value and version the register holds, or NoNode.
 //! - `Write` (setData with version -1): the value is replaced, the version goes up by one;
-//!   when acknowledged, the Stat it returns carries the new version.
+//!   when acknowledged, the Stat it returns carries the new version. NoNode when absent.
 //! - `Cas` (setData with an expected version): when the version matches, as Write; else
-//!   ZooKeeper answers BadVersion and nothing changes.
+//!   ZooKeeper answers BadVersion and nothing changes. NoNode when absent.
+//! - `Create` (a persistent node with data): when absent, the node exists with that data at
+//!   version 0 (the Stat says so); NodeExists when it exists.
+//! - `Delete` (version -1): when it exists, it is gone; NoNode when absent.
 //!
 //! An operation whose outcome is unknown (ConnectionLoss, a timeout, a session gone) may have
 //! taken effect at any time after its invocation, or never: it has no completion, so it may
@@ -27,16 +30,40 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-/// What the register holds: the data (the harness writes distinct numbers) and the version.
+/// What the register holds: whether the znode exists, its data (the harness writes
+/// distinct numbers) and its version. An absent znode is always [`ABSENT`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Reg {
+    pub exists: bool,
     pub value: u64,
     pub version: i32,
 }
 
+/// A znode that does not exist (never created, or deleted).
+pub const ABSENT: Reg = Reg {
+    exists: false,
+    value: 0,
+    version: 0,
+};
+
+impl Reg {
+    /// An existing znode holding `value` at `version`.
+    pub fn at(value: u64, version: i32) -> Reg {
+        Reg {
+            exists: true,
+            value,
+            version,
+        }
+    }
+}
+
 impl fmt::Display for Reg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@v{}", self.value, self.version)
+        if self.exists {
+            write!(f, "{}@v{}", self.value, self.version)
+        } else {
+            write!(f, "absent")
+        }
     }
 }
 
@@ -46,17 +73,25 @@ pub enum Call {
     Read,
     Write { value: u64 },
     Cas { expect: i32, value: u64 },
+    Create { value: u64 },
+    Delete,
 }
 
-/// What it was told. `Unknown` only for writes and compare-and-sets.
+/// What it was told. `Unknown` only for operations that change the znode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A read's answer.
+    /// A read's answer (an existing znode).
     Read(Reg),
-    /// A write or compare-and-set that took effect; the version its Stat carried.
+    /// A write, compare-and-set or create that took effect; the version its Stat carried.
     Written { version: i32 },
+    /// A delete that took effect.
+    Deleted,
     /// A compare-and-set refused with BadVersion.
     BadVersion,
+    /// The znode does not exist (read, write, compare-and-set, delete).
+    NoNode,
+    /// A create of a znode that exists.
+    NodeExists,
     /// Connection lost, timed out: it may or may not have taken effect.
     Unknown,
 }
@@ -80,11 +115,16 @@ impl fmt::Display for Op {
             Call::Read => "read".to_string(),
             Call::Write { value } => format!("write {value}"),
             Call::Cas { expect, value } => format!("cas v{expect} -> {value}"),
+            Call::Create { value } => format!("create {value}"),
+            Call::Delete => "delete".to_string(),
         };
         let outcome = match self.outcome {
             Outcome::Read(r) => format!("saw {r}"),
             Outcome::Written { version } => format!("ok, now v{version}"),
+            Outcome::Deleted => "ok, deleted".to_string(),
             Outcome::BadVersion => "BadVersion".to_string(),
+            Outcome::NoNode => "NoNode".to_string(),
+            Outcome::NodeExists => "NodeExists".to_string(),
             Outcome::Unknown => "unknown outcome".to_string(),
         };
         let done = self
@@ -101,24 +141,31 @@ impl fmt::Display for Op {
 }
 
 /// The state `op` leaves `reg` in when it takes effect there (None: it cannot). `written`
-/// is the value a write puts in: its own, or [`UNSEEN`] for one no read saw.
+/// is the value a write or create puts in: its own, or [`UNSEEN`] for one no read saw.
+/// An operation of unknown outcome is only placed where it changes something (one that
+/// would fail changes nothing, so placing it is never needed).
 fn step(reg: Reg, op: &Op, written: u64) -> Option<Reg> {
-    let next = Reg {
-        value: written,
-        version: reg.version + 1,
-    };
+    let set = Reg::at(written, reg.version + 1);
+    let (exists, absent) = (reg.exists.then_some(reg), (!reg.exists).then_some(reg));
     match (op.call, op.outcome) {
         (Call::Read, Outcome::Read(seen)) => (seen == reg).then_some(reg),
+        (_, Outcome::NoNode) if !matches!(op.call, Call::Create { .. }) => absent,
         (Call::Write { .. }, Outcome::Written { version }) => {
-            (version == reg.version + 1).then_some(next)
+            exists.filter(|r| version == r.version + 1).map(|_| set)
         }
-        (Call::Write { .. }, Outcome::Unknown) => Some(next),
-        (Call::Cas { expect, .. }, Outcome::Written { version }) => {
-            (expect == reg.version && version == expect + 1).then_some(next)
+        (Call::Write { .. }, Outcome::Unknown) => exists.map(|_| set),
+        (Call::Cas { expect, .. }, Outcome::Written { version }) => exists
+            .filter(|r| expect == r.version && version == expect + 1)
+            .map(|_| set),
+        (Call::Cas { expect, .. }, Outcome::BadVersion) => exists.filter(|r| expect != r.version),
+        (Call::Cas { expect, .. }, Outcome::Unknown) => {
+            exists.filter(|r| expect == r.version).map(|_| set)
         }
-        (Call::Cas { expect, .. }, Outcome::BadVersion) => (expect != reg.version).then_some(reg),
-        // A compare-and-set that would fail changes nothing: placing it is never needed.
-        (Call::Cas { expect, .. }, Outcome::Unknown) => (expect == reg.version).then_some(next),
+        (Call::Create { .. }, Outcome::Written { version: 0 } | Outcome::Unknown) => {
+            absent.map(|_| Reg::at(written, 0))
+        }
+        (Call::Create { .. }, Outcome::NodeExists) => exists,
+        (Call::Delete, Outcome::Deleted | Outcome::Unknown) => exists.map(|_| ABSENT),
         _ => None,
     }
 }
@@ -129,12 +176,14 @@ fn step(reg: Reg, op: &Op, written: u64) -> Option<Reg> {
 pub const UNSEEN: u64 = u64::MAX;
 
 /// The lowest version the register must still be at or below for `op` (known outcome) to
-/// be placed later: versions never go down.
+/// be placed later: versions never go down while the znode is never deleted (the search
+/// uses this only for keys without creates and deletes).
 fn version_needed(op: &Op) -> Option<i32> {
-    match op.outcome {
-        Outcome::Read(seen) => Some(seen.version),
-        Outcome::Written { version } => Some(version - 1),
-        Outcome::BadVersion | Outcome::Unknown => None,
+    match (op.call, op.outcome) {
+        (Call::Create { .. }, _) => None,
+        (_, Outcome::Read(seen)) => Some(seen.version),
+        (_, Outcome::Written { version }) => Some(version - 1),
+        _ => None,
     }
 }
 
@@ -188,14 +237,22 @@ pub fn check_key_with_budget(init: Reg, ops: &[Op], budget: usize) -> Verdict {
             _ => None,
         })
         .collect();
+    // Versions go back to 0 when a znode is created again: no pruning by version then.
+    let prune = !ops
+        .iter()
+        .any(|o| matches!(o.call, Call::Create { .. } | Call::Delete));
     let mut written = vec![0; n];
     let mut twin = vec![None; n];
-    let mut last_of_shape: BTreeMap<Option<i32>, usize> = BTreeMap::new();
+    // Shapes: (0, _) write, (1, expected version) compare-and-set, (2, _) create, (3, _)
+    // delete (its "value" is nothing a read sees).
+    let mut last_of_shape: BTreeMap<(u8, i32), usize> = BTreeMap::new();
     for (i, o) in ops.iter().enumerate() {
         let (value, shape) = match o.call {
             Call::Read => continue,
-            Call::Write { value } => (value, None),
-            Call::Cas { expect, value } => (value, Some(expect)),
+            Call::Write { value } => (value, (0, 0)),
+            Call::Cas { expect, value } => (value, (1, expect)),
+            Call::Create { value } => (value, (2, 0)),
+            Call::Delete => (UNSEEN, (3, 0)),
         };
         written[i] = value;
         if o.outcome == Outcome::Unknown && !seen_values.contains(&value) {
@@ -242,7 +299,9 @@ pub fn check_key_with_budget(init: Reg, ops: &[Op], budget: usize) -> Verdict {
         for i in (0..n).filter(|&i| !is_set(&top.placed, i)) {
             if let Some(done) = ops[i].completed {
                 horizon = horizon.min(done);
-                needed = needed.min(version_needed(&ops[i]).unwrap_or(i32::MAX));
+                if prune {
+                    needed = needed.min(version_needed(&ops[i]).unwrap_or(i32::MAX));
+                }
             }
         }
         if top.reg.version > needed {
@@ -321,15 +380,15 @@ pub fn check_key_with_budget(init: Reg, ops: &[Op], budget: usize) -> Verdict {
     }
 }
 
-/// Checks every key of `ops`, each from `init`; the verdicts by key.
-pub fn check(init: Reg, ops: &[Op]) -> BTreeMap<usize, Verdict> {
+/// Checks every key of `ops`, key `k` from `init(k)`; the verdicts by key.
+pub fn check(init: impl Fn(usize) -> Reg, ops: &[Op]) -> BTreeMap<usize, Verdict> {
     let mut by_key: BTreeMap<usize, Vec<Op>> = BTreeMap::new();
     for op in ops {
         by_key.entry(op.key).or_default().push(op.clone());
     }
     by_key
         .into_iter()
-        .map(|(k, ops)| (k, check_key(init, &ops)))
+        .map(|(k, ops)| (k, check_key(init(k), &ops)))
         .collect()
 }
 
@@ -371,12 +430,13 @@ mod tests {
     use super::*;
 
     const INIT: Reg = Reg {
+        exists: true,
         value: 0,
         version: 0,
     };
 
     fn reg(value: u64, version: i32) -> Reg {
-        Reg { value, version }
+        Reg::at(value, version)
     }
 
     /// An operation of client `client` on key 0 over [inv, done] (None: unknown outcome).
@@ -538,6 +598,135 @@ mod tests {
         assert!(ok(&ops));
     }
 
+    fn create(client: usize, value: u64, outcome: Outcome, inv: u64, done: u64) -> Op {
+        op(client, Call::Create { value }, outcome, inv, Some(done))
+    }
+
+    fn delete(client: usize, outcome: Outcome, inv: u64, done: u64) -> Op {
+        op(client, Call::Delete, outcome, inv, Some(done))
+    }
+
+    fn no_node(client: usize, call: Call, inv: u64, done: u64) -> Op {
+        op(client, call, Outcome::NoNode, inv, Some(done))
+    }
+
+    fn ok_from(init: Reg, ops: &[Op]) -> bool {
+        match check_key(init, ops) {
+            Verdict::Linearizable => true,
+            Verdict::NotLinearizable { .. } => false,
+            Verdict::GaveUp { explored } => panic!("gave up after {explored}"),
+        }
+    }
+
+    const CREATED: Outcome = Outcome::Written { version: 0 };
+
+    #[test]
+    fn a_znode_comes_and_goes() {
+        assert!(ok_from(
+            ABSENT,
+            &[
+                no_node(0, Call::Read, 0, 10),
+                no_node(0, Call::Write { value: 9 }, 11, 19),
+                create(0, 1, CREATED, 20, 30),
+                create(1, 2, Outcome::NodeExists, 40, 50),
+                write(1, 3, 1, 60, 70),
+                read(2, reg(3, 1), 80, 90),
+                delete(0, Outcome::Deleted, 100, 110),
+                delete(1, Outcome::NoNode, 120, 130),
+                no_node(2, Call::Read, 140, 150),
+                // Created again: the version starts from 0 again.
+                create(1, 4, CREATED, 160, 170),
+                write(2, 5, 1, 180, 190),
+                read(0, reg(5, 1), 200, 210),
+            ]
+        ));
+    }
+
+    #[test]
+    fn wrong_existence_answers_are_caught() {
+        // NodeExists for a znode nobody created.
+        assert!(!ok_from(
+            ABSENT,
+            &[create(0, 1, Outcome::NodeExists, 0, 10)]
+        ));
+        // Two creates acknowledged with no delete between them.
+        assert!(!ok_from(
+            ABSENT,
+            &[create(0, 1, CREATED, 0, 10), create(1, 2, CREATED, 20, 30)]
+        ));
+        // A read after an acknowledged delete still sees the znode.
+        assert!(!ok_from(
+            ABSENT,
+            &[
+                create(0, 1, CREATED, 0, 10),
+                delete(1, Outcome::Deleted, 20, 30),
+                read(2, reg(1, 0), 40, 50),
+            ]
+        ));
+        // NoNode after an acknowledged create, with no delete.
+        assert!(!ok_from(
+            ABSENT,
+            &[create(0, 1, CREATED, 0, 10), no_node(1, Call::Read, 20, 30)]
+        ));
+        // A created znode whose version did not start from 0 again.
+        assert!(!ok_from(
+            ABSENT,
+            &[
+                create(0, 1, CREATED, 0, 10),
+                write(0, 2, 1, 20, 30),
+                delete(0, Outcome::Deleted, 40, 50),
+                create(0, 3, CREATED, 60, 70),
+                write(0, 4, 2, 80, 90),
+            ]
+        ));
+    }
+
+    #[test]
+    fn a_delete_or_create_of_unknown_outcome_may_take_effect_late_or_never() {
+        let lost_delete = op(0, Call::Delete, Outcome::Unknown, 0, None);
+        let lost_create = op(1, Call::Create { value: 7 }, Outcome::Unknown, 0, None);
+        // The delete happened after a read that still saw the znode.
+        assert!(ok_from(
+            reg(1, 0),
+            &[
+                lost_delete.clone(),
+                read(2, reg(1, 0), 10, 20),
+                no_node(2, Call::Read, 30, 40)
+            ]
+        ));
+        // Or never.
+        assert!(ok_from(
+            reg(1, 0),
+            &[lost_delete.clone(), read(2, reg(1, 0), 50, 60)]
+        ));
+        // A create seen late.
+        assert!(ok_from(
+            ABSENT,
+            &[
+                lost_create.clone(),
+                no_node(2, Call::Read, 10, 20),
+                read(2, reg(7, 0), 30, 40)
+            ]
+        ));
+        // It explains a NodeExists after the znode was seen absent, but only if it was
+        // invoked before that answer.
+        let after_nothing = |lost: Op| {
+            ok_from(
+                ABSENT,
+                &[
+                    no_node(2, Call::Read, 10, 20),
+                    create(2, 8, Outcome::NodeExists, 30, 40),
+                    read(2, reg(7, 0), 50, 60),
+                    lost,
+                ],
+            )
+        };
+        assert!(after_nothing(lost_create.clone()));
+        let mut too_late = lost_create;
+        too_late.invoked = 45;
+        assert!(!after_nothing(too_late));
+    }
+
     #[test]
     fn keys_are_checked_apart_and_reported() {
         let mut a = write(0, 1, 1, 0, 10);
@@ -546,7 +735,7 @@ mod tests {
         b.key = 2;
         let mut stale = read(1, INIT, 20, 30);
         stale.key = 1;
-        let verdicts = check(INIT, &[a, b, stale]);
+        let verdicts = check(|_| INIT, &[a, b, stale]);
         assert!(matches!(verdicts[&2], Verdict::Linearizable));
         assert!(matches!(verdicts[&1], Verdict::NotLinearizable { .. }));
         let text = report(&verdicts);

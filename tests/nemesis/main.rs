@@ -8,7 +8,8 @@
 //! some order of the operations, each taking effect between its invocation and completion,
 //! explains every answer (per key, Wing-Gong-Lowe).
 //!
-//! Judged: setData (unconditional and with a version), sync + getData, and with
+//! Judged: setData (unconditional and with a version), create and delete (on znodes that
+//! come and go), sync + getData (the data, or NoNode), and with
 //! `keeperd.linearizableReads=true` plain getData too (without it ZooKeeper's reads are only
 //! sequentially consistent, and a plain read on a lagging follower is allowed to be stale).
 //!
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use checker::{Call, Op, Outcome, Reg, Verdict};
+use checker::{Call, Op, Outcome, Reg, Verdict, ABSENT};
 use support::proxied::Proxied;
 use support::proxy::Link;
 use support::tmpfs::Tmpfs;
@@ -33,6 +34,9 @@ use zookeeper_client as zk;
 
 /// The registers: /lin/k0 .. /lin/k{KEYS-1}, created with data "0" (version 0).
 const KEYS: usize = 4;
+/// Znodes that come and go: /lin/n0 .. /lin/n{NODE_KEYS-1}, absent at first, created,
+/// deleted and written (keys KEYS .. KEYS + NODE_KEYS of the history).
+const NODE_KEYS: usize = 2;
 /// A client gives up on an operation after this long (its outcome is then unknown).
 const OP_LIMIT: Duration = Duration::from_secs(5);
 /// tickTime=200, syncLimit=5 (the partition tests' timing): a 1 s election timeout.
@@ -65,7 +69,20 @@ impl Recorder {
 }
 
 fn key_path(key: usize) -> String {
-    format!("/lin/k{key}")
+    if key < KEYS {
+        format!("/lin/k{key}")
+    } else {
+        format!("/lin/n{}", key - KEYS)
+    }
+}
+
+/// What key `key` holds before the run.
+fn initial(key: usize) -> Reg {
+    if key < KEYS {
+        Reg::at(0, 0)
+    } else {
+        ABSENT
+    }
 }
 
 fn parse_value(data: &[u8]) -> u64 {
@@ -91,10 +108,49 @@ async fn read(c: &zk::Client, path: &str, plain: bool) -> Result<Reg, zk::Error>
         bounded(c.sync(path)).await?;
     }
     let (data, stat) = bounded(c.get_data(path)).await?;
-    Ok(Reg {
-        value: parse_value(&data),
-        version: stat.version,
-    })
+    Ok(Reg::at(parse_value(&data), stat.version))
+}
+
+/// A read's outcome: what it saw, NoNode, or Err (it tells nothing).
+async fn read_outcome(c: &zk::Client, path: &str, plain: bool) -> Result<Outcome, zk::Error> {
+    match read(c, path, plain).await {
+        Ok(reg) => Ok(Outcome::Read(reg)),
+        Err(zk::Error::NoNode) => Ok(Outcome::NoNode),
+        Err(e) => Err(e),
+    }
+}
+
+/// Does `call` on `path` through `c`: its outcome, or the error that left it unknown.
+async fn change(c: &zk::Client, path: &str, call: Call) -> Result<Outcome, zk::Error> {
+    let written = |r: Result<zk::Stat, zk::Error>| {
+        r.map(|stat| Outcome::Written {
+            version: stat.version,
+        })
+    };
+    let result = match call {
+        Call::Read => unreachable!("reads are not changes"),
+        Call::Write { value } => {
+            written(bounded(c.set_data(path, value.to_string().as_bytes(), None)).await)
+        }
+        Call::Cas { expect, value } => {
+            written(bounded(c.set_data(path, value.to_string().as_bytes(), Some(expect))).await)
+        }
+        Call::Create { value } => {
+            let created = bounded(c.create(path, value.to_string().as_bytes(), &open())).await;
+            written(created.map(|(stat, _)| stat))
+        }
+        Call::Delete => bounded(c.delete(path, None))
+            .await
+            .map(|()| Outcome::Deleted),
+    };
+    match result {
+        Err(zk::Error::BadVersion) if matches!(call, Call::Cas { .. }) => Ok(Outcome::BadVersion),
+        Err(zk::Error::NodeExists) if matches!(call, Call::Create { .. }) => {
+            Ok(Outcome::NodeExists)
+        }
+        Err(zk::Error::NoNode) if !matches!(call, Call::Create { .. }) => Ok(Outcome::NoNode),
+        other => other,
+    }
 }
 
 /// One client: a session on `hosts` (its home member first), random operations on random
@@ -103,7 +159,7 @@ async fn client(id: usize, hosts: String, plan: Plan, rec: Arc<Recorder>, stop: 
     let mut rng = Rng::new(plan.seed ^ (id as u64 + 1).wrapping_mul(0x9e37_79b9));
     let mut session: Option<zk::Client> = None;
     // The last version this client saw of each key: what its compare-and-sets expect.
-    let mut versions = [0i32; KEYS];
+    let mut versions = [0i32; KEYS + NODE_KEYS];
     let mut counter = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = session.as_ref() else {
@@ -113,55 +169,37 @@ async fn client(id: usize, hosts: String, plan: Plan, rec: Arc<Recorder>, stop: 
             }
             continue;
         };
-        let key = rng.below(KEYS);
+        let key = rng.below(KEYS + NODE_KEYS);
         let path = key_path(key);
         counter += 1;
         // Distinct, never 0 (the initial value) nor the checker's reserved values.
         let value = (id as u64 + 1) * 1_000_000_000 + counter;
         let invoked = Instant::now();
-        let (call, result) = match rng.below(10) {
-            0..=3 => {
-                let plain = plan.linearizable_reads && rng.below(2) == 0;
-                match read(c, &path, plain).await {
-                    Ok(reg) => {
-                        versions[key] = reg.version;
-                        (Call::Read, Ok(Outcome::Read(reg)))
-                    }
-                    Err(e) => (Call::Read, Err(e)),
-                }
-            }
-            n => {
-                let call = if n <= 6 {
-                    Call::Write { value }
-                } else {
-                    Call::Cas {
-                        expect: versions[key],
-                        value,
-                    }
-                };
-                let expect = match call {
-                    Call::Cas { expect, .. } => Some(expect),
-                    _ => None,
-                };
-                let data = value.to_string();
-                match bounded(c.set_data(&path, data.as_bytes(), expect)).await {
-                    Ok(stat) => {
-                        versions[key] = stat.version;
-                        (
-                            call,
-                            Ok(Outcome::Written {
-                                version: stat.version,
-                            }),
-                        )
-                    }
-                    Err(zk::Error::BadVersion) if expect.is_some() => {
-                        (call, Ok(Outcome::BadVersion))
-                    }
-                    Err(e) => (call, Err(e)),
-                }
-            }
+        let cas = Call::Cas {
+            expect: versions[key],
+            value,
+        };
+        // Registers: 40% reads, 30% writes, 30% compare-and-sets. Znodes that come and go:
+        // 40% reads, 20% creates, 20% deletes, 10% writes, 10% compare-and-sets.
+        let call = match (key < KEYS, rng.below(10)) {
+            (_, 0..=3) => Call::Read,
+            (true, 4..=6) | (false, 8) => Call::Write { value },
+            (true, _) | (false, 9) => cas,
+            (false, 4..=5) => Call::Create { value },
+            (false, _) => Call::Delete,
+        };
+        let result = if call == Call::Read {
+            let plain = plan.linearizable_reads && rng.below(2) == 0;
+            read_outcome(c, &path, plain).await
+        } else {
+            change(c, &path, call).await
         };
         let completed = Instant::now();
+        match result {
+            Ok(Outcome::Read(reg)) => versions[key] = reg.version,
+            Ok(Outcome::Written { version }) => versions[key] = version,
+            _ => {}
+        }
         let outcome = match result {
             Ok(outcome) => Some(outcome),
             Err(e) => {
@@ -440,14 +478,16 @@ async fn run(plan: Plan) {
     // must still be there.
     for &m in &all {
         let c = connect(&nemesis.e.cluster.hosts(&[m]), SESSION).await;
-        for key in 0..KEYS {
+        for key in 0..KEYS + NODE_KEYS {
             let invoked = Instant::now();
-            let reg = read(&c, &key_path(key), false).await.expect("final read");
+            let outcome = read_outcome(&c, &key_path(key), false)
+                .await
+                .expect("final read");
             rec.record(Op {
                 client: usize::MAX,
                 key,
                 call: Call::Read,
-                outcome: Outcome::Read(reg),
+                outcome,
                 invoked: rec.micros(invoked),
                 completed: Some(rec.micros(Instant::now())),
             });
@@ -458,28 +498,23 @@ async fn run(plan: Plan) {
     let ops = rec.ops.lock().unwrap().clone();
     let count = |f: &dyn Fn(&Op) -> bool| ops.iter().filter(|o| f(o)).count();
     let summary = format!(
-        "{} operations: {} reads, {} writes/CAS acknowledged, {} CAS BadVersion, {} unknown \
-         outcomes; faults:\n  {}",
+        "{} operations: {} reads, {} writes/CAS/creates acknowledged, {} deletes, {} CAS \
+         BadVersion, {} NoNode, {} NodeExists, {} unknown outcomes; faults:\n  {}",
         ops.len(),
         count(&|o| o.call == Call::Read),
         count(&|o| matches!(o.outcome, Outcome::Written { .. })),
+        count(&|o| o.outcome == Outcome::Deleted),
         count(&|o| o.outcome == Outcome::BadVersion),
+        count(&|o| o.outcome == Outcome::NoNode),
+        count(&|o| o.outcome == Outcome::NodeExists),
         count(&|o| o.outcome == Outcome::Unknown),
         nemesis.log.join("\n  ")
     );
     eprintln!("{summary}");
     let started = Instant::now();
-    let verdicts = tokio::task::spawn_blocking(move || {
-        checker::check(
-            Reg {
-                value: 0,
-                version: 0,
-            },
-            &ops,
-        )
-    })
-    .await
-    .unwrap();
+    let verdicts = tokio::task::spawn_blocking(move || checker::check(initial, &ops))
+        .await
+        .unwrap();
     let report = checker::report(&verdicts);
     eprintln!("checked in {:?}:\n{report}", started.elapsed());
     assert!(

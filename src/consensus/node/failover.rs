@@ -1,11 +1,13 @@
 //! Finding a leader quickly: the start-up campaign, campaigning soon after the leader's
 //! connection closed (instead of after a whole election timeout), and a stopping leader
 //! handing over to the most caught-up voter. Also what the node knows of its peers' liveness:
-//! when each was last heard from.
+//! when each was last heard from, and the leader telling a member it does not hear that it
+//! must not serve (`mark_unheard`, `note_heartbeat`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use raft::prelude::{Message, MessageType};
 use raft::StateRole;
 
 use super::{sorted, Node};
@@ -23,6 +25,9 @@ pub(super) struct Liveness {
     pub(super) campaign_at: Option<Instant>,
     /// Peer messages `validate::check` refused.
     pub(super) refused_msgs: u64,
+    /// (leader, term) whose last heartbeat said it has not heard from this node within an
+    /// election timeout: while that leader leads in that term, this node does not serve.
+    pub(super) unheard_by: Option<(u64, u64)>,
 }
 
 impl<S: StateMachine, T: Transport> Node<S, T> {
@@ -114,5 +119,58 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         );
         self.raw.transfer_leader(best.1);
         Some(now + self.opts.election_timeout().min(Duration::from_secs(3)))
+    }
+
+    /// On the leader, before its messages go out: a heartbeat to a member not heard from
+    /// within an election timeout (syncLimit x tickTime, ZooKeeper's limit for a silent
+    /// follower) carries `reject = true`, which raft-rs ignores on a heartbeat. The member
+    /// still follows (its election timer is reset, raft-rs goes on replicating to it), but it
+    /// learns that what it sends is lost: its acknowledgements, forwarded writes and session
+    /// touches. It stops serving until a heartbeat comes without the mark, which the leader
+    /// sends as soon as it hears from it again.
+    pub(super) fn mark_unheard(&self, msgs: &mut [Message]) {
+        if !self.is_leader() {
+            return;
+        }
+        let now = self.clock.now();
+        let limit = self.opts.election_timeout();
+        for m in msgs
+            .iter_mut()
+            .filter(|m| m.get_msg_type() == MessageType::MsgHeartbeat)
+        {
+            m.reject = self
+                .live
+                .heard
+                .get(&m.to)
+                .is_none_or(|t| now.duration_since(*t) > limit);
+        }
+    }
+
+    /// On a member, after raft-rs took a heartbeat of term `hb_term` from `from` (marked
+    /// `unheard` or not): whether the leader it follows hears it (see `mark_unheard`).
+    pub(super) fn note_heartbeat(&mut self, from: u64, hb_term: u64, unheard: bool) {
+        let (leader, term) = (self.raw.raft.leader_id, self.raw.raft.term);
+        if from != leader || hb_term != term || self.is_leader() {
+            return;
+        }
+        let was = self.unheard();
+        self.live.unheard_by = unheard.then_some((leader, term));
+        if self.unheard() != was {
+            if unheard {
+                tracing::warn!(
+                    "leader {leader} has not heard from this server within {:?}: what it \
+                     sends is lost; not serving clients until the leader hears it again",
+                    self.opts.election_timeout()
+                );
+            } else {
+                tracing::info!("leader {leader} hears this server again: serving clients");
+            }
+        }
+    }
+
+    /// The leader this node follows does not hear it (`note_heartbeat`).
+    pub(super) fn unheard(&self) -> bool {
+        self.raw.raft.leader_id != 0
+            && self.live.unheard_by == Some((self.raw.raft.leader_id, self.raw.raft.term))
     }
 }

@@ -32,7 +32,8 @@ pub struct RaftStatus {
     pub id: u64,
     pub role: RaftRole,
     pub is_leader: bool,
-    /// A leader is known (this node or another): the ensemble can serve writes.
+    /// A leader is known (this node or another) and hears this node: the ensemble can serve
+    /// writes, and this node's clients (ZooKeeper's "serving requests").
     pub serving: bool,
     /// The current membership (sorted); the quorum is a majority of `voters`.
     pub voters: Vec<u64>,
@@ -113,6 +114,10 @@ impl RaftHandle {
     }
     pub fn leader_id(&self) -> u64 {
         self.status.borrow().leader_id
+    }
+    /// `RaftStatus::serving`.
+    pub fn serving(&self) -> bool {
+        self.status.borrow().serving
     }
     pub fn term(&self) -> u64 {
         self.status.borrow().term

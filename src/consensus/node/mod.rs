@@ -314,8 +314,12 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             }
             return;
         }
+        let heartbeat =
+            (msg.get_msg_type() == MessageType::MsgHeartbeat).then_some((msg.term, msg.reject));
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!("raft: dropped a peer message: {e}");
+        } else if let Some((term, reject)) = heartbeat {
+            self.note_heartbeat(from, term, reject);
         }
     }
 

@@ -47,7 +47,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             let mut rd = self.raw.ready();
             // 1. Messages that may go out before persisting (a leader's appends).
             if !rd.messages().is_empty() {
-                self.transport.send(rd.take_messages());
+                self.send(rd.take_messages());
             }
             // ReadIndex answers: the commit index each barrier must wait for.
             for rs in rd.take_read_states() {
@@ -69,7 +69,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 .persist(rd.entries(), rd.hs(), must_sync)?;
             // 6. Messages that acknowledge what was just persisted (votes, append acks).
             if !rd.persisted_messages().is_empty() {
-                self.transport.send(rd.take_persisted_messages());
+                self.send(rd.take_persisted_messages());
             }
             // 7. Advance; the LightReady carries what persisting unlocked.
             let mut light = self.raw.advance(rd);
@@ -77,12 +77,19 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 self.raw.mut_store().set_commit(commit)?;
             }
             if !light.messages().is_empty() {
-                self.transport.send(light.take_messages());
+                self.send(light.take_messages());
             }
             self.apply(light.take_committed_entries())?;
             self.raw.advance_apply();
         }
         Ok(())
+    }
+
+    /// Raft's messages to the transport, heartbeats marked for members the leader does not
+    /// hear (`mark_unheard`).
+    fn send(&mut self, mut msgs: Vec<raft::prelude::Message>) {
+        self.mark_unheard(&mut msgs);
+        self.transport.send(msgs);
     }
 
     fn after_ready(&mut self) {

@@ -136,6 +136,11 @@ impl Sim {
         self.cut.insert((b, a));
     }
 
+    /// Drops what `from` sends to `to`; the other way still works.
+    pub(super) fn cut_one_way(&mut self, from: u64, to: u64) {
+        self.cut.insert((from, to));
+    }
+
     /// Isolates `id` from every other node.
     pub(super) fn isolate(&mut self, id: u64) {
         for &other in &self.members.clone() {

@@ -111,6 +111,50 @@ fn an_isolated_leader_steps_down_and_its_writes_never_apply() {
     );
 }
 
+/// One-way cut from a follower to the leader: it still hears the leader (so raft-rs keeps
+/// it following and never lets it campaign) but nothing it sends arrives. The leader marks
+/// its heartbeats once it has not heard from it within an election timeout, and the
+/// follower stops serving until the leader hears it again; nobody else is disturbed.
+#[test]
+fn a_follower_the_leader_cannot_hear_stops_serving_until_it_is_heard_again() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let leader = elect(&mut sim);
+    sim.tick_until(5, |s| s.status(leader).synced_followers == 2);
+    let followers: Vec<u64> = [1, 2, 3].into_iter().filter(|&i| i != leader).collect();
+    let (mute, other) = (followers[0], followers[1]);
+    let term = sim.status(leader).term;
+    assert!(sim.status(mute).serving);
+    sim.cut_one_way(mute, leader);
+    let took = sim.tick_until(3 * ELECTION_TICKS, |s| !s.status(mute).serving);
+    // Heard last at the cut; the first heartbeat more than an election timeout later.
+    assert!(
+        (ELECTION_TICKS..=ELECTION_TICKS + 2).contains(&took),
+        "stopped serving after {took} ticks"
+    );
+    for _ in 0..4 * ELECTION_TICKS {
+        sim.tick();
+        let (m, o, l) = (sim.status(mute), sim.status(other), sim.status(leader));
+        assert!(!m.serving && m.leader_id == leader, "{m:?}");
+        assert!(
+            o.serving && l.is_leader && l.synced_followers == 1,
+            "{o:?} {l:?}"
+        );
+        assert_eq!((m.term, o.term, l.term), (term, term, term));
+    }
+    let mut rx = sim.propose(leader, 1);
+    sim.tick();
+    assert!(
+        answered(&mut rx).is_some(),
+        "the leader commits with the other"
+    );
+    sim.heal();
+    let back = sim.tick_until(3, |s| s.status(mute).serving);
+    sim.tick_until(5, |s| s.applied(mute).len() == s.applied(leader).len());
+    assert!(back <= 2, "serving again {back} ticks after healing");
+    assert_eq!(sim.status(mute).term, term);
+    assert_replicas_agree(&sim);
+}
+
 #[test]
 fn a_read_barrier_needs_the_leader_and_a_quorum() {
     let mut sim = Sim::new(&[1, 2, 3]);
