@@ -369,14 +369,17 @@ async fn run(o: Options) -> Result<Vec<Outcome>, String> {
             Arc::get_mut(&mut r).expect("no workload running").keys = Arc::new(paths);
         }
         let outcome = match w {
-            Workload::Watch => watch(&r).await,
-            Workload::Churn => churn(&r).await,
+            // sessions/2 watcher + writer pairs (at least one).
+            Workload::Watch => in_parallel(&r, w, (r.o.sessions / 2).max(1), watch_pair).await,
+            Workload::Churn => in_parallel(&r, w, r.o.sessions, churn_loop).await,
             _ => {
                 if w == Workload::Children {
                     let paths = (0..r.o.children).map(|i| format!("{}/c/c{i:06}", r.base));
                     create_many(&r.o.hosts[0], paths, Bytes::new()).await?;
                 }
-                windowed(&r, w).await
+                let session =
+                    move |r, s, started, stop_at| windowed_session(r, w, s, started, stop_at);
+                in_parallel(&r, w, r.o.sessions, session).await
             }
         };
         println!("{}", outcome.json(&r.o, &r.base));
@@ -575,35 +578,28 @@ fn account(out: &mut Outcome, r: &Run, sent: Sent, body: Response, latency: Dura
     }
 }
 
-/// Runs a windowed workload on `--sessions` sessions at once and merges their outcomes.
-async fn windowed(r: &Arc<Run>, w: Workload) -> Outcome {
+/// Runs `n` copies of a workload's loop at once (`f(run, index, started, stop_at)`), as
+/// tasks on all the runtime's threads, and merges their outcomes; a task that panicked
+/// counts as an error.
+async fn in_parallel<F, Fut>(r: &Arc<Run>, w: Workload, n: usize, f: F) -> Outcome
+where
+    F: Fn(Arc<Run>, usize, Instant, Instant) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let started = Instant::now();
     let stop_at = started + Duration::from_secs_f64(r.o.seconds);
-    let sessions = (0..r.o.sessions).map(|s| windowed_session(r.clone(), w, s, started, stop_at));
+    let handles: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(f(r.clone(), i, started, stop_at)))
+        .collect();
     let mut total = Outcome::new(w);
-    for o in join_all(sessions, w).await {
-        total.merge(o);
+    for h in handles {
+        match h.await {
+            Ok(o) => total.merge(o),
+            Err(e) => total.error(format!("task: {e}")),
+        }
     }
     total.seconds = started.elapsed().as_secs_f64();
     total
-}
-
-/// Runs the futures as tasks (on all the runtime's threads) and collects their outcomes;
-/// a task that panicked counts as an error.
-async fn join_all<F>(futs: impl Iterator<Item = F>, w: Workload) -> Vec<Outcome>
-where
-    F: std::future::Future<Output = Outcome> + Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut outcomes = Vec::new();
-    for h in handles {
-        outcomes.push(h.await.unwrap_or_else(|e| {
-            let mut o = Outcome::new(w);
-            o.error(format!("task: {e}"));
-            o
-        }));
-    }
-    outcomes
 }
 
 async fn windowed_session(
@@ -705,26 +701,9 @@ async fn windowed_session(
     out
 }
 
-/// sessions/2 pairs (at least one): the watcher sets an exists watch on the pair's key, the
+/// One of sessions/2 pairs (at least one): the watcher sets an exists watch on the pair's key, the
 /// writer sets its data; the latency is from the writer's reply to the watcher's event.
-async fn watch(r: &Arc<Run>) -> Outcome {
-    let started = Instant::now();
-    let stop_at = started + Duration::from_secs_f64(r.o.seconds);
-    let pairs = (r.o.sessions / 2).max(1);
-    let mut total = Outcome::new(Workload::Watch);
-    for o in join_all(
-        (0..pairs).map(|p| watch_pair(r.clone(), p, stop_at)),
-        Workload::Watch,
-    )
-    .await
-    {
-        total.merge(o);
-    }
-    total.seconds = started.elapsed().as_secs_f64();
-    total
-}
-
-async fn watch_pair(r: Arc<Run>, pair: usize, stop_at: Instant) -> Outcome {
+async fn watch_pair(r: Arc<Run>, pair: usize, _started: Instant, stop_at: Instant) -> Outcome {
     let mut out = Outcome::new(Workload::Watch);
     let n = r.o.hosts.len();
     let conns = async {
@@ -789,25 +768,9 @@ async fn watch_pair(r: Arc<Run>, pair: usize, stop_at: Instant) -> Outcome {
     out
 }
 
-/// `--sessions` loops of: open a session, create an ephemeral, close the session (waiting
+/// One of `--sessions` loops of: open a session, create an ephemeral, close the session (waiting
 /// for the reply). One cycle is one op; its latency is the whole cycle.
-async fn churn(r: &Arc<Run>) -> Outcome {
-    let started = Instant::now();
-    let stop_at = started + Duration::from_secs_f64(r.o.seconds);
-    let mut total = Outcome::new(Workload::Churn);
-    for o in join_all(
-        (0..r.o.sessions).map(|s| churn_loop(r.clone(), s, stop_at)),
-        Workload::Churn,
-    )
-    .await
-    {
-        total.merge(o);
-    }
-    total.seconds = started.elapsed().as_secs_f64();
-    total
-}
-
-async fn churn_loop(r: Arc<Run>, s: usize, stop_at: Instant) -> Outcome {
+async fn churn_loop(r: Arc<Run>, s: usize, _started: Instant, stop_at: Instant) -> Outcome {
     let mut out = Outcome::new(Workload::Churn);
     let host = &r.o.hosts[s % r.o.hosts.len()];
     let mut n = 0u64;
