@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -32,6 +32,7 @@ use super::Shared;
 use crate::admin::commands;
 use crate::admin::metrics::{self, Figure, Kind, SummaryFigures};
 use crate::admin::Need;
+use crate::proto::Id;
 use crate::summary::{Summary, FSYNC_TIME, SNAPSHOT_TIME};
 
 /// Connections served at once per port; monitoring needs few, and a flood must not take
@@ -184,8 +185,19 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 
 async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     match *req.method() {
         Method::GET | Method::HEAD => {}
+        Method::POST
+            if req.uri().path() == "/console/api/edit"
+                && matches!(site.kind, SiteKind::Admin { .. }) =>
+        {
+            return console_edit(site, authorization, req).await;
+        }
         // Jetty's AdminServer constrains TRACE to authenticated users: 403.
         Method::TRACE => return reply(StatusCode::FORBIDDEN, TEXT, String::new()),
         _ => return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into()),
@@ -216,28 +228,44 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
             "text/html; charset=utf-8",
             console::PAGE.to_string(),
         ),
-        SiteKind::Admin { .. } if path == "/console/api/znode" => {
-            let znode_path = query_params(&query)
-                .into_iter()
-                .find(|(k, _)| k == "path")
-                .map_or_else(|| "/".to_string(), |(_, v)| v);
-            let answer = blocking(move || console::znode(&shared, &znode_path).to_string()).await;
-            reply(StatusCode::OK, "application/json", answer)
-        }
-        SiteKind::Admin { client, .. } if path == "/console/api/ensemble" => {
-            let me = *client;
-            let answer = blocking(move || console::ensemble(&shared, me).to_string()).await;
+        SiteKind::Admin { .. } if path.starts_with("/console/api/") => {
+            let ids = match login(&shared, authorization.as_deref()) {
+                Ok(login) => login.map(|(_, ids)| ids).unwrap_or_default(),
+                Err(e) => return reply(StatusCode::UNAUTHORIZED, TEXT, e),
+            };
+            let param = |name: &str| {
+                query_params(&query)
+                    .into_iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v)
+            };
+            let answer = match &path["/console/api/".len()..] {
+                "znode" => {
+                    let znode_path = param("path").unwrap_or_else(|| "/".to_string());
+                    blocking(move || console::znode(&shared, &znode_path, &ids).to_string()).await
+                }
+                "kafka" => {
+                    let root = param("root");
+                    blocking(move || console::kafka(&shared, root.as_deref(), &ids).to_string())
+                        .await
+                }
+                "sessions" => blocking(move || console::sessions(&shared).to_string()).await,
+                "live" => console::live(&shared).to_string(),
+                "ensemble" => {
+                    let SiteKind::Admin { client, .. } = &site.kind else {
+                        unreachable!("matched as Admin above")
+                    };
+                    let me = *client;
+                    blocking(move || console::ensemble(&shared, me).to_string()).await
+                }
+                _ => return reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
+            };
             reply(StatusCode::OK, "application/json", answer)
         }
         SiteKind::Admin { command_url, .. }
             if path.strip_prefix(command_url.as_str()) == Some("/snapshot") =>
         {
-            let auth = req
-                .headers()
-                .get(hyper::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            snapshot_command(site, auth).await
+            snapshot_command(site, authorization).await
         }
         SiteKind::Admin {
             command_url,
@@ -269,6 +297,107 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
+/// The identities of `Authorization: digest user:password`: those `addauth digest
+/// user:password` gives a client, plus `super` when it is superDigest's user; with the user
+/// name (for logs). `Ok(None)` without the header, `Err` (the reason) for any other form.
+fn login(shared: &Shared, auth: Option<&str>) -> Result<Option<(String, Vec<Id>)>, String> {
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    let Some(user_password) = auth.trim().strip_prefix("digest ").map(str::trim) else {
+        return Err("Authorization must be: digest user:password\n".into());
+    };
+    let Some(id) = super::connection::digest_id(user_password) else {
+        return Err("not user:password\n".into());
+    };
+    let user = user_password.split(':').next().unwrap_or("").to_string();
+    let mut ids = vec![Id::new("digest", id.clone())];
+    if shared.config().super_digest.as_deref() == Some(id.as_str()) {
+        ids.push(Id::new("super", ""));
+    }
+    Ok(Some((user, ids)))
+}
+
+/// 401 asking for `Authorization: digest user:password`.
+fn needs_login(why: &str) -> Response<Full<Bytes>> {
+    let mut r = reply(
+        StatusCode::UNAUTHORIZED,
+        "text/plain; charset=utf-8",
+        why.to_string(),
+    );
+    r.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("digest"),
+    );
+    r
+}
+
+/// The largest console edit accepted (the znode's data plus a little JSON).
+const MAX_EDIT_BODY: usize = 1 << 20;
+
+/// `POST /console/api/edit` (the console's create/set/delete): the body is JSON
+/// `{"op": "create"|"set"|"delete", "path": ..., "data": text, "version": n, "acl":
+/// "open"|"creator"}`, and `Authorization: digest user:password` is required. The edit is
+/// made by a ZooKeeper client session on this server's own client port that authenticated
+/// with those credentials: the ACLs, the write path and the answers are exactly a client's,
+/// and the console holds no authority of its own. The answer is JSON `{"error": null |
+/// "...", "path": created path}`. Browsers cannot send this cross-site without a CORS
+/// preflight (the JSON content type and the Authorization header), which is never granted.
+async fn console_edit(
+    site: &Site,
+    auth: Option<String>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let SiteKind::Admin { client, .. } = &site.kind else {
+        return reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into());
+    };
+    let user_password = match login(&site.shared, auth.as_deref()) {
+        Ok(Some(_)) => auth
+            .as_deref()
+            .and_then(|a| a.trim().strip_prefix("digest "))
+            .map(|a| a.trim().to_string())
+            .unwrap_or_default(),
+        Ok(None) => return needs_login("editing needs Authorization: digest user:password\n"),
+        Err(e) => return reply(StatusCode::UNAUTHORIZED, TEXT, e),
+    };
+    let json_body = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_body {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            TEXT,
+            "the body must be application/json\n".into(),
+        );
+    }
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_EDIT_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                TEXT,
+                format!("at most {MAX_EDIT_BODY} bytes\n"),
+            )
+        }
+    };
+    let edit: console::Edit = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => return reply(StatusCode::BAD_REQUEST, TEXT, format!("{e}\n")),
+    };
+    let mut target = *client;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let answer = console::edit(target, &user_password, edit).await;
+    reply(StatusCode::OK, "application/json", answer.to_string())
+}
+
 /// `snapshot` (ZooKeeper 3.9's online backup): the whole tree as one ZooKeeper snapshot
 /// file (its format, checksum and digest trailer), taken under the state lock so it is
 /// consistent at `last_zxid` (a response header). Needs `Authorization: digest
@@ -285,29 +414,13 @@ async fn snapshot_command(site: &Site, auth: Option<String>) -> Response<Full<By
             "the snapshot command is off (admin.snapshot.enabled=false)\n".into(),
         );
     }
-    let Some(user_password) = auth
-        .as_deref()
-        .and_then(|a| a.trim().strip_prefix("digest "))
-        .map(|a| a.trim().to_string())
-    else {
-        let mut r = reply(
-            StatusCode::UNAUTHORIZED,
-            TEXT,
-            "snapshot needs Authorization: digest user:password\n".into(),
-        );
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("digest"),
-        );
-        return r;
+    let (user, ids) = match login(&site.shared, auth.as_deref()) {
+        Ok(Some(login)) => login,
+        Ok(None) => {
+            return needs_login("snapshot needs Authorization: digest user:password\n");
+        }
+        Err(e) => return reply(StatusCode::UNAUTHORIZED, TEXT, e),
     };
-    let Some(id) = super::connection::digest_id(&user_password) else {
-        return reply(StatusCode::UNAUTHORIZED, TEXT, "not user:password\n".into());
-    };
-    let mut ids = vec![crate::proto::Id::new("digest", id.clone())];
-    if cfg.super_digest.as_deref() == Some(id.as_str()) {
-        ids.push(crate::proto::Id::new("super", ""));
-    }
     let interval = Duration::from_millis(cfg.admin_snapshot_interval_ms);
     {
         let mut taken = site
@@ -331,7 +444,7 @@ async fn snapshot_command(site: &Site, auth: Option<String>) -> Response<Full<By
             state.tree.permits_all("/", crate::proto::perms::ALL, &ids)
         };
         if !permitted {
-            warn!(user = %user_password.split(':').next().unwrap_or(""), "snapshot refused: not super and no ALL on /");
+            warn!(user = %user, "snapshot refused: not super and no ALL on /");
             return reply(
                 StatusCode::FORBIDDEN,
                 TEXT,

@@ -34,12 +34,13 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from kazoo.exceptions import BadVersionError, NodeExistsError, RuntimeInconsistency
 
-from conftest import HOST, JAVA_DIR, ZK_JAR, make_client
+from conftest import HOST, JAVA_DIR, ZK_JAR, free_port, make_client
 
 CHROOT = "/kafka01"
 SRC_DIR = Path(__file__).resolve().parent / "kafka"
@@ -120,7 +121,12 @@ def zk_servers(server, tmp_path_factory):
         from conftest import Ensemble
 
         global _ENSEMBLE
-        ens = Ensemble(tmp_path_factory.mktemp("kafka-ensemble"), 3).start()
+        # AdminServers on loopback ports of their own, for the console's Kafka view.
+        admin = {"admin.enableServer": "true", "admin.serverAddress": HOST}
+        ens = Ensemble(tmp_path_factory.mktemp("kafka-ensemble"), 3, admin)
+        for member in ens.members:
+            member.extra_cfg["admin.serverPort"] = str(free_port())
+        ens.start()
         _ENSEMBLE = ens
         try:
             yield ens.hosts()
@@ -680,6 +686,58 @@ def test_controller_failover_on_session_close(kafka, zk):
     assert b1["controller"] is False and b1["active_controller"] == w
     kafka.wait("broker-change", since=since, broker=w, added=[1])
     assert ("NodeChildrenChanged", "/brokers/ids") in kafka.watches(w, since=since)
+
+
+def _chromium_dom(url):
+    """The DOM of `url` after its scripts ran for 3 s, from headless Chromium."""
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--no-first-run", "--disable-dev-shm-usage",
+             "--virtual-time-budget=3000", f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+    return out.stdout
+
+
+def test_console_kafka_view_shows_what_the_brokers_registered(kafka, zk):
+    """The web console's Kafka view on a keeperd member (docs/monitoring.md) against what
+    the emulated brokers and controller wrote: brokers and endpoints, the controller,
+    each partition's replicas, leader and ISR; and the page itself in Chromium."""
+    if _ENSEMBLE is None:
+        pytest.skip("the console is keeperd's (its 3-node ensemble)")
+    start_brokers(kafka)
+    create_topic(kafka, "orders", 3)
+    controller = get_json(zk, "/controller")[0]["brokerid"]
+    port = _ENSEMBLE.members[0].extra_cfg["admin.serverPort"]
+    url = f"http://{HOST}:{port}/console/api/kafka?root={CHROOT}"
+    deadline = time.monotonic() + 10
+    while True:  # the member may not have applied the last writes yet
+        view = json.load(urllib.request.urlopen(url, timeout=10))
+        topics = {t["name"]: t for t in view.get("topics") or []}
+        parts = topics.get("orders", {}).get("partitions", [])
+        if len(parts) == 3 and all(p["leader"] is not None for p in parts):
+            break
+        assert time.monotonic() < deadline, view
+        time.sleep(0.2)
+    assert CHROOT in view["roots"]
+    assert [b["id"] for b in view["brokers"]] == ["1", "2", "3"]
+    for b in view["brokers"]:
+        reg, stat = get_json(zk, f"/brokers/ids/{b['id']}")
+        assert b["endpoints"] == reg["endpoints"]
+        assert b["session"] == hex(stat.ephemeralOwner)
+    assert view["controller"] == controller
+    assert view["topic_count"] == 1
+    for p in parts:
+        state, _ = get_json(zk, f"/brokers/topics/orders/partitions/{p['partition']}/state")
+        assert p["replicas"] == rotation(p["partition"])
+        assert (p["leader"], p["isr"]) == (state["leader"], state["isr"])
+
+    dom = _chromium_dom(f"http://{HOST}:{port}/console#kafka")
+    for b in (1, 2, 3):
+        assert f'data-broker="{b}"' in dom, dom
+    assert 'data-topic="orders"' in dom, dom
+    assert f"controller: broker {controller}" in dom, dom
 
 
 def test_broker_session_expiry_and_reregistration(kafka, zk):

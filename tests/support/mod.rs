@@ -17,6 +17,7 @@
 //! - [`proxy`]: a TCP proxy in front of the quorum ports that cuts, delays and heals links.
 //! - [`tmpfs`]: a small tmpfs to fill a server's disk.
 //! - [`proxied`]: an ensemble whose quorum links all go through a [`proxy::Proxy`].
+//! - [`webdriver`]: headless Chromium driven through chromedriver (the console tests).
 
 // Each test file is its own crate and uses only part of this module; the rest would warn
 // as dead code in every one of them.
@@ -33,6 +34,7 @@ pub mod proxied;
 pub mod proxy;
 pub mod rng;
 pub mod tmpfs;
+pub mod webdriver;
 pub mod wire;
 
 // Re-exported so that a test file can `use support::*`; a file that uses nothing of one

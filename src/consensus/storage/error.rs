@@ -223,6 +223,8 @@ pub enum LogOp {
     WriteHardState,
     /// Writing the conf state alone.
     WriteConfState,
+    /// Writing the log start alone (a compaction).
+    WriteLogStart,
     /// Removing every entry for a snapshot install.
     Reset,
 }
@@ -239,6 +241,7 @@ impl fmt::Display for LogOp {
             LogOp::Read => f.write_str("reading raft log"),
             LogOp::WriteHardState => f.write_str("writing hard state"),
             LogOp::WriteConfState => f.write_str("writing conf state"),
+            LogOp::WriteLogStart => f.write_str("writing log start"),
             LogOp::Reset => f.write_str("resetting raft log"),
         }
     }

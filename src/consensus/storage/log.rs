@@ -2,6 +2,9 @@
 //! persist, compaction, snapshot install), and its `raft::Storage` impl.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use protobuf::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
@@ -20,6 +23,9 @@ use super::snapshots::SnapshotStore;
 /// sled keeps a page cache per db; the log is read back once for apply, so a modest cache is
 /// enough (sled's default is 1 GiB).
 const LOG_CACHE_BYTES: u64 = 64 << 20;
+
+/// Entries a compaction removes per sled batch on its cleaner thread.
+const CLEAN_BATCH: usize = 1024;
 
 /// What opening the log found, for the recovery log lines and the tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,8 +53,11 @@ pub struct SledStorage {
     log_start: (u64, u64),
     last_index: u64,
     last_term: u64,
-    /// Sum of the stored entry values (what `mntr` reports as the log size).
+    /// Sum of the stored entry values (what `mntr` reports as the log size), before
+    /// subtracting what the compaction cleaner removed (`Cleaner::removed_bytes`).
     log_bytes: u64,
+    /// Removes compacted entries off the raft thread (see `compact`).
+    cleaner: Cleaner,
     /// fdatasync calls made by `persist` (each may cover several files).
     syncs: u64,
     snaps: SnapshotStore,
@@ -102,6 +111,7 @@ impl SledStorage {
             last_index: 0,
             last_term: 0,
             log_bytes: 0,
+            cleaner: Cleaner::default(),
             syncs: 0,
             snaps,
         };
@@ -403,7 +413,11 @@ impl SledStorage {
     }
 
     /// Drops the log up to and including `index` (which must be applied and covered by a
-    /// durable snapshot). One transaction: the new log_start and the removals.
+    /// durable snapshot). The new log start is written at once (durable with the next
+    /// flush); the entries at or below it are then deleted by a cleaner thread in small
+    /// batches. Deleting 100,000 entries takes seconds, and every write would wait for it on
+    /// the raft thread. Nothing reads below the log start, and a restart deletes whatever
+    /// a crash left there (`load`: "left by a compaction").
     pub fn compact(&mut self, index: u64) -> Result<(), StorageError> {
         if index <= self.log_start.0 {
             return Ok(());
@@ -417,27 +431,15 @@ impl SledStorage {
         let term = self
             .term(index)
             .map_err(|err| StorageError::CompactTerm { index, err })?;
-        let mut batch = sled::Batch::default();
-        let mut removed = 0u64;
-        for kv in self.entries.range(..=entry_key(index)) {
-            let (k, v) = kv.map_err(read_err)?;
-            removed += v.len() as u64;
-            batch.remove(k);
-        }
         let start = seal(KEY_LOG_START, &start_bytes((index, term)));
-        let res: Result<(), TransactionError<()>> =
-            (&self.entries, &self.meta).transaction(|(et, mt)| {
-                mt.insert(KEY_LOG_START, start.as_slice())?;
-                et.apply_batch(&batch)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        res.map_err(|err| StorageError::Transaction {
-            what: "compacting raft log",
-            path: self.path.clone(),
-            err,
-        })?;
+        self.meta
+            .insert(KEY_LOG_START, start)
+            .map_err(|err| StorageError::Sled {
+                op: LogOp::WriteLogStart,
+                err,
+            })?;
         self.log_start = (index, term);
-        self.log_bytes -= removed.min(self.log_bytes);
+        self.cleaner.remove(&self.entries, index);
         Ok(())
     }
 
@@ -460,7 +462,8 @@ impl SledStorage {
         hs.commit = meta.index;
         self.last_index = meta.index;
         self.last_term = meta.term;
-        self.log_bytes = 0;
+        // Empty: `log_bytes()` subtracts what the cleaner removed.
+        self.log_bytes = self.cleaner.removed_bytes.load(Ordering::Relaxed);
         self.write_meta_now(&hs, meta.get_conf_state(), (meta.index, meta.term))
     }
 
@@ -496,6 +499,7 @@ impl SledStorage {
     /// Bytes of stored entries (checksums and protobuf included).
     pub fn log_bytes(&self) -> u64 {
         self.log_bytes
+            .saturating_sub(self.cleaner.removed_bytes.load(Ordering::Relaxed))
     }
     /// fdatasync rounds done by `persist` and friends since open.
     pub fn syncs(&self) -> u64 {
@@ -511,6 +515,92 @@ impl SledStorage {
 }
 
 /// A sled error while reading entries to replace or remove them.
+/// Deletes compacted entries on its own thread (started by the first compaction), one
+/// range per compaction, in batches of `CLEAN_BATCH`. Stopped and joined when the log is
+/// dropped: what it had not deleted yet, the next open does.
+#[derive(Default)]
+struct Cleaner {
+    /// Sum of the values deleted so far.
+    removed_bytes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    /// Sends "delete every entry at or below this index".
+    to: Option<std::sync::mpsc::Sender<u64>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Cleaner {
+    fn remove(&mut self, entries: &sled::Tree, through: u64) {
+        if self.to.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<u64>();
+            let entries = entries.clone();
+            let removed = self.removed_bytes.clone();
+            let stop = self.stop.clone();
+            let spawned = std::thread::Builder::new()
+                .name("raft-log-clean".into())
+                .spawn(move || {
+                    while let Ok(through) = rx.recv() {
+                        if let Err(err) = clean(&entries, through, &removed, &stop) {
+                            // Left for the next open to delete; a failing db fails the
+                            // raft thread's next flush anyway.
+                            tracing::error!("deleting compacted raft log entries: {err}");
+                        }
+                    }
+                });
+            match spawned {
+                Ok(h) => {
+                    self.thread = Some(h);
+                    self.to = Some(tx);
+                }
+                Err(e) => {
+                    tracing::warn!("no raft log cleaner thread ({e}); compacted entries stay until the next open");
+                    return;
+                }
+            }
+        }
+        if let Some(tx) = &self.to {
+            let _ = tx.send(through);
+        }
+    }
+}
+
+impl Drop for Cleaner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.to = None;
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Deletes the entries at or below `through`, a batch at a time, until none is left or
+/// `stop` is set.
+fn clean(
+    entries: &sled::Tree,
+    through: u64,
+    removed: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<(), sled::Error> {
+    let end = entry_key(through);
+    while !stop.load(Ordering::Relaxed) {
+        let mut batch = sled::Batch::default();
+        let mut bytes = 0u64;
+        let mut n = 0;
+        for kv in entries.range(..=end).take(CLEAN_BATCH) {
+            let (k, v) = kv?;
+            bytes += v.len() as u64;
+            batch.remove(k);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        entries.apply_batch(batch)?;
+        removed.fetch_add(bytes, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 fn read_err(err: sled::Error) -> StorageError {
     StorageError::Sled {
         op: LogOp::Read,
