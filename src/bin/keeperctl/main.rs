@@ -32,6 +32,8 @@
 
 mod acl;
 mod backup;
+mod bench;
+mod bench_conn;
 mod ensemble;
 mod four_letter;
 mod znodes;
@@ -76,6 +78,12 @@ Commands (as zkCli.sh):
   snapshot save FILE                     online backup through the AdminServer (-admin
                                          host:port, default the -server host on 8080);
                                          needs --auth digest:user:pw, super or ALL on /
+  bench [--workloads LIST] [--seconds S] [--sessions N] [--window W] [--rate OPS]
+        [--value-size B] [--keys K] [--children C] [--root PATH]
+                                         load generator; LIST: comma-separated from
+                                         create,setData,getData,mix,multi,watch,churn,
+                                         children, or all (default); JSON lines on stdout,
+                                         a table on stderr (docs/performance.md)
 
 -server defaults to localhost:2181. A lone ';' or '--' separates commands run in one session.
 ";
@@ -211,6 +219,17 @@ fn main() -> ExitCode {
         }
         let admin = backup::admin_address(options.admin.as_deref(), &options.server);
         return match backup::snapshot_command(&admin, &options.auth, &options.commands[0][1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => report(f),
+        };
+    }
+    if options.commands[0][0] == "bench" {
+        if options.commands.len() > 1 {
+            return report(Failure::usage(
+                "bench cannot be combined with other commands",
+            ));
+        }
+        return match bench::bench_command(&options.server, &options.commands[0][1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(f) => report(f),
         };
