@@ -76,16 +76,21 @@ async fn screenshot(url: &str, name: &str) -> PathBuf {
     path
 }
 
+/// An in-process server with its AdminServer (and so the console) on a loopback port.
+async fn start_with_console() -> TestServer {
+    start_with(Config {
+        admin_enable_server: true,
+        admin_server_address: "127.0.0.1".into(),
+        admin_server_port: 0,
+        ..test_config()
+    })
+    .await
+}
+
 #[tokio::test]
 async fn console_browses_a_znode_a_client_just_wrote() {
     tokio::time::timeout(Duration::from_secs(150), async {
-        let srv = start_with(Config {
-            admin_enable_server: true,
-            admin_server_address: "127.0.0.1".into(),
-            admin_server_port: 0,
-            ..test_config()
-        })
-        .await;
+        let srv = start_with_console().await;
         let c = client(&srv).await;
         c.create("/app", b"", &open()).await.unwrap();
         c.create("/app/settings", br#"{"replicas":3,"zone":"eu-1"}"#, &open())
@@ -255,13 +260,7 @@ async fn kafka_znodes(c: &zk::Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_logs_in_edits_and_shows_sessions_and_kafka() {
     tokio::time::timeout(Duration::from_secs(170), async {
-        let srv = start_with(Config {
-            admin_enable_server: true,
-            admin_server_address: "127.0.0.1".into(),
-            admin_server_port: 0,
-            ..test_config()
-        })
-        .await;
+        let srv = start_with_console().await;
         let anon = client(&srv).await;
         let alice = zk::Client::connector()
             .with_session_timeout(Duration::from_secs(20))
@@ -423,13 +422,7 @@ async fn console_logs_in_edits_and_shows_sessions_and_kafka() {
 #[tokio::test]
 async fn console_edits_need_a_login_and_json() {
     bounded(async {
-        let srv = start_with(Config {
-            admin_enable_server: true,
-            admin_server_address: "127.0.0.1".into(),
-            admin_server_port: 0,
-            ..test_config()
-        })
-        .await;
+        let srv = start_with_console().await;
         let admin: SocketAddr = srv.server.http.admin.unwrap();
         let body = r#"{"op":"create","path":"/x","data":"1"}"#;
         let json = ("Content-Type", "application/json");
