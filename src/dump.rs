@@ -305,7 +305,25 @@ fn request_detail(req: &Request) -> (&'static str, String) {
 
 /// One line (or JSON object) per entry of keeperd's log.
 pub fn keeperd_log_line(index: u64, term: u64, zxid: i64, txn: &Txn, as_json: bool) -> String {
-    let (session, time, kind, detail): (i64, Option<i64>, &str, String) = match txn {
+    // A client write keeps its kind; who submitted it shows in the sessionAuth lines.
+    let (session, time, kind, detail): (i64, Option<i64>, &str, String) = match txn.inner() {
+        Txn::SessionAuth {
+            session_id,
+            server,
+            ids,
+        } => (
+            *session_id,
+            None,
+            "sessionAuth",
+            format!(
+                "server={server} ids={}",
+                ids.iter()
+                    .map(|i| format!("{}:{}", i.scheme, i.id))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+        Txn::Owned { .. } => (0, None, "owned", String::new()),
         Txn::CreateSession {
             session_id,
             timeout_ms,

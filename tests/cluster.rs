@@ -646,3 +646,157 @@ async fn a_rolling_restart_with_the_seed_timing_refuses_and_delays_no_write() {
     .await
     .expect("rolling restart test exceeded its bound");
 }
+
+/// Forward frames carry no authority of their own: a member (here a connection that says
+/// hello as a follower, which without a quorum secret is what a member is) that forwards
+/// writes for sessions it does not hold, in the name of another member, with identities of
+/// their own (`super`), or a close of another client's session gets none of them applied;
+/// data, ACLs and sessions stay identical on every member, and real clients on followers
+/// (digest ACLs, open znodes) are served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_forwards_get_nothing_the_session_may_not_do() {
+    use keeperd::consensus::transport::Frame;
+    use keeperd::consensus::{Forward, PeerMsg};
+    use keeperd::proto::request::{Request, SetAclRequest, SetDataRequest};
+    use keeperd::proto::Id;
+    use keeperd::tree::Txn;
+    use tokio::io::AsyncWriteExt;
+
+    tokio::time::timeout(LIMIT, async {
+        let cluster = Cluster::start(3, "");
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        let follower = if leader == 1 { 2 } else { 1 };
+        let addr = |id: u64| cluster.nodes[id as usize - 1].addr();
+        let alice = |id: u64| {
+            let a = addr(id);
+            async move {
+                zk::Client::connector()
+                    .with_server_version(3, 8, 0)
+                    .with_auth("digest", b"alice:secret")
+                    .connect(&a)
+                    .await
+                    .unwrap()
+            }
+        };
+        // Alice on the leader: a digest-protected znode and an ephemeral.
+        let owner = alice(leader).await;
+        let creator_all = zk::CreateMode::Persistent.with_acls(zk::Acls::creator_all());
+        owner.create("/secret", b"v", &creator_all).await.unwrap();
+        owner.create("/alive", b"", &ephemeral()).await.unwrap();
+        // Bob, anonymous, on a follower: writes an open znode through it.
+        let bob = connect(&addr(follower), Duration::from_secs(10)).await;
+        bob.create("/bob", b"", &open()).await.unwrap();
+        let bob_id = bob.session_id().0;
+        let alice_id = owner.session_id().0;
+
+        let set = |session_id: i64, data: &[u8]| Txn::Client {
+            session_id,
+            time_ms: 1,
+            auth: vec![],
+            request: Request::SetData(SetDataRequest {
+                path: "/secret".into(),
+                data: Some(bytes::Bytes::copy_from_slice(data)),
+                version: -1,
+            }),
+        };
+        let owned = |server: u64, txn: Txn| Txn::Owned {
+            server,
+            txn: Box::new(txn),
+        };
+        let open_acl = Request::SetAcl(SetAclRequest {
+            path: "/secret".into(),
+            acl: vec![keeperd::proto::Acl {
+                perms: 31,
+                id: Id::new("world", "anyone"),
+            }],
+            version: -1,
+        });
+        let forged = [
+            // Bob's session, from the member holding it: Bob's identities do not pass.
+            owned(follower, set(bob_id, b"by-bob")),
+            // Alice's session, which the follower does not hold.
+            owned(follower, set(alice_id, b"as-alice")),
+            // In the name of the leader.
+            owned(leader, set(alice_id, b"as-leader")),
+            Txn::SessionAuth {
+                session_id: alice_id,
+                server: leader,
+                ids: vec![Id::new("super", "")],
+            },
+            // Identities of its own.
+            Txn::Client {
+                session_id: bob_id,
+                time_ms: 1,
+                auth: vec![Id::new("super", "")],
+                request: open_acl,
+            },
+            // Another client's session closed.
+            Txn::CloseSession {
+                session_id: alice_id,
+            },
+            owned(
+                follower,
+                Txn::CloseSession {
+                    session_id: alice_id,
+                },
+            ),
+        ];
+        let cfg = std::fs::read_to_string(cluster.nodes[0].dir.join("zoo.cfg")).unwrap();
+        let quorum = cfg
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("server.{leader}=127.0.0.1:")))
+            .and_then(|rest| rest.split(':').next())
+            .expect("server line")
+            .to_string();
+        let mut frames = Frame::Hello {
+            from: follower,
+            to: leader,
+        }
+        .encode()
+        .unwrap();
+        for (i, txn) in forged.iter().enumerate() {
+            let fwd = Frame::Msg(PeerMsg::Forward(Forward {
+                origin: follower,
+                incarnation: 7,
+                seq: 1000 + i as u64,
+                txn: txn.to_bytes(),
+            }));
+            frames.extend(fwd.encode().unwrap());
+        }
+        let mut s = tokio::net::TcpStream::connect(format!("127.0.0.1:{quorum}"))
+            .await
+            .unwrap();
+        s.write_all(&frames).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        drop(s);
+
+        // Whatever was appended is applied everywhere before this marker.
+        owner.create("/marker", b"m", &open()).await.unwrap();
+        for id in 1..=3 {
+            let a = alice(id).await;
+            converge(&a, "/marker", b"m").await;
+            assert_eq!(a.get_data("/secret").await.unwrap().0, b"v", "server {id}");
+            let (acl, _) = a.get_acl("/secret").await.unwrap();
+            assert_eq!(acl.len(), 1, "server {id}: {acl:?}");
+            assert_eq!(acl[0].scheme(), "digest");
+            assert!(
+                a.check_stat("/alive").await.unwrap().is_some(),
+                "server {id}"
+            );
+        }
+        assert_digests_agree(&cluster).await;
+        let log = cluster.nodes[leader as usize - 1].log();
+        assert!(log.matches("refused").count() >= 4, "leader log: {log}");
+        // Real clients on a follower: Bob is still refused, Alice writes through it.
+        assert_eq!(
+            bob.set_data("/secret", b"x", None).await.unwrap_err(),
+            zk::Error::NoAuth
+        );
+        bob.set_data("/bob", b"ok", None).await.unwrap();
+        let alice_f = alice(follower).await;
+        alice_f.set_data("/secret", b"w", None).await.unwrap();
+        converge(&owner, "/secret", b"w").await;
+    })
+    .await
+    .expect("forged forward test exceeded its bound");
+}

@@ -75,8 +75,12 @@ impl StateMachine for Recorder {
     }
 }
 
+/// A txn numbered `i` that any member may forward to the leader.
 pub(super) fn txn(i: i64) -> Txn {
-    Txn::CloseSession { session_id: i }
+    Txn::CreateSession {
+        session_id: i,
+        timeout_ms: 1,
+    }
 }
 
 fn opts(dir: &Path) -> RaftOptions {

@@ -52,10 +52,16 @@ impl StateMachine for Applier {
                 shared.deliver(&conns, session_id, &event, &acl);
             }
         }
-        if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
+        if matches!(txn.inner(), Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
             self.config_dirty = true;
         }
-        if let Txn::CloseSession { session_id } = txn {
+        // Expiry, or a client's close that its session's server submitted (a refused one
+        // changed nothing).
+        let closed = match txn.inner() {
+            Txn::CloseSession { session_id } if applied.result.is_ok() => Some(*session_id),
+            _ => None,
+        };
+        if let Some(session_id) = &closed {
             // Expired (possibly by a leader elsewhere): a client still connected here is
             // disconnected, and finds its session expired when it reconnects.
             if let Some(h) = conns
@@ -69,20 +75,20 @@ impl StateMachine for Applier {
             }
         }
         drop(conns);
-        match txn {
-            Txn::CreateSession {
-                session_id,
-                timeout_ms,
-            } => shared.liveness().track(
+        if let Txn::CreateSession {
+            session_id,
+            timeout_ms,
+        } = txn
+        {
+            shared.liveness().track(
                 *session_id,
                 Duration::from_millis((*timeout_ms).max(0) as u64),
                 Instant::now(),
-            ),
-            Txn::CloseSession { session_id } => {
-                state.watches.remove_session(*session_id);
-                shared.liveness().forget(*session_id);
-            }
-            _ => {}
+            );
+        }
+        if let Some(session_id) = closed {
+            state.watches.remove_session(session_id);
+            shared.liveness().forget(session_id);
         }
         applied
     }

@@ -167,7 +167,24 @@ pub async fn run<S: ClientStream>(
         return;
     }
 
+    // ZooKeeper's order (whoami shows it): the certificate's ids, proven during the TLS
+    // handshake, before the ip id added with the session.
+    let ids: Vec<Id> = tls_ids
+        .into_iter()
+        .chain(std::iter::once(Id::new("ip", remote.ip().to_string())))
+        .collect();
     let cfg = shared.config();
+    // The log learns that this server holds the session's connection, and with which
+    // identities, before the client hears of the session: the writes it then submits are
+    // applied against these (`Txn::Owned`).
+    let record_auth = |session_id: i64| {
+        proposer.propose(Txn::SessionAuth {
+            session_id,
+            server: shared.node_id(),
+            ids: ids.clone(),
+        })
+    };
+    let mut auth_rx = None;
     let (session_id, timeout_ms) = if connect.session_id == 0 {
         let timeout = connect.timeout_ms.clamp(
             cfg.min_session_timeout_ms as i32,
@@ -180,6 +197,7 @@ pub async fn run<S: ClientStream>(
         }) else {
             return;
         };
+        auth_rx = record_auth(session_id).ok();
         if rx.await.is_err() {
             return;
         }
@@ -223,6 +241,27 @@ pub async fn run<S: ClientStream>(
         }
     };
 
+    let recorded = match auth_rx.take() {
+        Some(rx) => Ok(rx),
+        None => record_auth(session_id),
+    };
+    let recorded = match recorded {
+        Ok(rx) => rx.await.ok().map(|a| a.result),
+        Err(_) => None,
+    };
+    match recorded {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => {
+            info!(%remote, session = format_args!("0x{:x}", session_id), error = ?e,
+                "session ended while attaching: closing");
+            return;
+        }
+        None => {
+            info!(%remote, session = format_args!("0x{:x}", session_id),
+                "could not record the connection's identities (no leader?): closing");
+            return;
+        }
+    }
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Out>();
     let stats = Arc::new(ConnStats::new(now_ms()));
     let handle = Arc::new(ConnHandle {
@@ -233,14 +272,7 @@ pub async fn run<S: ClientStream>(
         stats: stats.clone(),
         out: out_tx.clone(),
         closing: std::sync::atomic::AtomicBool::new(false),
-        auth: std::sync::Mutex::new(Arc::new(
-            // ZooKeeper's order (whoami shows it): the certificate's ids, proven during the
-            // TLS handshake, before the ip id added with the session.
-            tls_ids
-                .into_iter()
-                .chain(std::iter::once(Id::new("ip", remote.ip().to_string())))
-                .collect(),
-        )),
+        auth: std::sync::Mutex::new(Arc::new(ids)),
         backlog: AtomicUsize::new(0),
         drained: tokio::sync::Notify::new(),
         quit: tokio::sync::Notify::new(),

@@ -200,12 +200,17 @@ impl RunningServer {
 /// settings: one Raft tick is tickTime/2 (a heartbeat each, like ZooKeeper's pings) and a
 /// follower that hears nothing for syncLimit x tickTime starts an election (see
 /// docs/replication.md).
+/// This server's id in the consensus group: myid, 1 for a standalone server.
+pub fn node_id(config: &Config) -> u64 {
+    config.my_id.filter(|&id| id != 0).unwrap_or(1)
+}
+
 fn raft_options(
     config: &Config,
     quorum_secret: Option<QuorumSecret>,
     quorum_tls: Option<crate::tls::quorum::QuorumTls>,
 ) -> RaftOptions {
-    let id = config.my_id.filter(|&id| id != 0).unwrap_or(1);
+    let id = node_id(config);
     let base = RaftOptions {
         id,
         voters: vec![id],

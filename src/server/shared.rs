@@ -125,6 +125,11 @@ impl Shared {
         }
     }
 
+    /// This server's id in the consensus group (myid; 1 for a standalone server).
+    pub fn node_id(&self) -> u64 {
+        super::node_id(self.config())
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -52,6 +52,45 @@ impl DataTree {
         self.last_zxid = self.last_zxid.max(zxid);
         let mut triggers = Vec::new();
         let result = match txn {
+            Txn::SessionAuth {
+                session_id,
+                server,
+                ids,
+            } => self
+                .set_session_auth(*session_id, *server, ids)
+                .map(|()| Response::Empty),
+            Txn::Owned { server, txn } => match txn.session_id() {
+                // The identities the session's own server recorded, never the entry's.
+                Some(session_id) => match self.owned_auth(session_id, *server) {
+                    Ok(ids) => self.apply_write(zxid, txn, &ids, &mut triggers),
+                    Err(e) => Err(e),
+                },
+                None => Err(ZkError::BadArguments),
+            },
+            Txn::Client { auth, .. } | Txn::Reconfig { auth, .. } => {
+                // Entries written before `Owned` existed: their own identities.
+                self.apply_write(zxid, txn, auth, &mut triggers)
+            }
+            _ => self.apply_write(zxid, txn, &[], &mut triggers),
+        };
+        Applied {
+            zxid,
+            result,
+            triggers,
+            deleted: std::mem::take(&mut self.deleted),
+        }
+    }
+
+    /// Every txn but `SessionAuth` and `Owned`, with ACLs checked against `auth` (the
+    /// identities of the session's connection).
+    fn apply_write(
+        &mut self,
+        zxid: i64,
+        txn: &Txn,
+        auth: &[Id],
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Result<Response, ZkError> {
+        match txn {
             Txn::CreateSession {
                 session_id,
                 timeout_ms,
@@ -60,14 +99,14 @@ impl DataTree {
                 Ok(Response::Empty)
             }
             Txn::CloseSession { session_id } => {
-                self.close_session(*session_id, zxid, &mut triggers);
+                self.close_session(*session_id, zxid, triggers);
                 Ok(Response::Empty)
             }
             Txn::Client {
                 session_id,
                 time_ms,
-                auth,
                 request,
+                ..
             } => {
                 let ctx = Ctx {
                     zxid,
@@ -75,19 +114,18 @@ impl DataTree {
                     time_ms: *time_ms,
                     auth,
                 };
-                self.apply_client(&ctx, request, &mut triggers)
+                self.apply_client(&ctx, request, triggers)
             }
             Txn::Reap { time_ms, paths } => {
-                self.reap(zxid, *time_ms, paths, &mut triggers);
+                self.reap(zxid, *time_ms, paths, triggers);
                 Ok(Response::Empty)
             }
             Txn::SetConfig { time_ms, data } => {
-                self.set_config(zxid, *time_ms, data, &mut triggers);
+                self.set_config(zxid, *time_ms, data, triggers);
                 Ok(Response::Empty)
             }
             Txn::Reconfig {
                 time_ms,
-                auth,
                 request,
                 min_voters,
                 view,
@@ -99,14 +137,9 @@ impl DataTree {
                 request,
                 *min_voters,
                 view.as_ref(),
-                &mut triggers,
+                triggers,
             ),
-        };
-        Applied {
-            zxid,
-            result,
-            triggers,
-            deleted: std::mem::take(&mut self.deleted),
+            Txn::SessionAuth { .. } | Txn::Owned { .. } => Err(ZkError::BadArguments),
         }
     }
 

@@ -128,6 +128,15 @@ struct Session {
     zk_password: bool,
     /// Paths of this session's ephemerals.
     ephemerals: BTreeSet<Box<str>>,
+    /// The last `Txn::SessionAuth`: who holds the session's connection and its identities.
+    auth: Option<SessionAuth>,
+}
+
+/// A session's identities and the member that vouched for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SessionAuth {
+    server: u64,
+    ids: Vec<crate::proto::Id>,
 }
 
 #[derive(Debug, Clone)]

@@ -80,6 +80,51 @@ pub enum Txn {
         min_voters: u32,
         view: Option<LeaderView>,
     },
+    /// The identities of a session's connection from now on, vouched for by `server`, the
+    /// member that holds that connection (it authenticated the client: ip and x509 when the
+    /// connection attached to the session, then each addauth or SASL login). Replaces what
+    /// the session had; only `server` may then write for the session (`Owned`).
+    SessionAuth {
+        session_id: i64,
+        server: u64,
+        ids: Vec<Id>,
+    },
+    /// A client's write (`Client`, `Reconfig` or the client's `CloseSession`) submitted by
+    /// `server` for a session it holds. It carries no authority of its own: the inner
+    /// txn's `auth` is empty and ignored, and the write is applied only if the session's
+    /// last `SessionAuth` came from `server`, against the identities recorded there
+    /// (SessionExpired without the session, SessionMoved otherwise).
+    Owned { server: u64, txn: Box<Txn> },
+}
+
+impl Txn {
+    /// The txn itself, or the client write inside an `Owned`.
+    pub fn inner(&self) -> &Txn {
+        match self {
+            Txn::Owned { txn, .. } => txn,
+            t => t,
+        }
+    }
+
+    /// `inner`, mutable (the leader stamps its view into a reconfig).
+    pub fn inner_mut(&mut self) -> &mut Txn {
+        match self {
+            Txn::Owned { txn, .. } => txn,
+            t => t,
+        }
+    }
+
+    /// The session a client-side txn acts for (`None` for leader housekeeping).
+    pub fn session_id(&self) -> Option<i64> {
+        match self.inner() {
+            Txn::CreateSession { session_id, .. }
+            | Txn::CloseSession { session_id }
+            | Txn::Client { session_id, .. }
+            | Txn::Reconfig { session_id, .. }
+            | Txn::SessionAuth { session_id, .. } => Some(*session_id),
+            Txn::Reap { .. } | Txn::SetConfig { .. } | Txn::Owned { .. } => None,
+        }
+    }
 }
 
 /// What the leader knew when it appended a reconfig: whether a membership change was still

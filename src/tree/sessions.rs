@@ -3,14 +3,54 @@
 //! is live, and the queries about sessions and their ephemerals. The ephemerals' path lists
 //! themselves are kept by `insert_node` / `remove_node`.
 
-use super::DataTree;
-use crate::proto::ZkError;
+use super::{DataTree, SessionAuth};
+use crate::proto::{Id, ZkError};
 use crate::tree::{SessionInfo, WatchTrigger};
 
 impl DataTree {
     /// `Txn::CreateSession` (a repeated id keeps its ephemerals and takes the new timeout).
     pub(super) fn create_session(&mut self, session_id: i64, timeout_ms: i32) {
         self.sessions.entry(session_id).or_default().timeout_ms = timeout_ms;
+    }
+
+    /// `Txn::SessionAuth`: `server` holds the session's connection, with identities `ids`.
+    /// SessionExpired for a session not in the table.
+    pub(super) fn set_session_auth(
+        &mut self,
+        session_id: i64,
+        server: u64,
+        ids: &[Id],
+    ) -> Result<(), ZkError> {
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .ok_or(ZkError::SessionExpired)?;
+        session.auth = Some(SessionAuth {
+            server,
+            ids: ids.to_vec(),
+        });
+        Ok(())
+    }
+
+    /// The identities `server` recorded for the session, for a write it submits
+    /// (`Txn::Owned`): SessionExpired without the session, SessionMoved when another member
+    /// (or none) vouched for its connection last.
+    pub(super) fn owned_auth(&self, session_id: i64, server: u64) -> Result<Vec<Id>, ZkError> {
+        let session = self
+            .sessions
+            .get(&session_id)
+            .ok_or(ZkError::SessionExpired)?;
+        match &session.auth {
+            Some(a) if a.server == server => Ok(a.ids.clone()),
+            _ => Err(ZkError::SessionMoved),
+        }
+    }
+
+    /// The member holding the session's connection and its identities, as recorded in the
+    /// log (`Txn::SessionAuth`).
+    pub fn session_auth(&self, session_id: i64) -> Option<(u64, Vec<Id>)> {
+        let a = self.sessions.get(&session_id)?.auth.as_ref()?;
+        Some((a.server, a.ids.clone()))
     }
 
     /// SessionExpired unless `session_id` is in the table.

@@ -8,15 +8,18 @@
 //!
 //! ```text
 //! snapshot := header body crc
-//! header   := "KPDSNAP\n", u32 version (2; 1 is read too), u64 length of body
+//! header   := "KPDSNAP\n", u32 version (3; 1 and 2 are read too), u64 length of body
 //! body     := i64 last_zxid,
 //!             u32 n, n * acl_list        -- strictly increasing (sorted by content)
 //!             u32 n, n * session         -- strictly increasing id
 //!             u64 n, node                -- n nodes in all: "/" and its subtree
 //! crc      := u32 CRC-32 (IEEE) of header and body
 //! acl_list := u32 n, n * (i32 perms, str scheme, str id)
-//! session  := i64 id, i32 timeout_ms, u8 session flags (version 2 only)
-//! session flags := bit 0: imported from ZooKeeper (accepts ZooKeeper's password)
+//! session  := i64 id, i32 timeout_ms, u8 session flags (versions 2 and 3),
+//!             [u64 server, u32 n, n * (str scheme, str id)]  -- when flags bit 1 (version 3)
+//! session flags := bit 0: imported from ZooKeeper (accepts ZooKeeper's password),
+//!             bit 1: the session's identities and the member that recorded them
+//!             (`Txn::SessionAuth`) follow
 //! node     := str name ("" for "/"), u8 flags,
 //!             [i64 owner | i64 ttl]       -- ephemeral | TTL kinds only
 //!             i64 czxid, [i64 mzxid], [i64 pzxid], i64 ctime, [i64 mtime],
@@ -45,15 +48,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::acl::AclTable;
-use super::{java_len, DataTree, Node, NodeKind, PStat, Session, MAX_TTL_MS, SPECIAL_PATHS};
+use super::{
+    java_len, DataTree, Node, NodeKind, PStat, Session, SessionAuth, MAX_TTL_MS, SPECIAL_PATHS,
+};
 use crate::proto::{Acl, Error, Id};
 use crate::tree::TreeOptions;
 
 const MAGIC: &[u8; 8] = b"KPDSNAP\n";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Version 1 had no session flags.
 const VERSION_1: u32 = 1;
+/// Version 2 had no session identities.
+const VERSION_2: u32 = 2;
 const SESSION_ZK_PASSWORD: u8 = 1;
+const SESSION_AUTH: u8 = 2;
 /// Magic, version and body length.
 const HEADER_LEN: usize = 8 + 4 + 8;
 const CRC_LEN: usize = 4;
@@ -126,11 +134,22 @@ impl DataTree {
         for (&id, s) in &self.sessions {
             w.i64(id);
             w.i32(s.timeout_ms);
-            w.u8(if s.zk_password {
-                SESSION_ZK_PASSWORD
-            } else {
-                0
-            });
+            let mut flags = 0;
+            if s.zk_password {
+                flags |= SESSION_ZK_PASSWORD;
+            }
+            if s.auth.is_some() {
+                flags |= SESSION_AUTH;
+            }
+            w.u8(flags);
+            if let Some(a) = &s.auth {
+                w.u64(a.server);
+                w.u32(a.ids.len() as u32);
+                for id in &a.ids {
+                    w.str(&id.scheme);
+                    w.str(&id.id);
+                }
+            }
         }
 
         w.u64(self.nodes.len() as u64);
@@ -217,7 +236,11 @@ impl DataTree {
             let id = r.i64()?;
             let timeout_ms = r.i32()?;
             let flags = if version == VERSION_1 { 0 } else { r.u8()? };
-            if flags & !SESSION_ZK_PASSWORD != 0 {
+            let known = match version {
+                VERSION_1 | VERSION_2 => SESSION_ZK_PASSWORD,
+                _ => SESSION_ZK_PASSWORD | SESSION_AUTH,
+            };
+            if flags & !known != 0 {
                 return Err(malformed(format!(
                     "session {id:#x} has unknown flags {flags:#x}"
                 )));
@@ -228,12 +251,26 @@ impl DataTree {
                 )));
             }
             prev = Some(id);
+            let auth = if flags & SESSION_AUTH != 0 {
+                let server = r.u64()?;
+                let n = r.count(8, "session identities")?;
+                let mut ids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let scheme = r.str()?.to_owned();
+                    let id = r.str()?.to_owned();
+                    ids.push(Id { scheme, id });
+                }
+                Some(SessionAuth { server, ids })
+            } else {
+                None
+            };
             sessions.insert(
                 id,
                 Session {
                     timeout_ms,
                     zk_password: flags & SESSION_ZK_PASSWORD != 0,
                     ephemerals: BTreeSet::new(),
+                    auth,
                 },
             );
         }
@@ -294,9 +331,9 @@ fn check_envelope(data: &[u8]) -> Result<(u32, &[u8]), Error> {
         pos: 0,
     };
     let version = h.u32()?;
-    if version != VERSION && version != VERSION_1 {
+    if !(VERSION_1..=VERSION).contains(&version) {
         return Err(malformed(format!(
-            "unknown format version {version} (this build reads {VERSION_1} and {VERSION})"
+            "unknown format version {version} (this build reads {VERSION_1} to {VERSION})"
         )));
     }
     let body_len = h.u64()?;

@@ -41,8 +41,8 @@ fn header_errors_say_what_is_wrong() {
     b[0] = b'X';
     assert!(err(&b).contains("magic"));
     let mut b = bytes.clone();
-    b[11] = 3;
-    assert!(err(&b).contains("unknown format version 3"));
+    b[11] = 4;
+    assert!(err(&b).contains("unknown format version 4"));
     let mut b = bytes.clone();
     let last = b.len() - 6;
     b[last] ^= 1;
@@ -56,8 +56,16 @@ fn header_errors_say_what_is_wrong() {
         },
     );
     let mut body = body_of(&t.snapshot_bytes()).to_vec();
-    body[SESSION_FLAGS_AT] = 2;
+    body[SESSION_FLAGS_AT] = 4;
     assert!(err(&seal(&body)).contains("unknown flags"));
+    // Version 2 had no identities: the flag is unknown there.
+    body[SESSION_FLAGS_AT] = 2;
+    let mut v2 = seal(&body);
+    v2[11] = 2;
+    let crc = crc32fast::hash(&v2[..v2.len() - 4]);
+    let at = v2.len() - 4;
+    v2[at..].copy_from_slice(&crc.to_be_bytes());
+    assert!(err(&v2).contains("unknown flags"));
     assert!(err(&bytes[..bytes.len() - 1]).contains("truncated"));
 }
 

@@ -9,7 +9,8 @@ use crate::proto::request::{
     CheckVersionRequest, CreateRequest, DeleteRequest, MultiOp, Request, SetAclRequest,
     SetDataRequest,
 };
-use crate::proto::{OpCode, ZkError};
+use crate::proto::response::Response;
+use crate::proto::{perms, OpCode, ZkError};
 use crate::tree::{Applied, Txn};
 use bytes::Bytes;
 
@@ -538,4 +539,90 @@ fn options_come_from_the_caller() {
     assert!(r.opts.skip_acl);
     assert!(r.get_data("/secret2", &[]).is_ok());
     assert_eq!(t.get_data("/secret2", &[]).unwrap_err(), ZkError::NoAuth);
+}
+
+/// A write submitted by a member (`Txn::Owned`) is applied against the identities the
+/// session's last `SessionAuth` recorded, only for the member that recorded them, and those
+/// records survive a snapshot.
+#[test]
+fn owned_writes_use_the_identities_recorded_for_the_session() {
+    let mut t = DataTree::default();
+    let mut z = 0;
+    let mut apply = |t: &mut DataTree, txn: Txn| {
+        z += 1;
+        t.apply(z, &txn).result
+    };
+    let owned = |server: u64, session_id: i64, request: Request| Txn::Owned {
+        server,
+        txn: Box::new(Txn::Client {
+            session_id,
+            time_ms: 1,
+            auth: vec![],
+            request,
+        }),
+    };
+    for s in [S1, S2] {
+        apply(
+            &mut t,
+            Txn::CreateSession {
+                session_id: s,
+                timeout_ms: 4000,
+            },
+        )
+        .unwrap();
+    }
+    let secret = vec![acl(perms::ALL, "digest", &digest_id().id)];
+    // S1 has no record yet: no member may write for it.
+    let made = create(OpCode::Create, "/secret", Some(b"v"), secret, 0, -1);
+    assert_eq!(
+        apply(&mut t, owned(1, S1, made.clone())),
+        Err(ZkError::SessionMoved)
+    );
+    let record = |session_id, server, ids| Txn::SessionAuth {
+        session_id,
+        server,
+        ids,
+    };
+    apply(&mut t, record(S1, 1, vec![digest_id()])).unwrap();
+    apply(&mut t, record(S2, 2, vec![Id::new("ip", "10.0.0.2")])).unwrap();
+    assert_eq!(
+        apply(&mut t, record(0x999, 2, vec![])),
+        Err(ZkError::SessionExpired)
+    );
+    apply(&mut t, owned(1, S1, made)).unwrap();
+    // Another member, for S1: refused. S2's own server: S2's identities do not pass.
+    assert_eq!(
+        apply(&mut t, owned(2, S1, set("/secret", Some(b"x"), -1))),
+        Err(ZkError::SessionMoved)
+    );
+    assert_eq!(
+        apply(&mut t, owned(2, S2, set("/secret", Some(b"x"), -1))),
+        Err(ZkError::NoAuth)
+    );
+    // Nor does a client close of S1 from member 2.
+    let close = Txn::Owned {
+        server: 2,
+        txn: Box::new(Txn::CloseSession { session_id: S1 }),
+    };
+    assert_eq!(apply(&mut t, close), Err(ZkError::SessionMoved));
+    assert_eq!(t.session_auth(S1), Some((1, vec![digest_id()])));
+
+    let mut r = load(&t.snapshot_bytes());
+    assert_eq!(r.session_auth(S1), t.session_auth(S1));
+    assert_eq!(r.session_auth(S2), t.session_auth(S2));
+    assert_eq!(r.snapshot_bytes(), t.snapshot_bytes());
+    // The session moves to member 2 with the digest identity: now member 2 writes for it.
+    apply(&mut r, record(S1, 2, vec![digest_id()])).unwrap();
+    assert_eq!(
+        apply(&mut r, owned(1, S1, set("/secret", Some(b"y"), -1))),
+        Err(ZkError::SessionMoved)
+    );
+    assert!(matches!(
+        apply(&mut r, owned(2, S1, set("/secret", Some(b"z"), -1))),
+        Ok(Response::Stat(_))
+    ));
+    assert_eq!(
+        &r.get_data("/secret", &[digest_id()]).unwrap().0.unwrap()[..],
+        b"z"
+    );
 }

@@ -11,6 +11,9 @@
 //! kind 6  Reconfig      := long session, long timeMs, int n, n * (ustring scheme, ustring id),
 //!                          reconfig request frame (as kind 3), int minVoters,
 //!                          u8 hasView, [u8 inProgress, int m, m * long synced]
+//! kind 7  SessionAuth   := long session, long server, int n, n * (ustring scheme, ustring id)
+//! kind 8  Owned         := long server, u8 kind (2, 3 or 6), fields of that kind with n = 0
+//!                          identities (an Owned write carries none)
 //! ustring := int len, UTF-8 bytes
 //! ```
 //! Client requests are stored in ZooKeeper's own wire format, so the log reuses the codec
@@ -29,6 +32,11 @@ impl Txn {
     /// Appends this txn's log entry bytes to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
         out.put_u8(FORMAT);
+        self.encode_kind(out);
+    }
+
+    /// The kind byte and the fields.
+    fn encode_kind(&self, out: &mut BytesMut) {
         match self {
             Txn::CreateSession {
                 session_id,
@@ -86,6 +94,21 @@ impl Txn {
                     }
                 }
             }
+            Txn::SessionAuth {
+                session_id,
+                server,
+                ids,
+            } => {
+                out.put_u8(7);
+                out.put_i64(*session_id);
+                out.put_i64(*server as i64);
+                put_auth(out, ids);
+            }
+            Txn::Owned { server, txn } => {
+                out.put_u8(8);
+                out.put_i64(*server as i64);
+                txn.encode_kind(out);
+            }
             Txn::Reap { time_ms, paths } => {
                 out.put_u8(4);
                 out.put_i64(*time_ms);
@@ -111,6 +134,18 @@ impl Txn {
         if format != FORMAT {
             return Err(Error::malformed("txn", format!("unknown format {format}")));
         }
+        let txn = r.txn()?;
+        if r.pos != entry.len() {
+            return Err(Error::malformed("txn", "trailing bytes"));
+        }
+        Ok(txn)
+    }
+}
+
+impl Cursor<'_> {
+    /// A kind byte and its fields.
+    fn txn(&mut self) -> Result<Txn, Error> {
+        let r = self;
         let txn = match r.u8()? {
             1 => Txn::CreateSession {
                 session_id: r.i64()?,
@@ -179,11 +214,41 @@ impl Txn {
                     view,
                 }
             }
+            7 => Txn::SessionAuth {
+                session_id: r.i64()?,
+                server: r.i64()? as u64,
+                ids: r.auth()?,
+            },
+            8 => {
+                let server = r.i64()? as u64;
+                // Checked before decoding, so owned entries never nest (no recursion).
+                let kind = r.u8()?;
+                if !matches!(kind, 2 | 3 | 6) {
+                    return Err(Error::malformed(
+                        "txn",
+                        format!("owned write of kind {kind}"),
+                    ));
+                }
+                r.pos -= 1;
+                let txn = r.txn()?;
+                let owned_kind = match &txn {
+                    Txn::Client { auth, .. } | Txn::Reconfig { auth, .. } => auth.is_empty(),
+                    Txn::CloseSession { .. } => true,
+                    _ => false,
+                };
+                if !owned_kind {
+                    return Err(Error::malformed(
+                        "txn",
+                        "an owned write that is not a client write without identities",
+                    ));
+                }
+                Txn::Owned {
+                    server,
+                    txn: Box::new(txn),
+                }
+            }
             k => return Err(Error::malformed("txn", format!("unknown kind {k}"))),
         };
-        if r.pos != entry.len() {
-            return Err(Error::malformed("txn", "trailing bytes"));
-        }
         Ok(txn)
     }
 }
@@ -361,7 +426,67 @@ mod tests {
                     synced: vec![1, 5],
                 }),
             },
+            Txn::SessionAuth {
+                session_id: 42,
+                server: 3,
+                ids: vec![Id::new("ip", "10.0.0.1"), Id::new("sasl", "kafka")],
+            },
+            Txn::Owned {
+                server: 2,
+                txn: Box::new(Txn::CloseSession { session_id: 42 }),
+            },
+            Txn::Owned {
+                server: 2,
+                txn: Box::new(Txn::Client {
+                    session_id: 42,
+                    time_ms: 12,
+                    auth: vec![],
+                    request: Request::SetData(SetDataRequest {
+                        path: "/a".into(),
+                        data: None,
+                        version: -1,
+                    }),
+                }),
+            },
         ]
+    }
+
+    #[test]
+    fn owned_writes_carry_no_identities_and_wrap_only_client_writes() {
+        let with_auth = Txn::Owned {
+            server: 2,
+            txn: Box::new(Txn::Client {
+                session_id: 42,
+                time_ms: 12,
+                auth: vec![Id::new("super", "")],
+                request: Request::Delete(crate::proto::request::DeleteRequest {
+                    path: "/a".into(),
+                    version: -1,
+                }),
+            }),
+        };
+        assert!(Txn::decode(&with_auth.to_bytes()).is_err());
+        for inner in [
+            Txn::Reap {
+                time_ms: 1,
+                paths: vec![],
+            },
+            Txn::CreateSession {
+                session_id: 1,
+                timeout_ms: 1,
+            },
+            Txn::SessionAuth {
+                session_id: 1,
+                server: 2,
+                ids: vec![],
+            },
+        ] {
+            let t = Txn::Owned {
+                server: 2,
+                txn: Box::new(inner),
+            };
+            assert!(Txn::decode(&t.to_bytes()).is_err(), "{t:?}");
+        }
     }
 
     #[test]

@@ -28,6 +28,33 @@ fn context(origin: u64, incarnation: u64, seq: u64) -> Vec<u8> {
     ctx
 }
 
+/// Why the leader refuses a txn that member `from` forwarded, if it does. A forward carries
+/// no authority of its own: a member may open sessions, record the identities of the
+/// connections it holds (`SessionAuth` naming itself) and submit writes for them (`Owned`
+/// naming itself, applied against those recorded identities). A write carrying its own
+/// identities (kinds written before `Owned`), expiry and the leader's housekeeping (reap,
+/// membership) come only from the leader itself; a former leader's held ones are dropped
+/// and the new leader decides again.
+fn forward_refusal(from: u64, txn: &Txn) -> Option<String> {
+    match txn {
+        Txn::CreateSession { .. } => None,
+        Txn::SessionAuth { server, .. } | Txn::Owned { server, .. } if *server == from => None,
+        Txn::SessionAuth { server, .. } | Txn::Owned { server, .. } => {
+            Some(format!("a txn in the name of server {server}"))
+        }
+        other => Some(format!(
+            "a txn only the leader proposes ({})",
+            match other {
+                Txn::CloseSession { .. } => "closeSession",
+                Txn::Client { .. } => "write with its own identities",
+                Txn::Reconfig { .. } => "reconfig with its own identities",
+                Txn::Reap { .. } => "reap",
+                _ => "setConfig",
+            }
+        )),
+    }
+}
+
 /// A proposal of this run whose entry is not applied yet.
 struct Pending {
     done: oneshot::Sender<Applied>,
@@ -172,7 +199,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     /// A proposal a follower forwarded: proposed with the origin's context, so the origin
     /// answers it when it applies the entry. Only a txn that decodes is proposed: an entry
-    /// that does not decode would stop every replica at apply.
+    /// that does not decode would stop every replica at apply. And only what a member may
+    /// ask for its own clients (`forward_refusal`).
     pub(super) fn propose_forwarded(&mut self, from: u64, mut f: Forward) {
         if !self.is_leader() {
             tracing::debug!("not the leader: dropping a proposal forwarded by {from}");
@@ -185,6 +213,10 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 return;
             }
             Ok(mut txn) => {
+                if let Some(why) = forward_refusal(from, &txn) {
+                    tracing::warn!("peer {from} forwarded {why}; refused");
+                    return;
+                }
                 if self.stamp(&mut txn) {
                     f.txn = txn.to_bytes();
                     reconfig = true;

@@ -148,7 +148,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     })?;
                     let applied = self.sm.apply(zxid(e.term, e.index), &txn);
                     self.answer(&e.context, applied);
-                    if matches!(txn, Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
+                    if matches!(txn.inner(), Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
                         self.refresh_membership();
                     }
                 }

@@ -312,7 +312,7 @@ fn random_faults_never_break_the_log() {
             .applied(leader)
             .into_iter()
             .map(|(zxid, bytes)| match crate::tree::Txn::decode(&bytes) {
-                Ok(crate::tree::Txn::CloseSession { session_id }) => (session_id, zxid),
+                Ok(crate::tree::Txn::CreateSession { session_id, .. }) => (session_id, zxid),
                 other => panic!("seed {seed}: unexpected entry {other:?}"),
             })
             .collect();

@@ -78,7 +78,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
 
     /// A reconfig gets the leader's view as it enters the log. True for a reconfig.
     pub(super) fn stamp(&self, txn: &mut Txn) -> bool {
-        if let Txn::Reconfig { view, .. } = txn {
+        if let Txn::Reconfig { view, .. } = txn.inner_mut() {
             *view = Some(self.leader_view());
             return true;
         }

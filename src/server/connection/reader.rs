@@ -173,8 +173,8 @@ impl Reader {
                         for id in ids {
                             push_unique(&mut all, id);
                         }
-                        *self.handle.auth() = Arc::new(all);
-                        (Ok(Response::Sasl { token: Some(token) }), true)
+                        let ok = self.set_auth(all);
+                        (Ok(Response::Sasl { token: Some(token) }), ok)
                     }
                     Answer::Failed(e) => (Err(e), false),
                 };
@@ -220,7 +220,7 @@ impl Reader {
                 let txn = Txn::Reconfig {
                     session_id: self.session_id,
                     time_ms: now_ms(),
-                    auth: self.auth().as_ref().clone(),
+                    auth: vec![],
                     request,
                     // ZooKeeper keeps at least 2 voters while standaloneEnabled=true.
                     min_voters: 1 + u32::from(self.shared.config().standalone_enabled),
@@ -232,7 +232,7 @@ impl Reader {
                 let txn = Txn::Client {
                     session_id: self.session_id,
                     time_ms: now_ms(),
-                    auth: self.auth().as_ref().clone(),
+                    auth: vec![],
                     request: req,
                 };
                 self.write(xid, op, t0, txn, false).await
@@ -260,9 +260,15 @@ impl Reader {
     /// Proposes a write once the reads queued before it have executed, and queues its
     /// answer in order (closing the connection after it when `close_after`). False when
     /// the log no longer accepts entries.
+    /// The write goes to the log as this server's, for its session (`Txn::Owned`): it is
+    /// applied against the identities recorded for the connection (`set_auth`).
     async fn write(&mut self, xid: i32, op: i32, t0: Instant, txn: Txn, close_after: bool) -> bool {
         self.wait_for_reads().await;
         self.writes_in_flight.fetch_add(1, Relaxed);
+        let txn = Txn::Owned {
+            server: self.shared.node_id(),
+            txn: Box::new(txn),
+        };
         let Ok(rx) = self.proposer.propose(txn) else {
             return false;
         };
@@ -284,6 +290,32 @@ impl Reader {
 
     /// The identities this connection has proven (ip always; digest/super after auth),
     /// kept on the handle, where watch delivery reads them too.
+    /// The connection's identities are now `ids`: here for its reads and watches, and in
+    /// the log for its writes, which follow in the log in order (`Txn::SessionAuth`). If the
+    /// log does not take them (no leader, the session ended) the connection is closed: the
+    /// client reconnects and authenticates again. False when the log refused at once.
+    fn set_auth(&mut self, ids: Vec<Id>) -> bool {
+        *self.handle.auth() = Arc::new(ids.clone());
+        let Ok(rx) = self.proposer.propose(Txn::SessionAuth {
+            session_id: self.session_id,
+            server: self.shared.node_id(),
+            ids,
+        }) else {
+            return false;
+        };
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            if !matches!(rx.await, Ok(crate::tree::Applied { result: Ok(_), .. })) {
+                warn!(
+                    session = format_args!("0x{:x}", handle.session_id),
+                    "the connection's new identities were not recorded: closing"
+                );
+                let _ = handle.out.send(crate::server::Out::Close);
+            }
+        });
+        true
+    }
+
     fn auth(&self) -> Arc<Vec<Id>> {
         self.handle.auth().clone()
     }
@@ -328,8 +360,11 @@ impl Reader {
                     push_unique(&mut ids, Id::new("super", ""));
                 }
                 push_unique(&mut ids, Id::new("digest", id));
-                *self.handle.auth() = Arc::new(ids);
-                Ok(())
+                if self.set_auth(ids) {
+                    Ok(())
+                } else {
+                    Err(ZkError::ConnectionLoss)
+                }
             }
             // The certificate of the TLS handshake is the credential (ZooKeeper's
             // X509AuthenticationProvider ignores the auth data); its ids are already there.
