@@ -167,13 +167,32 @@ impl Browser {
             .await;
     }
 
+    /// The rendered text of the first element matching `selector`, waiting up to 10 s for
+    /// one. Read by a script in the page in one step: the console redraws its tables every
+    /// poll, so an element reference found first could be stale by the time it is read.
     pub async fn text(&self, selector: &str) -> String {
-        let e = self.find(selector).await;
-        self.session_call("GET", &format!("/element/{e}/text"), Value::Null)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        let t0 = Instant::now();
+        loop {
+            let v = self
+                .session_call(
+                    "POST",
+                    "/execute/sync",
+                    json!({
+                        "script": "const e = document.querySelector(arguments[0]); \
+                                   return e ? e.innerText.replace(/\t/g, \" \") : null;",
+                        "args": [selector],
+                    }),
+                )
+                .await;
+            if let Some(t) = v.as_str() {
+                return t.to_string();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no element {selector}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits up to 10 s until the text of `selector` contains `wanted`; returns it.
