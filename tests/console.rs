@@ -251,6 +251,14 @@ async fn kafka_znodes(c: &zk::Client) {
     .unwrap();
 }
 
+/// Logs the console in as digest `user:password` and waits until the header shows it.
+async fn log_in(b: &Browser, user_password: &str) {
+    b.fill("#login", user_password).await;
+    b.click("#login-button").await;
+    let user = user_password.split(':').next().unwrap();
+    b.wait_text("#who", &format!("digest {user}")).await;
+}
+
 /// The console as an operator uses it, in Chromium through WebDriver: a digest login reads
 /// a znode the anonymous view cannot, sets its data, creates and deletes a child (each
 /// checked with a client), another user's edit is refused by the ACL; the sessions view
@@ -287,9 +295,7 @@ async fn console_logs_in_edits_and_shows_sessions_and_kafka() {
         assert_eq!(b.text("#data").await, "");
 
         // Alice logs in: the same znode reads, and it can be changed.
-        b.fill("#login", "alice:secret").await;
-        b.click("#login-button").await;
-        b.wait_text("#who", "digest alice").await;
+        log_in(&b, "alice:secret").await;
         b.wait_text("#data", "s3cret").await;
         b.wait_text("#acl", "digest:alice:").await;
         b.fill("#edit-data", "rotated").await;
@@ -340,9 +346,7 @@ async fn console_logs_in_edits_and_shows_sessions_and_kafka() {
 
         // Another user: the ACL refuses both the read and the edit.
         b.click("#logout").await;
-        b.fill("#login", "mallory:guess").await;
-        b.click("#login-button").await;
-        b.wait_text("#who", "digest mallory").await;
+        log_in(&b, "mallory:guess").await;
         b.wait_text("#znode-error", "NoAuth").await;
         b.fill("#edit-data", "owned").await;
         b.click("#set").await;

@@ -230,7 +230,7 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
         ),
         SiteKind::Admin { .. } if path.starts_with("/console/api/") => {
             let ids = match login(&shared, authorization.as_deref()) {
-                Ok(login) => login.map(|(_, ids)| ids).unwrap_or_default(),
+                Ok(login) => login.map(|l| l.ids).unwrap_or_default(),
                 Err(e) => return reply(StatusCode::UNAUTHORIZED, TEXT, e),
             };
             let param = |name: &str| {
@@ -301,10 +301,23 @@ async fn route(site: &Site, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// The identities of `Authorization: digest user:password`: those `addauth digest
-/// user:password` gives a client, plus `super` when it is superDigest's user; with the user
-/// name (for logs). `Ok(None)` without the header, `Err` (the reason) for any other form.
-fn login(shared: &Shared, auth: Option<&str>) -> Result<Option<(String, Vec<Id>)>, String> {
+/// A digest login from `Authorization: digest user:password`: the credentials and the
+/// identities `addauth digest user:password` gives a client, plus `super` when it is
+/// superDigest's user.
+struct Login {
+    user_password: String,
+    ids: Vec<Id>,
+}
+
+impl Login {
+    /// The user name (for logs).
+    fn user(&self) -> &str {
+        self.user_password.split(':').next().unwrap_or("")
+    }
+}
+
+/// `Ok(None)` without the header, `Err` (the reason) for any other form than digest.
+fn login(shared: &Shared, auth: Option<&str>) -> Result<Option<Login>, String> {
     let Some(auth) = auth else {
         return Ok(None);
     };
@@ -314,12 +327,14 @@ fn login(shared: &Shared, auth: Option<&str>) -> Result<Option<(String, Vec<Id>)
     let Some(id) = super::connection::digest_id(user_password) else {
         return Err("not user:password\n".into());
     };
-    let user = user_password.split(':').next().unwrap_or("").to_string();
     let mut ids = vec![Id::new("digest", id.clone())];
     if shared.config().super_digest.as_deref() == Some(id.as_str()) {
         ids.push(Id::new("super", ""));
     }
-    Ok(Some((user, ids)))
+    Ok(Some(Login {
+        user_password: user_password.to_string(),
+        ids,
+    }))
 }
 
 /// 401 asking for `Authorization: digest user:password`.
@@ -357,11 +372,7 @@ async fn console_edit(
         return reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into());
     };
     let user_password = match login(&site.shared, auth.as_deref()) {
-        Ok(Some(_)) => auth
-            .as_deref()
-            .and_then(|a| a.trim().strip_prefix("digest "))
-            .map(|a| a.trim().to_string())
-            .unwrap_or_default(),
+        Ok(Some(login)) => login.user_password,
         Ok(None) => return needs_login("editing needs Authorization: digest user:password\n"),
         Err(e) => return reply(StatusCode::UNAUTHORIZED, TEXT, e),
     };
@@ -418,7 +429,7 @@ async fn snapshot_command(site: &Site, auth: Option<String>) -> Response<Full<By
             "the snapshot command is off (admin.snapshot.enabled=false)\n".into(),
         );
     }
-    let (user, ids) = match login(&site.shared, auth.as_deref()) {
+    let login = match login(&site.shared, auth.as_deref()) {
         Ok(Some(login)) => login,
         Ok(None) => {
             return needs_login("snapshot needs Authorization: digest user:password\n");
@@ -445,10 +456,12 @@ async fn snapshot_command(site: &Site, auth: Option<String>) -> Response<Full<By
         let shared = site.shared.clone();
         let permitted = {
             let state = shared.state();
-            state.tree.permits_all("/", crate::proto::perms::ALL, &ids)
+            state
+                .tree
+                .permits_all("/", crate::proto::perms::ALL, &login.ids)
         };
         if !permitted {
-            warn!(user = %user, "snapshot refused: not super and no ALL on /");
+            warn!(user = %login.user(), "snapshot refused: not super and no ALL on /");
             return reply(
                 StatusCode::FORBIDDEN,
                 TEXT,
