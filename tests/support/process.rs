@@ -162,8 +162,33 @@ impl Node {
         }
     }
 
+    /// SIGSTOP, then waits (up to 2 s) until every thread of the process is stopped: kill(2)
+    /// returns before a thread busy in the kernel (a write, an fdatasync) has stopped, and a
+    /// test that then sends a request must know the paused server cannot answer it.
     pub fn pause(&self) {
         self.signal(libc::SIGSTOP);
+        let Some(c) = &self.child else { return };
+        let tasks = PathBuf::from(format!("/proc/{}/task", c.id()));
+        let stopped = || {
+            let Ok(dir) = std::fs::read_dir(&tasks) else {
+                return true; // exited
+            };
+            dir.flatten().all(|t| {
+                // stat is "pid (comm) S ...": the state follows the last ')'.
+                std::fs::read_to_string(t.path().join("stat")).map_or(true, |stat| {
+                    stat.rsplit_once(')').is_some_and(|(_, rest)| {
+                        matches!(
+                            rest.trim_start().chars().next(),
+                            Some('T' | 't' | 'Z' | 'X')
+                        )
+                    })
+                })
+            })
+        };
+        let start = Instant::now();
+        while !stopped() && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     pub fn resume(&self) {
