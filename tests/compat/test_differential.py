@@ -66,8 +66,14 @@ def pair():
 
 @pytest.fixture(scope="module")
 def sasl_pair(jaas_dir):
-    """Both servers with SASL as Kafka configures it (authProvider.1, JAAS `Server`)."""
-    yield from start_pair({"authProvider.1": SASL_PROVIDER}, sasl_server_flags(jaas_dir))
+    """Both servers with SASL set up the way Kafka's system tests start ZooKeeper
+    (tests/kafkatest/services/zookeeper.py): all by JVM options, the provider included."""
+    flags = [
+        f"-Dzookeeper.authProvider.sasl={SASL_PROVIDER}",
+        "-DjaasLoginRenew=3600000",
+        *sasl_server_flags(jaas_dir),
+    ]
+    yield from start_pair(jvm_flags=flags)
 
 
 class Side:
