@@ -960,8 +960,8 @@ def test_secure_kafka_sasl_acls(secure_kafka, secure_hosts):
     kafka = secure_kafka
     hosts = ",".join(secure_hosts)
     b = start_brokers(kafka)
-    for i in (1, 2, 3):
-        assert kafka.find("watch", broker=i, state="SaslAuthenticated"), f"broker {i} logged in"
+    for i in (1, 2, 3):  # each broker's session logged in
+        kafka.wait("watch", broker=i, type="None", state="SaslAuthenticated", timeout=5)
     assert not kafka.find("watch", state="AuthFailed")
     assert (b[1]["controller"], b[2]["active_controller"]) == (True, 1)
     create_topic(kafka, "secure", 3)
