@@ -167,8 +167,9 @@ pub async fn run<S: ClientStream>(
         return;
     }
 
-    // ZooKeeper's order (whoami shows it): the certificate's ids, proven during the TLS
-    // handshake, before the ip id added with the session.
+    // The certificate's ids, proven during the TLS handshake, then the ip id added with the
+    // session (whoami and `auth` ACLs list them in ZooKeeper's hash-set order,
+    // `tree::zk_auth_order`).
     let ids: Vec<Id> = tls_ids
         .into_iter()
         .chain(std::iter::once(Id::new("ip", remote.ip().to_string())))

@@ -118,13 +118,76 @@ impl AclTable {
     }
 }
 
+/// Java's `String.hashCode` (over UTF-16 code units, wrapping).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The jute-generated `Id.hashCode`, spread as `ConcurrentHashMap.spread` does.
+fn chm_hash(id: &Id) -> u32 {
+    let h = 17i32
+        .wrapping_mul(37)
+        .wrapping_add(java_string_hash(&id.scheme))
+        .wrapping_mul(37)
+        .wrapping_add(java_string_hash(&id.id)) as u32;
+    (h ^ (h >> 16)) & 0x7fff_ffff
+}
+
+/// A connection's identities in the order ZooKeeper 3.8 holds them: `ServerCnxn.authInfo`
+/// is a set over a `ConcurrentHashMap` (16 bins, doubled when it reaches 3/4 full), so
+/// `auth` ACL expansion and whoami list them by hash bin, not in the order they were
+/// added. `ids` is in insertion order (duplicates are kept out by the caller); bins of 8 or
+/// more colliding ids (trees in Java) are not modelled.
+pub(crate) fn zk_auth_order(ids: &[Id]) -> Vec<&Id> {
+    let hashes: Vec<u32> = ids.iter().map(chm_hash).collect();
+    let mut bins: Vec<Vec<usize>> = vec![Vec::new(); 16];
+    for (i, &h) in hashes.iter().enumerate() {
+        let n = bins.len();
+        bins[h as usize & (n - 1)].push(i);
+        if i + 1 >= n - (n >> 2) {
+            // ConcurrentHashMap.transfer: each bin splits by the new hash bit; the last run
+            // of nodes sharing that bit moves as it is, the nodes before it are prepended
+            // (so reversed) to their half.
+            let mut next: Vec<Vec<usize>> = vec![Vec::new(); 2 * n];
+            for (b, bin) in bins.iter().enumerate() {
+                let Some(&last) = bin.last() else { continue };
+                let bit = |k: usize| hashes[k] as usize & n != 0;
+                let mut run = bin.len() - 1;
+                while run > 0 && bit(bin[run - 1]) == bit(last) {
+                    run -= 1;
+                }
+                let (mut lo, mut hi) = (Vec::new(), Vec::new());
+                let tail = bin[run..].to_vec();
+                if bit(last) {
+                    hi = tail;
+                } else {
+                    lo = tail;
+                }
+                for &k in &bin[..run] {
+                    if bit(k) {
+                        hi.insert(0, k);
+                    } else {
+                        lo.insert(0, k);
+                    }
+                }
+                next[b] = lo;
+                next[b + n] = hi;
+            }
+            bins = next;
+        }
+    }
+    bins.iter().flatten().map(|&k| &ids[k]).collect()
+}
+
 fn is_world_anyone(id: &Id) -> bool {
     id.scheme == "world" && id.id == "anyone"
 }
 
 /// ZooKeeper's `PrepRequestProcessor.fixupACL`: drop duplicate entries, reject an empty
-/// list, expand `auth` entries to the requester's authenticated ids (only `digest` ids are
-/// authenticated) and reject ids a provider does not accept.
+/// list, expand `auth` entries to the requester's authenticated ids (`digest`, `x509`, and
+/// `sasl` with its provider; in ZooKeeper's order, [`zk_auth_order`]) and reject ids a
+/// provider does not accept.
 pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>, ZkError> {
     let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
@@ -141,8 +204,8 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id], sasl: bool) -> Result<Vec<Acl>
             out.push(a.clone());
         } else if a.id.scheme == "auth" {
             let mut any = false;
-            for cid in auth
-                .iter()
+            for cid in zk_auth_order(auth)
+                .into_iter()
                 .filter(|cid| is_authenticated_scheme(&cid.scheme, sasl))
             {
                 any = true;
@@ -591,6 +654,59 @@ mod tests {
         ] {
             assert_eq!(is_valid_kerberos_name(id), valid, "{id}");
         }
+    }
+
+    /// Orders printed by Java 17 for `Collections.newSetFromMap(new ConcurrentHashMap<>())`
+    /// filled with these ids in this order (the third case resizes twice).
+    #[test]
+    fn auth_order_is_zookeepers_hash_set_order() {
+        let ids = |v: &[&str]| -> Vec<Id> {
+            v.iter()
+                .map(|s| {
+                    let (scheme, id) = s.split_once(':').unwrap();
+                    Id::new(scheme, id)
+                })
+                .collect()
+        };
+        let order = |v: &[&str]| -> Vec<String> {
+            zk_auth_order(&ids(v))
+                .iter()
+                .map(|id| format!("{}:{}", id.scheme, id.id))
+                .collect()
+        };
+        let alice = "digest:alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=";
+        assert_eq!(
+            order(&["ip:127.0.0.1", "sasl:kafka", alice]),
+            [alice, "sasl:kafka", "ip:127.0.0.1"]
+        );
+        assert_eq!(
+            order(&[
+                "ip:127.0.0.1",
+                alice,
+                "digest:bob:xyz",
+                "sasl:other",
+                "super:"
+            ]),
+            [
+                alice,
+                "digest:bob:xyz",
+                "super:",
+                "sasl:other",
+                "ip:127.0.0.1"
+            ]
+        );
+        let many: Vec<String> = ["ip:0:0:0:0:0:0:0:1", "x509:CN=client"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((1..=13).map(|i| format!("digest:u{i}:h")))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            order(&many).join(" "),
+            "digest:u13:h digest:u11:h digest:u12:h ip:0:0:0:0:0:0:0:1 x509:CN=client \
+             digest:u3:h digest:u2:h digest:u5:h digest:u4:h digest:u7:h digest:u6:h \
+             digest:u10:h digest:u9:h digest:u8:h digest:u1:h"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod path;
 mod reconfig;
 mod txn_codec;
 
+pub(crate) use acl::zk_auth_order;
 pub use datatree::{DataTree, Replayed, CONFIG_NODE};
 
 use crate::proto::request::{ReconfigRequest, Request};

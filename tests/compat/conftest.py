@@ -397,13 +397,14 @@ class _PortTaken(Exception):
 class Ensemble:
     """N servers of one kind (keeperd by default, or ZooKeeper's QuorumPeerMain) forming one
     ensemble from server.N lines on loopback ports. `extra_cfg` goes into every zoo.cfg
-    (e.g. reconfigEnabled, superDigest). `new_server()` prepares one more server whose
+    (e.g. reconfigEnabled, superDigest), `jvm_flags` to every member (as Server's). `new_server()` prepares one more server whose
     zoo.cfg lists the members and itself, for dynamic reconfig."""
 
-    def __init__(self, workdir, n=3, extra_cfg=None, kind="keeperd"):
+    def __init__(self, workdir, n=3, extra_cfg=None, kind="keeperd", jvm_flags=None):
         self.kind = kind
         self.workdir = Path(workdir)
         self.extra_cfg = dict(extra_cfg or {})
+        self.jvm_flags = list(jvm_flags or [])
         self.members = []
         # Servers made by new_server(); stopped with the ensemble.
         self.extra = []
@@ -418,7 +419,7 @@ class Ensemble:
 
     def _make(self, sid, lines):
         cfg = {"initLimit": "10", "syncLimit": "5", **lines, **self.extra_cfg}
-        srv = Server(self.kind, self.workdir / f"n{sid}", cfg, quorum=True)
+        srv = Server(self.kind, self.workdir / f"n{sid}", cfg, quorum=True, jvm_flags=self.jvm_flags)
         srv.sid = sid
         (srv.data_dir / "myid").write_text(f"{sid}\n")
         return srv
@@ -572,6 +573,69 @@ def kazoo_factory():
             c.close()
         except Exception:
             pass
+
+
+# ------------------------------------------------------------ SASL DIGEST-MD5
+# Shared by test_sasl.py and test_kafka.py: servers configured as Kafka's docs say
+# (authProvider.1 and a JAAS `Server` section with user_<name>="<password>"), clients
+# with a JAAS section per user; `Client` is the section name a Kafka broker (and
+# ZooKeeper's Java client by default) uses.
+
+SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+
+SASL_SERVER_JAAS = """
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_kafka="kafka-secret"
+    user_other="other-secret"
+    user_admin="admin-secret";
+};
+"""
+
+# JAAS client section -> (user, password).
+SASL_CLIENTS = {
+    "Client": ("kafka", "kafka-secret"),
+    "kafka": ("kafka", "kafka-secret"),
+    "other": ("other", "other-secret"),
+    "admin": ("admin", "admin-secret"),
+    "wrong": ("kafka", "not-the-password"),
+    "unknown": ("mallory", "whatever"),
+}
+
+
+@pytest.fixture(scope="module")
+def jaas_dir():
+    """A temp dir with server.conf (the `Server` section) and client.conf (SASL_CLIENTS)."""
+    d = Path(tempfile.mkdtemp(prefix="compat-sasl-jaas-"))
+    (d / "server.conf").write_text(SASL_SERVER_JAAS)
+    client = "".join(
+        f'{name} {{ org.apache.zookeeper.server.auth.DigestLoginModule required '
+        f'username="{user}" password="{password}"; }};\n'
+        for name, (user, password) in SASL_CLIENTS.items()
+    )
+    (d / "client.conf").write_text(client)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def sasl_server_flags(jaas_dir):
+    """The server's JVM option for its JAAS file (keeperd reads it from SERVER_JVMFLAGS)."""
+    return [f"-Djava.security.auth.login.config={jaas_dir / 'server.conf'}"]
+
+
+def sasl_client_flags(jaas_dir, section="Client"):
+    """A Java client's options to log in with the JAAS section `section`."""
+    return [
+        f"-Djava.security.auth.login.config={jaas_dir / 'client.conf'}",
+        f"-Dzookeeper.sasl.clientconfig={section}",
+    ]
+
+
+def sasl_kazoo(hosts, section, **kw):
+    """A started kazoo client logged in (DIGEST-MD5, pure-sasl) as SASL_CLIENTS[section]."""
+    user, password = SASL_CLIENTS[section]
+    options = {"mechanism": "DIGEST-MD5", "username": user, "password": password}
+    return make_client(hosts, sasl_options=options, **kw)
 
 
 def unique_path(request, prefix="/t"):

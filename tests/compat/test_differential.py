@@ -32,7 +32,10 @@ from kazoo.protocol.serialization import Create, Create2, Delete, GetData, SetDa
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl
 
-from conftest import ServerFactory, differential_kinds, make_client
+from conftest import (
+    SASL_CLIENTS, SASL_PROVIDER, ServerFactory, differential_kinds, make_client,
+    sasl_server_flags,
+)
 
 WAIT = 5.0  # bound on waiting for an expected watch event
 SETTLE = 0.25  # time allowed for an unexpected extra event to show up
@@ -45,16 +48,32 @@ class CreateContainer(Create2):
     type = 19
 
 
-@pytest.fixture(scope="module")
-def pair():
+def start_pair(extra_cfg=None, jvm_flags=None):
     kinds = differential_kinds()
     factory = ServerFactory()
     try:
-        a = factory(kinds[0])
-        b = factory(kinds[1])
+        a = factory(kinds[0], extra_cfg, jvm_flags)
+        b = factory(kinds[1], extra_cfg, jvm_flags)
         yield a, b
     finally:
         factory.close(failed=False)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    yield from start_pair()
+
+
+@pytest.fixture(scope="module")
+def sasl_pair(jaas_dir):
+    """Both servers with SASL set up the way Kafka's system tests start ZooKeeper
+    (tests/kafkatest/services/zookeeper.py): all by JVM options, the provider included."""
+    flags = [
+        f"-Dzookeeper.authProvider.sasl={SASL_PROVIDER}",
+        "-DjaasLoginRenew=3600000",
+        *sasl_server_flags(jaas_dir),
+    ]
+    yield from start_pair(jvm_flags=flags)
 
 
 class Side:
@@ -457,6 +476,58 @@ def seq_acl_digest(s, root):
     s.do("wrong password deletes private", lambda: c.delete(root + "/priv"))
 
 
+def sasl(section):
+    """kazoo's login options for the JAAS section's user (DIGEST-MD5 through pure-sasl)."""
+    user, password = SASL_CLIENTS[section]
+    return {"sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}}
+
+
+def seq_acl_sasl(s, root):
+    """`sasl:` ACLs (Kafka's, with zookeeper.set.acl=true) mixed with digest: a session
+    logged in with SASL, one with SASL and addauth digest, another SASL user, a digest
+    user, an anonymous one; reads, writes, ACL expansion and watches."""
+    k = s.client("kafka", **sasl("kafka"))
+    m = s.client("mixed", **sasl("kafka"))
+    o = s.client("other", **sasl("other"))
+    d = s.client("alice", auth_data=[("digest", "alice:secret")])
+    n = s.client("anon")
+    kafka_all = ACL(31, Id("sasl", "kafka"))
+    world_read = ACL(1, Id("world", "anyone"))
+    alice_all = make_digest_acl("alice", "secret", all=True)
+    s.do("mixed addauth digest", lambda: m.add_auth("digest", "alice:secret"))
+    s.do("create root", lambda: k.create(root, acl=[kafka_all, world_read]))
+    s.do("creator acl", lambda: k.create(root + "/creator", b"c", acl=[ACL(31, Id("auth", ""))]))
+    s.do("creator acl is sasl", lambda: k.get_acls(root + "/creator"))
+    s.do("sensitive", lambda: k.create(root + "/users", b"scram", acl=[kafka_all]))
+    s.do("readable", lambda: k.create(root + "/ids", b"{}", acl=[kafka_all, world_read]))
+    s.do("mixed creator acl", lambda: m.create(root + "/both", b"b", acl=[ACL(31, Id("auth", ""))]))
+    s.do("mixed acl has both ids", lambda: m.get_acls(root + "/both"))
+    s.do("sasl and digest", lambda: k.create(
+        root + "/shared", b"s", acl=[ACL(1, Id("sasl", "kafka")), alice_all]))
+    for name, c in (("kafka", k), ("mixed", m), ("other", o), ("alice", d), ("anon", n)):
+        for node in ("creator", "users", "ids", "both", "shared"):
+            p = f"{root}/{node}"
+            s.do(f"{name} get {node}", lambda c=c, p=p: c.get(p))
+            s.do(f"{name} set {node}", lambda c=c, p=p: c.set(p, b"w"))
+            s.do(f"{name} getAcl {node}", lambda c=c, p=p: c.get_acls(p))
+        s.do(f"{name} create in root", lambda c=c, name=name: c.create(f"{root}/{name}-child"))
+        s.do(f"{name} exists users", lambda c=c: c.exists(root + "/users"))
+    s.do("other watches sensitive", lambda: o.exists(root + "/users", watch=s.watch("other-users")))
+    s.do("anon watches readable", lambda: n.get(root + "/ids", watch=s.watch("anon-ids")))
+    s.do("alice watches both", lambda: d.get(root + "/both", watch=s.watch("alice-both")))
+    s.do("kafka writes users", lambda: k.set(root + "/users", b"scram2"))
+    s.do("kafka writes ids", lambda: k.set(root + "/ids", b"{1}"))
+    s.do("mixed writes both", lambda: m.set(root + "/both", b"b2"))
+    s.expect_events(2, "events only where the watcher may READ")
+    s.do("other setAcl sensitive", lambda: o.set_acls(root + "/users", [kafka_all, world_read]))
+    s.do("alice deletes shared", lambda: d.delete(root + "/shared"))
+    s.do("other deletes ids", lambda: o.delete(root + "/ids"))
+    s.do("kafka opens ids", lambda: k.set_acls(root + "/ids", OPEN_ACL_UNSAFE))
+    s.do("other writes ids now", lambda: o.set(root + "/ids", b"o"))
+    s.do("children", lambda: k.get_children(root), sort=True)
+    s.do("root stat", lambda: n.exists(root))
+
+
 def seq_bad_arguments(s, root):
     a = s.client()
     s.do("create root", lambda: a.create(root))
@@ -530,3 +601,7 @@ SEQUENCES = [
 @pytest.mark.parametrize("sequence", SEQUENCES, ids=lambda f: f.__name__[4:])
 def test_differential(pair, sequence):
     run_both(pair, sequence, f"/diff_{sequence.__name__[4:]}")
+
+
+def test_differential_sasl(sasl_pair):
+    run_both(sasl_pair, seq_acl_sasl, "/diff_acl_sasl")

@@ -40,7 +40,10 @@ from pathlib import Path
 import pytest
 from kazoo.exceptions import BadVersionError, NodeExistsError, RuntimeInconsistency
 
-from conftest import HOST, JAVA_DIR, ZK_JAR, free_port, make_client
+from conftest import (
+    HOST, JAVA_DIR, SASL_PROVIDER, ZK_JAR, Ensemble, free_port, make_client, sasl_client_flags,
+    sasl_kazoo, sasl_server_flags,
+)
 
 CHROOT = "/kafka01"
 SRC_DIR = Path(__file__).resolve().parent / "kafka"
@@ -152,7 +155,7 @@ def zk(zk_servers):
 class Emu:
     """One KafkaEmu JVM: commands in, replies and events out."""
 
-    def __init__(self, classes, servers, chroot, workdir):
+    def __init__(self, classes, servers, chroot, workdir, jvm_flags=()):
         java, _ = _java_tools()
         cp = [str(classes), str(ZK_JAR)]
         if (JAVA_DIR / "slf4j-simple.jar").exists():
@@ -162,6 +165,7 @@ class Emu:
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",
             "-Dzookeeper.admin.enableServer=false",
+            *jvm_flags,
             "-cp", ":".join(cp), "KafkaEmu", ",".join(servers), chroot,
         ]
         setpriv = shutil.which("setpriv")
@@ -297,11 +301,11 @@ def kafka(request, emu_classes, zk_servers, zk):
     yield from running_emu(request, emu_classes, zk_servers, "compat-kafka-")
 
 
-def running_emu(request, emu_classes, hosts, prefix):
+def running_emu(request, emu_classes, hosts, prefix, jvm_flags=()):
     """The emulator JVM on `hosts`, for a fixture to yield; after the test, its output on
     failure, and no problem it reported (errors, replies out of order, garbage)."""
     workdir = tempfile.mkdtemp(prefix=prefix)
-    emu = Emu(emu_classes, hosts, CHROOT, workdir)
+    emu = Emu(emu_classes, hosts, CHROOT, workdir, jvm_flags)
     failed = True
     try:
         yield emu
@@ -852,3 +856,173 @@ def test_brokers_ride_through_a_keeperd_leader_kill(kafka, zk):
     finally:
         # Bring the member back on its port so the ensemble is whole again.
         leader.spawn()
+
+
+# ------------------------------------------------- zookeeper.set.acl=true (SASL)
+
+SENSITIVE_ROOTS = ("/config/users", "/config/brokers", "/delegation_token/tokens")
+# CREATOR_ALL_ACL (`auth`, ALL) as the server stores it for a session logged in as kafka.
+CREATOR_ALL = ("sasl", "kafka", 31)
+WORLD_READ = ("world", "anyone", 1)
+
+
+def kafka_secure_acls(path):
+    """The ACL Kafka 2.8 with zookeeper.set.acl=true gives `path` (chroot-relative), as it
+    reads back (kafka.zk.ZkData.defaultAcls): creator ALL plus world READ, no world READ
+    under the sensitive roots (credentials, broker configs, delegation tokens), and the old
+    consumer path left open."""
+    if path == "/consumers":
+        return [("world", "anyone", 31)]
+    if path.startswith(SENSITIVE_ROOTS):
+        return [CREATOR_ALL]
+    return [CREATOR_ALL, WORLD_READ]
+
+
+@pytest.fixture(params=["zookeeper", "keeperd"])
+def secure_hosts(request, tmp_path, jaas_dir, servers):
+    """Servers with SASL as Kafka's docs configure them (authProvider.1 and a JAAS `Server`
+    section): ZooKeeper 3.8 standalone, the oracle, or a 3-node keeperd ensemble, whose
+    followers forward the brokers' writes with their `sasl:` identity."""
+    cfg = {"authProvider.1": SASL_PROVIDER}
+    flags = sasl_server_flags(jaas_dir)
+    if request.param == "zookeeper":
+        yield [servers("zookeeper", cfg, jvm_flags=flags).hosts()]
+        return
+    ens = Ensemble(tmp_path, 3, cfg, jvm_flags=flags).start()
+    try:
+        yield ens.hosts()
+    finally:
+        ens.stop()
+
+
+@pytest.fixture
+def secure_kafka(request, emu_classes, secure_hosts, jaas_dir):
+    """The emulator as brokers with zookeeper.set.acl=true and a JAAS `Client` section."""
+    flags = ["-Dkafkaemu.secure=true", *sasl_client_flags(jaas_dir)]
+    yield from running_emu(request, emu_classes, secure_hosts, "compat-kafka-secure-", flags)
+
+
+def tree(client, path=CHROOT):
+    """Every znode at and under `path` (full paths), parents first."""
+    client.sync(path)
+    out = [path]
+    for child in sorted(client.get_children(path)):
+        out += tree(client, f"{path}/{child}")
+    return out
+
+
+def intruder_outcomes(client, paths):
+    """What a session other than the brokers' gets for each znode: read, list, write, delete,
+    create a child, set the ACL (the exception's name, or "ok")."""
+    from kazoo.security import OPEN_ACL_UNSAFE
+
+    def outcome(fn, *args):
+        try:
+            fn(*args)
+            return "ok"
+        except Exception as exc:  # noqa: BLE001 - the exception type is the outcome
+            return type(exc).__name__
+
+    out = {}
+    for p in paths:
+        out[p] = (
+            outcome(client.get, p),
+            outcome(client.get_children, p),
+            outcome(client.set, p, b"intruder"),
+            outcome(client.delete, p) if p != CHROOT else "-",
+            outcome(client.create, f"{p}/intruder", b""),
+            outcome(client.set_acls, p, OPEN_ACL_UNSAFE),
+        )
+        if out[p][4] == "ok":
+            client.delete(f"{p}/intruder")
+    return out
+
+
+def expected_intruder_outcomes(paths):
+    no = "NoAuthError"
+    out = {}
+    for p in paths:
+        rel = p[len(CHROOT):] or "/"
+        if rel == "/consumers":  # open: anyone may add consumer znodes, or change it
+            out[p] = ("ok", "ok", "ok", no, "ok", "ok")
+            continue
+        read = "ok" if WORLD_READ in kafka_secure_acls(rel) else no
+        out[p] = (read, read, no, no if p != CHROOT else "-", no, no)
+    return out
+
+
+def test_secure_kafka_sasl_acls(secure_kafka, secure_hosts):
+    """Kafka 2.8 brokers with zookeeper.set.acl=true, logged in with SASL DIGEST-MD5: they
+    register, elect a controller, the admin tools (logged in too) create a topic and a user
+    quota; every znode carries exactly the ACL Kafka sets; anonymous clients and another
+    SASL user read only what is world-readable and change nothing; the brokers still work
+    (controller failover with fenced writes to znodes another broker's session created)."""
+    kafka = secure_kafka
+    hosts = ",".join(secure_hosts)
+    b = start_brokers(kafka)
+    for i in (1, 2, 3):  # each broker's session logged in
+        kafka.wait("watch", broker=i, type="None", state="SaslAuthenticated", timeout=5)
+    assert not kafka.find("watch", state="AuthFailed")
+    assert (b[1]["controller"], b[2]["active_controller"]) == (True, 1)
+    create_topic(kafka, "secure", 3)
+    since = kafka.mark()
+    r = kafka.call("admin", "2.8", "add-config", "users/alice", "producer_byte_rate=1024")
+    assert r["notification"] == "/config/changes/config_change_0000000000"
+    for i in (1, 2, 3):  # the brokers read the sensitive znode as its creator
+        ev = kafka.wait("config-change", since=since, broker=i, entity_path="users/alice")
+        assert ev["config"] == {"producer_byte_rate": "1024"}
+
+    owner = sasl_kazoo(hosts, "kafka")
+    anon = make_client(hosts)
+    other = sasl_kazoo(hosts, "other")
+    try:
+        paths = tree(owner)
+        for p in ("/brokers/ids/1", "/controller", "/brokers/topics/secure/partitions/2/state",
+                  "/config/users/alice", "/config/brokers", "/cluster/id", "/feature",
+                  "/config/changes/config_change_0000000000", "/consumers"):
+            assert CHROOT + p in paths
+        # The ACLs read back are Kafka's, on every znode.
+        acls = {p: [(a.id.scheme, a.id.id, a.perms) for a in owner.get_acls(p)[0]] for p in paths}
+        assert acls == {p: kafka_secure_acls(p[len(CHROOT):] or "/") for p in paths}
+        assert acls[CHROOT + "/config/users/alice"] == [CREATOR_ALL]
+        assert acls[CHROOT + "/brokers/ids/1"] == [CREATOR_ALL, WORLD_READ]
+        before = {p: owner.get(p) for p in paths}
+
+        expected = expected_intruder_outcomes(paths)
+        assert intruder_outcomes(anon, paths) == expected
+        assert intruder_outcomes(other, paths) == expected
+        # What the intruders could read is what is there; nothing changed (but the open
+        # /consumers, which they wrote).
+        for p in paths:
+            if p == CHROOT + "/consumers":
+                continue
+            anon.sync(p)
+            if expected[p][0] == "ok":
+                assert anon.get(p) == before[p]
+            assert owner.get(p) == before[p]
+        assert tree(owner) == paths
+    finally:
+        for c in (owner, anon, other):
+            c.stop()
+            c.close()
+
+    # The brokers still work: failover, the new controller's fenced writes to znodes that
+    # broker 1's session created, a new topic, all with Kafka's ACLs.
+    since = kafka.mark()
+    kafka.call("stop", 1)
+    won = kafka.wait("elected", since=since)
+    assert won["broker"] in (2, 3) and won["epoch"] == 2
+    kafka.wait("leaders-elected", since=since, broker=won["broker"], why="failover",
+               partitions=["secure/0"])
+    create_topic(kafka, "after", 1, rf=2)
+    owner = sasl_kazoo(hosts, "kafka")
+    try:
+        state = json.loads(owner.get(CHROOT + "/brokers/topics/secure/partitions/0/state")[0])
+        assert (state["controller_epoch"], state["leader"], state["isr"]) == (2, 2, [2, 3])
+        for p in tree(owner):
+            got = [(a.id.scheme, a.id.id, a.perms) for a in owner.get_acls(p)[0]]
+            assert got == kafka_secure_acls(p[len(CHROOT):] or "/"), p
+        assert sorted(owner.get_children(CHROOT + "/brokers/topics")) == ["after", "secure"]
+    finally:
+        owner.stop()
+        owner.close()

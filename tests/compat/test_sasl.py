@@ -21,30 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST, ZK_JAR
+from conftest import HOST, SASL_PROVIDER, ZK_JAR, sasl_client_flags, sasl_server_flags
 
 pytestmark = pytest.mark.timeout(300)
 
 SRC = Path(__file__).resolve().parent / "sasl" / "SaslProbe.java"
-SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
-
-SERVER_JAAS = """
-Server {
-    org.apache.zookeeper.server.auth.DigestLoginModule required
-    user_kafka="kafka-secret"
-    user_other="other-secret"
-    user_admin="admin-secret";
-};
-"""
-
-# One client section per user (the Java client picks it by zookeeper.sasl.clientconfig).
-CLIENTS = {
-    "kafka": ("kafka", "kafka-secret"),
-    "other": ("other", "other-secret"),
-    "admin": ("admin", "admin-secret"),
-    "wrong": ("kafka", "not-the-password"),
-    "unknown": ("mallory", "whatever"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -71,29 +52,12 @@ def probe_classes():
     return out
 
 
-@pytest.fixture(scope="module")
-def jaas_dir():
-    d = Path(tempfile.mkdtemp(prefix="compat-sasl-jaas-"))
-    (d / "server.conf").write_text(SERVER_JAAS)
-    client = "".join(
-        f'{name} {{ org.apache.zookeeper.server.auth.DigestLoginModule required '
-        f'username="{user}" password="{password}"; }};\n'
-        for name, (user, password) in CLIENTS.items()
-    )
-    (d / "client.conf").write_text(client)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 def probe(classes, jaas_dir, srv, section, *commands):
     """Runs SaslProbe as `section` (None: no SASL) against `srv`; returns its lines."""
     java = shutil.which("java")
     props = ["-Dzookeeper.sasl.client=false"]
     if section:
-        props = [
-            f"-Djava.security.auth.login.config={jaas_dir / 'client.conf'}",
-            f"-Dzookeeper.sasl.clientconfig={section}",
-        ]
+        props = sasl_client_flags(jaas_dir, section)
     cmd = [java, "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", *props,
            "-cp", f"{ZK_JAR}:{classes}", "SaslProbe", f"{HOST}:{srv.port}", *commands]
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=90)
@@ -104,8 +68,7 @@ def probe(classes, jaas_dir, srv, section, *commands):
 
 def start(servers, kind, jaas_dir, extra):
     cfg = {"authProvider.1": SASL_PROVIDER, "superUser": "admin", **extra}
-    flags = [f"-Djava.security.auth.login.config={jaas_dir / 'server.conf'}"]
-    return servers(kind, cfg, jvm_flags=flags)
+    return servers(kind, cfg, jvm_flags=sasl_server_flags(jaas_dir))
 
 
 def acl_sequence(classes, jaas_dir, srv):

@@ -235,7 +235,8 @@ fn execute_read(
                 .all_children_number(&path, auth)
                 .map(|total| Response::GetAllChildrenNumber { total }),
             Request::WhoAmI => Ok(Response::WhoAmI(
-                auth.iter()
+                crate::tree::zk_auth_order(auth)
+                    .into_iter()
                     .map(|id| ClientInfo {
                         auth_scheme: id.scheme.clone(),
                         user: id.id.clone(),

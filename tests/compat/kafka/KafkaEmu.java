@@ -13,6 +13,13 @@
 // Asynchronous happenings are lines {"ev":"<kind>",...} on stdout (watch
 // events, elections, controller actions). Usage: KafkaEmu <host:port,...> [chroot]
 //
+// Secure mode (-Dkafkaemu.secure=true) is a broker with zookeeper.set.acl=true:
+// every znode is created with Kafka's ACLs (kafka.zk.ZkData.defaultAcls: the
+// creator's identity ALL plus world READ, no world READ under the sensitive
+// roots, /consumers open in 2.8), as the sessions' SASL login (a JAAS `Client`
+// section through -Djava.security.auth.login.config) makes the creator a
+// `sasl:` identity. Admin sessions use the same JAAS section, as the tools do.
+//
 // Commands:
 //   start <id> <2.8|1.1> <sessionTimeoutMs> [proxy]  start-up; proxy = connect
 //                                          through a loopback TCP proxy per server
@@ -22,6 +29,7 @@
 //   state <id>                             the broker's view (epochs, controller, ...)
 //   admin <2.8|1.1> create <t> <parts> <rf> | list | describe <t> | alter <t> <parts>
 //         | add-config <t> k=v[,k=v] | delete-config <t> k[,k] | delete <t>
+//         (a config entity <type>/<name>, e.g. users/alice, instead of a topic <t>)
 //         | reassign <t> <p> <r1,r2,...>
 //   quit
 
@@ -67,6 +75,7 @@ import org.apache.zookeeper.WatchedEvent;
 import org.apache.zookeeper.Watcher;
 import org.apache.zookeeper.ZooDefs;
 import org.apache.zookeeper.ZooKeeper;
+import org.apache.zookeeper.data.ACL;
 import org.apache.zookeeper.data.Stat;
 
 public class KafkaEmu {
@@ -75,6 +84,11 @@ public class KafkaEmu {
     static String servers;
     static String chroot = "/kafka01";
     static final Map<Integer, Broker> BROKERS = new ConcurrentHashMap<>();
+    /** zookeeper.set.acl=true: Kafka's secure ACLs on every znode created. */
+    static final boolean SECURE = Boolean.getBoolean("kafkaemu.secure");
+    /** ZkData.SensitiveRootPaths (1.1 and 2.8): no world READ under these. */
+    static final List<String> SENSITIVE_ROOTS = List.of("/config/users", "/config/brokers",
+            "/delegation_token/tokens");
 
     // ---------------------------------------------------------------- output
 
@@ -149,14 +163,23 @@ public class KafkaEmu {
         return zk;
     }
 
+    /** ZkData.defaultAcls(isSecure, path) of Kafka 2.8 (v28) or 1.1, for a chroot-relative path. */
+    static List<ACL> acls(String path, boolean v28) {
+        // 2.8 keeps the old consumer path open: different consumers write under it.
+        if (!SECURE || (v28 && path.equals("/consumers"))) return ZooDefs.Ids.OPEN_ACL_UNSAFE;
+        List<ACL> l = new ArrayList<>(ZooDefs.Ids.CREATOR_ALL_ACL);
+        if (SENSITIVE_ROOTS.stream().noneMatch(path::startsWith)) l.addAll(ZooDefs.Ids.READ_ACL_UNSAFE);
+        return l;
+    }
+
     /** createRecursive: create, make parents on NoNode, NodeExists ignored if asked. */
-    static void createRecursive(ZooKeeper zk, String path, byte[] data, boolean ignoreExists)
+    static void createRecursive(ZooKeeper zk, boolean v28, String path, byte[] data, boolean ignoreExists)
             throws KeeperException, InterruptedException {
         try {
-            zk.create(path, data, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+            zk.create(path, data, acls(path, v28), CreateMode.PERSISTENT);
         } catch (KeeperException.NoNodeException e) {
-            createRecursive(zk, parent(path), null, true);
-            createRecursive(zk, path, data, ignoreExists);
+            createRecursive(zk, v28, parent(path), null, true);
+            createRecursive(zk, v28, path, data, ignoreExists);
         } catch (KeeperException.NodeExistsException e) {
             if (!ignoreExists) throw e;
         }
@@ -455,7 +478,7 @@ public class KafkaEmu {
             try {
                 if (z.exists(chroot, false) == null) {
                     try {
-                        z.create(chroot, null, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+                        z.create(chroot, null, acls(chroot, v28), CreateMode.PERSISTENT);
                     } catch (KeeperException.NodeExistsException e) {
                         // another broker won
                     }
@@ -478,7 +501,7 @@ public class KafkaEmu {
                     "/latest_producer_id_block", "/log_dir_event_notification", "/config/topics",
                     "/config/clients", "/config/users", "/config/brokers"));
             if (v28) paths.add("/config/ips");
-            for (String p : paths) createRecursive(zk, p, null, true);
+            for (String p : paths) createRecursive(zk, v28, p, null, true);
         }
 
         void initFeatureListener() throws Exception {
@@ -510,7 +533,7 @@ public class KafkaEmu {
                 b.putLong(u.getMostSignificantBits()).putLong(u.getLeastSignificantBits());
                 String id = Base64.getUrlEncoder().withoutPadding().encodeToString(b.array());
                 try {
-                    createRecursive(zk, "/cluster/id", json(obj("version", "1", "id", id)), false);
+                    createRecursive(zk, v28, "/cluster/id", json(obj("version", "1", "id", id)), false);
                     return id;
                 } catch (KeeperException.NodeExistsException x) {
                     return parse(zk.getData("/cluster/id", false, null)).get("id").asText();
@@ -526,11 +549,11 @@ public class KafkaEmu {
             try {
                 if (v28) {
                     List<OpResult> r = zk.multi(List.of(
-                            Op.create(path, null, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL),
+                            Op.create(path, null, acls(path, v28), CreateMode.EPHEMERAL),
                             Op.setData(path, payload, 0)));
                     epoch = ((OpResult.SetDataResult) r.get(1)).getStat().getCzxid();
                 } else {
-                    zk.create(path, payload, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL);
+                    zk.create(path, payload, acls(path, v28), CreateMode.EPHEMERAL);
                     epoch = -1;
                 }
                 ev("registered", "broker", id, "session", session, "broker_epoch", epoch);
@@ -595,7 +618,7 @@ public class KafkaEmu {
                 } catch (KeeperException.NoNodeException e) {
                     try {
                         zk.create("/controller_epoch", "0".getBytes(StandardCharsets.UTF_8),
-                                ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+                                acls("/controller_epoch", v28), CreateMode.PERSISTENT);
                         curEpoch = 0;
                         curVersion = 0;
                     } catch (KeeperException.NodeExistsException x) {
@@ -607,7 +630,7 @@ public class KafkaEmu {
                 int newEpoch = curEpoch + 1;
                 try {
                     List<OpResult> r = zk.multi(List.of(
-                            Op.create("/controller", payload, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL),
+                            Op.create("/controller", payload, acls("/controller", v28), CreateMode.EPHEMERAL),
                             Op.setData("/controller_epoch", Integer.toString(newEpoch)
                                     .getBytes(StandardCharsets.UTF_8), curVersion)));
                     Stat es = ((OpResult.SetDataResult) r.get(1)).getStat();
@@ -630,7 +653,7 @@ public class KafkaEmu {
                 }
             } else {
                 try {
-                    zk.create("/controller", payload, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL);
+                    zk.create("/controller", payload, acls("/controller", v28), CreateMode.EPHEMERAL);
                 } catch (KeeperException.NodeExistsException e) {
                     ev("election-lost", "broker", id, "code", e.code().intValue(), "codes", codes(e),
                             "controller", readControllerId(false), "expected_version", -1);
@@ -654,7 +677,7 @@ public class KafkaEmu {
                     onControllerFailover(epoch + 1, ns.getVersion());
                 } catch (KeeperException.NoNodeException e) {
                     zk.create("/controller_epoch", "1".getBytes(StandardCharsets.UTF_8),
-                            ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+                            acls("/controller_epoch", v28), CreateMode.PERSISTENT);
                     onControllerFailover(1, 0);
                 } catch (KeeperException.BadVersionException e) {
                     throw new ControllerMoved("controller_epoch moved: " + e);
@@ -684,9 +707,10 @@ public class KafkaEmu {
             if (!v28) {
                 switch (op.getType()) {
                     case ZooDefs.OpCode.create: {
-                        Op.Create c = (Op.Create) op;
-                        return new OpResult.CreateResult(zk.create(c.getPath(), opData(op),
-                                ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT));
+                        org.apache.zookeeper.proto.CreateRequest r =
+                                (org.apache.zookeeper.proto.CreateRequest) op.toRequestRecord();
+                        return new OpResult.CreateResult(zk.create(op.getPath(), r.getData(),
+                                r.getAcl(), CreateMode.PERSISTENT));
                     }
                     case ZooDefs.OpCode.setData: {
                         Op.SetData sd = (Op.SetData) op;
@@ -717,12 +741,8 @@ public class KafkaEmu {
             }
         }
 
-        static byte[] opData(Op op) {
-            return ((org.apache.zookeeper.proto.CreateRequest) op.toRequestRecord()).getData();
-        }
-
-        static Op createOp(String path, byte[] data) {
-            return Op.create(path, data, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+        Op createOp(String path, byte[] data) {
+            return Op.create(path, data, acls(path, v28), CreateMode.PERSISTENT);
         }
 
         void fencedCreateIgnoreExists(String path, byte[] data) throws Exception {
@@ -825,7 +845,7 @@ public class KafkaEmu {
                 version = st.getVersion();
             } catch (KeeperException.NoNodeException e) {
                 zk.create("/feature", json(obj("features", M.createObjectNode(), "version", 1, "status", 1)),
-                        ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+                        acls("/feature", v28), CreateMode.PERSISTENT);
                 zk.getData("/feature", true, st);
                 version = st.getVersion();
             }
@@ -1161,13 +1181,13 @@ public class KafkaEmu {
                     return adminAlter(zk, v28, a[1], Integer.parseInt(a[2]));
                 case "add-config":
                 case "delete-config":
-                    return adminConfig(zk, cmd.equals("add-config"), a[1], a[2]);
+                    return adminConfig(zk, v28, cmd.equals("add-config"), a[1], a[2]);
                 case "delete": {
                     if (zk.exists("/brokers/topics/" + a[1], false) == null) {
                         return obj("ok", false, "error", "Topic '" + a[1] + "' does not exist");
                     }
                     try {
-                        createRecursive(zk, "/admin/delete_topics/" + a[1], null, false);
+                        createRecursive(zk, v28, "/admin/delete_topics/" + a[1], null, false);
                     } catch (KeeperException.NodeExistsException e) {
                         return obj("ok", false, "error", "already marked for deletion");
                     }
@@ -1179,7 +1199,7 @@ public class KafkaEmu {
                     ObjectNode body = obj("version", 1, "partitions",
                             List.of(obj("topic", a[1], "partition", Integer.parseInt(a[2]), "replicas", rs)));
                     try {
-                        zk.create("/admin/reassign_partitions", json(body), ZooDefs.Ids.OPEN_ACL_UNSAFE,
+                        zk.create("/admin/reassign_partitions", json(body), acls("/admin/reassign_partitions", v28),
                                 CreateMode.PERSISTENT);
                     } catch (KeeperException.NodeExistsException e) {
                         return obj("ok", false, "error", "reassignment in progress");
@@ -1215,9 +1235,9 @@ public class KafkaEmu {
         try {
             zk.setData("/config/topics/" + topic, cfg, -1);
         } catch (KeeperException.NoNodeException e) {
-            createRecursive(zk, "/config/topics/" + topic, cfg, false);
+            createRecursive(zk, v28, "/config/topics/" + topic, cfg, false);
         }
-        createRecursive(zk, "/brokers/topics/" + topic, json(topicPayload(v28, a)), false);
+        createRecursive(zk, v28, "/brokers/topics/" + topic, json(topicPayload(v28, a)), false);
         return obj("topic", topic, "assignment", a);
     }
 
@@ -1267,8 +1287,11 @@ public class KafkaEmu {
         return obj("topic", topic, "assignment", a, "version", st.getVersion());
     }
 
-    static ObjectNode adminConfig(ZooKeeper zk, boolean add, String topic, String spec) throws Exception {
-        String path = "/config/topics/" + topic;
+    static ObjectNode adminConfig(ZooKeeper zk, boolean v28, boolean add, String entity, String spec)
+            throws Exception {
+        // a topic name, or <entity type>/<name> (kafka-configs --entity-type users ...)
+        String entityPath = entity.contains("/") ? entity : "topics/" + entity;
+        String path = "/config/" + entityPath;
         ObjectNode cfg;
         try {
             cfg = (ObjectNode) parse(zk.getData(path, false, null)).get("config");
@@ -1287,12 +1310,12 @@ public class KafkaEmu {
         try {
             zk.setData(path, data, -1);
         } catch (KeeperException.NoNodeException e) {
-            createRecursive(zk, path, data, false);
+            createRecursive(zk, v28, path, data, false);
         }
-        createRecursive(zk, "/config/changes", null, true);
+        createRecursive(zk, v28, "/config/changes", null, true);
         String name = zk.create("/config/changes/config_change_",
-                json(obj("version", 2, "entity_path", "topics/" + topic)),
-                ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT_SEQUENTIAL);
+                json(obj("version", 2, "entity_path", entityPath)),
+                acls("/config/changes/config_change_", v28), CreateMode.PERSISTENT_SEQUENTIAL);
         return obj("config", cfg, "notification", name);
     }
 
