@@ -38,6 +38,7 @@ use bytes::Bytes;
 use super::acl::{self, AclRef, AclTable};
 use super::path::{java_len, join, name_of, parent_of, validate_path};
 use super::{TreeOptions, WatchTrigger};
+use crate::proto::codec::encode_names;
 use crate::proto::{perms, Acl, EventType, Id, Stat, ZkError};
 
 /// Largest TTL ZooKeeper accepts (EphemeralType.TTL.maxValue(): 40 bits of milliseconds).
@@ -84,8 +85,61 @@ struct Node {
     kind: NodeKind,
     /// Names of the children; boxed so a leaf costs one pointer instead of an empty set's
     /// three words (most znodes are leaves).
-    #[allow(clippy::box_collection)]
-    children: Option<Box<BTreeSet<Box<str>>>>,
+    children: Option<Box<Children>>,
+}
+
+/// Lists shorter than this are encoded for each getChildren; longer ones once per change.
+const CACHED_LIST_MIN: usize = 64;
+
+/// A node's child names, in name order, and the getChildren reply body built from them.
+///
+/// The reply body (the jute vector of names) of a list of `CACHED_LIST_MIN` or more names is
+/// kept after the first getChildren until the next change to the names, so repeated reads
+/// of a big list copy one buffer instead of building a string per child. Bound: the cache
+/// holds 4 + length bytes per name of such lists, i.e. at most the names once more, and
+/// only for lists read since their last change. It is a cache, not state: clones, digests
+/// and snapshots ignore it, and every mutation goes through `insert` / `remove`, which drop
+/// it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Children {
+    names: BTreeSet<Box<str>>,
+    encoded: std::sync::OnceLock<Bytes>,
+}
+
+impl Children {
+    fn from_names(names: impl IntoIterator<Item = Box<str>>) -> Children {
+        Children {
+            names: names.into_iter().collect(),
+            encoded: Default::default(),
+        }
+    }
+
+    fn insert(&mut self, name: Box<str>) -> bool {
+        self.encoded.take();
+        self.names.insert(name)
+    }
+
+    fn remove(&mut self, name: &str) -> bool {
+        self.encoded.take();
+        self.names.remove(name)
+    }
+
+    /// The getChildren reply body: `vector<ustring>` of the names.
+    fn encoded(&self) -> Bytes {
+        let build = || encode_names(self.names.iter().map(|n| &**n));
+        if self.names.len() < CACHED_LIST_MIN {
+            return build();
+        }
+        self.encoded.get_or_init(build).clone()
+    }
+}
+
+impl std::ops::Deref for Children {
+    type Target = BTreeSet<Box<str>>;
+
+    fn deref(&self) -> &BTreeSet<Box<str>> {
+        &self.names
+    }
 }
 
 impl Node {
@@ -385,6 +439,17 @@ impl DataTree {
             .map(|c| c.to_string())
             .collect();
         Ok((children, node.client_stat()))
+    }
+
+    /// `get_children` with the names as the reply encodes them (see `Children`).
+    pub fn get_children_encoded(&self, path: &str, auth: &[Id]) -> Result<(Bytes, Stat), ZkError> {
+        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
+        self.check_acl(node, perms::READ, auth)?;
+        let names = match &node.children {
+            Some(c) => c.encoded(),
+            None => encode_names(std::iter::empty()),
+        };
+        Ok((names, node.client_stat()))
     }
 
     /// getACL needs READ or ADMIN; without ADMIN, digest ids come back as `user:x`.

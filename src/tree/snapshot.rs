@@ -417,7 +417,7 @@ impl Loader {
         while let Some(top) = stack.last_mut() {
             if top.left == 0 {
                 let Some(mut done) = stack.pop() else { break };
-                done.node.children = Some(Box::new(BTreeSet::from_iter(done.names)));
+                done.node.children = Some(Box::new(super::Children::from_names(done.names)));
                 let name: Box<str> = done.path[done.path.rfind('/').map_or(0, |i| i + 1)..].into();
                 let key: Box<str> = if done.path.is_empty() {
                     "/".into()
