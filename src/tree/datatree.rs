@@ -174,6 +174,71 @@ impl Node {
     }
 }
 
+/// The node map. Reads go straight to the map; every change goes through `get_mut`,
+/// `insert` or `remove`, which first keep the node's state at the cut of a snapshot being
+/// written (`DataTree::begin_snapshot`), if it was not kept yet.
+#[derive(Debug, Default)]
+struct NodeMap {
+    map: HashMap<Box<str>, Box<Node>>,
+    /// Set while a snapshot is written.
+    cow: Option<Arc<CowLog>>,
+}
+
+/// The state at a snapshot's cut of every node changed since: `None` for a path that had
+/// no node then.
+#[derive(Debug, Default)]
+pub(super) struct CowLog {
+    saved: std::sync::Mutex<HashMap<Box<str>, Option<Box<Node>>>>,
+}
+
+impl Clone for NodeMap {
+    /// A copy takes no part in the original's snapshot.
+    fn clone(&self) -> NodeMap {
+        NodeMap {
+            map: self.map.clone(),
+            cow: None,
+        }
+    }
+}
+
+impl std::ops::Deref for NodeMap {
+    type Target = HashMap<Box<str>, Box<Node>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl NodeMap {
+    fn new(map: HashMap<Box<str>, Box<Node>>) -> NodeMap {
+        NodeMap { map, cow: None }
+    }
+
+    fn preserve(&self, path: &str) {
+        if let Some(log) = &self.cow {
+            let mut saved = log.saved.lock().expect("snapshot copy-on-write log");
+            if !saved.contains_key(path) {
+                saved.insert(path.into(), self.map.get(path).cloned());
+            }
+        }
+    }
+
+    fn get_mut(&mut self, path: &str) -> Option<&mut Box<Node>> {
+        self.preserve(path);
+        self.map.get_mut(path)
+    }
+
+    fn insert(&mut self, path: Box<str>, node: Box<Node>) -> Option<Box<Node>> {
+        self.preserve(&path);
+        self.map.insert(path, node)
+    }
+
+    fn remove(&mut self, path: &str) -> Option<Box<Node>> {
+        self.preserve(path);
+        self.map.remove(path)
+    }
+}
+
 /// A session in the table.
 #[derive(Debug, Clone, Default)]
 struct Session {
@@ -199,7 +264,7 @@ pub struct DataTree {
     /// Every znode by full path. Boxed: a table slot is 24 bytes instead of 120, which
     /// matters because hashbrown keeps between 12.5% and 56% of its slots empty (1,000,000
     /// nodes sit in 2^21 slots).
-    nodes: HashMap<Box<str>, Box<Node>>,
+    nodes: NodeMap,
     acls: AclTable,
     sessions: BTreeMap<i64, Session>,
     /// Paths of container nodes (for the reaper).
@@ -230,7 +295,7 @@ impl DataTree {
     pub fn new(opts: TreeOptions) -> DataTree {
         let mut t = DataTree {
             opts,
-            nodes: HashMap::new(),
+            nodes: NodeMap::default(),
             acls: AclTable::default(),
             sessions: BTreeMap::new(),
             containers: BTreeSet::new(),
@@ -514,6 +579,7 @@ mod digest;
 
 #[path = "snapshot.rs"]
 mod snapshot;
+pub use snapshot::SnapshotCut;
 
 #[path = "zk.rs"]
 mod zk;

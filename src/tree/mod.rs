@@ -15,7 +15,7 @@ mod path;
 mod reconfig;
 mod txn_codec;
 
-pub use datatree::{DataTree, Replayed, CONFIG_NODE};
+pub use datatree::{DataTree, Replayed, SnapshotCut, CONFIG_NODE};
 
 use crate::proto::request::{ReconfigRequest, Request};
 use crate::proto::response::Response;
