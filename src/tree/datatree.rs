@@ -102,21 +102,21 @@ const CACHED_LIST_MIN: usize = 64;
 /// it.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Children {
-    names: BTreeSet<Box<str>>,
+    names: BTreeSet<Name>,
     encoded: std::sync::OnceLock<Bytes>,
 }
 
 impl Children {
-    fn from_names(names: impl IntoIterator<Item = Box<str>>) -> Children {
+    fn from_names(names: impl IntoIterator<Item = Name>) -> Children {
         Children {
             names: names.into_iter().collect(),
             encoded: Default::default(),
         }
     }
 
-    fn insert(&mut self, name: Box<str>) -> bool {
+    fn insert(&mut self, name: &str) -> bool {
         self.encoded.take();
-        self.names.insert(name)
+        self.names.insert(Name::new(name))
     }
 
     fn remove(&mut self, name: &str) -> bool {
@@ -135,10 +135,90 @@ impl Children {
 }
 
 impl std::ops::Deref for Children {
-    type Target = BTreeSet<Box<str>>;
+    type Target = BTreeSet<Name>;
 
-    fn deref(&self) -> &BTreeSet<Box<str>> {
+    fn deref(&self) -> &BTreeSet<Name> {
         &self.names
+    }
+}
+
+/// Bytes of a name kept inside the `Name` itself.
+const INLINE_NAME: usize = 22;
+
+/// A child's name. Names of up to `INLINE_NAME` bytes (nearly all) are kept inline: 24
+/// bytes in the children set instead of a `Box<str>`'s 16 plus a 32-byte heap block. Ordered,
+/// compared and hashed as the `str` it holds, so sets of names are looked up by `&str`.
+#[derive(Clone)]
+pub(super) enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    pub(super) fn new(s: &str) -> Name {
+        if s.len() <= INLINE_NAME {
+            let mut bytes = [0; INLINE_NAME];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Name::Inline { len, bytes } => {
+                let b = &bytes[..*len as usize];
+                // SAFETY: `b` is a copy of a whole `&str` (`Name::new`), so valid UTF-8.
+                unsafe { std::str::from_utf8_unchecked(b) }
+            }
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
     }
 }
 
@@ -397,12 +477,11 @@ impl DataTree {
 
     /// Links a node into the tree and the bookkeeping sets. The parent must exist.
     fn insert_node(&mut self, path: &str, node: Box<Node>) {
-        let name: Box<str> = name_of(path).into();
         if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
             parent
                 .children
                 .get_or_insert_with(Default::default)
-                .insert(name);
+                .insert(name_of(path));
         }
         let key: Box<str> = path.into();
         match node.kind {

@@ -481,3 +481,32 @@ fn encoded_children_follow_every_change() {
     assert_eq!(encoded_children(&h.t, "/big"), vec!["again"]);
     assert_eq!(h.t.get_children_encoded("/nope", &[]), Err(ZkError::NoNode));
 }
+
+/// Child names are ordered, compared and looked up as the strings they hold, whether kept
+/// inline or boxed, and the names' order is `snapshot_bytes`' (canonical) order.
+#[test]
+fn child_names_behave_as_their_strings() {
+    let long = "n".repeat(INLINE_NAME + 1);
+    let at_limit = "m".repeat(INLINE_NAME);
+    let mut names = vec![
+        "b".to_string(),
+        "".to_string(),
+        "a-0000000001".to_string(),
+        "é".to_string(),
+        long.clone(),
+        at_limit.clone(),
+        "a".to_string(),
+        format!("{at_limit}z"),
+    ];
+    let set: BTreeSet<Name> = names.iter().map(|n| Name::new(n)).collect();
+    names.sort();
+    let listed: Vec<String> = set.iter().map(|n| n.to_string()).collect();
+    assert_eq!(listed, names);
+    for n in &names {
+        assert!(set.contains(n.as_str()), "{n:?} is found by &str");
+        assert_eq!(&*Name::new(n), n.as_str());
+    }
+    assert!(matches!(Name::new(&at_limit), Name::Inline { .. }));
+    assert!(matches!(Name::new(&long), Name::Heap(_)));
+    assert_eq!(std::mem::size_of::<Name>(), 24);
+}

@@ -50,8 +50,8 @@ use std::sync::Arc;
 
 use super::acl::AclTable;
 use super::{
-    java_len, CowLog, DataTree, Node, NodeKind, NodeMap, PStat, Session, SessionAuth, MAX_TTL_MS,
-    SPECIAL_PATHS,
+    java_len, CowLog, DataTree, Name, Node, NodeKind, NodeMap, PStat, Session, SessionAuth,
+    MAX_TTL_MS, SPECIAL_PATHS,
 };
 use crate::proto::{Acl, Error, Id};
 use crate::tree::TreeOptions;
@@ -496,7 +496,7 @@ struct Frame {
     /// Children still to read.
     left: u32,
     /// Names of the children read so far, in increasing order.
-    names: Vec<Box<str>>,
+    names: Vec<Name>,
 }
 
 /// The parts of a `DataTree` the node section fills in.
@@ -549,7 +549,7 @@ impl Loader {
             if top.left == 0 {
                 let Some(mut done) = stack.pop() else { break };
                 done.node.children = Some(Box::new(super::Children::from_names(done.names)));
-                let name: Box<str> = done.path[done.path.rfind('/').map_or(0, |i| i + 1)..].into();
+                let name = Name::new(&done.path[done.path.rfind('/').map_or(0, |i| i + 1)..]);
                 let key: Box<str> = if done.path.is_empty() {
                     "/".into()
                 } else {
@@ -605,7 +605,7 @@ impl Loader {
                 }
             }
             if k == 0 {
-                top.names.push(name.into());
+                top.names.push(Name::new(name));
                 self.nodes.insert(path.into_boxed_str(), node);
             } else {
                 let names = Vec::with_capacity(k as usize);
