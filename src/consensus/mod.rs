@@ -46,6 +46,9 @@ pub use transport::{PeerInbound, PeerNetwork};
 
 use crate::tree::{Applied, Txn};
 
+/// The second half of `StateMachine::snapshot_job`: the snapshot's bytes, or why not.
+pub type SnapshotJob = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
 /// Applies committed entries. Called from exactly one task, in log order.
 pub trait StateMachine: Send + 'static {
     fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied;
@@ -53,6 +56,16 @@ pub trait StateMachine: Send + 'static {
     /// The whole state as of the last applied entry, for a snapshot. Deterministic: equal
     /// states give equal bytes.
     fn snapshot(&self) -> Vec<u8>;
+
+    /// `snapshot` in two halves: this call, on the consensus thread, fixes the state to
+    /// snapshot (as of the last applied entry) and should be quick; the function it returns
+    /// runs on the snapshot writer thread, while entries go on being applied, and gives the
+    /// same bytes `snapshot` would have given at this call (or why it could not). The
+    /// default does all of it here.
+    fn snapshot_job(&self) -> SnapshotJob {
+        let data = self.snapshot();
+        Box::new(move || Ok(data))
+    }
 
     /// Replaces the whole state with a snapshot taken by `snapshot` (start-up recovery, or a
     /// follower far behind the leader's compacted log).

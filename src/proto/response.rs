@@ -88,6 +88,14 @@ pub enum Response {
         children: Vec<String>,
         stat: Stat,
     },
+    /// getChildren (`stat: None`) or getChildren2 as the server sends it: `names` is the jute
+    /// `vector<ustring>` of the child names, already encoded (`codec::encode_names`), so a
+    /// large list is one copy instead of a `String` per child. Only encoded, never decoded:
+    /// a client reads `GetChildren` / `GetChildren2`.
+    ChildrenEncoded {
+        names: Bytes,
+        stat: Option<Stat>,
+    },
     Sync {
         path: String,
     },

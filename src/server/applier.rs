@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use crate::config::Membership;
-use crate::consensus::{GroupMembers, StateMachine};
+use crate::consensus::{GroupMembers, SnapshotJob, StateMachine};
 use crate::proto::EventType;
 use crate::tree::{Applied, DataTree, TreeOptions, Txn};
 
 use super::{dynamic, Out, Shared};
+
+/// Nodes a snapshot writes per hold of the state's read lock (about a millisecond's work).
+const SNAPSHOT_CHUNK: usize = 1024;
 
 /// Applies committed txns to the tree and routes the watch events they trigger.
 pub(super) struct Applier {
@@ -95,6 +98,25 @@ impl StateMachine for Applier {
 
     fn snapshot(&self) -> Vec<u8> {
         self.shared.state().tree.snapshot_bytes()
+    }
+
+    /// The tree is cut here (a short write lock) and written by the snapshot thread in
+    /// chunks of `SNAPSHOT_CHUNK` nodes, each under the read lock, so applying entries and
+    /// answering reads wait at most one chunk (see `DataTree::begin_snapshot`).
+    fn snapshot_job(&self) -> SnapshotJob {
+        let mut cut = self.shared.state_mut().tree.begin_snapshot();
+        let shared = self.shared.clone();
+        Box::new(move || {
+            let written = loop {
+                match cut.step(&shared.state().tree, SNAPSHOT_CHUNK) {
+                    Ok(false) => continue,
+                    Ok(true) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            };
+            shared.state_mut().tree.end_snapshot(&cut);
+            written.and_then(|()| cut.finish())
+        })
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {

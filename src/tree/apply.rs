@@ -317,7 +317,7 @@ impl DataTree {
                     self.restore_parent_stat(&path, parent_stat);
                 }
                 Undo::DataSet { path, data, stat } => {
-                    if let Some(node) = self.nodes.get_mut(&*path) {
+                    if let Some(node) = self.nodes.get_mut(&path) {
                         let old = node.data_len() as u64;
                         node.data = data;
                         node.stat = stat;

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use super::acl::{self, AclRef, AclTable};
 use super::path::{java_len, join, name_of, parent_of, validate_path};
 use super::{TreeOptions, WatchTrigger};
+use crate::proto::codec::encode_names;
 use crate::proto::{perms, Acl, EventType, Id, Stat, ZkError};
 
 /// Largest TTL ZooKeeper accepts (EphemeralType.TTL.maxValue(): 40 bits of milliseconds).
@@ -84,8 +85,141 @@ struct Node {
     kind: NodeKind,
     /// Names of the children; boxed so a leaf costs one pointer instead of an empty set's
     /// three words (most znodes are leaves).
-    #[allow(clippy::box_collection)]
-    children: Option<Box<BTreeSet<Box<str>>>>,
+    children: Option<Box<Children>>,
+}
+
+/// Lists shorter than this are encoded for each getChildren; longer ones once per change.
+const CACHED_LIST_MIN: usize = 64;
+
+/// A node's child names, in name order, and the getChildren reply body built from them.
+///
+/// The reply body (the jute vector of names) of a list of `CACHED_LIST_MIN` or more names is
+/// kept after the first getChildren until the next change to the names, so repeated reads
+/// of a big list copy one buffer instead of building a string per child. Bound: the cache
+/// holds 4 + length bytes per name of such lists, i.e. at most the names once more, and
+/// only for lists read since their last change. It is a cache, not state: clones, digests
+/// and snapshots ignore it, and every mutation goes through `insert` / `remove`, which drop
+/// it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Children {
+    names: BTreeSet<Name>,
+    encoded: std::sync::OnceLock<Bytes>,
+}
+
+impl Children {
+    fn from_names(names: impl IntoIterator<Item = Name>) -> Children {
+        Children {
+            names: names.into_iter().collect(),
+            encoded: Default::default(),
+        }
+    }
+
+    fn insert(&mut self, name: &str) -> bool {
+        self.encoded.take();
+        self.names.insert(Name::new(name))
+    }
+
+    fn remove(&mut self, name: &str) -> bool {
+        self.encoded.take();
+        self.names.remove(name)
+    }
+
+    /// The getChildren reply body: `vector<ustring>` of the names.
+    fn encoded(&self) -> Bytes {
+        let build = || encode_names(self.names.iter().map(|n| &**n));
+        if self.names.len() < CACHED_LIST_MIN {
+            return build();
+        }
+        self.encoded.get_or_init(build).clone()
+    }
+}
+
+impl std::ops::Deref for Children {
+    type Target = BTreeSet<Name>;
+
+    fn deref(&self) -> &BTreeSet<Name> {
+        &self.names
+    }
+}
+
+/// Bytes of a name kept inside the `Name` itself.
+const INLINE_NAME: usize = 22;
+
+/// A child's name. Names of up to `INLINE_NAME` bytes (nearly all) are kept inline: 24
+/// bytes in the children set instead of a `Box<str>`'s 16 plus a 32-byte heap block. Ordered,
+/// compared and hashed as the `str` it holds, so sets of names are looked up by `&str`.
+#[derive(Clone)]
+pub(super) enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    pub(super) fn new(s: &str) -> Name {
+        if s.len() <= INLINE_NAME {
+            let mut bytes = [0; INLINE_NAME];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Name::Inline { len, bytes } => {
+                let b = &bytes[..*len as usize];
+                // SAFETY: `b` is a copy of a whole `&str` (`Name::new`), so valid UTF-8.
+                unsafe { std::str::from_utf8_unchecked(b) }
+            }
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
 }
 
 impl Node {
@@ -120,6 +254,71 @@ impl Node {
     }
 }
 
+/// The node map. Reads go straight to the map; every change goes through `get_mut`,
+/// `insert` or `remove`, which first keep the node's state at the cut of a snapshot being
+/// written (`DataTree::begin_snapshot`), if it was not kept yet.
+#[derive(Debug, Default)]
+struct NodeMap {
+    map: HashMap<Box<str>, Box<Node>>,
+    /// Set while a snapshot is written.
+    cow: Option<Arc<CowLog>>,
+}
+
+/// The state at a snapshot's cut of every node changed since: `None` for a path that had
+/// no node then.
+#[derive(Debug, Default)]
+pub(super) struct CowLog {
+    saved: std::sync::Mutex<HashMap<Box<str>, Option<Box<Node>>>>,
+}
+
+impl Clone for NodeMap {
+    /// A copy takes no part in the original's snapshot.
+    fn clone(&self) -> NodeMap {
+        NodeMap {
+            map: self.map.clone(),
+            cow: None,
+        }
+    }
+}
+
+impl std::ops::Deref for NodeMap {
+    type Target = HashMap<Box<str>, Box<Node>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl NodeMap {
+    fn new(map: HashMap<Box<str>, Box<Node>>) -> NodeMap {
+        NodeMap { map, cow: None }
+    }
+
+    fn preserve(&self, path: &str) {
+        if let Some(log) = &self.cow {
+            let mut saved = log.saved.lock().expect("snapshot copy-on-write log");
+            if !saved.contains_key(path) {
+                saved.insert(path.into(), self.map.get(path).cloned());
+            }
+        }
+    }
+
+    fn get_mut(&mut self, path: &str) -> Option<&mut Box<Node>> {
+        self.preserve(path);
+        self.map.get_mut(path)
+    }
+
+    fn insert(&mut self, path: Box<str>, node: Box<Node>) -> Option<Box<Node>> {
+        self.preserve(&path);
+        self.map.insert(path, node)
+    }
+
+    fn remove(&mut self, path: &str) -> Option<Box<Node>> {
+        self.preserve(path);
+        self.map.remove(path)
+    }
+}
+
 /// A session in the table.
 #[derive(Debug, Clone, Default)]
 struct Session {
@@ -145,7 +344,7 @@ pub struct DataTree {
     /// Every znode by full path. Boxed: a table slot is 24 bytes instead of 120, which
     /// matters because hashbrown keeps between 12.5% and 56% of its slots empty (1,000,000
     /// nodes sit in 2^21 slots).
-    nodes: HashMap<Box<str>, Box<Node>>,
+    nodes: NodeMap,
     acls: AclTable,
     sessions: BTreeMap<i64, Session>,
     /// Paths of container nodes (for the reaper).
@@ -176,7 +375,7 @@ impl DataTree {
     pub fn new(opts: TreeOptions) -> DataTree {
         let mut t = DataTree {
             opts,
-            nodes: HashMap::new(),
+            nodes: NodeMap::default(),
             acls: AclTable::default(),
             sessions: BTreeMap::new(),
             containers: BTreeSet::new(),
@@ -278,12 +477,11 @@ impl DataTree {
 
     /// Links a node into the tree and the bookkeeping sets. The parent must exist.
     fn insert_node(&mut self, path: &str, node: Box<Node>) {
-        let name: Box<str> = name_of(path).into();
         if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
             parent
                 .children
                 .get_or_insert_with(Default::default)
-                .insert(name);
+                .insert(name_of(path));
         }
         let key: Box<str> = path.into();
         match node.kind {
@@ -387,6 +585,17 @@ impl DataTree {
         Ok((children, node.client_stat()))
     }
 
+    /// `get_children` with the names as the reply encodes them (see `Children`).
+    pub fn get_children_encoded(&self, path: &str, auth: &[Id]) -> Result<(Bytes, Stat), ZkError> {
+        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
+        self.check_acl(node, perms::READ, auth)?;
+        let names = match &node.children {
+            Some(c) => c.encoded(),
+            None => encode_names(std::iter::empty()),
+        };
+        Ok((names, node.client_stat()))
+    }
+
     /// getACL needs READ or ADMIN; without ADMIN, digest ids come back as `user:x`.
     pub fn get_acl(&self, path: &str, auth: &[Id]) -> Result<(Vec<Acl>, Stat), ZkError> {
         let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
@@ -449,6 +658,7 @@ mod digest;
 
 #[path = "snapshot.rs"]
 mod snapshot;
+pub use snapshot::SnapshotCut;
 
 #[path = "zk.rs"]
 mod zk;

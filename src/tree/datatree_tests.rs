@@ -10,11 +10,12 @@
 //! container and TTL reaping).
 
 use super::*;
+use crate::proto::codec;
 use crate::proto::request::{
     CheckVersionRequest, CreateRequest, DeleteRequest, MultiOp, ReconfigRequest, Request,
     SetAclRequest, SetDataRequest,
 };
-use crate::proto::response::{OpResult, Response};
+use crate::proto::response::{OpResult, ReplyHeader, Response};
 use crate::proto::OpCode;
 use crate::tree::{Applied, LeaderView, Txn};
 
@@ -399,4 +400,113 @@ fn many_nodes_and_digest_order() {
     }
     assert_eq!(a.t.node_count(), 6);
     assert_eq!(a.t.digest(), b.t.digest());
+}
+
+/// The names `get_children_encoded` gives for `path`, decoded as a client would, checked
+/// against `get_children` (which builds them afresh every time).
+fn encoded_children(t: &DataTree, path: &str) -> Vec<String> {
+    let (names, stat) = t.get_children_encoded(path, &[]).unwrap();
+    let (expected, expected_stat) = t.get_children(path, &[]).unwrap();
+    assert_eq!(stat, expected_stat);
+    let mut frame = bytes::BytesMut::new();
+    let reply = Response::ChildrenEncoded {
+        names,
+        stat: Some(stat),
+    };
+    codec::encode_reply(&mut frame, &ReplyHeader::new(7, 9, None), &reply);
+    let (header, body) = codec::decode_reply_header(&frame[4..]).unwrap();
+    assert_eq!((header.xid, header.zxid, header.err), (7, 9, 0));
+    let decoded = codec::decode_response(OpCode::GetChildren2, body).unwrap();
+    let Response::GetChildren2 { children, stat: s } = decoded else {
+        panic!("not a getChildren2 reply: {decoded:?}");
+    };
+    assert_eq!(s, stat);
+    assert_eq!(
+        children, expected,
+        "encoded list of {path} differs from the tree's"
+    );
+    children
+}
+
+#[test]
+fn encoded_children_follow_every_change() {
+    let mut h = H::new();
+    h.create("/big", None, 0).unwrap();
+    h.create("/small", None, 0).unwrap();
+    h.create("/small/x", None, 0).unwrap();
+    assert_eq!(encoded_children(&h.t, "/small"), vec!["x"]);
+    assert!(encoded_children(&h.t, "/big").is_empty());
+    let n = CACHED_LIST_MIN + 10;
+    for i in 0..n {
+        h.create(&format!("/big/c{i:03}"), None, 0).unwrap();
+        // Read between creates once the list is long enough to be kept.
+        if i >= CACHED_LIST_MIN {
+            assert_eq!(encoded_children(&h.t, "/big").len(), i + 1);
+        }
+    }
+    assert_eq!(encoded_children(&h.t, "/big").len(), n);
+    h.delete("/big/c005", -1).unwrap();
+    let after = encoded_children(&h.t, "/big");
+    assert_eq!(after.len(), n - 1);
+    assert!(!after.contains(&"c005".to_string()));
+    // A failed multi undoes its create and delete: the list read afterwards is the old one.
+    let r = h.req(Request::Multi(vec![
+        MultiOp::Create {
+            op: OpCode::Create,
+            req: CreateRequest {
+                path: "/big/new".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags: 0,
+                ttl: -1,
+            },
+        },
+        MultiOp::Delete(DeleteRequest {
+            path: "/big/c006".into(),
+            version: -1,
+        }),
+        MultiOp::Delete(DeleteRequest {
+            path: "/nope".into(),
+            version: -1,
+        }),
+    ]));
+    assert!(r.is_ok(), "a failed multi still answers: {r:?}");
+    assert_eq!(encoded_children(&h.t, "/big"), after);
+    // Down to nothing and up again.
+    for name in after {
+        h.delete(&format!("/big/{name}"), -1).unwrap();
+    }
+    assert!(encoded_children(&h.t, "/big").is_empty());
+    h.create("/big/again", None, 0).unwrap();
+    assert_eq!(encoded_children(&h.t, "/big"), vec!["again"]);
+    assert_eq!(h.t.get_children_encoded("/nope", &[]), Err(ZkError::NoNode));
+}
+
+/// Child names are ordered, compared and looked up as the strings they hold, whether kept
+/// inline or boxed, and the names' order is `snapshot_bytes`' (canonical) order.
+#[test]
+fn child_names_behave_as_their_strings() {
+    let long = "n".repeat(INLINE_NAME + 1);
+    let at_limit = "m".repeat(INLINE_NAME);
+    let mut names = vec![
+        "b".to_string(),
+        "".to_string(),
+        "a-0000000001".to_string(),
+        "é".to_string(),
+        long.clone(),
+        at_limit.clone(),
+        "a".to_string(),
+        format!("{at_limit}z"),
+    ];
+    let set: BTreeSet<Name> = names.iter().map(|n| Name::new(n)).collect();
+    names.sort();
+    let listed: Vec<String> = set.iter().map(|n| n.to_string()).collect();
+    assert_eq!(listed, names);
+    for n in &names {
+        assert!(set.contains(n.as_str()), "{n:?} is found by &str");
+        assert_eq!(&*Name::new(n), n.as_str());
+    }
+    assert!(matches!(Name::new(&at_limit), Name::Inline { .. }));
+    assert!(matches!(Name::new(&long), Name::Heap(_)));
+    assert_eq!(std::mem::size_of::<Name>(), 24);
 }

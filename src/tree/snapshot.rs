@@ -45,11 +45,13 @@
 //! an ephemeral without its session or with children, a missing special node).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use super::acl::AclTable;
 use super::{
-    java_len, DataTree, Node, NodeKind, PStat, Session, SessionAuth, MAX_TTL_MS, SPECIAL_PATHS,
+    java_len, CowLog, DataTree, Name, Node, NodeKind, NodeMap, PStat, Session, SessionAuth,
+    MAX_TTL_MS, SPECIAL_PATHS,
 };
 use crate::proto::{Acl, Error, Id};
 use crate::tree::TreeOptions;
@@ -89,6 +91,35 @@ impl DataTree {
     /// The whole replicated state (nodes, ACL lists, sessions, last zxid) in the format of
     /// the module docs. Deterministic: trees with equal contents give equal bytes.
     pub fn snapshot_bytes(&self) -> Vec<u8> {
+        let mut cut = self.cut(None);
+        cut.step(self, usize::MAX)
+            .expect("a snapshot of a tree held still completes");
+        cut.finish()
+            .expect("a snapshot of a tree held still completes")
+    }
+
+    /// Starts a snapshot of the tree as it is now, written while the tree keeps changing:
+    /// from here until `end_snapshot`, each node's state at this cut is kept aside the first
+    /// time it is changed (copy-on-write, `NodeMap::preserve`), and `SnapshotCut::step`, run
+    /// in chunks under the caller's lock, writes the cut's nodes from there or from the
+    /// unchanged live tree. The bytes are exactly what `snapshot_bytes` would have given
+    /// here. Memory: one copy of each node changed while the snapshot is written.
+    pub fn begin_snapshot(&mut self) -> SnapshotCut {
+        let log = Arc::new(CowLog::default());
+        self.nodes.cow = Some(log.clone());
+        self.cut(Some(log))
+    }
+
+    /// Stops keeping the cut's nodes for `cut` (call once its writing ended, or failed).
+    pub fn end_snapshot(&mut self, cut: &SnapshotCut) {
+        if cut.is_of(self) {
+            self.nodes.cow = None;
+        }
+    }
+
+    /// The snapshot's prefix (header, ACL lists, sessions, node count, root) and the state
+    /// of its walk over the nodes.
+    fn cut(&self, log: Option<Arc<CowLog>>) -> SnapshotCut {
         // Canonical ACL numbering: by list content.
         let mut lists: Vec<(u32, &[Acl])> = self.acls.used().collect();
         lists.sort_unstable_by(|a, b| a.1.cmp(b.1));
@@ -155,34 +186,132 @@ impl DataTree {
         w.u64(self.nodes.len() as u64);
         let root = self.nodes.get("/").expect("the root always exists");
         w.node("", root, &acl_index);
-        // Depth-first with one path buffer: each stack entry is a children iterator and the
-        // length of its parent's path in `path` ("" stands for the root).
-        let mut path = String::new();
         let mut stack = Vec::new();
-        if let Some(children) = &root.children {
-            stack.push((children.iter(), 0));
+        if root.children.is_some() {
+            stack.push(WalkFrame {
+                base: 0,
+                fresh: true,
+            });
         }
-        let mut written = 1usize;
-        while let Some((children, base)) = stack.last_mut() {
-            let Some(name) = children.next() else {
-                stack.pop();
+        SnapshotCut {
+            w,
+            acl_index,
+            log,
+            path: String::new(),
+            stack,
+            written: 1,
+            total: self.nodes.len(),
+        }
+    }
+}
+
+/// A snapshot being written (`DataTree::begin_snapshot`): the bytes so far and where the
+/// depth-first walk over the cut's nodes stands.
+pub struct SnapshotCut {
+    w: Writer,
+    /// ACL table slot at the cut -> index of its list in the snapshot.
+    acl_index: Vec<u32>,
+    /// The cut's copy-on-write log (`None`: the tree is held still, `snapshot_bytes`).
+    log: Option<Arc<CowLog>>,
+    /// The full path of the node written last ("" for the root).
+    path: String,
+    /// One frame per node whose children are being written, outermost first.
+    stack: Vec<WalkFrame>,
+    written: usize,
+    total: usize,
+}
+
+/// A node whose children are being written: its path is `path[..base]` ("/" when `base` is
+/// 0); unless `fresh`, its child written last is the component of `path` after `base`.
+struct WalkFrame {
+    base: usize,
+    fresh: bool,
+}
+
+impl SnapshotCut {
+    /// Whether `tree` is the tree this snapshot was cut from (not replaced since, e.g. by a
+    /// snapshot from the leader).
+    fn is_of(&self, tree: &DataTree) -> bool {
+        match (&self.log, &tree.nodes.cow) {
+            (None, _) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Writes up to `budget` more nodes of the cut, reading `tree` (which must not change
+    /// during the call: hold its lock). Ok(true) once every node is written.
+    pub fn step(&mut self, tree: &DataTree, budget: usize) -> Result<bool, String> {
+        if !self.is_of(tree) {
+            return Err("the tree was replaced while its snapshot was written".into());
+        }
+        let saved = self
+            .log
+            .as_ref()
+            .map(|l| l.saved.lock().expect("snapshot copy-on-write log"));
+        // A node as it was at the cut: its saved copy if it changed since (`None`: created
+        // since), else the live one.
+        let at_cut = |path: &str| -> Option<&Node> {
+            match saved.as_ref().and_then(|s| s.get(path)) {
+                Some(copy) => copy.as_deref(),
+                None => tree.nodes.get(path).map(|n| &**n),
+            }
+        };
+        let mut left = budget;
+        while left > 0 {
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(true);
+            };
+            let parent_path = if top.base == 0 {
+                "/"
+            } else {
+                &self.path[..top.base]
+            };
+            let children = at_cut(parent_path)
+                .and_then(|p| p.children.as_deref())
+                .ok_or_else(|| format!("snapshot: {parent_path} lost its children"))?;
+            let next = if top.fresh {
+                children.iter().next()
+            } else {
+                let last = &self.path[top.base + 1..];
+                children
+                    .range::<str, _>((Bound::Excluded(last), Bound::Unbounded))
+                    .next()
+            };
+            let base = top.base;
+            let Some(name) = next else {
+                self.stack.pop();
+                self.path.truncate(base);
                 continue;
             };
-            path.truncate(*base);
-            path.push('/');
-            path.push_str(name);
-            let node = self
-                .nodes
-                .get(path.as_str())
-                .expect("every child a node lists exists");
-            w.node(name, node, &acl_index);
-            written += 1;
-            if let Some(children) = &node.children {
-                stack.push((children.iter(), path.len()));
+            top.fresh = false;
+            self.path.truncate(base);
+            self.path.push('/');
+            self.path.push_str(name);
+            let node = at_cut(&self.path)
+                .ok_or_else(|| format!("snapshot: {} is listed but missing", self.path))?;
+            self.w.node(name, node, &self.acl_index);
+            self.written += 1;
+            left -= 1;
+            if node.children.is_some() {
+                self.stack.push(WalkFrame {
+                    base: self.path.len(),
+                    fresh: true,
+                });
             }
         }
-        assert_eq!(written, self.nodes.len(), "every node is reachable from /");
+        Ok(self.stack.is_empty())
+    }
 
+    /// The finished snapshot's bytes (after `step` returned true).
+    pub fn finish(mut self) -> Result<Vec<u8>, String> {
+        if !self.stack.is_empty() || self.written != self.total {
+            return Err(format!(
+                "snapshot: wrote {} of {} nodes",
+                self.written, self.total
+            ));
+        }
+        let w = &mut self.w;
         let body_len = (w.0.len() - HEADER_LEN) as u64;
         w.0[12..HEADER_LEN].copy_from_slice(&body_len.to_be_bytes());
         let crc = crc32fast::hash(&w.0);
@@ -190,9 +319,11 @@ impl DataTree {
         // The estimate counts full paths where names are stored; give the slack back (for a
         // large buffer this is an mremap, not a copy).
         w.0.shrink_to_fit();
-        w.0
+        Ok(std::mem::take(&mut w.0))
     }
+}
 
+impl DataTree {
     /// Rebuilds a tree from `snapshot_bytes` output. Bad magic, an unknown version, a length
     /// or checksum mismatch, and content that `snapshot_bytes` cannot have produced (unsorted
     /// or duplicate names, a dangling ACL index, an ephemeral without its session, ...) are
@@ -298,7 +429,7 @@ impl DataTree {
         }
         Ok(DataTree {
             opts,
-            nodes: l.nodes,
+            nodes: NodeMap::new(l.nodes),
             acls: AclTable::from_slots(l.lists),
             sessions: l.sessions,
             containers: l.containers,
@@ -365,7 +496,7 @@ struct Frame {
     /// Children still to read.
     left: u32,
     /// Names of the children read so far, in increasing order.
-    names: Vec<Box<str>>,
+    names: Vec<Name>,
 }
 
 /// The parts of a `DataTree` the node section fills in.
@@ -417,8 +548,8 @@ impl Loader {
         while let Some(top) = stack.last_mut() {
             if top.left == 0 {
                 let Some(mut done) = stack.pop() else { break };
-                done.node.children = Some(Box::new(BTreeSet::from_iter(done.names)));
-                let name: Box<str> = done.path[done.path.rfind('/').map_or(0, |i| i + 1)..].into();
+                done.node.children = Some(Box::new(super::Children::from_names(done.names)));
+                let name = Name::new(&done.path[done.path.rfind('/').map_or(0, |i| i + 1)..]);
                 let key: Box<str> = if done.path.is_empty() {
                     "/".into()
                 } else {
@@ -474,7 +605,7 @@ impl Loader {
                 }
             }
             if k == 0 {
-                top.names.push(name.into());
+                top.names.push(Name::new(name));
                 self.nodes.insert(path.into_boxed_str(), node);
             } else {
                 let names = Vec::with_capacity(k as usize);

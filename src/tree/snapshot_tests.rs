@@ -626,3 +626,66 @@ fn owned_writes_use_the_identities_recorded_for_the_session() {
         b"z"
     );
 }
+
+/// A snapshot written while txns keep being applied (`begin_snapshot`, then `step` between
+/// txns) gives the bytes of the tree at the cut, whatever the changes and wherever the
+/// writer stands when they come: before any node is written, after every node, and every
+/// interleaving in between.
+#[test]
+fn snapshot_written_during_changes_is_the_tree_at_the_cut() {
+    let (t0, mut log) = built();
+    let later = more(&mut log);
+    let expected = t0.snapshot_bytes();
+    let nodes = t0.nodes.len();
+    // (nodes written before the first txn, nodes written between txns)
+    for (first, each) in [
+        (0, 0),
+        (nodes, 0),
+        (0, 1),
+        (1, 1),
+        (2, 3),
+        (5, 2),
+        (0, nodes),
+    ] {
+        let mut t = t0.clone();
+        let mut cut = t.begin_snapshot();
+        let mut done = first > 0 && cut.step(&t, first).unwrap();
+        for (z, txn) in &later {
+            t.apply(*z, txn);
+            if each > 0 && !done {
+                done = cut.step(&t, each).unwrap();
+            }
+        }
+        while !done {
+            done = cut.step(&t, 4).unwrap();
+        }
+        t.end_snapshot(&cut);
+        assert!(
+            t.nodes.cow.is_none(),
+            "nothing kept once the snapshot ended"
+        );
+        let bytes = cut.finish().unwrap();
+        assert!(
+            bytes == expected,
+            "snapshot with {first} nodes first and {each} between txns differs from the cut"
+        );
+        // The tree itself moved on: its own snapshot is the later state.
+        let mut after = t0.clone();
+        apply_all(&mut after, &later);
+        assert_eq!(t.snapshot_bytes(), after.snapshot_bytes());
+    }
+}
+
+/// A snapshot whose tree was replaced (a snapshot installed from the leader) fails instead
+/// of mixing two trees.
+#[test]
+fn snapshot_of_a_replaced_tree_fails() {
+    let (mut t, _) = built();
+    let bytes = t.snapshot_bytes();
+    let mut cut = t.begin_snapshot();
+    assert_eq!(cut.step(&t, 2), Ok(false));
+    t = load(&bytes);
+    assert!(cut.step(&t, usize::MAX).is_err());
+    t.end_snapshot(&cut);
+    assert_eq!(t.snapshot_bytes(), bytes);
+}

@@ -131,16 +131,18 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             conf_state: Some(self.raw.store().conf_state().clone()).into(),
             ..Default::default()
         };
-        let data = self.sm.snapshot();
+        let job = self.sm.snapshot_job();
         let store = self.raw.store().snapshots().clone();
         let (tx, rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("raft-snapshot".into())
             .spawn(move || {
-                let _ = tx.send((
-                    index,
-                    store.write(&meta, &data).map_err(ConsensusError::from),
-                ));
+                let written = job()
+                    .map_err(|why| {
+                        ConsensusError::io("serialising a snapshot", std::io::Error::other(why))
+                    })
+                    .and_then(|data| store.write(&meta, &data).map_err(ConsensusError::from));
+                let _ = tx.send((index, written));
             })
             .map_err(|e| ConsensusError::io("spawning the snapshot writer", e))?;
         self.snaps.since_snapshot = 0;

@@ -16,6 +16,36 @@ use super::layout::SNAP_PREFIX;
 pub(super) const SNAP_MAGIC: &[u8; 8] = b"KPRSNAP1";
 const SNAP_TMP_SUFFIX: &str = ".tmp";
 
+/// Bytes of a snapshot written between two writeback requests.
+const WRITEBACK_CHUNK: usize = 8 << 20;
+
+/// Starts writing `file`'s bytes `from..to` to disk and waits for the bytes before `from`
+/// whose writeback was started earlier, so at most about two chunks are dirty at a time.
+/// Advisory: errors are ignored here and reported by the fsync that ends the write.
+fn writeback(file: &File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        let (from, to) = (from as libc::off64_t, to as libc::off64_t);
+        let prev = from.saturating_sub(WRITEBACK_CHUNK as libc::off64_t);
+        // SAFETY: sync_file_range takes an open descriptor and a byte range, no memory.
+        unsafe {
+            libc::sync_file_range(fd, from, to - from, libc::SYNC_FILE_RANGE_WRITE);
+            libc::sync_file_range(
+                fd,
+                prev,
+                from - prev,
+                libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
+}
+
 /// One snapshot file on disk, as listed (not yet verified).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotFile {
@@ -131,9 +161,21 @@ impl SnapshotStore {
         let mut h = crc32fast::Hasher::new();
         let meta_len = (meta_pb.len() as u32).to_be_bytes();
         let data_len = (data.len() as u64).to_be_bytes();
-        for part in [&SNAP_MAGIC[..], &meta_len, &meta_pb, &data_len, data] {
+        for part in [&SNAP_MAGIC[..], &meta_len, &meta_pb, &data_len] {
             h.update(part);
             w.write_all(part).map_err(io)?;
+        }
+        // The data goes out in chunks whose writeback starts at once, so the final fsync has
+        // little left to flush: a 100+ MB fsync in one go stalls the log's own fdatasync on
+        // the same disk for ~0.1 s.
+        let mut flushed = 0u64;
+        for chunk in data.chunks(WRITEBACK_CHUNK) {
+            h.update(chunk);
+            w.write_all(chunk).map_err(io)?;
+            w.flush().map_err(io)?;
+            let end = w.get_ref().metadata().map_or(flushed, |m| m.len());
+            writeback(w.get_ref(), flushed, end);
+            flushed = end;
         }
         w.write_all(&h.finalize().to_be_bytes()).map_err(io)?;
         let file = w.into_inner().map_err(|e| io(e.into_error()))?;

@@ -42,7 +42,8 @@ pub use connect::{
     decode_connect, decode_connect_response, encode_connect_request, encode_connect_response,
 };
 pub use reply::{
-    decode_reply_header, decode_response, decode_watcher_event, encode_notification, encode_reply,
+    decode_reply_header, decode_response, decode_watcher_event, encode_names, encode_notification,
+    encode_reply,
 };
 pub use request::{decode_request, decode_request_header, encode_request, request_opcode};
 

@@ -16,6 +16,18 @@ use crate::proto::opcode::OpCode;
 use crate::proto::records::{ClientInfo, EventType, KeeperState, Stat, WatcherEvent};
 use crate::proto::response::{OpResult, ReplyHeader, Response};
 
+/// The jute `vector<ustring>` of `names` (count, then each length and UTF-8 bytes), as the
+/// body of `Response::ChildrenEncoded`.
+pub fn encode_names<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> Bytes {
+    let len = 4 + names.clone().map(|n| 4 + n.len()).sum::<usize>();
+    let mut out = BytesMut::with_capacity(len);
+    out.put_i32(wire_len(names.len()));
+    for name in names {
+        put_str(&mut out, name);
+    }
+    out.freeze()
+}
+
 /// Appends a whole reply frame: length, ReplyHeader, then the body record unless
 /// `header.err != 0` (ZooKeeper sends only the header for a failed request).
 pub fn encode_reply(out: &mut BytesMut, header: &ReplyHeader, body: &Response) {
@@ -304,6 +316,12 @@ fn put_response_body(out: &mut BytesMut, body: &Response) {
         Response::GetChildren2 { children, stat } => {
             put_strs(out, children);
             put_stat(out, stat);
+        }
+        Response::ChildrenEncoded { names, stat } => {
+            out.put_slice(names);
+            if let Some(stat) = stat {
+                put_stat(out, stat);
+            }
         }
         Response::Multi(results) => {
             for r in results {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -15,7 +15,7 @@ use super::Item;
 use crate::proto::opcode::{xid, OpCode};
 use crate::proto::request::{ReadOp, Request};
 use crate::proto::response::{encode_notification, encode_reply, OpResult, ReplyHeader, Response};
-use crate::proto::{ClientInfo, Id, ZkError};
+use crate::proto::{ClientInfo, Id, Stat, ZkError};
 use crate::server::stats::ConnStats;
 use crate::server::{now_ms, ConnHandle, Out, Shared};
 use crate::watch::WatchKind;
@@ -114,7 +114,12 @@ pub(super) async fn respond_loop(
             Err(e) if op == OpCode::Sasl.code() => (Some(e), Response::Sasl { token: None }),
             Err(e) => (Some(e), Response::Empty),
         };
-        let mut buf = BytesMut::with_capacity(128);
+        // Room for the header and a Stat, plus a pre-encoded list (not grown by doubling).
+        let extra = match &body {
+            Response::ChildrenEncoded { names, .. } if err.is_none() => names.len(),
+            _ => 0,
+        };
+        let mut buf = BytesMut::with_capacity(128 + extra);
         encode_reply(&mut buf, &ReplyHeader::new(xid, zxid, err), &body);
         let sent = handle.send_frame(buf.freeze());
 
@@ -141,6 +146,14 @@ pub(super) async fn respond_loop(
             let _ = out.send(Out::Close);
             break;
         }
+    }
+}
+
+/// getChildren's reply, or getChildren2's (with the stat).
+fn children_response(names: Bytes, stat: Stat, with_stat: bool) -> Response {
+    Response::ChildrenEncoded {
+        names,
+        stat: with_stat.then_some(stat),
     }
 }
 
@@ -180,13 +193,9 @@ fn execute_read(
                 .map(|(data, stat)| Response::GetData { data, stat }),
             Request::GetChildren {
                 path, with_stat, ..
-            } => tree.get_children(&path, auth).map(|(children, stat)| {
-                if with_stat {
-                    Response::GetChildren2 { children, stat }
-                } else {
-                    Response::GetChildren { children }
-                }
-            }),
+            } => tree
+                .get_children_encoded(&path, auth)
+                .map(|(names, stat)| children_response(names, stat, with_stat)),
             Request::GetAcl { path } => tree
                 .get_acl(&path, auth)
                 .map(|(acl, stat)| Response::GetAcl { acl, stat }),
@@ -271,17 +280,11 @@ fn execute_read(
         Request::GetChildren {
             path, with_stat, ..
         } => {
-            let r = state.tree.get_children(&path, auth);
+            let r = state.tree.get_children_encoded(&path, auth);
             if r.is_ok() {
                 state.watches.add(session_id, &path, WatchKind::Child);
             }
-            r.map(|(children, stat)| {
-                if with_stat {
-                    Response::GetChildren2 { children, stat }
-                } else {
-                    Response::GetChildren { children }
-                }
-            })
+            r.map(|(names, stat)| children_response(names, stat, with_stat))
         }
         Request::SetWatches(sw) => {
             for event in state.watches.set_watches(session_id, &sw, &state.tree) {
