@@ -486,12 +486,7 @@ impl SledStorage {
                     })?;
             }
             if let Some(v) = hs_value {
-                self.meta
-                    .insert(KEY_HARD_STATE, v)
-                    .map_err(|err| StorageError::Sled {
-                        op: LogOp::WriteHardState,
-                        err,
-                    })?;
+                self.put_hard_state(v)?;
             }
         }
         self.recent.append(entries);
@@ -516,9 +511,13 @@ impl SledStorage {
             return Ok(());
         }
         self.hard_state.commit = commit;
-        let v = seal(KEY_HARD_STATE, &pb(&self.hard_state)?);
+        self.put_hard_state(seal(KEY_HARD_STATE, &pb(&self.hard_state)?))
+    }
+
+    /// Writes a sealed hard state alone (durable with the next flush).
+    fn put_hard_state(&self, sealed: Vec<u8>) -> Result<(), StorageError> {
         self.meta
-            .insert(KEY_HARD_STATE, v)
+            .insert(KEY_HARD_STATE, sealed)
             .map_err(|err| StorageError::Sled {
                 op: LogOp::WriteHardState,
                 err,
