@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Each Ready is handled in raft-rs's documented order: send messages; install a received
-//! snapshot; apply committed entries; persist entries + hard state (one sled transaction, one
+//! snapshot; apply committed entries; persist entries + hard state (one sled batch, one
 //! flush, one fdatasync: group commit); send persisted messages (votes, append responses:
 //! the ones that acknowledge); advance, then handle the LightReady (commit index, messages,
 //! committed entries). A proposal's `done` fires only when its entry is applied, which raft-rs

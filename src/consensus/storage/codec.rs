@@ -52,16 +52,23 @@ pub(super) fn key_index(key: &[u8]) -> Option<u64> {
 }
 
 pub(super) fn seal_entry(e: &Entry) -> Result<Vec<u8>, StorageError> {
-    let pb = e
-        .write_to_bytes()
-        .map_err(|err| StorageError::EncodeEntry {
-            index: e.index,
-            err,
-        })?;
-    let mut payload = Vec::with_capacity(8 + pb.len());
-    payload.extend_from_slice(&e.term.to_be_bytes());
-    payload.extend_from_slice(&pb);
-    Ok(seal(entry_key(e.index), &payload))
+    let encode_err = |err| StorageError::EncodeEntry {
+        index: e.index,
+        err,
+    };
+    // `crc | term | pb` built in place: one allocation per entry.
+    let pb_len = e.compute_size() as usize;
+    let mut v = Vec::with_capacity(4 + 8 + pb_len);
+    v.extend_from_slice(&[0; 4]);
+    v.extend_from_slice(&e.term.to_be_bytes());
+    {
+        let mut os = protobuf::CodedOutputStream::vec(&mut v);
+        e.write_to_with_cached_sizes(&mut os).map_err(encode_err)?;
+        os.flush().map_err(encode_err)?;
+    }
+    let sum = crc(&[&entry_key(e.index), &v[4..]]);
+    v[..4].copy_from_slice(&sum);
+    Ok(v)
 }
 
 /// The term stored in front of an entry, once the checksum matched.

@@ -227,6 +227,8 @@ pub enum LogOp {
     WriteLogStart,
     /// Removing every entry for a snapshot install.
     Reset,
+    /// Appending entries (a Ready that changed no term or vote).
+    Append,
 }
 
 impl fmt::Display for LogOp {
@@ -243,6 +245,7 @@ impl fmt::Display for LogOp {
             LogOp::WriteConfState => f.write_str("writing conf state"),
             LogOp::WriteLogStart => f.write_str("writing log start"),
             LogOp::Reset => f.write_str("resetting raft log"),
+            LogOp::Append => f.write_str("writing raft log"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `SledStorage`: the raft log, hard state and conf state in sled (open and recovery,
 //! persist, compaction, snapshot install), and its `raft::Storage` impl.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,10 @@ const LOG_CACHE_BYTES: u64 = 64 << 20;
 
 /// Entries a compaction removes per sled batch on its cleaner thread.
 const CLEAN_BATCH: usize = 1024;
+
+/// Bound of `Recent`: the newest persisted entries kept in memory (their data and context
+/// bytes), so that applying them and sending them to followers needs no read back from sled.
+const RECENT_BYTES: usize = 4 << 20;
 
 /// What opening the log found, for the recovery log lines and the tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,6 +66,100 @@ pub struct SledStorage {
     /// fdatasync calls made by `persist` (each may cover several files).
     syncs: u64,
     snaps: SnapshotStore,
+    /// Copies of the newest persisted entries (see `Recent`).
+    recent: Recent,
+}
+
+/// The newest entries `persist` wrote, contiguous and ending at the last stored index,
+/// within `RECENT_BYTES`. raft-rs reads committed entries back from storage to apply them
+/// right after they were persisted (and the leader reads them to send to followers): these
+/// copies answer those reads without a sled lookup, checksum and decode per entry. Every
+/// write to the stored log (append, overwrite of a tail, compaction, snapshot install) is
+/// mirrored here, so a read sees the same entries either way.
+#[derive(Default)]
+struct Recent {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn size(e: &Entry) -> usize {
+        e.data.len() + e.context.len() + 32
+    }
+
+    /// After `entries` (contiguous, non-empty) were stored, replacing any stored tail from
+    /// their first index on.
+    fn append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        while self.entries.back().is_some_and(|e| e.index >= first.index) {
+            if let Some(e) = self.entries.pop_back() {
+                self.bytes -= Recent::size(&e);
+            }
+        }
+        if self
+            .entries
+            .back()
+            .is_some_and(|e| e.index + 1 != first.index)
+        {
+            self.clear();
+        }
+        for e in entries {
+            self.bytes += Recent::size(e);
+            self.entries.push_back(e.clone());
+        }
+        while self.bytes > RECENT_BYTES {
+            match self.entries.pop_front() {
+                Some(e) => self.bytes -= Recent::size(&e),
+                None => break,
+            }
+        }
+    }
+
+    /// Drops the entries at or below `index` (compacted).
+    fn compact(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|e| e.index <= index) {
+            if let Some(e) = self.entries.pop_front() {
+                self.bytes -= Recent::size(&e);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Position of `index`, if held.
+    fn position(&self, index: u64) -> Option<usize> {
+        let first = self.entries.front()?.index;
+        let at = usize::try_from(index.checked_sub(first)?).ok()?;
+        (at < self.entries.len()).then_some(at)
+    }
+
+    /// Entries `[low, high)` if all are held, cut at `max_size` as the sled read does (at
+    /// least one entry).
+    fn slice(&self, low: u64, high: u64, max_size: Option<u64>) -> Option<Vec<Entry>> {
+        if low >= high {
+            return None;
+        }
+        let (from, to) = (self.position(low)?, self.position(high - 1)?);
+        let mut out = Vec::with_capacity(to + 1 - from);
+        let mut size = 0u64;
+        for e in self.entries.range(from..=to) {
+            size += e.compute_size() as u64;
+            if max_size.is_some_and(|max| !out.is_empty() && size > max) {
+                break;
+            }
+            out.push(e.clone());
+        }
+        Some(out)
+    }
+
+    fn term(&self, index: u64) -> Option<u64> {
+        Some(self.entries.get(self.position(index)?)?.term)
+    }
 }
 
 impl SledStorage {
@@ -114,6 +213,7 @@ impl SledStorage {
             cleaner: Cleaner::default(),
             syncs: 0,
             snaps,
+            recent: Recent::default(),
         };
         let report = s.load(voters)?;
         Ok((s, report))
@@ -354,19 +454,42 @@ impl SledStorage {
             Some(hs) => Some(seal(KEY_HARD_STATE, &pb(hs)?)),
             None => None,
         };
-        let res: Result<(), TransactionError<()>> =
-            (&self.entries, &self.meta).transaction(|(et, mt)| {
-                et.apply_batch(&batch)?;
-                if let Some(v) = &hs_value {
-                    mt.insert(KEY_HARD_STATE, v.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        res.map_err(|err| StorageError::Transaction {
-            what: "writing raft log",
-            path: self.path.clone(),
-            err,
-        })?;
+        // A new term or vote goes in one transaction with the entries (atomic across the
+        // two trees). Otherwise the hard state differs at most in its commit index, which
+        // needs no atomicity (it can be re-learnt; `load` lowers one beyond the log end):
+        // the entries as one batch, then the commit, in that order, both before the flush
+        // and fdatasync below. A sled transaction over two trees costs several times the
+        // batch (it reads every key it writes), and this is the path of every write.
+        let new_term_or_vote =
+            hs.is_some_and(|hs| hs.term != self.hard_state.term || hs.vote != self.hard_state.vote);
+        if new_term_or_vote {
+            let res: Result<(), TransactionError<()>> =
+                (&self.entries, &self.meta).transaction(|(et, mt)| {
+                    et.apply_batch(&batch)?;
+                    if let Some(v) = &hs_value {
+                        mt.insert(KEY_HARD_STATE, v.as_slice())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                });
+            res.map_err(|err| StorageError::Transaction {
+                what: "writing raft log",
+                path: self.path.clone(),
+                err,
+            })?;
+        } else {
+            if !entries.is_empty() {
+                self.entries
+                    .apply_batch(batch)
+                    .map_err(|err| StorageError::Sled {
+                        op: LogOp::Append,
+                        err,
+                    })?;
+            }
+            if let Some(v) = hs_value {
+                self.put_hard_state(v)?;
+            }
+        }
+        self.recent.append(entries);
         if let Some(last) = entries.last() {
             self.last_index = last.index;
             self.last_term = last.term;
@@ -388,9 +511,13 @@ impl SledStorage {
             return Ok(());
         }
         self.hard_state.commit = commit;
-        let v = seal(KEY_HARD_STATE, &pb(&self.hard_state)?);
+        self.put_hard_state(seal(KEY_HARD_STATE, &pb(&self.hard_state)?))
+    }
+
+    /// Writes a sealed hard state alone (durable with the next flush).
+    fn put_hard_state(&self, sealed: Vec<u8>) -> Result<(), StorageError> {
         self.meta
-            .insert(KEY_HARD_STATE, v)
+            .insert(KEY_HARD_STATE, sealed)
             .map_err(|err| StorageError::Sled {
                 op: LogOp::WriteHardState,
                 err,
@@ -439,6 +566,7 @@ impl SledStorage {
                 err,
             })?;
         self.log_start = (index, term);
+        self.recent.compact(index);
         self.cleaner.remove(&self.entries, index);
         Ok(())
     }
@@ -457,6 +585,7 @@ impl SledStorage {
                 op: LogOp::Reset,
                 err,
             })?;
+        self.recent.clear();
         let mut hs = self.hard_state.clone();
         hs.term = hs.term.max(meta.term);
         hs.commit = meta.index;
@@ -622,6 +751,9 @@ impl SledStorage {
         if high > self.last_index + 1 || low > high {
             return Err(StorageError::Unavailable);
         }
+        if let Some(held) = self.recent.slice(low, high, max_size) {
+            return Ok(held);
+        }
         let mut out = Vec::with_capacity((high - low) as usize);
         let mut size = 0u64;
         for kv in self.entries.range(entry_key(low)..entry_key(high)) {
@@ -659,6 +791,9 @@ impl SledStorage {
         }
         if idx == self.last_index {
             return Ok(self.last_term);
+        }
+        if let Some(term) = self.recent.term(idx) {
+            return Ok(term);
         }
         let v = self
             .entries
