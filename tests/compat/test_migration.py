@@ -140,6 +140,27 @@ def wait_connected(client, timeout=30):
     raise AssertionError(f"client did not reconnect (state {client.state})")
 
 
+def newest_log(version2):
+    """ZooKeeper's newest txn log file (by the zxid in its name)."""
+    logs = [p for p in version2.iterdir() if p.name.startswith("log.")]
+    return max(logs, key=lambda p: int(p.name[4:], 16))
+
+
+def records_in(log):
+    """How many txn records a ZooKeeper log holds: after the 16-byte file header, each is
+    an 8-byte checksum, a 4-byte length, the txn and an end byte; zeros (preallocated
+    space) follow the last one."""
+    raw = log.read_bytes()
+    at, n = 16, 0
+    while at + 12 <= len(raw):
+        length = int.from_bytes(raw[at + 8 : at + 12], "big")
+        if length == 0 or at + 12 + length + 1 > len(raw):
+            break
+        at += 12 + length + 1
+        n += 1
+    return n
+
+
 def files_of(version2):
     """Name -> sha1 of every file in a version-2 directory."""
     return {
@@ -257,6 +278,12 @@ def test_import_dry_run_and_bad_data_dirs(tmp_path):
         c = make_client(srv.hosts())
         for i in range(12):
             c.set("/empty", b"%d" % i)
+        # ZooKeeper rolls its log after a random 20-40 txns here (snapCount 40), so the
+        # roll can fall among these writes: write on until the newest log holds 3 records.
+        for i in range(12, 100):
+            if records_in(newest_log(srv.data_dir / "version-2")) >= 3:
+                break
+            c.set("/empty", b"%d" % i)
         c.stop()
         c.close()
     finally:
@@ -272,11 +299,8 @@ def test_import_dry_run_and_bad_data_dirs(tmp_path):
 
     # A corrupt record in the middle of a log: a clear error, no start, nothing changed.
     # The newest log starts right after the newest snapshot: replay needs it.
-    logs = sorted(
-        (p for p in v2.iterdir() if p.name.startswith("log.")),
-        key=lambda p: int(p.name[4:], 16),
-    )
-    victim = logs[-1]
+    victim = newest_log(v2)
+    assert records_in(victim) >= 3
     raw = bytearray(victim.read_bytes())
     raw[16 + 8 + 4 + 20] ^= 0xFF  # inside the first record's txn bytes
     victim.write_bytes(bytes(raw))
