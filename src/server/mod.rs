@@ -349,7 +349,9 @@ pub async fn start(config: Config) -> std::io::Result<RunningServer> {
         );
     }
     // Recovery (and above all an import from ZooKeeper's files) frees far more than it
-    // keeps; glibc holds freed heap pages unless asked to give them back.
+    // keeps; glibc holds freed heap pages unless asked to give them back. (The keeperd
+    // binary allocates with jemalloc, whose background thread returns them itself; this is
+    // for the library under glibc malloc, e.g. the in-process test servers.)
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap memory; no pointer is involved.
     unsafe {
