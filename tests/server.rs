@@ -371,6 +371,35 @@ async fn multi_is_atomic_and_reports_the_failing_op() {
             zk::MultiReadResult::Error { err } => assert_eq!(*err, zk::Error::NoNode),
             other => panic!("unexpected {other:?}"),
         }
+        // getChildren inside multiRead lists what plain getChildren lists, also for a list
+        // long enough to be served from the node's cached encoding, and after it changes.
+        c.create("/many", b"", &open()).await.unwrap();
+        for i in 0..100 {
+            c.create(&format!("/many/child-{i}"), b"", &open())
+                .await
+                .unwrap();
+        }
+        let listed = |results: &[zk::MultiReadResult], i: usize| match &results[i] {
+            zk::MultiReadResult::Children { children } => children.clone(),
+            other => panic!("unexpected {other:?}"),
+        };
+        for round in 0..3 {
+            if round == 2 {
+                c.create("/many/late", b"", &open()).await.unwrap();
+                c.delete("/many/child-7", None).await.unwrap();
+            }
+            let mut r = c.new_multi_reader();
+            r.add_get_children("/").unwrap();
+            r.add_get_children("/many").unwrap();
+            r.add_get_children("/many").unwrap();
+            let results = r.commit().await.unwrap();
+            assert_eq!(listed(&results, 0), c.list_children("/").await.unwrap());
+            let many = c.list_children("/many").await.unwrap();
+            assert_eq!(many.len(), 100);
+            assert_eq!(many.contains(&"late".to_string()), round == 2);
+            assert_eq!(listed(&results, 1), many);
+            assert_eq!(listed(&results, 2), many);
+        }
         srv.shutdown().await;
     })
     .await;

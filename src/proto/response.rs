@@ -51,6 +51,13 @@ pub enum OpResult {
     GetChildren {
         children: Vec<String>,
     },
+    /// A getChildren result whose `vector<ustring>` is already encoded
+    /// (`codec::encode_names`): what the server sends, so a multiRead of a big child list
+    /// copies the node's cached encoding instead of building a `String` per child. Decodes
+    /// as `GetChildren`.
+    GetChildrenEncoded {
+        names: Bytes,
+    },
     GetData {
         data: Option<Bytes>,
         stat: Stat,

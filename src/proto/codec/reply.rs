@@ -365,6 +365,10 @@ fn put_op_result(out: &mut BytesMut, r: &OpResult) {
             put_multi_header(out, OpCode::GetChildren, 0);
             put_strs(out, children);
         }
+        OpResult::GetChildrenEncoded { names } => {
+            put_multi_header(out, OpCode::GetChildren, 0);
+            out.put_slice(names);
+        }
         OpResult::GetData { data, stat } => {
             put_multi_header(out, OpCode::GetData, 0);
             put_buf(out, data.as_deref());

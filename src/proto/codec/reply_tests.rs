@@ -186,6 +186,20 @@ fn successful_multi_response_layout() {
         },
         OpResult::Error { err: -101 },
     ];
+    // A pre-encoded child list goes out as the same bytes and decodes as GetChildren.
+    let encoded = all
+        .iter()
+        .map(|r| match r {
+            OpResult::GetChildren { children } => OpResult::GetChildrenEncoded {
+                names: encode_names(children.iter().map(|c| c.as_str())),
+            },
+            other => other.clone(),
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        reply_frame(&ok_header(1), &Response::Multi(encoded)),
+        reply_frame(&ok_header(1), &Response::Multi(all.clone()))
+    );
     for op in [OpCode::Multi, OpCode::MultiRead] {
         let frame = reply_frame(&ok_header(1), &Response::Multi(all.clone()));
         let (_, rest) = decode_reply_header(body(&frame)).unwrap();

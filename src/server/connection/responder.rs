@@ -117,6 +117,14 @@ pub(super) async fn respond_loop(
         // Room for the header and a Stat, plus a pre-encoded list (not grown by doubling).
         let extra = match &body {
             Response::ChildrenEncoded { names, .. } if err.is_none() => names.len(),
+            Response::Multi(results) if err.is_none() => results
+                .iter()
+                .map(|r| match r {
+                    OpResult::GetChildrenEncoded { names } => names.len() + 12,
+                    OpResult::GetData { data, .. } => data.as_ref().map_or(0, |d| d.len()) + 96,
+                    _ => 0,
+                })
+                .sum(),
             _ => 0,
         };
         let mut buf = BytesMut::with_capacity(128 + extra);
@@ -210,13 +218,15 @@ fn execute_read(
                 let mut results = Vec::with_capacity(ops.len().min(1024));
                 for op in ops {
                     let r = match op {
-                        ReadOp::GetChildren { path } => match tree.get_children(&path, auth) {
-                            Ok((children, _)) => {
-                                size += children.iter().map(|c| c.len() + 4).sum::<usize>();
-                                OpResult::GetChildren { children }
+                        ReadOp::GetChildren { path } => {
+                            match tree.get_children_encoded(&path, auth) {
+                                Ok((names, _)) => {
+                                    size += names.len();
+                                    OpResult::GetChildrenEncoded { names }
+                                }
+                                Err(e) => OpResult::Error { err: e.code() },
                             }
-                            Err(e) => OpResult::Error { err: e.code() },
-                        },
+                        }
                         ReadOp::GetData { path } => match tree.get_data(&path, auth) {
                             Ok((data, stat)) => {
                                 size += data.as_ref().map_or(0, |d| d.len()) + 80;
