@@ -1,6 +1,7 @@
-# Shared by the scripts that run keeperd next to Apache ZooKeeper 3.8 (Debian's):
-# scripts/bench-memory, scripts/bench-import, scripts/bench-vs-zookeeper. Source it from the
-# repository root after setting KEEPERCTL (the keeperctl binary used to probe servers).
+# Shared by the benchmark scripts (scripts/bench-memory, scripts/bench-import,
+# scripts/bench-vs-zookeeper with Debian's Apache ZooKeeper 3.8, scripts/bench-write-stall).
+# Source it from the repository root after setting KEEPERCTL (the keeperctl binary used to
+# probe servers).
 
 # zookeeper.jar's manifest Class-Path brings netty, jute and slf4j-api along.
 ZK_CP=/usr/share/java/zookeeper.jar
