@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use crate::config::Membership;
-use crate::consensus::{GroupMembers, SnapshotJob, StateMachine};
+use crate::consensus::{ConsensusError, GroupMembers, SnapshotJob, StateMachine};
 use crate::proto::EventType;
-use crate::tree::{Applied, DataTree, TreeOptions, Txn};
+use crate::tree::{Applied, DataTree, SnapshotCut, TreeOptions, Txn};
 
 use super::{dynamic, Out, Shared};
 
@@ -103,20 +103,32 @@ impl StateMachine for Applier {
     /// The tree is cut here (a short write lock) and written by the snapshot thread in
     /// chunks of `SNAPSHOT_CHUNK` nodes, each under the read lock, so applying entries and
     /// answering reads wait at most one chunk (see `DataTree::begin_snapshot`).
+    /// The bytes go to the file as they are written (`SnapshotCut::drain`, outside the
+    /// lock), so the serialised tree is never held whole in memory.
     fn snapshot_job(&self) -> SnapshotJob {
         let mut cut = self.shared.state_mut().tree.begin_snapshot();
         let shared = self.shared.clone();
-        Box::new(move || {
-            let written = loop {
-                match cut.step(&shared.state().tree, SNAPSHOT_CHUNK) {
-                    Ok(false) => continue,
-                    Ok(true) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            };
-            shared.state_mut().tree.end_snapshot(&cut);
-            written.and_then(|()| cut.finish())
-        })
+        SnapshotJob {
+            head_len: SnapshotCut::HEAD_LEN,
+            write: Box::new(move |file| {
+                let serialising =
+                    |why| ConsensusError::io("serialising a snapshot", std::io::Error::other(why));
+                let streamed = (|| loop {
+                    let done = cut
+                        .step(&shared.state().tree, SNAPSHOT_CHUNK)
+                        .map_err(serialising)?;
+                    cut.drain(|b| file.append(b))?;
+                    if done {
+                        return Ok::<(), ConsensusError>(());
+                    }
+                })();
+                shared.state_mut().tree.end_snapshot(&cut);
+                streamed?;
+                let (head, tail) = cut.finish_drained().map_err(serialising)?;
+                file.append(&tail)?;
+                Ok(head.to_vec())
+            }),
+        }
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
