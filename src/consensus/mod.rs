@@ -54,6 +54,12 @@ pub struct SnapshotJob {
     pub write: SnapshotWrite,
 }
 
+/// A state `StateMachine::decoder` made from a snapshot, for `StateMachine::install`.
+pub type Decoded = Box<dyn std::any::Any + Send>;
+
+/// `StateMachine::decoder`.
+pub type SnapshotDecoder = Box<dyn FnOnce(&[u8]) -> Result<Decoded, crate::proto::Error> + Send>;
+
 /// `SnapshotJob::write`.
 pub type SnapshotWrite =
     Box<dyn FnOnce(&mut storage::SnapshotWriter) -> Result<Vec<u8>, ConsensusError> + Send>;
@@ -85,6 +91,22 @@ pub trait StateMachine: Send + 'static {
     /// Replaces the whole state with a snapshot taken by `snapshot` (start-up recovery, or a
     /// follower far behind the leader's compacted log).
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error>;
+
+    /// `restore` in two halves, so that start-up can decode the newest snapshot on another
+    /// thread while the log is opened and checked: the decoder turns a snapshot's bytes into
+    /// a state, without touching this one, and `install` puts it in place (what `restore`
+    /// of those bytes would have done). `None` (the default): start-up restores in one go.
+    fn decoder(&self) -> Option<SnapshotDecoder> {
+        None
+    }
+
+    /// Replaces the whole state with one the `decoder` made.
+    fn install(&mut self, decoded: Decoded) -> Result<(), crate::proto::Error> {
+        let _ = decoded;
+        Err(crate::proto::Error::Other(
+            "this state machine decodes no snapshots ahead".into(),
+        ))
+    }
 
     /// The group's membership as the replicated state now says (/zookeeper/config), if it
     /// changed since the last call (or was never asked). The leader moves the Raft group

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use crate::config::Membership;
-use crate::consensus::{ConsensusError, GroupMembers, SnapshotJob, StateMachine};
+use crate::consensus::{
+    ConsensusError, Decoded, GroupMembers, SnapshotDecoder, SnapshotJob, StateMachine,
+};
 use crate::proto::EventType;
 use crate::tree::{Applied, DataTree, SnapshotCut, TreeOptions, Txn};
 
@@ -36,6 +38,22 @@ impl Applier {
             config_dirty: true,
             written_version,
         }
+    }
+
+    /// The state becomes `tree` (a snapshot restored or installed).
+    fn install_tree(&mut self, tree: DataTree) {
+        let mut state = self.shared.state_mut();
+        state.tree = tree;
+        // The tree jumped: watches cannot tell what changed. Connected clients are closed,
+        // reconnect, and re-send their watches with their last zxid (setWatches), which
+        // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
+        let conns = self.shared.conns();
+        for h in conns.all.values() {
+            let _ = h.out.send(Out::Close);
+        }
+        drop(conns);
+        self.shared.track_sessions(&state.tree);
+        self.config_dirty = true;
     }
 }
 
@@ -134,18 +152,22 @@ impl StateMachine for Applier {
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
         let tree =
             DataTree::from_snapshot_bytes(data, TreeOptions::from_config(self.shared.config()))?;
-        let mut state = self.shared.state_mut();
-        state.tree = tree;
-        // The tree jumped: watches cannot tell what changed. Connected clients are closed,
-        // reconnect, and re-send their watches with their last zxid (setWatches), which
-        // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
-        let conns = self.shared.conns();
-        for h in conns.all.values() {
-            let _ = h.out.send(Out::Close);
-        }
-        drop(conns);
-        self.shared.track_sessions(&state.tree);
-        self.config_dirty = true;
+        self.install_tree(tree);
+        Ok(())
+    }
+
+    fn decoder(&self) -> Option<SnapshotDecoder> {
+        let opts = TreeOptions::from_config(self.shared.config());
+        Some(Box::new(move |data| {
+            Ok(Box::new(DataTree::from_snapshot_bytes(data, opts)?) as Decoded)
+        }))
+    }
+
+    fn install(&mut self, decoded: Decoded) -> Result<(), crate::proto::Error> {
+        let tree = decoded
+            .downcast::<DataTree>()
+            .map_err(|_| crate::proto::Error::Other("a decoded snapshot is not a tree".into()))?;
+        self.install_tree(*tree);
         Ok(())
     }
 

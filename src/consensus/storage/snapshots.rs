@@ -91,6 +91,14 @@ impl SnapshotStore {
         })
     }
 
+    /// The snapshot directory as it is, for reading only: nothing is created or removed
+    /// (start-up reads the newest snapshot with this while `open` runs elsewhere).
+    pub fn existing(dir: &Path) -> SnapshotStore {
+        SnapshotStore {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
