@@ -185,11 +185,14 @@ pub fn load(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<Option<Im
 /// understand).
 pub fn startup_seed(config: &Config) -> Result<Option<Seed>, Error> {
     let log_dir = config.effective_data_log_dir();
+    let zk = dir::list(&config.data_dir, log_dir).map(|f| !f.is_empty());
+    // No ZooKeeper files: nothing to import, whatever keeperd has (`has_state` opens the
+    // raft log, which a restart with a long log would otherwise scan twice).
+    if let Ok(false) = zk {
+        return Ok(None);
+    }
     if storage::has_state(log_dir, &config.data_dir)? {
-        let zk = dir::list(&config.data_dir, log_dir)
-            .map(|f| !f.snapshots.is_empty() || !f.logs.is_empty())
-            .unwrap_or(false);
-        if zk {
+        if zk.unwrap_or(false) {
             tracing::info!(
                 "keeperd has state of its own ({}): ZooKeeper's files in {} are left alone",
                 storage::log_db_dir(log_dir).display(),

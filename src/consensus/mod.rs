@@ -46,8 +46,23 @@ pub use transport::{PeerInbound, PeerNetwork};
 
 use crate::tree::{Applied, Txn};
 
-/// The second half of `StateMachine::snapshot_job`: the snapshot's bytes, or why not.
-pub type SnapshotJob = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+/// The second half of `StateMachine::snapshot_job`: it streams the snapshot's bytes into the
+/// file being written, all but the first `head_len`, which it returns at the end (a head
+/// that depends on the whole, such as a length or checksum), or says why not.
+pub struct SnapshotJob {
+    pub head_len: usize,
+    pub write: SnapshotWrite,
+}
+
+/// A state `StateMachine::decoder` made from a snapshot, for `StateMachine::install`.
+pub type Decoded = Box<dyn std::any::Any + Send>;
+
+/// `StateMachine::decoder`.
+pub type SnapshotDecoder = Box<dyn FnOnce(&[u8]) -> Result<Decoded, crate::proto::Error> + Send>;
+
+/// `SnapshotJob::write`.
+pub type SnapshotWrite =
+    Box<dyn FnOnce(&mut storage::SnapshotWriter) -> Result<Vec<u8>, ConsensusError> + Send>;
 
 /// Applies committed entries. Called from exactly one task, in log order.
 pub trait StateMachine: Send + 'static {
@@ -59,17 +74,39 @@ pub trait StateMachine: Send + 'static {
 
     /// `snapshot` in two halves: this call, on the consensus thread, fixes the state to
     /// snapshot (as of the last applied entry) and should be quick; the function it returns
-    /// runs on the snapshot writer thread, while entries go on being applied, and gives the
-    /// same bytes `snapshot` would have given at this call (or why it could not). The
-    /// default does all of it here.
+    /// runs on the snapshot writer thread, while entries go on being applied, and writes
+    /// the same bytes `snapshot` would have given at this call (or says why it could not).
+    /// The default does all of it here.
     fn snapshot_job(&self) -> SnapshotJob {
         let data = self.snapshot();
-        Box::new(move || Ok(data))
+        SnapshotJob {
+            head_len: 0,
+            write: Box::new(move |w| {
+                w.append(&data)?;
+                Ok(Vec::new())
+            }),
+        }
     }
 
     /// Replaces the whole state with a snapshot taken by `snapshot` (start-up recovery, or a
     /// follower far behind the leader's compacted log).
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error>;
+
+    /// `restore` in two halves, so that start-up can decode the newest snapshot on another
+    /// thread while the log is opened and checked: the decoder turns a snapshot's bytes into
+    /// a state, without touching this one, and `install` puts it in place (what `restore`
+    /// of those bytes would have done). `None` (the default): start-up restores in one go.
+    fn decoder(&self) -> Option<SnapshotDecoder> {
+        None
+    }
+
+    /// Replaces the whole state with one the `decoder` made.
+    fn install(&mut self, decoded: Decoded) -> Result<(), crate::proto::Error> {
+        let _ = decoded;
+        Err(crate::proto::Error::Other(
+            "this state machine decodes no snapshots ahead".into(),
+        ))
+    }
 
     /// The group's membership as the replicated state now says (/zookeeper/config), if it
     /// changed since the last call (or was never asked). The leader moves the Raft group

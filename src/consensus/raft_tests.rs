@@ -50,29 +50,46 @@ impl StateMachine for Recorder {
         out
     }
 
-    fn restore(&mut self, mut data: &[u8]) -> Result<(), crate::proto::Error> {
-        let bad = || crate::proto::Error::malformed("recorder snapshot", "truncated");
-        let mut v = vec![];
-        while !data.is_empty() {
-            let z = i64::from_be_bytes(
-                data.get(..8)
-                    .ok_or_else(bad)?
-                    .try_into()
-                    .map_err(|_| bad())?,
-            );
-            let n = u32::from_be_bytes(
-                data.get(8..12)
-                    .ok_or_else(bad)?
-                    .try_into()
-                    .map_err(|_| bad())?,
-            ) as usize;
-            let t = data.get(12..12 + n).ok_or_else(bad)?.to_vec();
-            v.push((z, t));
-            data = &data[12 + n..];
-        }
-        *self.0.lock().expect("recorder lock") = v;
+    fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
+        *self.0.lock().expect("recorder lock") = decode_record(data)?;
         Ok(())
     }
+
+    /// Start-up decodes the newest snapshot ahead (older ones are restored from bytes).
+    fn decoder(&self) -> Option<super::SnapshotDecoder> {
+        Some(Box::new(|data| {
+            Ok(Box::new(decode_record(data)?) as super::Decoded)
+        }))
+    }
+
+    fn install(&mut self, decoded: super::Decoded) -> Result<(), crate::proto::Error> {
+        let record = decoded.downcast::<Record>().expect("a decoded record");
+        *self.0.lock().expect("recorder lock") = *record;
+        Ok(())
+    }
+}
+
+fn decode_record(mut data: &[u8]) -> Result<Record, crate::proto::Error> {
+    let bad = || crate::proto::Error::malformed("recorder snapshot", "truncated");
+    let mut v = vec![];
+    while !data.is_empty() {
+        let z = i64::from_be_bytes(
+            data.get(..8)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        );
+        let n = u32::from_be_bytes(
+            data.get(8..12)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
+        let t = data.get(12..12 + n).ok_or_else(bad)?.to_vec();
+        v.push((z, t));
+        data = &data[12 + n..];
+    }
+    Ok(v)
 }
 
 /// A txn numbered `i` that any member may forward to the leader.

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use crate::config::Membership;
-use crate::consensus::{GroupMembers, SnapshotJob, StateMachine};
+use crate::consensus::{
+    ConsensusError, Decoded, GroupMembers, SnapshotDecoder, SnapshotJob, StateMachine,
+};
 use crate::proto::EventType;
-use crate::tree::{Applied, DataTree, TreeOptions, Txn};
+use crate::tree::{Applied, DataTree, SnapshotCut, TreeOptions, Txn};
 
 use super::{dynamic, Out, Shared};
 
@@ -36,6 +38,22 @@ impl Applier {
             config_dirty: true,
             written_version,
         }
+    }
+
+    /// The state becomes `tree` (a snapshot restored or installed).
+    fn install_tree(&mut self, tree: DataTree) {
+        let mut state = self.shared.state_mut();
+        state.tree = tree;
+        // The tree jumped: watches cannot tell what changed. Connected clients are closed,
+        // reconnect, and re-send their watches with their last zxid (setWatches), which
+        // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
+        let conns = self.shared.conns();
+        for h in conns.all.values() {
+            let _ = h.out.send(Out::Close);
+        }
+        drop(conns);
+        self.shared.track_sessions(&state.tree);
+        self.config_dirty = true;
     }
 }
 
@@ -103,37 +121,53 @@ impl StateMachine for Applier {
     /// The tree is cut here (a short write lock) and written by the snapshot thread in
     /// chunks of `SNAPSHOT_CHUNK` nodes, each under the read lock, so applying entries and
     /// answering reads wait at most one chunk (see `DataTree::begin_snapshot`).
+    /// The bytes go to the file as they are written (`SnapshotCut::drain`, outside the
+    /// lock), so the serialised tree is never held whole in memory.
     fn snapshot_job(&self) -> SnapshotJob {
         let mut cut = self.shared.state_mut().tree.begin_snapshot();
         let shared = self.shared.clone();
-        Box::new(move || {
-            let written = loop {
-                match cut.step(&shared.state().tree, SNAPSHOT_CHUNK) {
-                    Ok(false) => continue,
-                    Ok(true) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            };
-            shared.state_mut().tree.end_snapshot(&cut);
-            written.and_then(|()| cut.finish())
-        })
+        SnapshotJob {
+            head_len: SnapshotCut::HEAD_LEN,
+            write: Box::new(move |file| {
+                let serialising =
+                    |why| ConsensusError::io("serialising a snapshot", std::io::Error::other(why));
+                let streamed = (|| loop {
+                    let done = cut
+                        .step(&shared.state().tree, SNAPSHOT_CHUNK)
+                        .map_err(serialising)?;
+                    cut.drain(|b| file.append(b))?;
+                    if done {
+                        return Ok::<(), ConsensusError>(());
+                    }
+                })();
+                shared.state_mut().tree.end_snapshot(&cut);
+                streamed?;
+                let (head, tail) = cut.finish_drained().map_err(serialising)?;
+                file.append(&tail)?;
+                Ok(head.to_vec())
+            }),
+        }
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), crate::proto::Error> {
         let tree =
             DataTree::from_snapshot_bytes(data, TreeOptions::from_config(self.shared.config()))?;
-        let mut state = self.shared.state_mut();
-        state.tree = tree;
-        // The tree jumped: watches cannot tell what changed. Connected clients are closed,
-        // reconnect, and re-send their watches with their last zxid (setWatches), which
-        // fires exactly what they missed — what ZooKeeper does when a follower resyncs.
-        let conns = self.shared.conns();
-        for h in conns.all.values() {
-            let _ = h.out.send(Out::Close);
-        }
-        drop(conns);
-        self.shared.track_sessions(&state.tree);
-        self.config_dirty = true;
+        self.install_tree(tree);
+        Ok(())
+    }
+
+    fn decoder(&self) -> Option<SnapshotDecoder> {
+        let opts = TreeOptions::from_config(self.shared.config());
+        Some(Box::new(move |data| {
+            Ok(Box::new(DataTree::from_snapshot_bytes(data, opts)?) as Decoded)
+        }))
+    }
+
+    fn install(&mut self, decoded: Decoded) -> Result<(), crate::proto::Error> {
+        let tree = decoded
+            .downcast::<DataTree>()
+            .map_err(|_| crate::proto::Error::Other("a decoded snapshot is not a tree".into()))?;
+        self.install_tree(*tree);
         Ok(())
     }
 

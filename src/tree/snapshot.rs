@@ -91,7 +91,7 @@ impl DataTree {
     /// The whole replicated state (nodes, ACL lists, sessions, last zxid) in the format of
     /// the module docs. Deterministic: trees with equal contents give equal bytes.
     pub fn snapshot_bytes(&self) -> Vec<u8> {
-        let mut cut = self.cut(None);
+        let mut cut = self.cut(None, true);
         cut.step(self, usize::MAX)
             .expect("a snapshot of a tree held still completes");
         cut.finish()
@@ -107,7 +107,7 @@ impl DataTree {
     pub fn begin_snapshot(&mut self) -> SnapshotCut {
         let log = Arc::new(CowLog::default());
         self.nodes.cow = Some(log.clone());
-        self.cut(Some(log))
+        self.cut(Some(log), false)
     }
 
     /// Stops keeping the cut's nodes for `cut` (call once its writing ended, or failed).
@@ -118,8 +118,9 @@ impl DataTree {
     }
 
     /// The snapshot's prefix (header, ACL lists, sessions, node count, root) and the state
-    /// of its walk over the nodes.
-    fn cut(&self, log: Option<Arc<CowLog>>) -> SnapshotCut {
+    /// of its walk over the nodes. `whole`: the bytes will be kept in one buffer (sized
+    /// for the whole snapshot here) rather than drained chunk by chunk.
+    fn cut(&self, log: Option<Arc<CowLog>>, whole: bool) -> SnapshotCut {
         // Canonical ACL numbering: by list content.
         let mut lists: Vec<(u32, &[Acl])> = self.acls.used().collect();
         lists.sort_unstable_by(|a, b| a.1.cmp(b.1));
@@ -146,7 +147,11 @@ impl DataTree {
             + self.nodes.len() * (MIN_NODE_LEN + 8 + 24 + 12 + 8)
             + self.data_size as usize
             + CRC_LEN;
-        let mut w = Writer(Vec::with_capacity(capacity));
+        let mut w = Writer(Vec::with_capacity(if whole {
+            capacity
+        } else {
+            capacity.min(DRAIN_CAPACITY)
+        }));
         w.0.extend_from_slice(MAGIC);
         w.u32(VERSION);
         w.u64(0); // body length, patched below
@@ -201,6 +206,7 @@ impl DataTree {
             stack,
             written: 1,
             total: self.nodes.len(),
+            drained: None,
         }
     }
 }
@@ -219,6 +225,9 @@ pub struct SnapshotCut {
     stack: Vec<WalkFrame>,
     written: usize,
     total: usize,
+    /// Once `drain` was called: the CRC and length of the body bytes handed out so far
+    /// (`w` then holds the header and the body bytes not yet drained).
+    drained: Option<(crc32fast::Hasher, u64)>,
 }
 
 /// A node whose children are being written: its path is `path[..base]` ("/" when `base` is
@@ -229,6 +238,9 @@ struct WalkFrame {
 }
 
 impl SnapshotCut {
+    /// The length of the head of a drained snapshot (`finish_drained`).
+    pub const HEAD_LEN: usize = HEADER_LEN;
+
     /// Whether `tree` is the tree this snapshot was cut from (not replaced since, e.g. by a
     /// snapshot from the leader).
     fn is_of(&self, tree: &DataTree) -> bool {
@@ -303,13 +315,11 @@ impl SnapshotCut {
         Ok(self.stack.is_empty())
     }
 
-    /// The finished snapshot's bytes (after `step` returned true).
+    /// The finished snapshot's bytes (after `step` returned true; not after `drain`).
     pub fn finish(mut self) -> Result<Vec<u8>, String> {
-        if !self.stack.is_empty() || self.written != self.total {
-            return Err(format!(
-                "snapshot: wrote {} of {} nodes",
-                self.written, self.total
-            ));
+        self.check_complete()?;
+        if self.drained.is_some() {
+            return Err("snapshot: finish after drain (use finish_drained)".into());
         }
         let w = &mut self.w;
         let body_len = (w.0.len() - HEADER_LEN) as u64;
@@ -321,7 +331,59 @@ impl SnapshotCut {
         w.0.shrink_to_fit();
         Ok(std::mem::take(&mut w.0))
     }
+
+    fn check_complete(&self) -> Result<(), String> {
+        if !self.stack.is_empty() || self.written != self.total {
+            return Err(format!(
+                "snapshot: wrote {} of {} nodes",
+                self.written, self.total
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hands `out` the snapshot's bytes that `step` wrote since the last call, after the
+    /// `HEAD_LEN`-byte head (which depends on the total length and comes from
+    /// `finish_drained`), and forgets them: a snapshot streamed to a file this way holds one
+    /// chunk in memory, not the whole serialised tree. Concatenated, the head and every
+    /// `out` give exactly `finish`'s bytes.
+    pub fn drain<E>(&mut self, out: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let (crc, len) = self
+            .drained
+            .get_or_insert_with(|| (crc32fast::Hasher::new(), 0));
+        let body = &self.w.0[HEADER_LEN..];
+        crc.update(body);
+        *len += body.len() as u64;
+        out(body)?;
+        self.w.0.truncate(HEADER_LEN);
+        Ok(())
+    }
+
+    /// Ends a drained snapshot (after `step` returned true): the head, which goes before the
+    /// first drained byte, and the tail, which follows the last one (the body bytes not
+    /// drained yet and the checksum).
+    pub fn finish_drained(mut self) -> Result<([u8; Self::HEAD_LEN], Vec<u8>), String> {
+        self.check_complete()?;
+        let mut tail = Vec::new();
+        self.drain(|b| {
+            tail.extend_from_slice(b);
+            Ok::<(), ()>(())
+        })
+        .expect("an in-memory drain");
+        let (body_crc, body_len) = self.drained.take().expect("drained just now");
+        let mut head = [0u8; Self::HEAD_LEN];
+        head.copy_from_slice(&self.w.0[..HEADER_LEN]);
+        head[12..].copy_from_slice(&body_len.to_be_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head);
+        crc.combine(&body_crc);
+        tail.extend_from_slice(&crc.finalize().to_be_bytes());
+        Ok((head, tail))
+    }
 }
+
+/// The buffer a drained snapshot starts with (it grows to the largest chunk).
+const DRAIN_CAPACITY: usize = 256 << 10;
 
 impl DataTree {
     /// Rebuilds a tree from `snapshot_bytes` output. Bad magic, an unknown version, a length

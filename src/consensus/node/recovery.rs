@@ -19,9 +19,9 @@ use super::snapshots::Snapshots;
 use super::{Clock, Node, RaftOptions, RaftStatus};
 use crate::consensus::logger::raft_logger;
 use crate::consensus::peer::{Touches, Transport};
-use crate::consensus::storage::SledStorage;
+use crate::consensus::storage::{self, SledStorage, SnapshotStore};
 use crate::consensus::ConsensusError;
-use crate::consensus::{zxid, StateMachine};
+use crate::consensus::{zxid, Decoded, SnapshotDecoder, StateMachine};
 use crate::tree::Txn;
 
 /// Rebuilds the state machine from this server's own files without joining any group (the
@@ -107,6 +107,25 @@ pub fn read_log_offline(
     Ok((log_start, last, commit))
 }
 
+/// A snapshot for recovery to restore: decoded ahead, or its bytes.
+enum Restore {
+    Decoded(Decoded),
+    Bytes(bytes::Bytes),
+}
+
+/// The newest snapshot file in `dir` (path, metadata, state), if it reads, verifies and
+/// decodes; recovery reads any other, or this one again to say what is wrong with it.
+fn decode_newest(
+    dir: &std::path::Path,
+    decode: SnapshotDecoder,
+) -> Option<(std::path::PathBuf, SnapshotMetadata, Decoded)> {
+    let store = SnapshotStore::existing(dir);
+    let newest = store.list().ok()?.into_iter().next()?;
+    let snap = store.read(&newest).ok()?;
+    let decoded = decode(&snap.data).ok()?;
+    Some((newest.path, snap.get_metadata().clone(), decoded))
+}
+
 impl<S: StateMachine, T: Transport> Node<S, T> {
     /// Opens storage, sets up or restores the state, replays the log (see the module doc).
     pub(super) fn recover(
@@ -120,6 +139,15 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .log_dir
             .clone()
             .unwrap_or_else(|| opts.data_dir.clone());
+        // The newest snapshot is read and decoded on its own thread while the log opens
+        // (which checks every entry); used below if it is the one recovery picks.
+        let ahead = sm.decoder().and_then(|decode| {
+            let dir = storage::snapshot_dir(&opts.data_dir);
+            std::thread::Builder::new()
+                .name("snapshot-decode".into())
+                .spawn(move || decode_newest(&dir, decode))
+                .ok()
+        });
         let (mut store, _report) =
             SledStorage::open(&log_root, &opts.data_dir, opts.force_sync, &[])?;
         // No membership and no log: this node never was part of a group (or was wiped).
@@ -173,19 +201,23 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let (log_start, _) = store.log_start();
         let mut restored: Option<(SnapshotMetadata, u64)> = None;
         let mut unusable = vec![];
+        let mut ahead = ahead.and_then(|t| t.join().ok()).flatten();
         for f in &files {
-            let snap = match store.snapshots().read(f) {
-                Ok(s) => s,
-                Err(why) => {
-                    tracing::warn!(
-                        "snapshot {} is unusable ({why}); falling back to an older snapshot",
-                        f.path.display()
-                    );
-                    unusable.push(f.path.display().to_string());
-                    continue;
-                }
+            let (meta, state) = match ahead.take().filter(|a| a.0 == f.path) {
+                Some((_, meta, decoded)) => (meta, Restore::Decoded(decoded)),
+                None => match store.snapshots().read(f) {
+                    Ok(s) => (s.get_metadata().clone(), Restore::Bytes(s.data)),
+                    Err(why) => {
+                        tracing::warn!(
+                            "snapshot {} is unusable ({why}); falling back to an older \
+                             snapshot",
+                            f.path.display()
+                        );
+                        unusable.push(f.path.display().to_string());
+                        continue;
+                    }
+                },
             };
-            let meta = snap.get_metadata().clone();
             if meta.index < log_start {
                 tracing::warn!(
                     "snapshot {} (index {}) is older than the log start {log_start}: \
@@ -212,7 +244,11 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     }
                 }
             }
-            if let Err(e) = sm.restore(&snap.data) {
+            let installed = match state {
+                Restore::Decoded(decoded) => sm.install(decoded),
+                Restore::Bytes(data) => sm.restore(&data),
+            };
+            if let Err(e) = installed {
                 tracing::warn!(
                     "snapshot {} does not restore ({e}); falling back to an older snapshot",
                     f.path.display()

@@ -137,11 +137,13 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         std::thread::Builder::new()
             .name("raft-snapshot".into())
             .spawn(move || {
-                let written = job()
-                    .map_err(|why| {
-                        ConsensusError::io("serialising a snapshot", std::io::Error::other(why))
-                    })
-                    .and_then(|data| store.write(&meta, &data).map_err(ConsensusError::from));
+                let written = store
+                    .create(&meta, job.head_len)
+                    .map_err(ConsensusError::from);
+                let written = written.and_then(|mut w| {
+                    let head = (job.write)(&mut w)?;
+                    Ok(w.finish(&head)?)
+                });
                 let _ = tx.send((index, written));
             })
             .map_err(|e| ConsensusError::io("spawning the snapshot writer", e))?;

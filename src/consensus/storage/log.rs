@@ -23,7 +23,7 @@ use super::snapshots::SnapshotStore;
 
 /// sled keeps a page cache per db; the log is read back once for apply, so a modest cache is
 /// enough (sled's default is 1 GiB).
-const LOG_CACHE_BYTES: u64 = 64 << 20;
+const LOG_CACHE_BYTES: u64 = 16 << 20;
 
 /// Entries a compaction removes per sled batch on its cleaner thread.
 const CLEAN_BATCH: usize = 1024;

@@ -91,6 +91,14 @@ impl SnapshotStore {
         })
     }
 
+    /// The snapshot directory as it is, for reading only: nothing is created or removed
+    /// (start-up reads the newest snapshot with this while `open` runs elsewhere).
+    pub fn existing(dir: &Path) -> SnapshotStore {
+        SnapshotStore {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -129,19 +137,20 @@ impl SnapshotStore {
         meta: &SnapshotMetadata,
         data: &[u8],
     ) -> Result<SnapshotFile, StorageError> {
-        let started = std::time::Instant::now();
-        let written = self.write_file(meta, data);
-        if written.is_ok() {
-            crate::summary::SNAPSHOT_TIME.record(started.elapsed().as_millis() as u64);
-        }
-        written
+        let mut w = self.create(meta, 0)?;
+        w.append(data)?;
+        w.finish(&[])
     }
 
-    fn write_file(
+    /// Starts writing a snapshot whose data is streamed (`SnapshotWriter`): the data is a
+    /// head of `head_len` bytes, given last to `SnapshotWriter::finish`, and what `append`
+    /// gets. The file is `write`'s, byte for byte.
+    pub fn create(
         &self,
         meta: &SnapshotMetadata,
-        data: &[u8],
-    ) -> Result<SnapshotFile, StorageError> {
+        head_len: usize,
+    ) -> Result<SnapshotWriter, StorageError> {
+        let started = std::time::Instant::now();
         let zxid = crate::consensus::zxid(meta.term, meta.index) as u64;
         let path = self.dir.join(format!("{SNAP_PREFIX}{zxid:x}"));
         let tmp = self
@@ -157,37 +166,29 @@ impl SnapshotStore {
             .truncate(true)
             .open(&tmp)
             .map_err(io)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let mut h = crc32fast::Hasher::new();
-        let meta_len = (meta_pb.len() as u32).to_be_bytes();
-        let data_len = (data.len() as u64).to_be_bytes();
-        for part in [&SNAP_MAGIC[..], &meta_len, &meta_pb, &data_len] {
-            h.update(part);
-            w.write_all(part).map_err(io)?;
-        }
-        // The data goes out in chunks whose writeback starts at once, so the final fsync has
-        // little left to flush: a 100+ MB fsync in one go stalls the log's own fdatasync on
-        // the same disk for ~0.1 s.
-        let mut flushed = 0u64;
-        for chunk in data.chunks(WRITEBACK_CHUNK) {
-            h.update(chunk);
-            w.write_all(chunk).map_err(io)?;
-            w.flush().map_err(io)?;
-            let end = w.get_ref().metadata().map_or(flushed, |m| m.len());
-            writeback(w.get_ref(), flushed, end);
-            flushed = end;
-        }
-        w.write_all(&h.finalize().to_be_bytes()).map_err(io)?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_data().map_err(io)?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(|e| {
-            let op = IoOp::Rename { to: path.clone() };
-            StorageError::io(op, &tmp, e)
-        })?;
-        sync_dir(&self.dir)?;
-        let size = (SNAP_MAGIC.len() + 4 + meta_pb.len() + 8 + data.len() + 4) as u64;
-        Ok(SnapshotFile { path, zxid, size })
+        let mut prefix = Vec::with_capacity(SNAP_MAGIC.len() + 4 + meta_pb.len() + 8);
+        prefix.extend_from_slice(SNAP_MAGIC);
+        prefix.extend_from_slice(&(meta_pb.len() as u32).to_be_bytes());
+        prefix.extend_from_slice(&meta_pb);
+        // The data length is written (over these zeros) by `finish`, with the head.
+        prefix.extend_from_slice(&[0; 8]);
+        let mut w = SnapshotWriter {
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            store: self.dir.clone(),
+            path,
+            tmp,
+            zxid,
+            prefix: prefix.clone(),
+            head_len,
+            rest: crc32fast::Hasher::new(),
+            data_len: head_len as u64,
+            flushed: 0,
+            renamed: false,
+            started,
+        };
+        prefix.resize(prefix.len() + head_len, 0);
+        w.write_raw(&prefix)?;
+        Ok(w)
     }
 
     /// Reads and verifies a snapshot. `Err` (`BadSnapshot`) says why it is unusable.
@@ -203,6 +204,110 @@ impl SnapshotStore {
 
     pub fn remove(&self, file: &SnapshotFile) -> Result<(), StorageError> {
         fs::remove_file(&file.path).map_err(|e| StorageError::io(IoOp::Remove, &file.path, e))
+    }
+}
+
+/// A snapshot file being written (`SnapshotStore::create`): `append` streams the data out in
+/// chunks whose writeback starts at once, so the final fsync has little left to flush (a
+/// 100+ MB fsync in one go stalls the log's own fdatasync on the same disk for ~0.1 s), and
+/// `finish` writes the parts that depend on the whole (data length, head, checksum) and
+/// makes the file durable. Dropped unfinished (or failed), it removes its `.tmp` file.
+pub struct SnapshotWriter {
+    /// `None` once finished.
+    out: Option<BufWriter<File>>,
+    store: PathBuf,
+    path: PathBuf,
+    tmp: PathBuf,
+    zxid: u64,
+    /// Magic, metadata length, metadata and (zeros standing for) the data length.
+    prefix: Vec<u8>,
+    head_len: usize,
+    /// CRC of the bytes after the head.
+    rest: crc32fast::Hasher,
+    data_len: u64,
+    /// Bytes whose writeback was started.
+    flushed: u64,
+    renamed: bool,
+    started: std::time::Instant,
+}
+
+impl SnapshotWriter {
+    fn io(&self, e: std::io::Error) -> StorageError {
+        StorageError::io(IoOp::WriteSnapshot, &self.tmp, e)
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        let out = self.out.as_mut().expect("an unfinished snapshot writer");
+        out.write_all(bytes)
+            .map_err(|e| StorageError::io(IoOp::WriteSnapshot, &self.tmp, e))
+    }
+
+    /// Appends the next bytes of the data (after the head).
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.rest.update(bytes);
+        self.data_len += bytes.len() as u64;
+        for chunk in bytes.chunks(WRITEBACK_CHUNK) {
+            self.write_raw(chunk)?;
+            let written = self.prefix.len() as u64 + self.data_len;
+            if written - self.flushed >= WRITEBACK_CHUNK as u64 {
+                let out = self.out.as_mut().expect("an unfinished snapshot writer");
+                if let Err(e) = out.flush() {
+                    return Err(self.io(e));
+                }
+                writeback(out.get_ref(), self.flushed, written);
+                self.flushed = written;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the data's `head` (`head_len` bytes) before what was appended, the data
+    /// length and the checksum; fdatasync, rename, fsync of the directory.
+    pub fn finish(mut self, head: &[u8]) -> Result<SnapshotFile, StorageError> {
+        assert_eq!(head.len(), self.head_len, "the snapshot head's length");
+        let out = self.out.take().expect("an unfinished snapshot writer");
+        let file = out.into_inner().map_err(|e| self.io(e.into_error()))?;
+        let len_at = self.prefix.len() - 8;
+        let mut front = std::mem::take(&mut self.prefix);
+        front.truncate(len_at);
+        front.extend_from_slice(&self.data_len.to_be_bytes());
+        front.extend_from_slice(head);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&front);
+        h.combine(&self.rest);
+        let end = (len_at + 8) as u64 + self.data_len;
+        {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&front[len_at..], len_at as u64)
+                .and_then(|()| file.write_all_at(&h.finalize().to_be_bytes(), end))
+                .map_err(|e| self.io(e))?;
+        }
+        file.sync_data().map_err(|e| self.io(e))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(|e| {
+            let op = IoOp::Rename {
+                to: self.path.clone(),
+            };
+            StorageError::io(op, &self.tmp, e)
+        })?;
+        self.renamed = true;
+        sync_dir(&self.store)?;
+        crate::summary::SNAPSHOT_TIME.record(self.started.elapsed().as_millis() as u64);
+        Ok(SnapshotFile {
+            path: self.path.clone(),
+            zxid: self.zxid,
+            size: end + 4,
+        })
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // A failed snapshot leaves no half-written file behind.
+            drop(self.out.take());
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 
