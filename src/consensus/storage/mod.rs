@@ -39,6 +39,8 @@
 //! - `snapshots`: `SnapshotStore`, the snapshot files.
 //! - `tests`: the error messages and conversions, against temp dirs.
 
+#[cfg(test)]
+mod batch_tests;
 mod codec;
 mod error;
 mod fsync;
