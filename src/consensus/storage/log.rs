@@ -14,7 +14,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::codec::{
     be_u64, decode_entry, entry_key, entry_term, key_index, pb, push_record, push_sealed,
-    record_count, records, seal, start_bytes, unseal, Record, KEY_CONF_STATE, KEY_HARD_STATE,
+    record_count, records, seal, start_bytes, unseal, Record, Torn, KEY_CONF_STATE, KEY_HARD_STATE,
     KEY_LOG_START,
 };
 use super::error::{EntryDefect, LogOp, StorageError};
@@ -909,13 +909,18 @@ fn read_err(err: sled::Error) -> StorageError {
     }
 }
 
+/// A record whose length runs past its batch value, as a read's error.
+fn torn_entry(torn: Torn) -> StorageError {
+    StorageError::BadEntry {
+        index: torn.index,
+        defect: EntryDefect::TooShort,
+    }
+}
+
 /// The record of `index` in the batch value stored under `first`, if it holds it.
 fn find_record(first: u64, value: &[u8], index: u64) -> Result<Option<Record<'_>>, StorageError> {
     for rec in records(first, value) {
-        let r = rec.map_err(|torn| StorageError::BadEntry {
-            index: torn.index,
-            defect: EntryDefect::TooShort,
-        })?;
+        let r = rec.map_err(torn_entry)?;
         if r.index == index {
             return Ok(Some(r));
         }
@@ -951,10 +956,7 @@ impl SledStorage {
             let (k, v) = kv.map_err(StorageError::LogRead)?;
             let first = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
             for rec in records(first, &v) {
-                let r = rec.map_err(|torn| StorageError::BadEntry {
-                    index: torn.index,
-                    defect: EntryDefect::TooShort,
-                })?;
+                let r = rec.map_err(torn_entry)?;
                 if r.index < low {
                     continue;
                 }
