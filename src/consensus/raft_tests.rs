@@ -364,11 +364,12 @@ async fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
     stop(p2, h2).await;
 }
 
-/// Rewrites the value of the last log entry with `f` (sled opened directly).
+/// Rewrites the value of the last batch of log entries with `f` (sled opened directly): its
+/// end is the last entry's record.
 fn mangle_last_entry(data: &Path, f: impl Fn(&mut Vec<u8>)) {
     let db = sled::open(log_db_dir(data)).expect("open log");
-    let t = db.open_tree("entries").expect("entries");
-    let (k, v) = t.last().expect("read").expect("an entry");
+    let t = db.open_tree("batches").expect("batches");
+    let (k, v) = t.last().expect("read").expect("a batch");
     let mut v = v.to_vec();
     f(&mut v);
     t.insert(k, v).expect("write");

@@ -1,5 +1,9 @@
 //! The value format of the sled trees: every value sealed with a crc32 over its key and
-//! payload, log entries stored as `crc32 | term | eraftpb.Entry` under their index.
+//! payload. Log entries are stored in batches: one value per batch of consecutive entries,
+//! under the index of its first entry, holding one record per entry,
+//! `len (u32 BE) | crc32 | term | eraftpb.Entry`, the crc32 covering the entry's index (u64
+//! BE) | term | entry. A record without its length prefix is the value of the per-entry
+//! layout before batches (one key per entry), so that layout converts by copying bytes.
 
 use protobuf::Message as _;
 use raft::prelude::Entry;
@@ -51,24 +55,120 @@ pub(super) fn key_index(key: &[u8]) -> Option<u64> {
     be_u64(key)
 }
 
-pub(super) fn seal_entry(e: &Entry) -> Result<Vec<u8>, StorageError> {
+/// The length prefix of a record in a batch value.
+const RECORD_LEN: usize = 4;
+
+/// Appends `e` to a batch value as one record, `len | crc | term | pb`, built in place.
+/// Returns the record's length (prefix included).
+pub(super) fn push_record(v: &mut Vec<u8>, e: &Entry) -> Result<usize, StorageError> {
     let encode_err = |err| StorageError::EncodeEntry {
         index: e.index,
         err,
     };
-    // `crc | term | pb` built in place: one allocation per entry.
+    let start = v.len();
     let pb_len = e.compute_size() as usize;
-    let mut v = Vec::with_capacity(4 + 8 + pb_len);
-    v.extend_from_slice(&[0; 4]);
+    v.reserve(RECORD_LEN + 4 + 8 + pb_len);
+    v.extend_from_slice(&[0; RECORD_LEN + 4]);
     v.extend_from_slice(&e.term.to_be_bytes());
     {
-        let mut os = protobuf::CodedOutputStream::vec(&mut v);
+        let mut os = protobuf::CodedOutputStream::vec(v);
         e.write_to_with_cached_sizes(&mut os).map_err(encode_err)?;
         os.flush().map_err(encode_err)?;
     }
-    let sum = crc(&[&entry_key(e.index), &v[4..]]);
-    v[..4].copy_from_slice(&sum);
-    Ok(v)
+    let sealed = start + RECORD_LEN;
+    let sum = crc(&[&entry_key(e.index), &v[sealed + 4..]]);
+    v[sealed..sealed + 4].copy_from_slice(&sum);
+    let len = u32::try_from(v.len() - sealed).map_err(|_| StorageError::EntryTooLarge {
+        index: e.index,
+        len: v.len() - sealed,
+    })?;
+    v[start..sealed].copy_from_slice(&len.to_be_bytes());
+    Ok(v.len() - start)
+}
+
+/// Appends a record holding `sealed` (`crc | term | pb`: a value of the per-entry layout)
+/// of entry `index`.
+pub(super) fn push_sealed(v: &mut Vec<u8>, index: u64, sealed: &[u8]) -> Result<(), StorageError> {
+    let len = u32::try_from(sealed.len()).map_err(|_| StorageError::EntryTooLarge {
+        index,
+        len: sealed.len(),
+    })?;
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(sealed);
+    Ok(())
+}
+
+/// The records of a batch value stored under `first`: `(index, sealed entry, offset of the
+/// record in the value)`. A record whose length runs past the value (a torn or rotten
+/// value) is `Err(Torn)`, and ends the iteration. The records are not checked
+/// here: `entry_term` and `decode_entry` do that.
+pub(super) fn records(first: u64, value: &[u8]) -> Records<'_> {
+    Records {
+        value,
+        at: 0,
+        index: first,
+    }
+}
+
+pub(super) struct Records<'a> {
+    value: &'a [u8],
+    at: usize,
+    index: u64,
+}
+
+/// One record of a batch value.
+pub(super) struct Record<'a> {
+    pub index: u64,
+    /// `crc | term | pb`.
+    pub sealed: &'a [u8],
+    /// Where the record starts in the value (the value cut here keeps the records before).
+    pub offset: usize,
+}
+
+/// A record whose length runs past the end of its value.
+pub(super) struct Torn {
+    pub index: u64,
+    pub offset: usize,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<Record<'a>, Torn>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.value.get(self.at..)?;
+        if rest.is_empty() {
+            return None;
+        }
+        let index = self.index;
+        let len = rest
+            .get(..RECORD_LEN)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        let offset = self.at;
+        let Some(sealed) = len.and_then(|len| rest.get(RECORD_LEN..RECORD_LEN + len)) else {
+            self.at = self.value.len();
+            return Some(Err(Torn { index, offset }));
+        };
+        self.at += RECORD_LEN + sealed.len();
+        self.index += 1;
+        Some(Ok(Record {
+            index,
+            sealed,
+            offset,
+        }))
+    }
+}
+
+/// The number of records a batch value holds, counting a torn record as one.
+pub(super) fn record_count(value: &[u8]) -> u64 {
+    records(0, value).count() as u64
+}
+
+/// The value of the per-entry layout (`crc | term | pb`), for the tests that write one.
+#[cfg(test)]
+pub(super) fn seal_entry(e: &Entry) -> Result<Vec<u8>, StorageError> {
+    let mut v = Vec::new();
+    push_record(&mut v, e)?;
+    Ok(v.split_off(RECORD_LEN))
 }
 
 /// The term stored in front of an entry, once the checksum matched.

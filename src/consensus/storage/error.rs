@@ -48,6 +48,9 @@ pub enum StorageError {
     /// Encoding a log entry failed.
     #[error("encoding log entry {index}: {err}")]
     EncodeEntry { index: u64, err: ProtobufError },
+    /// An entry too large for the length prefix of its record (4 GiB).
+    #[error("log entry {index} of {len} bytes is too large")]
+    EntryTooLarge { index: u64, len: usize },
     /// Encoding a snapshot's metadata failed.
     #[error("encoding snapshot metadata: {err}")]
     EncodeSnapshotMeta { err: ProtobufError },
@@ -78,7 +81,7 @@ pub enum StorageError {
     /// A stored entry failed its check when read for raft-rs.
     #[error("entry {index}: {defect}")]
     BadEntry { index: u64, defect: EntryDefect },
-    /// A key of the entries tree that is not an 8-byte index.
+    /// A key of the batches tree that is not an 8-byte index.
     #[error("raft log key is not an index")]
     KeyNotIndex,
     /// The stored entries skip `index`.
@@ -209,6 +212,8 @@ pub enum LogOp {
     ReadMeta { key: &'static str, path: PathBuf },
     /// The scan of every entry at open.
     Scan(PathBuf),
+    /// Converting the per-entry layout into batches at open.
+    Convert(PathBuf),
     /// Cutting the log at a bad entry at open.
     Truncate(PathBuf),
     /// Removing entries a compaction left behind, at open.
@@ -236,6 +241,7 @@ impl fmt::Display for LogOp {
         match self {
             LogOp::ReadMeta { key, path } => write!(f, "reading {key} from {}", path.display()),
             LogOp::Scan(p) => write!(f, "reading raft log {}", p.display()),
+            LogOp::Convert(p) => write!(f, "converting raft log {} to batches", p.display()),
             LogOp::Truncate(p) => write!(f, "truncating raft log {}", p.display()),
             LogOp::Clean(p) => write!(f, "cleaning raft log {}", p.display()),
             LogOp::WriteMeta(p) => write!(f, "writing {}", p.display()),
@@ -274,6 +280,9 @@ pub enum EntryDefect {
     KeyNotIndex,
     #[error("gap: next stored index is {next}")]
     Gap { next: u64 },
+    /// A batch of entries starting at `first`, inside the entries before it.
+    #[error("batch starting at {first} overlaps the entries before it")]
+    Overlap { first: u64 },
     #[error("term {term} below previous {previous}")]
     TermBelow { term: u64, previous: u64 },
 }

@@ -13,8 +13,9 @@ use raft::{GetEntriesContext, RaftState, Storage};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::codec::{
-    be_u64, decode_entry, entry_key, entry_term, key_index, pb, seal, seal_entry, start_bytes,
-    unseal, KEY_CONF_STATE, KEY_HARD_STATE, KEY_LOG_START,
+    be_u64, decode_entry, entry_key, entry_term, key_index, pb, push_record, push_sealed,
+    record_count, records, seal, start_bytes, unseal, Record, Torn, KEY_CONF_STATE, KEY_HARD_STATE,
+    KEY_LOG_START,
 };
 use super::error::{EntryDefect, LogOp, StorageError};
 use super::fsync::{ensure_dir, FileSyncer};
@@ -25,8 +26,23 @@ use super::snapshots::SnapshotStore;
 /// enough (sled's default is 1 GiB).
 const LOG_CACHE_BYTES: u64 = 16 << 20;
 
-/// Entries a compaction removes per sled batch on its cleaner thread.
-const CLEAN_BATCH: usize = 1024;
+/// Batches of entries a compaction removes per sled batch on its cleaner thread.
+const CLEAN_BATCH: usize = 64;
+
+/// The tree of the log: one value per batch of consecutive entries (see `codec`).
+const BATCHES_TREE: &str = "batches";
+/// The tree of the layout before batches, one key per entry: converted at open.
+const PER_ENTRY_TREE: &str = "entries";
+
+/// A batch value is closed once it holds this many bytes; one persist writes as many
+/// values as its entries fill (an entry larger than this is a value of its own). sled
+/// splits a leaf page at 17 values and writes a page over 128 KiB (its segment size / 4)
+/// as a blob file of its own, which our fdatasync round then also syncs, with its
+/// directory: 7 KiB values keep the leaves of the log below that.
+const BATCH_BYTES: usize = 7 << 10;
+
+/// Converted batches written per sled batch when converting the per-entry layout.
+const CONVERT_BATCH: usize = 256;
 
 /// Bound of `Recent`: the newest persisted entries kept in memory (their data and context
 /// bytes), so that applying them and sending them to followers needs no read back from sled.
@@ -43,12 +59,49 @@ pub struct OpenReport {
     pub dropped: u64,
 }
 
+/// Where the open-time scan cuts the log: the batch under `key` keeps its first `keep`
+/// bytes (0: it goes), and every later batch goes.
+struct Cut {
+    key: sled::IVec,
+    keep: usize,
+    why: EntryDefect,
+}
+
+impl Cut {
+    fn whole(key: sled::IVec, why: EntryDefect) -> Cut {
+        Cut { key, keep: 0, why }
+    }
+}
+
+/// A batch value and its key (the index of its first entry).
+type SealedBatch = ([u8; 8], Vec<u8>);
+
+/// `entries` (consecutive, non-empty) as batch values under their first index, each closed
+/// once it holds `BATCH_BYTES`.
+fn seal_batches(entries: &[Entry]) -> Result<Vec<SealedBatch>, StorageError> {
+    let mut out: Vec<SealedBatch> = Vec::new();
+    for e in entries {
+        match out.last_mut() {
+            Some((_, v)) if v.len() < BATCH_BYTES => {
+                push_record(v, e)?;
+            }
+            _ => {
+                let mut v = Vec::new();
+                push_record(&mut v, e)?;
+                out.push((entry_key(e.index), v));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Raft `Storage` over sled, plus the write side the driver uses (persist, compact, ...).
 pub struct SledStorage {
     /// The sled db directory (log dir/keeperd/raftlog), for messages.
     path: PathBuf,
     db: sled::Db,
-    entries: sled::Tree,
+    /// The entries, one value per batch (see `codec`).
+    batches: sled::Tree,
     meta: sled::Tree,
     syncer: FileSyncer,
     force_sync: bool,
@@ -194,13 +247,13 @@ impl SledStorage {
                 err,
             })
         };
-        let entries = open_tree("entries")?;
+        let batches = open_tree(BATCHES_TREE)?;
         let meta = open_tree("meta")?;
         let syncer = FileSyncer::open(&path)?;
         let mut s = SledStorage {
             path,
             db,
-            entries,
+            batches,
             meta,
             syncer,
             force_sync,
@@ -215,8 +268,86 @@ impl SledStorage {
             snaps,
             recent: Recent::default(),
         };
+        s.convert_per_entry_layout()?;
         let report = s.load(voters)?;
         Ok((s, report))
+    }
+
+    /// A log written before batches keeps one key per entry in the `entries` tree. Its
+    /// values are the records of a batch without their length prefix, so runs of
+    /// consecutive keys become batch values byte for byte, checked by `load` as any batch
+    /// (a corrupt or misplaced entry is cut there as before; a key that is no index becomes
+    /// a batch key of its own, which `load` cuts at as before). The old tree is the log
+    /// until it is dropped: the batches it was converted to are written and made durable
+    /// first, and a conversion cut short by a crash starts again from scratch (sled drops
+    /// a tree atomically).
+    fn convert_per_entry_layout(&mut self) -> Result<(), StorageError> {
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == PER_ENTRY_TREE.as_bytes())
+        {
+            return Ok(());
+        }
+        let at = self.path.clone();
+        let sled_err = |err| StorageError::Sled {
+            op: LogOp::Convert(at.clone()),
+            err,
+        };
+        let old = self.db.open_tree(PER_ENTRY_TREE).map_err(sled_err)?;
+        let mut converted = 0u64;
+        if !old.is_empty() {
+            let mut clear = sled::Batch::default();
+            for k in self.batches.iter().keys() {
+                clear.remove(k.map_err(sled_err)?);
+            }
+            self.batches.apply_batch(clear).map_err(sled_err)?;
+            // (first key, index the next entry must have to join, value)
+            let mut run: Option<(sled::IVec, Option<u64>, Vec<u8>)> = None;
+            let mut out = sled::Batch::default();
+            let mut pending = 0;
+            for kv in old.iter() {
+                let (k, v) = kv.map_err(sled_err)?;
+                let index = key_index(&k);
+                let joins = matches!(
+                    (&run, index),
+                    (Some((_, Some(next), value)), Some(i))
+                        if i == *next && value.len() + v.len() <= BATCH_BYTES
+                );
+                if !joins {
+                    if let Some((key, _, value)) = run.take() {
+                        out.insert(key, value);
+                        pending += 1;
+                    }
+                    if pending >= CONVERT_BATCH {
+                        self.batches
+                            .apply_batch(std::mem::take(&mut out))
+                            .map_err(sled_err)?;
+                        pending = 0;
+                    }
+                    run = Some((k, index, Vec::new()));
+                }
+                if let Some((_, next, value)) = &mut run {
+                    push_sealed(value, index.unwrap_or(0), &v)?;
+                    *next = index.map(|i| i + 1);
+                }
+                converted += 1;
+            }
+            if let Some((key, _, value)) = run {
+                out.insert(key, value);
+            }
+            self.batches.apply_batch(out).map_err(sled_err)?;
+            self.flush_and_sync(true)?;
+        }
+        drop(old);
+        self.db.drop_tree(PER_ENTRY_TREE).map_err(sled_err)?;
+        self.flush_and_sync(true)?;
+        tracing::info!(
+            "raft log {}: converted {converted} entries from one key each to batches",
+            self.path.display()
+        );
+        Ok(())
     }
 
     fn read_meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -246,7 +377,7 @@ impl SledStorage {
         let mut report = OpenReport::default();
         let (hs, cs, start) = match (hs, cs, start) {
             (None, None, None) => {
-                if !self.entries.is_empty() {
+                if !self.batches.is_empty() {
                     return Err(StorageError::EntriesWithoutHardState { path: at });
                 }
                 let cs = ConfState {
@@ -276,52 +407,72 @@ impl SledStorage {
         self.last_index = si;
         self.last_term = st;
 
-        // Check every entry; the first bad one and all after it go.
+        // Check every entry; the first bad one and all after it go. A batch whose entries
+        // are all at or below the log start (left by a compaction) goes; one straddling it
+        // stays, its entries below the start ignored.
         let mut stale = sled::Batch::default();
-        let mut cut: Option<(sled::IVec, u64, EntryDefect)> = None;
-        for kv in self.entries.iter() {
+        let mut cut: Option<Cut> = None;
+        'scan: for kv in self.batches.iter() {
             let (k, v) = kv.map_err(|e| sled_err(LogOp::Scan, e))?;
-            let expect = self.last_index + 1;
-            let Some(idx) = key_index(&k) else {
-                cut = Some((k, expect, EntryDefect::KeyNotIndex));
+            let Some(first) = key_index(&k) else {
+                cut = Some(Cut::whole(k, EntryDefect::KeyNotIndex));
                 break;
             };
-            if idx <= si {
-                // Left by a compaction: already covered by log_start.
+            let mut live = false;
+            for rec in records(first, &v) {
+                let expect = self.last_index + 1;
+                let (offset, why) = match rec {
+                    Err(torn) => (torn.offset, EntryDefect::TooShort),
+                    Ok(r) if r.index <= si => continue,
+                    Ok(r) if r.index > expect => {
+                        cut = Some(Cut::whole(k, EntryDefect::Gap { next: r.index }));
+                        break 'scan;
+                    }
+                    Ok(r) if r.index < expect => {
+                        cut = Some(Cut::whole(k, EntryDefect::Overlap { first }));
+                        break 'scan;
+                    }
+                    Ok(r) => match entry_term(r.index, r.sealed) {
+                        Ok(t) if t >= self.last_term => {
+                            self.last_index = r.index;
+                            self.last_term = t;
+                            live = true;
+                            continue;
+                        }
+                        Ok(t) => {
+                            let previous = self.last_term;
+                            (r.offset, EntryDefect::TermBelow { term: t, previous })
+                        }
+                        Err(why) => (r.offset, why),
+                    },
+                };
+                let keep = if live { offset } else { 0 };
+                cut = Some(Cut { key: k, keep, why });
+                break 'scan;
+            }
+            if live {
+                self.log_bytes += v.len() as u64;
+            } else {
                 stale.remove(k);
-                continue;
-            }
-            if idx != expect {
-                cut = Some((k, expect, EntryDefect::Gap { next: idx }));
-                break;
-            }
-            match entry_term(idx, &v) {
-                Ok(t) if t >= self.last_term => {
-                    self.last_index = idx;
-                    self.last_term = t;
-                    self.log_bytes += v.len() as u64;
-                }
-                Ok(t) => {
-                    let previous = self.last_term;
-                    cut = Some((k, idx, EntryDefect::TermBelow { term: t, previous }));
-                    break;
-                }
-                Err(why) => {
-                    cut = Some((k, idx, why));
-                    break;
-                }
             }
         }
         let mut dirty = false;
-        if let Some((from, idx, why)) = cut {
+        if let Some(Cut { key, keep, why }) = cut {
+            let idx = self.last_index + 1;
             let mut batch = sled::Batch::default();
             let mut dropped = 0u64;
-            for k in self.entries.range(from..).keys() {
-                let k = k.map_err(|e| sled_err(LogOp::Scan, e))?;
-                batch.remove(k);
-                dropped += 1;
+            for kv in self.batches.range(key.clone()..) {
+                let (k, v) = kv.map_err(|e| sled_err(LogOp::Scan, e))?;
+                if k == key && keep > 0 {
+                    dropped += record_count(&v[keep..]).max(1);
+                    batch.insert(k, v.subslice(0, keep));
+                    self.log_bytes += keep as u64;
+                } else {
+                    dropped += record_count(&v).max(u64::from(k == key));
+                    batch.remove(k);
+                }
             }
-            self.entries
+            self.batches
                 .apply_batch(batch)
                 .map_err(|e| sled_err(LogOp::Truncate, e))?;
             if dropped <= 1 {
@@ -339,7 +490,7 @@ impl SledStorage {
             report.dropped = dropped;
             dirty = true;
         }
-        self.entries
+        self.batches
             .apply_batch(stale)
             .map_err(|e| sled_err(LogOp::Clean, e))?;
         if self.hard_state.commit > self.last_index {
@@ -437,17 +588,32 @@ impl SledStorage {
                 });
             }
             if first.index <= self.last_index {
-                // A new leader overwrote our uncommitted tail.
-                for kv in self.entries.range(entry_key(first.index)..) {
+                // A new leader overwrote our uncommitted tail: the batch holding its first
+                // index keeps the entries before it (unless they are all compacted), every
+                // later batch goes.
+                let from = entry_key(first.index);
+                if let Some(kv) = self.batches.range(..from).next_back() {
+                    let (k, v) = kv.map_err(read_err)?;
+                    let start = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
+                    if let Some(r) = find_record(start, &v, first.index)? {
+                        if first.index > self.log_start.0 + 1 {
+                            removed_bytes += (v.len() - r.offset) as u64;
+                            batch.insert(k, v.subslice(0, r.offset));
+                        } else {
+                            removed_bytes += v.len() as u64;
+                            batch.remove(k);
+                        }
+                    }
+                }
+                for kv in self.batches.range(from..) {
                     let (k, v) = kv.map_err(read_err)?;
                     removed_bytes += v.len() as u64;
                     batch.remove(k);
                 }
             }
-            for e in entries {
-                let v = seal_entry(e)?;
+            for (k, v) in seal_batches(entries)? {
                 added_bytes += v.len() as u64;
-                batch.insert(&entry_key(e.index), v);
+                batch.insert(&k, v);
             }
         }
         let hs_value = match hs {
@@ -464,7 +630,7 @@ impl SledStorage {
             hs.is_some_and(|hs| hs.term != self.hard_state.term || hs.vote != self.hard_state.vote);
         if new_term_or_vote {
             let res: Result<(), TransactionError<()>> =
-                (&self.entries, &self.meta).transaction(|(et, mt)| {
+                (&self.batches, &self.meta).transaction(|(et, mt)| {
                     et.apply_batch(&batch)?;
                     if let Some(v) = &hs_value {
                         mt.insert(KEY_HARD_STATE, v.as_slice())?;
@@ -478,7 +644,7 @@ impl SledStorage {
             })?;
         } else {
             if !entries.is_empty() {
-                self.entries
+                self.batches
                     .apply_batch(batch)
                     .map_err(|err| StorageError::Sled {
                         op: LogOp::Append,
@@ -541,10 +707,11 @@ impl SledStorage {
 
     /// Drops the log up to and including `index` (which must be applied and covered by a
     /// durable snapshot). The new log start is written at once (durable with the next
-    /// flush); the entries at or below it are then deleted by a cleaner thread in small
-    /// batches. Deleting 100,000 entries takes seconds, and every write would wait for it on
-    /// the raft thread. Nothing reads below the log start, and a restart deletes whatever
-    /// a crash left there (`load`: "left by a compaction").
+    /// flush); the batches whose entries are all at or below it are then deleted by a
+    /// cleaner thread, a few at a time, off the raft thread. A batch straddling the new
+    /// start stays until a later compaction passes its end: nothing reads below the log
+    /// start. A restart deletes whatever a crash left there (`load`: "left by a
+    /// compaction").
     pub fn compact(&mut self, index: u64) -> Result<(), StorageError> {
         if index <= self.log_start.0 {
             return Ok(());
@@ -567,7 +734,7 @@ impl SledStorage {
             })?;
         self.log_start = (index, term);
         self.recent.compact(index);
-        self.cleaner.remove(&self.entries, index);
+        self.cleaner.remove(&self.batches, index);
         Ok(())
     }
 
@@ -576,10 +743,10 @@ impl SledStorage {
     /// snapshot survived. Everything in the log is dropped.
     pub fn install_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        for k in self.entries.iter().keys() {
+        for k in self.batches.iter().keys() {
             batch.remove(k.map_err(read_err)?);
         }
-        self.entries
+        self.batches
             .apply_batch(batch)
             .map_err(|err| StorageError::Sled {
                 op: LogOp::Reset,
@@ -643,9 +810,8 @@ impl SledStorage {
     }
 }
 
-/// A sled error while reading entries to replace or remove them.
-/// Deletes compacted entries on its own thread (started by the first compaction), one
-/// range per compaction, in batches of `CLEAN_BATCH`. Stopped and joined when the log is
+/// Deletes compacted batches on its own thread (started by the first compaction), one
+/// range per compaction, `CLEAN_BATCH` per sled batch. Stopped and joined when the log is
 /// dropped: what it had not deleted yet, the next open does.
 #[derive(Default)]
 struct Cleaner {
@@ -658,17 +824,17 @@ struct Cleaner {
 }
 
 impl Cleaner {
-    fn remove(&mut self, entries: &sled::Tree, through: u64) {
+    fn remove(&mut self, batches: &sled::Tree, through: u64) {
         if self.to.is_none() {
             let (tx, rx) = std::sync::mpsc::channel::<u64>();
-            let entries = entries.clone();
+            let batches = batches.clone();
             let removed = self.removed_bytes.clone();
             let stop = self.stop.clone();
             let spawned = std::thread::Builder::new()
                 .name("raft-log-clean".into())
                 .spawn(move || {
                     while let Ok(through) = rx.recv() {
-                        if let Err(err) = clean(&entries, through, &removed, &stop) {
+                        if let Err(err) = clean(&batches, through, &removed, &stop) {
                             // Left for the next open to delete; a failing db fails the
                             // raft thread's next flush anyway.
                             tracing::error!("deleting compacted raft log entries: {err}");
@@ -702,10 +868,12 @@ impl Drop for Cleaner {
     }
 }
 
-/// Deletes the entries at or below `through`, a batch at a time, until none is left or
-/// `stop` is set.
+/// Deletes the batches whose entries are all at or below `through`, `CLEAN_BATCH` at a
+/// time, until none is left or `stop` is set. The one batch that may straddle `through`
+/// stays. (The raft thread never rewrites a batch this removes: it only rewrites the batch
+/// holding the first index of an overwritten tail, which is above the log start.)
 fn clean(
-    entries: &sled::Tree,
+    batches: &sled::Tree,
     through: u64,
     removed: &AtomicU64,
     stop: &AtomicBool,
@@ -715,8 +883,11 @@ fn clean(
         let mut batch = sled::Batch::default();
         let mut bytes = 0u64;
         let mut n = 0;
-        for kv in entries.range(..=end).take(CLEAN_BATCH) {
+        for kv in batches.range(..=end).take(CLEAN_BATCH) {
             let (k, v) = kv?;
+            if key_index(&k).is_some_and(|first| first + record_count(&v) > through + 1) {
+                break;
+            }
             bytes += v.len() as u64;
             batch.remove(k);
             n += 1;
@@ -724,17 +895,37 @@ fn clean(
         if n == 0 {
             break;
         }
-        entries.apply_batch(batch)?;
+        batches.apply_batch(batch)?;
         removed.fetch_add(bytes, Ordering::Relaxed);
     }
     Ok(())
 }
 
+/// A sled error while reading entries to replace or remove them.
 fn read_err(err: sled::Error) -> StorageError {
     StorageError::Sled {
         op: LogOp::Read,
         err,
     }
+}
+
+/// A record whose length runs past its batch value, as a read's error.
+fn torn_entry(torn: Torn) -> StorageError {
+    StorageError::BadEntry {
+        index: torn.index,
+        defect: EntryDefect::TooShort,
+    }
+}
+
+/// The record of `index` in the batch value stored under `first`, if it holds it.
+fn find_record(first: u64, value: &[u8], index: u64) -> Result<Option<Record<'_>>, StorageError> {
+    for rec in records(first, value) {
+        let r = rec.map_err(torn_entry)?;
+        if r.index == index {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
 }
 
 /// The read side raft-rs uses, typed; the `raft::Storage` impl below converts the errors.
@@ -756,22 +947,39 @@ impl SledStorage {
         }
         let mut out = Vec::with_capacity((high - low) as usize);
         let mut size = 0u64;
-        for kv in self.entries.range(entry_key(low)..entry_key(high)) {
+        // From the batch holding `low` (the last one starting at or below it).
+        let from = match self.batches.range(..=entry_key(low)).next_back() {
+            Some(kv) => kv.map_err(StorageError::LogRead)?.0,
+            None => return Err(StorageError::MissingEntries { low, high }),
+        };
+        for kv in self.batches.range(from..sled::IVec::from(&entry_key(high))) {
             let (k, v) = kv.map_err(StorageError::LogRead)?;
-            let idx = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
-            let expect = low + out.len() as u64;
-            if idx != expect {
-                return Err(StorageError::LogGap { index: expect });
-            }
-            size += v.len() as u64;
-            if let Some(max) = max_size {
-                if !out.is_empty() && size > max {
-                    return Ok(out);
+            let first = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
+            for rec in records(first, &v) {
+                let r = rec.map_err(torn_entry)?;
+                if r.index < low {
+                    continue;
                 }
+                if r.index >= high {
+                    break;
+                }
+                let expect = low + out.len() as u64;
+                if r.index != expect {
+                    return Err(StorageError::LogGap { index: expect });
+                }
+                size += r.sealed.len() as u64;
+                if let Some(max) = max_size {
+                    if !out.is_empty() && size > max {
+                        return Ok(out);
+                    }
+                }
+                let e =
+                    decode_entry(r.index, r.sealed).map_err(|defect| StorageError::BadEntry {
+                        index: r.index,
+                        defect,
+                    })?;
+                out.push(e);
             }
-            let e = decode_entry(idx, &v)
-                .map_err(|defect| StorageError::BadEntry { index: idx, defect })?;
-            out.push(e);
         }
         if out.len() as u64 != high - low {
             return Err(StorageError::MissingEntries { low, high });
@@ -795,12 +1003,14 @@ impl SledStorage {
         if let Some(term) = self.recent.term(idx) {
             return Ok(term);
         }
-        let v = self
-            .entries
-            .get(entry_key(idx))
-            .map_err(StorageError::LogRead)?
-            .ok_or(StorageError::MissingEntry { index: idx })?;
-        entry_term(idx, &v).map_err(|defect| StorageError::BadEntry { index: idx, defect })
+        let missing = StorageError::MissingEntry { index: idx };
+        let Some(kv) = self.batches.range(..=entry_key(idx)).next_back() else {
+            return Err(missing);
+        };
+        let (k, v) = kv.map_err(StorageError::LogRead)?;
+        let first = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
+        let r = find_record(first, &v, idx)?.ok_or(missing)?;
+        entry_term(idx, r.sealed).map_err(|defect| StorageError::BadEntry { index: idx, defect })
     }
 
     /// The newest snapshot that verifies, for a follower behind the compacted log. It must
@@ -866,5 +1076,20 @@ impl Storage for SledStorage {
     /// See `snapshot_for`.
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         Ok(self.snapshot_for(request_index, to)?)
+    }
+}
+
+#[cfg(test)]
+impl SledStorage {
+    /// (first index, entries, value bytes) of every stored batch, in order.
+    pub(super) fn stored_batches(&self) -> Vec<(u64, u64, usize)> {
+        self.batches
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.expect("read batch");
+                let first = key_index(&k).expect("index key");
+                (first, record_count(&v), v.len())
+            })
+            .collect()
     }
 }
