@@ -274,42 +274,42 @@ impl SnapshotCut {
             let Some(top) = self.stack.last_mut() else {
                 return Ok(true);
             };
-            let parent_path = if top.base == 0 {
-                "/"
-            } else {
-                &self.path[..top.base]
-            };
+            let base = top.base;
+            let parent_path = if base == 0 { "/" } else { &self.path[..base] };
             let children = at_cut(parent_path)
                 .and_then(|p| p.children.as_deref())
                 .ok_or_else(|| format!("snapshot: {parent_path} lost its children"))?;
-            let next = if top.fresh {
-                children.iter().next()
+            // Resume after the last name written at this level; then run on through its
+            // siblings with the one iterator (one lookup of the parent and one B-tree
+            // descent per level and call, not per node) until a node has children.
+            let mut names = if top.fresh {
+                children.range::<str, _>((Bound::Unbounded, Bound::Unbounded))
             } else {
-                let last = &self.path[top.base + 1..];
                 children
-                    .range::<str, _>((Bound::Excluded(last), Bound::Unbounded))
-                    .next()
-            };
-            let base = top.base;
-            let Some(name) = next else {
-                self.stack.pop();
-                self.path.truncate(base);
-                continue;
+                    .range::<str, _>((Bound::Excluded(&self.path[base + 1..]), Bound::Unbounded))
             };
             top.fresh = false;
-            self.path.truncate(base);
-            self.path.push('/');
-            self.path.push_str(name);
-            let node = at_cut(&self.path)
-                .ok_or_else(|| format!("snapshot: {} is listed but missing", self.path))?;
-            self.w.node(name, node, &self.acl_index);
-            self.written += 1;
-            left -= 1;
-            if node.children.is_some() {
-                self.stack.push(WalkFrame {
-                    base: self.path.len(),
-                    fresh: true,
-                });
+            while left > 0 {
+                let Some(name) = names.next() else {
+                    self.stack.pop();
+                    self.path.truncate(base);
+                    break;
+                };
+                self.path.truncate(base);
+                self.path.push('/');
+                self.path.push_str(name);
+                let node = at_cut(&self.path)
+                    .ok_or_else(|| format!("snapshot: {} is listed but missing", self.path))?;
+                self.w.node(name, node, &self.acl_index);
+                self.written += 1;
+                left -= 1;
+                if node.children.is_some() {
+                    self.stack.push(WalkFrame {
+                        base: self.path.len(),
+                        fresh: true,
+                    });
+                    break;
+                }
             }
         }
         Ok(self.stack.is_empty())
