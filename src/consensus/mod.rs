@@ -57,8 +57,11 @@ pub struct SnapshotJob {
 /// A state `StateMachine::decoder` made from a snapshot, for `StateMachine::install`.
 pub type Decoded = Box<dyn std::any::Any + Send>;
 
-/// `StateMachine::decoder`.
-pub type SnapshotDecoder = Box<dyn FnOnce(&[u8]) -> Result<Decoded, crate::proto::Error> + Send>;
+/// `StateMachine::decoder`: given a snapshot's data and `release`, which it may tell (as it
+/// goes) an offset of the data before which it will read nothing again, so that memory
+/// holding those bytes can be given back while the state is built.
+pub type SnapshotDecoder =
+    Box<dyn FnOnce(&[u8], &dyn Fn(usize)) -> Result<Decoded, crate::proto::Error> + Send>;
 
 /// `SnapshotJob::write`.
 pub type SnapshotWrite =

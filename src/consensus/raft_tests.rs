@@ -57,7 +57,7 @@ impl StateMachine for Recorder {
 
     /// Start-up decodes the newest snapshot ahead (older ones are restored from bytes).
     fn decoder(&self) -> Option<super::SnapshotDecoder> {
-        Some(Box::new(|data| {
+        Some(Box::new(|data, _release| {
             Ok(Box::new(decode_record(data)?) as super::Decoded)
         }))
     }

@@ -158,8 +158,8 @@ impl StateMachine for Applier {
 
     fn decoder(&self) -> Option<SnapshotDecoder> {
         let opts = TreeOptions::from_config(self.shared.config());
-        Some(Box::new(move |data| {
-            Ok(Box::new(DataTree::from_snapshot_bytes(data, opts)?) as Decoded)
+        Some(Box::new(move |data, release| {
+            Ok(Box::new(DataTree::from_snapshot_releasing(data, opts, release)?) as Decoded)
         }))
     }
 

@@ -391,8 +391,26 @@ impl DataTree {
     /// or duplicate names, a dangling ACL index, an ephemeral without its session, ...) are
     /// `Error::Malformed` saying what was wrong.
     pub fn from_snapshot_bytes(data: &[u8], opts: TreeOptions) -> Result<DataTree, Error> {
-        let (version, body) = check_envelope(data)?;
-        let mut r = Reader { buf: body, pos: 0 };
+        Self::from_snapshot_releasing(data, opts, &keep)
+    }
+
+    /// `from_snapshot_bytes`, telling `release` every `RELEASE_EVERY` bytes (in the checksum
+    /// pass, then in the decoding pass, each from the start) an offset of `data` before
+    /// which that pass reads nothing more: memory holding those bytes (a mapped file) can
+    /// be given back while the tree grows.
+    pub fn from_snapshot_releasing(
+        data: &[u8],
+        opts: TreeOptions,
+        release: &dyn Fn(usize),
+    ) -> Result<DataTree, Error> {
+        let (version, body) = check_envelope(data, release)?;
+        let mut r = Reader {
+            buf: body,
+            pos: 0,
+            release,
+            base: HEADER_LEN,
+            mark: RELEASE_EVERY,
+        };
         let last_zxid = r.i64()?;
 
         let n = r.count(4, "ACL lists")?;
@@ -508,8 +526,15 @@ fn malformed(detail: impl Into<String>) -> Error {
     Error::malformed("snapshot", detail)
 }
 
-/// Checks magic, version, length and checksum; returns the version and the body.
-fn check_envelope(data: &[u8]) -> Result<(u32, &[u8]), Error> {
+/// Bytes read between two calls of `from_snapshot_releasing`'s `release`.
+pub const RELEASE_EVERY: usize = 4 << 20;
+
+/// A `release` that keeps everything.
+fn keep(_: usize) {}
+
+/// Checks magic, version, length and checksum (telling `release` how far the checksum got);
+/// returns the version and the body.
+fn check_envelope<'a>(data: &'a [u8], release: &dyn Fn(usize)) -> Result<(u32, &'a [u8]), Error> {
     if data.len() < HEADER_LEN + CRC_LEN {
         return Err(malformed(format!(
             "{} bytes is shorter than header and checksum",
@@ -522,6 +547,9 @@ fn check_envelope(data: &[u8]) -> Result<(u32, &[u8]), Error> {
     let mut h = Reader {
         buf: &data[8..HEADER_LEN],
         pos: 0,
+        release: &keep,
+        base: 8,
+        mark: usize::MAX,
     };
     let version = h.u32()?;
     if !(VERSION_1..=VERSION).contains(&version) {
@@ -541,7 +569,12 @@ fn check_envelope(data: &[u8]) -> Result<(u32, &[u8]), Error> {
     }
     let (covered, crc) = data.split_at(data.len() - CRC_LEN);
     let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    let actual = crc32fast::hash(covered);
+    let mut hasher = crc32fast::Hasher::new();
+    for (i, chunk) in covered.chunks(RELEASE_EVERY).enumerate() {
+        hasher.update(chunk);
+        release(i * RELEASE_EVERY + chunk.len());
+    }
+    let actual = hasher.finalize();
     if stored != actual {
         return Err(malformed(format!(
             "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
@@ -870,6 +903,11 @@ impl Writer {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Told, once `pos` reaches `mark`, that the snapshot's bytes before `base + pos` are
+    /// read (`from_snapshot_releasing`); `mark` then moves `RELEASE_EVERY` further.
+    release: &'a dyn Fn(usize),
+    base: usize,
+    mark: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -878,6 +916,10 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if self.pos >= self.mark {
+            (self.release)(self.base + self.pos);
+            self.mark = self.pos + RELEASE_EVERY;
+        }
         if n > self.remaining() {
             return Err(malformed(format!(
                 "{n} bytes wanted at body offset {}, {} left",

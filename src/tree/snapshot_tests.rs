@@ -727,3 +727,66 @@ fn drained_snapshot_is_the_same_bytes() {
         );
     }
 }
+
+/// `from_snapshot_releasing` (start-up's decode of a mapped file) builds the tree
+/// `from_snapshot_bytes` does and tells `release` how far it has read, in two passes (the
+/// checksum, then the decoding), each from the start: offsets grow within a pass, at most
+/// `RELEASE_EVERY` (plus one item) apart, up to the end of what the pass reads.
+#[test]
+fn decoding_releases_what_it_has_read() {
+    let (mut t, mut log) = built();
+    // ~14 MiB of snapshot: nodes of 100 KiB and of 100 bytes, so items of both sizes cross
+    // the release marks.
+    let big = vec![7u8; 100 << 10];
+    let mut txns = vec![];
+    for i in 0..140 {
+        txns.push(log.next(S1, mk(&format!("/big{i:03}"), &big, 0)));
+    }
+    for i in 0..2000 {
+        txns.push(log.next(S1, mk(&format!("/small{i:04}"), &[i as u8; 100], 0)));
+    }
+    apply_all(&mut t, &txns);
+    let bytes = t.snapshot_bytes();
+    let told = std::cell::RefCell::new(Vec::new());
+    let loaded = DataTree::from_snapshot_releasing(&bytes, TreeOptions::default(), &|at| {
+        told.borrow_mut().push(at)
+    })
+    .expect("snapshot loads");
+    assert_eq!(loaded.snapshot_bytes(), bytes);
+    assert_eq!(observe(&loaded), observe(&load(&bytes)));
+
+    let told = told.into_inner();
+    let mut passes: Vec<Vec<usize>> = vec![];
+    for at in told {
+        match passes.last_mut() {
+            Some(p) if p.last().is_some_and(|&prev| prev < at) => p.push(at),
+            _ => passes.push(vec![at]),
+        }
+    }
+    assert_eq!(
+        passes.len(),
+        2,
+        "a checksum pass and a decoding pass: {passes:?}"
+    );
+    let item = big.len() + 64;
+    for (i, pass) in passes.iter().enumerate() {
+        let mut prev = 0;
+        for &at in pass {
+            assert!(
+                at - prev <= RELEASE_EVERY + item,
+                "pass {i}: {prev} to {at}"
+            );
+            prev = at;
+        }
+        assert!(
+            bytes.len() - prev <= RELEASE_EVERY + item,
+            "pass {i} stops releasing at {prev} of {}",
+            bytes.len()
+        );
+    }
+    assert_eq!(
+        passes[0].last(),
+        Some(&(bytes.len() - CRC_LEN)),
+        "the checksum pass reads all it covers"
+    );
+}

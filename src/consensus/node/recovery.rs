@@ -114,16 +114,18 @@ enum Restore {
 }
 
 /// The newest snapshot file in `dir` (path, metadata, state), if it reads, verifies and
-/// decodes; recovery reads any other, or this one again to say what is wrong with it.
+/// decodes; recovery reads any other, or this one again to say what is wrong with it. The
+/// file is mapped, not read, and the decoder releases what it has read as it goes, so the
+/// file does not add to the peak memory of a restart (`MappedSnapshot`).
 fn decode_newest(
     dir: &std::path::Path,
     decode: SnapshotDecoder,
 ) -> Option<(std::path::PathBuf, SnapshotMetadata, Decoded)> {
     let store = SnapshotStore::existing(dir);
     let newest = store.list().ok()?.into_iter().next()?;
-    let snap = store.read(&newest).ok()?;
-    let decoded = decode(&snap.data).ok()?;
-    Some((newest.path, snap.get_metadata().clone(), decoded))
+    let snap = store.map(&newest).ok()?;
+    let decoded = decode(snap.data(), &|at| snap.release(at)).ok()?;
+    Some((newest.path, snap.metadata().clone(), decoded))
 }
 
 impl<S: StateMachine, T: Transport> Node<S, T> {

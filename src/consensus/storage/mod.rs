@@ -63,4 +63,4 @@ pub use layout::{
     has_state, log_db_dir, snapshot_dir, LOG_DB_DIR, SNAP_DIR, SNAP_PREFIX, STATE_DIR,
 };
 pub use log::{OpenReport, SledStorage};
-pub use snapshots::{SnapshotFile, SnapshotStore, SnapshotWriter};
+pub use snapshots::{MappedSnapshot, SnapshotFile, SnapshotStore, SnapshotWriter};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use protobuf::Message as _;
 use raft::prelude::{Snapshot, SnapshotMetadata};
 
-use super::codec::{be_u64, crc};
+use super::codec::be_u64;
 use super::error::{IoOp, SnapshotDefect, StorageError};
 use super::fsync::{ensure_dir, sync_dir};
 use super::layout::SNAP_PREFIX;
@@ -196,6 +196,12 @@ impl SnapshotStore {
         read_verified(file).map_err(|defect| bad(file, defect))
     }
 
+    /// `read`, without reading the file into memory: it is mapped (`MappedSnapshot`) and
+    /// verified the same way, with the same errors.
+    pub fn map(&self, file: &SnapshotFile) -> Result<MappedSnapshot, StorageError> {
+        map_verified(file).map_err(|defect| bad(file, defect))
+    }
+
     /// The metadata at the head of a snapshot file, without reading (or verifying) the data:
     /// enough to know which log index it covers.
     pub fn read_header(&self, file: &SnapshotFile) -> Result<SnapshotMetadata, StorageError> {
@@ -319,11 +325,34 @@ fn bad(file: &SnapshotFile, defect: SnapshotDefect) -> StorageError {
 }
 
 fn read_verified(file: &SnapshotFile) -> Result<Snapshot, SnapshotDefect> {
+    let buf = fs::read(&file.path).map_err(SnapshotDefect::ReadFailed)?;
+    let (meta, data) = verify(&buf, file, &|_| {})?;
+    let mut snap = Snapshot::default();
+    snap.set_metadata(meta);
+    snap.data = bytes::Bytes::from(buf).slice(data);
+    Ok(snap)
+}
+
+/// Bytes of a mapped snapshot read between two `MappedSnapshot::release`s.
+const RELEASE_EVERY: usize = 4 << 20;
+
+/// Checks a snapshot file's bytes (checksum first, then header and name); returns its
+/// metadata and where its data is. `release(offset)` is told, every `RELEASE_EVERY` bytes
+/// of the checksum pass, that the bytes before `offset` will not be read again.
+fn verify(
+    buf: &[u8],
+    file: &SnapshotFile,
+    release: &dyn Fn(usize),
+) -> Result<(SnapshotMetadata, std::ops::Range<usize>), SnapshotDefect> {
     use SnapshotDefect as D;
-    let buf = fs::read(&file.path).map_err(D::ReadFailed)?;
     let body_len = buf.len().checked_sub(4).ok_or(D::ShorterThanChecksum)?;
     let (body, sum) = buf.split_at(body_len);
-    if crc(&[body]) != sum {
+    let mut h = crc32fast::Hasher::new();
+    for (i, chunk) in body.chunks(RELEASE_EVERY).enumerate() {
+        h.update(chunk);
+        release(i * RELEASE_EVERY + chunk.len());
+    }
+    if h.finalize().to_be_bytes() != sum {
         return Err(D::ChecksumMismatch);
     }
     let rest = body.strip_prefix(&SNAP_MAGIC[..]).ok_or(D::BadMagic)?;
@@ -346,11 +375,128 @@ fn read_verified(file: &SnapshotFile) -> Result<Snapshot, SnapshotDefect> {
             index: meta.index,
         });
     }
-    let data = bytes::Bytes::from(buf).slice(data_at..body_len);
-    let mut snap = Snapshot::default();
-    snap.set_metadata(meta);
-    snap.data = data;
-    Ok(snap)
+    Ok((meta, data_at..body_len))
+}
+
+/// A verified snapshot file mapped read-only (`SnapshotStore::map`), so that it can be
+/// decoded without a copy of it in memory: `release` gives back the pages of what was read
+/// (they count in the process's RSS while mapped), so at most a few MiB of the file are
+/// resident at a time. A restart decodes a 124 MiB snapshot this way while the tree it
+/// builds grows. The files are never changed once written (a new snapshot is a new file);
+/// one removed while mapped stays readable until unmapped.
+pub struct MappedSnapshot {
+    ptr: *mut libc::c_void,
+    len: usize,
+    page: usize,
+    meta: SnapshotMetadata,
+    data: std::ops::Range<usize>,
+    /// File bytes before this are released (page-aligned).
+    released: std::cell::Cell<usize>,
+}
+
+impl MappedSnapshot {
+    pub fn metadata(&self) -> &SnapshotMetadata {
+        &self.meta
+    }
+
+    /// The snapshot's data (what `SnapshotStore::read` gives as `Snapshot::data`).
+    pub fn data(&self) -> &[u8] {
+        &self.file_bytes()[self.data.clone()]
+    }
+
+    fn file_bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until `drop` unmaps them; released pages
+        // read back from the file, which is not written once it is a snapshot.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+
+    /// The data before `offset` (into `data()`) will not be read again by this pass over
+    /// it: its whole pages are dropped from this process's memory (they stay in the page
+    /// cache; reading them anyway faults them back in from the file). Offsets grow within a
+    /// pass; a smaller one than the last starts a new pass (a decoder checksums the data,
+    /// then decodes it).
+    pub fn release(&self, offset: usize) {
+        self.release_file(self.data.start + offset.min(self.data.len()));
+    }
+
+    fn release_file(&self, upto: usize) {
+        let upto = upto.min(self.len) / self.page * self.page;
+        let mut from = self.released.get();
+        if upto < from {
+            // A new pass from the start: what it read since is resident again.
+            from = 0;
+        }
+        if upto > from {
+            // SAFETY: `from..upto` lies in the mapping; MADV_DONTNEED on a read-only private
+            // file mapping only drops pages, which are read again from the file if touched.
+            unsafe {
+                libc::madvise(
+                    self.ptr.cast::<u8>().add(from).cast(),
+                    upto - from,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+        self.released.set(upto);
+    }
+}
+
+impl Drop for MappedSnapshot {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are the mapping `SnapshotStore::map` made; nothing borrows
+        // from it once `self` is dropped.
+        unsafe {
+            libc::munmap(self.ptr, self.len);
+        }
+    }
+}
+
+// SAFETY: the mapping is owned (unmapped once, on drop) and only read; `released` is a
+// `Cell`, so `MappedSnapshot` is `Send` but not `Sync`.
+unsafe impl Send for MappedSnapshot {}
+
+fn map_verified(file: &SnapshotFile) -> Result<MappedSnapshot, SnapshotDefect> {
+    use std::os::fd::AsRawFd;
+    use SnapshotDefect as D;
+    let f = File::open(&file.path).map_err(D::OpenFailed)?;
+    let len = f.metadata().map_err(D::ReadFailed)?.len();
+    let len = usize::try_from(len).map_err(|_| D::DataLength)?;
+    if len < 4 {
+        return Err(D::ShorterThanChecksum);
+    }
+    // SAFETY: a new read-only private mapping of the open file; checked for failure.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(D::ReadFailed(std::io::Error::last_os_error()));
+    }
+    // SAFETY: advice on the mapping just made (read ahead; errors are harmless).
+    unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+    // SAFETY: sysconf has no memory arguments.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => 4096,
+    };
+    let mut m = MappedSnapshot {
+        ptr,
+        len,
+        page,
+        meta: SnapshotMetadata::default(),
+        data: 0..0,
+        released: std::cell::Cell::new(0),
+    };
+    let (meta, data) = verify(m.file_bytes(), file, &|at| m.release_file(at))?;
+    m.meta = meta;
+    m.data = data;
+    Ok(m)
 }
 
 fn read_head(file: &SnapshotFile) -> Result<SnapshotMetadata, SnapshotDefect> {

@@ -335,12 +335,9 @@ fn recent_entries_read_back_as_stored() {
     assert_eq!(read(&reopened), held);
 }
 
-/// A snapshot streamed into the file (`create`, `append` in uneven pieces, the head given to
-/// `finish`) is the file `write` makes of the same data, byte for byte, and reads back; one
-/// dropped unfinished leaves no file behind.
-#[test]
-fn a_streamed_snapshot_is_the_written_one() {
-    let meta = SnapshotMetadata {
+/// Snapshot metadata at index 9, term 3, with voters 1, 2 and 3.
+fn three_voter_meta() -> SnapshotMetadata {
+    SnapshotMetadata {
         index: 9,
         term: 3,
         conf_state: Some(ConfState {
@@ -349,7 +346,15 @@ fn a_streamed_snapshot_is_the_written_one() {
         })
         .into(),
         ..Default::default()
-    };
+    }
+}
+
+/// A snapshot streamed into the file (`create`, `append` in uneven pieces, the head given to
+/// `finish`) is the file `write` makes of the same data, byte for byte, and reads back; one
+/// dropped unfinished leaves no file behind.
+#[test]
+fn a_streamed_snapshot_is_the_written_one() {
+    let meta = three_voter_meta();
     // Over two writeback chunks, so the streamed file's writeback runs.
     let data: Vec<u8> = (0..(17u32 << 20)).map(|i| (i ^ (i >> 11)) as u8).collect();
     let whole_dir = tempfile::tempdir().expect("tempdir");
@@ -389,4 +394,104 @@ fn a_streamed_snapshot_is_the_written_one() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names, vec![file.path.file_name().expect("name").to_owned()]);
+}
+
+/// Resident bytes of the mapping holding `at`, from /proc/self/smaps.
+#[cfg(target_os = "linux")]
+fn resident_of_mapping(at: *const u8) -> usize {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+    let at = at as usize;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let range = line.split(' ').next().and_then(|r| r.split_once('-'));
+        if let Some((lo, hi)) = range.filter(|_| !line.starts_with(char::is_uppercase)) {
+            let lo = usize::from_str_radix(lo, 16).expect("start");
+            let hi = usize::from_str_radix(hi, 16).expect("end");
+            inside = (lo..hi).contains(&at);
+        } else if let Some(kb) = line.strip_prefix("Rss:").filter(|_| inside) {
+            let kb: usize = kb
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .expect("Rss");
+            return kb << 10;
+        }
+    }
+    panic!("no mapping holds {at:#x}");
+}
+
+/// A mapped snapshot (`SnapshotStore::map`, how start-up decodes the newest one) has the
+/// metadata and data `read` gives and fails the same way on a damaged file; while passes
+/// over it release what they read, little of the file is resident in the process.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_mapped_snapshot_is_the_read_one_and_stays_small() {
+    let meta = three_voter_meta();
+    let data: Vec<u8> = (0..(24u32 << 20)).map(|i| (i ^ (i >> 13)) as u8).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let file = s.snapshots().write(&meta, &data).expect("write");
+    let read = s.snapshots().read(&file).expect("read");
+    let m = s.snapshots().map(&file).expect("map");
+    assert_eq!(m.metadata(), read.get_metadata());
+
+    // The checksum pass left little behind, and so does each pass over the data (a new one
+    // starts from the start again) that releases every MiB.
+    let limit = 3 << 20;
+    let resident = resident_of_mapping(m.data().as_ptr());
+    assert!(
+        resident <= limit,
+        "{resident} bytes resident after the checksum"
+    );
+    for pass in 0..2 {
+        let mut sum = 0u64;
+        for (i, chunk) in m.data().chunks(1 << 20).enumerate() {
+            sum += chunk
+                .iter()
+                .step_by(512)
+                .map(|&b| u64::from(b))
+                .sum::<u64>();
+            m.release((i + 1) << 20);
+            let resident = resident_of_mapping(m.data().as_ptr());
+            assert!(
+                resident <= limit,
+                "pass {pass}: {resident} bytes resident at MiB {i}"
+            );
+        }
+        assert!(sum > 0);
+        // Released through its end: no more than the last page and the kernel's fault-around.
+        let resident = resident_of_mapping(m.data().as_ptr());
+        assert!(
+            resident <= 256 << 10,
+            "pass {pass}: {resident} bytes resident at its end"
+        );
+    }
+    assert!(
+        m.data() == &read.data[..],
+        "the mapped data is the read data"
+    );
+    drop((m, read));
+
+    let mut bytes = std::fs::read(&file.path).expect("read file");
+    bytes[20] ^= 0xff;
+    std::fs::write(&file.path, &bytes).expect("mangle");
+    for e in [
+        s.snapshots().read(&file),
+        s.snapshots().map(&file).map(|_| unreachable!()),
+    ] {
+        let e = e.unwrap_err();
+        assert_eq!(e.to_string(), "checksum mismatch");
+        assert!(matches!(
+            e,
+            StorageError::BadSnapshot { path, defect: SnapshotDefect::ChecksumMismatch }
+                if path == file.path
+        ));
+    }
+    std::fs::write(&file.path, &bytes[..3]).expect("truncate");
+    let e = s.snapshots().map(&file).map(|_| ()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        s.snapshots().read(&file).unwrap_err().to_string()
+    );
 }
