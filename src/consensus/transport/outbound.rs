@@ -63,7 +63,10 @@ pub(super) async fn outbound(
         if rx.is_closed() {
             return; // replaced by a task for a new address, or the network was dropped
         }
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+            .await
+            .map(|r| r.and_then(not_to_itself));
+        let stream = match connected {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 if reachable {
@@ -290,5 +293,45 @@ async fn authenticate_to<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
 fn lost(peer: u64, batch: &[Outgoing], report: &impl Fn(PeerReport)) {
     if batch.iter().any(|f| f.snapshot) {
         report(PeerReport::SnapshotFailed(peer));
+    }
+}
+
+/// A connection to a local port that nothing listens on can meet itself: when the kernel
+/// happens to pick that very port as the source, TCP's simultaneous open connects the socket
+/// to itself. It then holds the peer's quorum port, and the peer cannot bind it when it
+/// starts. Such a connection is closed at once, as refused.
+fn not_to_itself(s: TcpStream) -> io::Result<TcpStream> {
+    if s.local_addr()? == s.peer_addr()? {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "connected to itself: nothing listens there",
+        ));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_to_itself;
+
+    #[tokio::test]
+    async fn a_connection_to_itself_is_refused() {
+        // A port nothing listens on, then a socket bound to it connecting to it: the
+        // simultaneous open that a free ephemeral port can give by chance, made certain.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(addr).expect("bind");
+        let selfie = sock.connect(addr).await.expect("self-connect");
+        let err = not_to_itself(selfie).expect_err("a self-connection is refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let to = listener.local_addr().expect("addr");
+        let normal = tokio::net::TcpStream::connect(to).await.expect("connect");
+        assert!(not_to_itself(normal).is_ok());
     }
 }
