@@ -117,14 +117,7 @@ pub(super) async fn respond_loop(
         // Room for the header and a Stat, plus a pre-encoded list (not grown by doubling).
         let extra = match &body {
             Response::ChildrenEncoded { names, .. } if err.is_none() => names.len(),
-            Response::Multi(results) if err.is_none() => results
-                .iter()
-                .map(|r| match r {
-                    OpResult::GetChildrenEncoded { names } => names.len() + 12,
-                    OpResult::GetData { data, .. } => data.as_ref().map_or(0, |d| d.len()) + 96,
-                    _ => 0,
-                })
-                .sum(),
+            Response::Multi(results) if err.is_none() => results.iter().map(result_size).sum(),
             _ => 0,
         };
         let mut buf = BytesMut::with_capacity(128 + extra);
@@ -220,22 +213,16 @@ fn execute_read(
                     let r = match op {
                         ReadOp::GetChildren { path } => {
                             match tree.get_children_encoded(&path, auth) {
-                                Ok((names, _)) => {
-                                    size += names.len();
-                                    OpResult::GetChildrenEncoded { names }
-                                }
+                                Ok((names, _)) => OpResult::GetChildrenEncoded { names },
                                 Err(e) => OpResult::Error { err: e.code() },
                             }
                         }
                         ReadOp::GetData { path } => match tree.get_data(&path, auth) {
-                            Ok((data, stat)) => {
-                                size += data.as_ref().map_or(0, |d| d.len()) + 80;
-                                OpResult::GetData { data, stat }
-                            }
+                            Ok((data, stat)) => OpResult::GetData { data, stat },
                             Err(e) => OpResult::Error { err: e.code() },
                         },
                     };
-                    size += 12;
+                    size += result_size(&r);
                     if size > cap {
                         warn!(
                             session = format_args!("0x{:x}", session_id),
@@ -329,4 +316,14 @@ fn execute_read(
         _ => Err(ZkError::Unimplemented),
     };
     (zxid, r)
+}
+
+/// About how many bytes a multiRead result takes in the reply (its header, a list's or a
+/// value's bytes, a Stat): what the reply cap counts and the reply buffer is sized for.
+fn result_size(r: &OpResult) -> usize {
+    12 + match r {
+        OpResult::GetChildrenEncoded { names } => names.len(),
+        OpResult::GetData { data, .. } => data.as_ref().map_or(0, |d| d.len()) + 80,
+        _ => 0,
+    }
 }
