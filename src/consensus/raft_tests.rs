@@ -364,16 +364,18 @@ async fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
     stop(p2, h2).await;
 }
 
-/// Rewrites the value of the last batch of log entries with `f` (sled opened directly): its
-/// end is the last entry's record.
+/// Rewrites the newest segment file of the log with `f`: its end is the last entry's
+/// record.
 fn mangle_last_entry(data: &Path, f: impl Fn(&mut Vec<u8>)) {
-    let db = sled::open(log_db_dir(data)).expect("open log");
-    let t = db.open_tree("batches").expect("batches");
-    let (k, v) = t.last().expect("read").expect("a batch");
-    let mut v = v.to_vec();
+    let wal = log_db_dir(data).join("wal");
+    let newest = std::fs::read_dir(&wal)
+        .expect("wal dir")
+        .map(|e| e.expect("entry").path())
+        .max()
+        .expect("a segment");
+    let mut v = std::fs::read(&newest).expect("read");
     f(&mut v);
-    t.insert(k, v).expect("write");
-    db.flush().expect("flush");
+    std::fs::write(&newest, v).expect("write");
 }
 
 #[tokio::test]

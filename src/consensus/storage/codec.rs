@@ -1,9 +1,9 @@
-//! The value format of the sled trees: every value sealed with a crc32 over its key and
-//! payload. Log entries are stored in batches: one value per batch of consecutive entries,
-//! under the index of its first entry, holding one record per entry,
-//! `len (u32 BE) | crc32 | term | eraftpb.Entry`, the crc32 covering the entry's index (u64
-//! BE) | term | entry. A record without its length prefix is the value of the per-entry
-//! layout before batches (one key per entry), so that layout converts by copying bytes.
+//! The checksummed formats: sled values (the meta tree's, sealed with a crc32 over key and
+//! payload) and entry records, `len (u32 BE) | crc32 | term | eraftpb.Entry`, the crc32
+//! covering the entry's index (u64 BE) | term | entry. Segment files (`wal`) hold records
+//! back to back; the sled layouts before them held the same records as batch values (one
+//! per batch of consecutive entries) or, without the length prefix, one value per entry, so
+//! both convert by copying records.
 
 use protobuf::Message as _;
 use raft::prelude::Entry;

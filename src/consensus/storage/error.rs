@@ -176,6 +176,12 @@ pub enum IoOp {
     Remove,
     /// Writing (or fdatasyncing) a snapshot's `.tmp` file.
     WriteSnapshot,
+    /// Writing to a raft log segment file.
+    WriteLog,
+    /// Reading a raft log segment file.
+    ReadLog,
+    /// Truncating a raft log segment file.
+    Truncate,
     /// Renaming the file to `to`.
     Rename { to: PathBuf },
     /// Moving the named keeperd file ("raft log", "snapshot") out of `version-2`.
@@ -197,6 +203,9 @@ impl IoOp {
             IoOp::SyncDir => format!("fsync of directory {p}"),
             IoOp::Remove => format!("removing {p}"),
             IoOp::WriteSnapshot => format!("writing snapshot {p}"),
+            IoOp::WriteLog => format!("writing raft log segment {p}"),
+            IoOp::ReadLog => format!("reading raft log segment {p}"),
+            IoOp::Truncate => format!("truncating raft log segment {p}"),
             IoOp::Rename { to } => format!("renaming {p} to {}", to.display()),
             IoOp::MoveOutOfVersion2(what) => {
                 format!("moving keeperd's {what} {p} out of version-2")

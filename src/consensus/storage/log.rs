@@ -1,45 +1,47 @@
-//! `SledStorage`: the raft log, hard state and conf state in sled (open and recovery,
-//! persist, compaction, snapshot install), and its `raft::Storage` impl.
+//! `SledStorage`: the raft log (entries in `wal` segment files; hard state, conf state and
+//! log start in sled): open and recovery, persist, compaction, snapshot install, the
+//! conversion of the sled layouts before, and its `raft::Storage` impl.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 use protobuf::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::codec::{
-    be_u64, decode_entry, entry_key, entry_term, key_index, pb, push_record, push_sealed,
-    record_count, records, seal, start_bytes, unseal, Record, Torn, KEY_CONF_STATE, KEY_HARD_STATE,
-    KEY_LOG_START,
+    be_u64, decode_entry, key_index, pb, push_sealed, records, seal, start_bytes, unseal,
+    KEY_CONF_STATE, KEY_HARD_STATE, KEY_LOG_START,
 };
-use super::error::{EntryDefect, LogOp, StorageError};
-use super::fsync::{ensure_dir, FileSyncer};
+use super::error::{EntryDefect, IoOp, LogOp, StorageError};
+use super::fsync::{ensure_dir, sync_dir, FileSyncer};
 use super::layout::{log_db_dir, move_old_layout, snapshot_dir};
 use super::snapshots::SnapshotStore;
+use super::wal::{DurableStart, Wal};
 
 /// sled keeps a page cache per db; the log is read back once for apply, so a modest cache is
 /// enough (sled's default is 1 GiB).
 const LOG_CACHE_BYTES: u64 = 16 << 20;
 
-/// Batches of entries a compaction removes per sled batch on its cleaner thread.
-const CLEAN_BATCH: usize = 64;
-
-/// The tree of the log: one value per batch of consecutive entries (see `codec`).
+/// The tree of the layout before segment files: one value per batch of consecutive
+/// entries (see `codec`), converted to segments at open.
 const BATCHES_TREE: &str = "batches";
+/// The segment files, inside the sled db directory; `WAL_DIR.tmp` while the batches are
+/// being converted.
+const WAL_DIR: &str = "wal";
 /// The tree of the layout before batches, one key per entry: converted at open.
 const PER_ENTRY_TREE: &str = "entries";
 
-/// A batch value is closed once it holds this many bytes; one persist writes as many
-/// values as its entries fill (an entry larger than this is a value of its own). sled
-/// splits a leaf page at 17 values and writes a page over 128 KiB (its segment size / 4)
-/// as a blob file of its own, which our fdatasync round then also syncs, with its
-/// directory: 7 KiB values keep the leaves of the log below that.
+/// Where a log is cut at open: the first index that goes, why, and how many stored entries
+/// go with it.
+type Cut = (u64, EntryDefect, u64);
+
+/// A batch value of the per-entry layout's conversion is closed at this many bytes.
 const BATCH_BYTES: usize = 7 << 10;
+
+/// Entries copied into segments per write when converting the batch layout, in bytes.
+const CONVERT_CHUNK: usize = 64 << 10;
 
 /// Converted batches written per sled batch when converting the per-entry layout.
 const CONVERT_BATCH: usize = 256;
@@ -59,51 +61,15 @@ pub struct OpenReport {
     pub dropped: u64,
 }
 
-/// Where the open-time scan cuts the log: the batch under `key` keeps its first `keep`
-/// bytes (0: it goes), and every later batch goes.
-struct Cut {
-    key: sled::IVec,
-    keep: usize,
-    why: EntryDefect,
-}
-
-impl Cut {
-    fn whole(key: sled::IVec, why: EntryDefect) -> Cut {
-        Cut { key, keep: 0, why }
-    }
-}
-
-/// A batch value and its key (the index of its first entry).
-type SealedBatch = ([u8; 8], Vec<u8>);
-
-/// `entries` (consecutive, non-empty) as batch values under their first index, each closed
-/// once it holds `BATCH_BYTES`.
-fn seal_batches(entries: &[Entry]) -> Result<Vec<SealedBatch>, StorageError> {
-    let mut out: Vec<SealedBatch> = Vec::new();
-    for e in entries {
-        match out.last_mut() {
-            Some((_, v)) if v.len() < BATCH_BYTES => {
-                push_record(v, e)?;
-            }
-            _ => {
-                let mut v = Vec::new();
-                push_record(&mut v, e)?;
-                out.push((entry_key(e.index), v));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Raft `Storage` over sled, plus the write side the driver uses (persist, compact, ...).
 pub struct SledStorage {
     /// The sled db directory (log dir/keeperd/raftlog), for messages.
     path: PathBuf,
     db: sled::Db,
-    /// The entries, one value per batch (see `codec`).
-    batches: sled::Tree,
+    /// The entries.
+    wal: Wal,
     meta: sled::Tree,
-    syncer: FileSyncer,
+    syncer: Arc<Mutex<FileSyncer>>,
     force_sync: bool,
     /// Cached copies of what is on disk; every write goes to both.
     hard_state: HardState,
@@ -111,11 +77,6 @@ pub struct SledStorage {
     log_start: (u64, u64),
     last_index: u64,
     last_term: u64,
-    /// Sum of the stored entry values (what `mntr` reports as the log size), before
-    /// subtracting what the compaction cleaner removed (`Cleaner::removed_bytes`).
-    log_bytes: u64,
-    /// Removes compacted entries off the raft thread (see `compact`).
-    cleaner: Cleaner,
     /// fdatasync calls made by `persist` (each may cover several files).
     syncs: u64,
     snaps: SnapshotStore,
@@ -247,13 +208,14 @@ impl SledStorage {
                 err,
             })
         };
-        let batches = open_tree(BATCHES_TREE)?;
         let meta = open_tree("meta")?;
-        let syncer = FileSyncer::open(&path)?;
+        let syncer = Arc::new(Mutex::new(FileSyncer::open(&path)?));
+        // Opened for real by `load`, once the log start is known.
+        let wal = Wal::empty(&path.join(WAL_DIR));
         let mut s = SledStorage {
             path,
             db,
-            batches,
+            wal,
             meta,
             syncer,
             force_sync,
@@ -262,8 +224,6 @@ impl SledStorage {
             log_start: (0, 0),
             last_index: 0,
             last_term: 0,
-            log_bytes: 0,
-            cleaner: Cleaner::default(),
             syncs: 0,
             snaps,
             recent: Recent::default(),
@@ -282,12 +242,7 @@ impl SledStorage {
     /// first, and a conversion cut short by a crash starts again from scratch (sled drops
     /// a tree atomically).
     fn convert_per_entry_layout(&mut self) -> Result<(), StorageError> {
-        if !self
-            .db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() == PER_ENTRY_TREE.as_bytes())
-        {
+        if !self.has_tree(PER_ENTRY_TREE) {
             return Ok(());
         }
         let at = self.path.clone();
@@ -296,13 +251,14 @@ impl SledStorage {
             err,
         };
         let old = self.db.open_tree(PER_ENTRY_TREE).map_err(sled_err)?;
+        let batches = self.db.open_tree(BATCHES_TREE).map_err(sled_err)?;
         let mut converted = 0u64;
         if !old.is_empty() {
             let mut clear = sled::Batch::default();
-            for k in self.batches.iter().keys() {
+            for k in batches.iter().keys() {
                 clear.remove(k.map_err(sled_err)?);
             }
-            self.batches.apply_batch(clear).map_err(sled_err)?;
+            batches.apply_batch(clear).map_err(sled_err)?;
             // (first key, index the next entry must have to join, value)
             let mut run: Option<(sled::IVec, Option<u64>, Vec<u8>)> = None;
             let mut out = sled::Batch::default();
@@ -321,7 +277,7 @@ impl SledStorage {
                         pending += 1;
                     }
                     if pending >= CONVERT_BATCH {
-                        self.batches
+                        batches
                             .apply_batch(std::mem::take(&mut out))
                             .map_err(sled_err)?;
                         pending = 0;
@@ -337,7 +293,7 @@ impl SledStorage {
             if let Some((key, _, value)) = run {
                 out.insert(key, value);
             }
-            self.batches.apply_batch(out).map_err(sled_err)?;
+            batches.apply_batch(out).map_err(sled_err)?;
             self.flush_and_sync(true)?;
         }
         drop(old);
@@ -348,6 +304,13 @@ impl SledStorage {
             self.path.display()
         );
         Ok(())
+    }
+
+    fn has_tree(&self, name: &str) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes())
     }
 
     fn read_meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -366,18 +329,26 @@ impl SledStorage {
 
     fn load(&mut self, voters: &[u64]) -> Result<OpenReport, StorageError> {
         let at = self.path.clone();
-        let sled_err = |op: fn(PathBuf) -> LogOp, err| StorageError::Sled {
-            op: op(at.clone()),
-            err,
-        };
         let path = self.path.display().to_string();
         let hs = self.read_meta(KEY_HARD_STATE)?;
         let cs = self.read_meta(KEY_CONF_STATE)?;
         let start = self.read_meta(KEY_LOG_START)?;
         let mut report = OpenReport::default();
+        let wal_dir = self.path.join(WAL_DIR);
         let (hs, cs, start) = match (hs, cs, start) {
             (None, None, None) => {
-                if !self.batches.is_empty() {
+                let batches = match self.has_tree(BATCHES_TREE) {
+                    true => !self
+                        .db
+                        .open_tree(BATCHES_TREE)
+                        .map_err(|err| StorageError::Sled {
+                            op: LogOp::Scan(at.clone()),
+                            err,
+                        })?
+                        .is_empty(),
+                    false => false,
+                };
+                if batches || Wal::has_segments(&wal_dir)? {
                     return Err(StorageError::EntriesWithoutHardState { path: at });
                 }
                 let cs = ConfState {
@@ -385,6 +356,7 @@ impl SledStorage {
                     ..Default::default()
                 };
                 self.write_meta_now(&HardState::default(), &cs, (0, 0))?;
+                self.wal = Wal::open(&wal_dir, (0, 0))?.0;
                 report.fresh = true;
                 return Ok(report);
             }
@@ -404,77 +376,16 @@ impl SledStorage {
             return Err(StorageError::ShortLogStart { path: at });
         };
         self.log_start = (si, st);
-        self.last_index = si;
-        self.last_term = st;
+        let converted_cut = self.convert_batches((si, st))?;
 
-        // Check every entry; the first bad one and all after it go. A batch whose entries
+        // Check every entry; the first bad one and all after it go. A segment whose entries
         // are all at or below the log start (left by a compaction) goes; one straddling it
         // stays, its entries below the start ignored.
-        let mut stale = sled::Batch::default();
-        let mut cut: Option<Cut> = None;
-        'scan: for kv in self.batches.iter() {
-            let (k, v) = kv.map_err(|e| sled_err(LogOp::Scan, e))?;
-            let Some(first) = key_index(&k) else {
-                cut = Some(Cut::whole(k, EntryDefect::KeyNotIndex));
-                break;
-            };
-            let mut live = false;
-            for rec in records(first, &v) {
-                let expect = self.last_index + 1;
-                let (offset, why) = match rec {
-                    Err(torn) => (torn.offset, EntryDefect::TooShort),
-                    Ok(r) if r.index <= si => continue,
-                    Ok(r) if r.index > expect => {
-                        cut = Some(Cut::whole(k, EntryDefect::Gap { next: r.index }));
-                        break 'scan;
-                    }
-                    Ok(r) if r.index < expect => {
-                        cut = Some(Cut::whole(k, EntryDefect::Overlap { first }));
-                        break 'scan;
-                    }
-                    Ok(r) => match entry_term(r.index, r.sealed) {
-                        Ok(t) if t >= self.last_term => {
-                            self.last_index = r.index;
-                            self.last_term = t;
-                            live = true;
-                            continue;
-                        }
-                        Ok(t) => {
-                            let previous = self.last_term;
-                            (r.offset, EntryDefect::TermBelow { term: t, previous })
-                        }
-                        Err(why) => (r.offset, why),
-                    },
-                };
-                let keep = if live { offset } else { 0 };
-                cut = Some(Cut { key: k, keep, why });
-                break 'scan;
-            }
-            if live {
-                self.log_bytes += v.len() as u64;
-            } else {
-                stale.remove(k);
-            }
-        }
+        let (wal, opened) = Wal::open(&wal_dir, (si, st))?;
+        self.wal = wal;
+        (self.last_index, self.last_term) = opened.last;
         let mut dirty = false;
-        if let Some(Cut { key, keep, why }) = cut {
-            let idx = self.last_index + 1;
-            let mut batch = sled::Batch::default();
-            let mut dropped = 0u64;
-            for kv in self.batches.range(key.clone()..) {
-                let (k, v) = kv.map_err(|e| sled_err(LogOp::Scan, e))?;
-                if k == key && keep > 0 {
-                    dropped += record_count(&v[keep..]).max(1);
-                    batch.insert(k, v.subslice(0, keep));
-                    self.log_bytes += keep as u64;
-                } else {
-                    dropped += record_count(&v).max(u64::from(k == key));
-                    batch.remove(k);
-                }
-            }
-            self.batches
-                .apply_batch(batch)
-                .map_err(|e| sled_err(LogOp::Truncate, e))?;
+        if let Some((idx, why, dropped)) = opened.cut.or(converted_cut) {
             if dropped <= 1 {
                 tracing::warn!(
                     "raft log {path}: entry {idx} is corrupt or torn ({why}); \
@@ -490,9 +401,6 @@ impl SledStorage {
             report.dropped = dropped;
             dirty = true;
         }
-        self.batches
-            .apply_batch(stale)
-            .map_err(|e| sled_err(LogOp::Clean, e))?;
         if self.hard_state.commit > self.last_index {
             tracing::error!(
                 "raft log {path}: hard state says entries up to {} are committed but the log \
@@ -517,6 +425,102 @@ impl SledStorage {
             self.write_meta_now(&hs, &cs, start)?;
         }
         Ok(report)
+    }
+
+    /// A log written before segment files keeps its entries as sled values, one per batch
+    /// of consecutive entries (`codec`). They are copied into segments written under
+    /// `wal.tmp`, made durable, and the directory renamed to `wal` (atomic); only then is
+    /// the sled tree dropped. A crash before the rename leaves the tree as the log (the
+    /// `.tmp` is removed and the conversion starts again); one after it leaves segments
+    /// that are complete, and the tree is dropped. Entries are checked as they are copied:
+    /// the first bad one ends the copy (logged), and `Wal::open` checks the copy again.
+    fn convert_batches(&mut self, start: (u64, u64)) -> Result<Option<Cut>, StorageError> {
+        if !self.has_tree(BATCHES_TREE) {
+            return Ok(None);
+        }
+        let at = self.path.clone();
+        let sled_err = |err| StorageError::Sled {
+            op: LogOp::Convert(at.clone()),
+            err,
+        };
+        let batches = self.db.open_tree(BATCHES_TREE).map_err(sled_err)?;
+        let wal_dir = self.path.join(WAL_DIR);
+        let tmp = self.path.join(format!("{WAL_DIR}.tmp"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| StorageError::io(IoOp::Remove, &tmp, e))?;
+        }
+        let mut converted = 0u64;
+        // The first bad entry: where the log is cut, why, and how many entries go.
+        let mut cut: Option<Cut> = None;
+        if !batches.is_empty() && !Wal::has_segments(&wal_dir)? {
+            let (mut wal, _) = Wal::open(&tmp, start)?;
+            let mut last = start;
+            let mut chunk: Vec<Entry> = Vec::new();
+            let mut chunk_bytes = 0usize;
+            for kv in batches.iter() {
+                let (k, v) = kv.map_err(sled_err)?;
+                let Some(first) = key_index(&k) else {
+                    match &mut cut {
+                        Some(c) => c.2 += 1,
+                        None => cut = Some((last.0 + 1, EntryDefect::KeyNotIndex, 1)),
+                    }
+                    continue;
+                };
+                for rec in records(first, &v) {
+                    if let Some(c) = &mut cut {
+                        c.2 += 1;
+                        continue;
+                    }
+                    let problem = match rec {
+                        Err(_) => EntryDefect::TooShort,
+                        Ok(r) if r.index <= start.0 => continue,
+                        Ok(r) if r.index > last.0 + 1 => EntryDefect::Gap { next: r.index },
+                        Ok(r) if r.index <= last.0 => EntryDefect::Overlap { first },
+                        Ok(r) => match decode_entry(r.index, r.sealed) {
+                            Ok(e) if e.term >= last.1 => {
+                                last = (e.index, e.term);
+                                chunk_bytes += r.sealed.len();
+                                chunk.push(e);
+                                if chunk_bytes >= CONVERT_CHUNK {
+                                    wal.append(&chunk)?;
+                                    chunk.clear();
+                                    chunk_bytes = 0;
+                                }
+                                converted += 1;
+                                continue;
+                            }
+                            Ok(e) => EntryDefect::TermBelow {
+                                term: e.term,
+                                previous: last.1,
+                            },
+                            Err(why) => why,
+                        },
+                    };
+                    cut = Some((last.0 + 1, problem, 1));
+                }
+            }
+            wal.append(&chunk)?;
+            wal.sync()?;
+            drop(wal);
+            std::fs::rename(&tmp, &wal_dir).map_err(|e| {
+                StorageError::io(
+                    IoOp::Rename {
+                        to: wal_dir.clone(),
+                    },
+                    &tmp,
+                    e,
+                )
+            })?;
+            sync_dir(&self.path)?;
+        }
+        drop(batches);
+        self.db.drop_tree(BATCHES_TREE).map_err(sled_err)?;
+        self.flush_and_sync(true)?;
+        tracing::info!(
+            "raft log {}: converted {converted} entries from sled values to segment files",
+            self.path.display()
+        );
+        Ok(cut)
     }
 
     /// Writes all three metadata values and makes them durable (start-up only).
@@ -552,7 +556,7 @@ impl SledStorage {
             err,
         })?;
         if self.force_sync || always {
-            self.syncer.sync()?;
+            self.syncer.lock().expect("log syncer").sync()?;
             self.syncs += 1;
             return Ok(true);
         }
@@ -560,8 +564,12 @@ impl SledStorage {
     }
 
     /// Persists one Ready: `entries` (replacing any stored tail from their first index on)
-    /// and the hard state, atomically; then, if `must_sync`, one flush and (force_sync) one
-    /// fdatasync. Returns whether an fdatasync happened.
+    /// and the hard state; then, if `must_sync` (and force_sync), one fdatasync of the
+    /// segment written. A new term or vote is written to sled and made durable first: a
+    /// crash between the two leaves the new term with the old log, a state raft allows
+    /// (the reverse, entries of a term the hard state has not reached, it does not). A
+    /// newer commit alone is written after the entries and not flushed.
+    /// Returns whether an fdatasync happened.
     pub fn persist(
         &mut self,
         entries: &[Entry],
@@ -571,9 +579,6 @@ impl SledStorage {
         if entries.is_empty() && hs.is_none() {
             return Ok(false);
         }
-        let mut batch = sled::Batch::default();
-        let mut removed_bytes = 0u64;
-        let mut added_bytes = 0u64;
         if let Some(first) = entries.first() {
             if first.index <= self.log_start.0 {
                 return Err(StorageError::AppendCompacted {
@@ -587,87 +592,35 @@ impl SledStorage {
                     last: self.last_index,
                 });
             }
-            if first.index <= self.last_index {
-                // A new leader overwrote our uncommitted tail: the batch holding its first
-                // index keeps the entries before it (unless they are all compacted), every
-                // later batch goes.
-                let from = entry_key(first.index);
-                if let Some(kv) = self.batches.range(..from).next_back() {
-                    let (k, v) = kv.map_err(read_err)?;
-                    let start = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
-                    if let Some(r) = find_record(start, &v, first.index)? {
-                        if first.index > self.log_start.0 + 1 {
-                            removed_bytes += (v.len() - r.offset) as u64;
-                            batch.insert(k, v.subslice(0, r.offset));
-                        } else {
-                            removed_bytes += v.len() as u64;
-                            batch.remove(k);
-                        }
-                    }
-                }
-                for kv in self.batches.range(from..) {
-                    let (k, v) = kv.map_err(read_err)?;
-                    removed_bytes += v.len() as u64;
-                    batch.remove(k);
-                }
-            }
-            for (k, v) in seal_batches(entries)? {
-                added_bytes += v.len() as u64;
-                batch.insert(&k, v);
-            }
         }
-        let hs_value = match hs {
-            Some(hs) => Some(seal(KEY_HARD_STATE, &pb(hs)?)),
-            None => None,
-        };
-        // A new term or vote goes in one transaction with the entries (atomic across the
-        // two trees). Otherwise the hard state differs at most in its commit index, which
-        // needs no atomicity (it can be re-learnt; `load` lowers one beyond the log end):
-        // the entries as one batch, then the commit, in that order, both before the flush
-        // and fdatasync below. A sled transaction over two trees costs several times the
-        // batch (it reads every key it writes), and this is the path of every write.
+        let mut synced = false;
         let new_term_or_vote =
             hs.is_some_and(|hs| hs.term != self.hard_state.term || hs.vote != self.hard_state.vote);
-        if new_term_or_vote {
-            let res: Result<(), TransactionError<()>> =
-                (&self.batches, &self.meta).transaction(|(et, mt)| {
-                    et.apply_batch(&batch)?;
-                    if let Some(v) = &hs_value {
-                        mt.insert(KEY_HARD_STATE, v.as_slice())?;
-                    }
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                });
-            res.map_err(|err| StorageError::Transaction {
-                what: "writing raft log",
-                path: self.path.clone(),
-                err,
-            })?;
-        } else {
-            if !entries.is_empty() {
-                self.batches
-                    .apply_batch(batch)
-                    .map_err(|err| StorageError::Sled {
-                        op: LogOp::Append,
-                        err,
-                    })?;
+        if let (Some(hs), true) = (hs, new_term_or_vote) {
+            self.put_hard_state(seal(KEY_HARD_STATE, &pb(hs)?))?;
+            self.hard_state = hs.clone();
+            synced = self.flush_and_sync(false)?;
+        }
+        if !entries.is_empty() {
+            self.wal.append(entries)?;
+            self.recent.append(entries);
+            if let Some(last) = entries.last() {
+                self.last_index = last.index;
+                self.last_term = last.term;
             }
-            if let Some(v) = hs_value {
-                self.put_hard_state(v)?;
+            if must_sync && self.force_sync {
+                self.wal.sync()?;
+                self.syncs += 1;
+                synced = true;
             }
         }
-        self.recent.append(entries);
-        if let Some(last) = entries.last() {
-            self.last_index = last.index;
-            self.last_term = last.term;
-            self.log_bytes = self.log_bytes - removed_bytes.min(self.log_bytes) + added_bytes;
-        }
-        if let Some(hs) = hs {
+        if let (Some(hs), false) = (hs, new_term_or_vote) {
+            // The commit alone, after the entries it may cover: it can be re-learnt, and
+            // rides on a later flush of sled.
+            self.put_hard_state(seal(KEY_HARD_STATE, &pb(hs)?))?;
             self.hard_state = hs.clone();
         }
-        if must_sync {
-            return self.flush_and_sync(false);
-        }
-        Ok(false)
+        Ok(synced)
     }
 
     /// Records a newer commit index (from a LightReady). Not flushed on its own: the commit
@@ -734,7 +687,15 @@ impl SledStorage {
             })?;
         self.log_start = (index, term);
         self.recent.compact(index);
-        self.cleaner.remove(&self.batches, index);
+        let (db, syncer, path) = (self.db.clone(), self.syncer.clone(), self.path.clone());
+        let durable: DurableStart = Arc::new(move || {
+            db.flush().map_err(|err| StorageError::Sled {
+                op: LogOp::Flush(path.clone()),
+                err,
+            })?;
+            syncer.lock().expect("log syncer").sync().map(|_| ())
+        });
+        self.wal.compact(index, durable);
         Ok(())
     }
 
@@ -742,25 +703,18 @@ impl SledStorage {
     /// follower that received the leader's snapshot, or a log that was lost while its
     /// snapshot survived. Everything in the log is dropped.
     pub fn install_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for k in self.batches.iter().keys() {
-            batch.remove(k.map_err(read_err)?);
-        }
-        self.batches
-            .apply_batch(batch)
-            .map_err(|err| StorageError::Sled {
-                op: LogOp::Reset,
-                err,
-            })?;
-        self.recent.clear();
         let mut hs = self.hard_state.clone();
         hs.term = hs.term.max(meta.term);
         hs.commit = meta.index;
+        // The new start first: segments left by a crash before they are removed hold
+        // entries at or below it (removed at open) or a tail after it that raft may keep
+        // or overwrite, as any follower's uncommitted tail.
+        self.write_meta_now(&hs, meta.get_conf_state(), (meta.index, meta.term))?;
+        self.wal.clear()?;
+        self.recent.clear();
         self.last_index = meta.index;
         self.last_term = meta.term;
-        // Empty: `log_bytes()` subtracts what the cleaner removed.
-        self.log_bytes = self.cleaner.removed_bytes.load(Ordering::Relaxed);
-        self.write_meta_now(&hs, meta.get_conf_state(), (meta.index, meta.term))
+        Ok(())
     }
 
     /// No membership and no log: nothing was ever committed here.
@@ -794,8 +748,7 @@ impl SledStorage {
     }
     /// Bytes of stored entries (checksums and protobuf included).
     pub fn log_bytes(&self) -> u64 {
-        self.log_bytes
-            .saturating_sub(self.cleaner.removed_bytes.load(Ordering::Relaxed))
+        self.wal.bytes()
     }
     /// fdatasync rounds done by `persist` and friends since open.
     pub fn syncs(&self) -> u64 {
@@ -808,124 +761,6 @@ impl SledStorage {
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-/// Deletes compacted batches on its own thread (started by the first compaction), one
-/// range per compaction, `CLEAN_BATCH` per sled batch. Stopped and joined when the log is
-/// dropped: what it had not deleted yet, the next open does.
-#[derive(Default)]
-struct Cleaner {
-    /// Sum of the values deleted so far.
-    removed_bytes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    /// Sends "delete every entry at or below this index".
-    to: Option<std::sync::mpsc::Sender<u64>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Cleaner {
-    fn remove(&mut self, batches: &sled::Tree, through: u64) {
-        if self.to.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel::<u64>();
-            let batches = batches.clone();
-            let removed = self.removed_bytes.clone();
-            let stop = self.stop.clone();
-            let spawned = std::thread::Builder::new()
-                .name("raft-log-clean".into())
-                .spawn(move || {
-                    while let Ok(through) = rx.recv() {
-                        if let Err(err) = clean(&batches, through, &removed, &stop) {
-                            // Left for the next open to delete; a failing db fails the
-                            // raft thread's next flush anyway.
-                            tracing::error!("deleting compacted raft log entries: {err}");
-                        }
-                    }
-                });
-            match spawned {
-                Ok(h) => {
-                    self.thread = Some(h);
-                    self.to = Some(tx);
-                }
-                Err(e) => {
-                    tracing::warn!("no raft log cleaner thread ({e}); compacted entries stay until the next open");
-                    return;
-                }
-            }
-        }
-        if let Some(tx) = &self.to {
-            let _ = tx.send(through);
-        }
-    }
-}
-
-impl Drop for Cleaner {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.to = None;
-        if let Some(h) = self.thread.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Deletes the batches whose entries are all at or below `through`, `CLEAN_BATCH` at a
-/// time, until none is left or `stop` is set. The one batch that may straddle `through`
-/// stays. (The raft thread never rewrites a batch this removes: it only rewrites the batch
-/// holding the first index of an overwritten tail, which is above the log start.)
-fn clean(
-    batches: &sled::Tree,
-    through: u64,
-    removed: &AtomicU64,
-    stop: &AtomicBool,
-) -> Result<(), sled::Error> {
-    let end = entry_key(through);
-    while !stop.load(Ordering::Relaxed) {
-        let mut batch = sled::Batch::default();
-        let mut bytes = 0u64;
-        let mut n = 0;
-        for kv in batches.range(..=end).take(CLEAN_BATCH) {
-            let (k, v) = kv?;
-            if key_index(&k).is_some_and(|first| first + record_count(&v) > through + 1) {
-                break;
-            }
-            bytes += v.len() as u64;
-            batch.remove(k);
-            n += 1;
-        }
-        if n == 0 {
-            break;
-        }
-        batches.apply_batch(batch)?;
-        removed.fetch_add(bytes, Ordering::Relaxed);
-    }
-    Ok(())
-}
-
-/// A sled error while reading entries to replace or remove them.
-fn read_err(err: sled::Error) -> StorageError {
-    StorageError::Sled {
-        op: LogOp::Read,
-        err,
-    }
-}
-
-/// A record whose length runs past its batch value, as a read's error.
-fn torn_entry(torn: Torn) -> StorageError {
-    StorageError::BadEntry {
-        index: torn.index,
-        defect: EntryDefect::TooShort,
-    }
-}
-
-/// The record of `index` in the batch value stored under `first`, if it holds it.
-fn find_record(first: u64, value: &[u8], index: u64) -> Result<Option<Record<'_>>, StorageError> {
-    for rec in records(first, value) {
-        let r = rec.map_err(torn_entry)?;
-        if r.index == index {
-            return Ok(Some(r));
-        }
-    }
-    Ok(None)
 }
 
 /// The read side raft-rs uses, typed; the `raft::Storage` impl below converts the errors.
@@ -945,46 +780,9 @@ impl SledStorage {
         if let Some(held) = self.recent.slice(low, high, max_size) {
             return Ok(held);
         }
-        let mut out = Vec::with_capacity((high - low) as usize);
-        let mut size = 0u64;
-        // From the batch holding `low` (the last one starting at or below it).
-        let from = match self.batches.range(..=entry_key(low)).next_back() {
-            Some(kv) => kv.map_err(StorageError::LogRead)?.0,
-            None => return Err(StorageError::MissingEntries { low, high }),
-        };
-        for kv in self.batches.range(from..sled::IVec::from(&entry_key(high))) {
-            let (k, v) = kv.map_err(StorageError::LogRead)?;
-            let first = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
-            for rec in records(first, &v) {
-                let r = rec.map_err(torn_entry)?;
-                if r.index < low {
-                    continue;
-                }
-                if r.index >= high {
-                    break;
-                }
-                let expect = low + out.len() as u64;
-                if r.index != expect {
-                    return Err(StorageError::LogGap { index: expect });
-                }
-                size += r.sealed.len() as u64;
-                if let Some(max) = max_size {
-                    if !out.is_empty() && size > max {
-                        return Ok(out);
-                    }
-                }
-                let e =
-                    decode_entry(r.index, r.sealed).map_err(|defect| StorageError::BadEntry {
-                        index: r.index,
-                        defect,
-                    })?;
-                out.push(e);
-            }
-        }
-        if out.len() as u64 != high - low {
-            return Err(StorageError::MissingEntries { low, high });
-        }
-        Ok(out)
+        self.wal
+            .read(low, high, max_size)?
+            .ok_or(StorageError::MissingEntries { low, high })
     }
 
     fn term_of(&self, idx: u64) -> Result<u64, StorageError> {
@@ -1003,14 +801,9 @@ impl SledStorage {
         if let Some(term) = self.recent.term(idx) {
             return Ok(term);
         }
-        let missing = StorageError::MissingEntry { index: idx };
-        let Some(kv) = self.batches.range(..=entry_key(idx)).next_back() else {
-            return Err(missing);
-        };
-        let (k, v) = kv.map_err(StorageError::LogRead)?;
-        let first = key_index(&k).ok_or(StorageError::KeyNotIndex)?;
-        let r = find_record(first, &v, idx)?.ok_or(missing)?;
-        entry_term(idx, r.sealed).map_err(|defect| StorageError::BadEntry { index: idx, defect })
+        self.wal
+            .term(idx)?
+            .ok_or(StorageError::MissingEntry { index: idx })
     }
 
     /// The newest snapshot that verifies, for a follower behind the compacted log. It must
@@ -1081,15 +874,8 @@ impl Storage for SledStorage {
 
 #[cfg(test)]
 impl SledStorage {
-    /// (first index, entries, value bytes) of every stored batch, in order.
-    pub(super) fn stored_batches(&self) -> Vec<(u64, u64, usize)> {
-        self.batches
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.expect("read batch");
-                let first = key_index(&k).expect("index key");
-                (first, record_count(&v), v.len())
-            })
-            .collect()
+    /// (first index, entries, file bytes) of every segment, in order.
+    pub(super) fn stored_segments(&self) -> Vec<(u64, u64, u64)> {
+        self.wal.segments()
     }
 }

@@ -1,18 +1,18 @@
-//! Durable Raft storage: the log, hard state and conf state in sled; snapshots in files.
+//! Durable Raft storage: the log's entries in segment files, its hard state, conf state and
+//! log start in sled; snapshots in files.
 //!
 //! ```text
 //! <dataLogDir or dataDir>/keeperd/raftlog/       sled db (files: conf, db, blobs/, snap.*)
-//!     tree "batches": key = index of the batch's first entry (u64 big-endian)
-//!                     value = per entry (consecutive indexes from the key on), a record
-//!                     len (u32 BE) | crc32 (u32 BE) | term (u64 BE) | eraftpb.Entry
-//!                     crc32 covers the entry's index | term | entry, so a torn, rotten or
-//!                     misplaced entry is detected. One persist's entries make one batch
-//!                     (split at ~7 KiB). The layout before (tree "entries", one key per
-//!                     entry, value = a record without `len`) is converted at open.
 //!     tree "meta":    "hard_state" -> crc32 | eraftpb.HardState
 //!                     "conf_state" -> crc32 | eraftpb.ConfState
 //!                     "log_start"  -> crc32 | index (u64 BE) | term (u64 BE)
 //!                     (crc32 covers key name | payload)
+//!     wal/<first index, 20 digits>.wal   the entries (see `wal`): a checked header, then
+//!                     per entry (consecutive indexes) a record
+//!                     len (u32 BE) | crc32 (u32 BE) | term (u64 BE) | eraftpb.Entry
+//!                     crc32 covers the entry's index | term | entry, so a torn, rotten or
+//!                     misplaced entry is detected. The sled layouts before (trees
+//!                     "entries" and "batches") are converted at open.
 //! <dataDir>/keeperd/snapshots/snapshot.<zxid in hex>   one file per snapshot, written whole:
 //!     "KPRSNAP1" | u32 BE meta_len | eraftpb.SnapshotMetadata | u64 BE data_len | data
 //!     | crc32 (u32 BE) of everything before it
@@ -20,34 +20,33 @@
 //!
 //! `log_start` is the (index, term) of the entry just before the first one kept: the log was
 //! compacted up to it (0, 0 for a log that never was). Entries are contiguous from
-//! `log_start.index + 1` to `last_index`; the first batch may start at or below the start
+//! `log_start.index + 1` to `last_index`; the first segment may start at or below the start
 //! (its entries there are ignored).
 //!
 //! Invariants:
-//! - A Ready's entries and any overwritten tail go in one sled batch (atomic), with its hard
-//!   state in one transaction when the term or vote changes, then one `flush()` and, with force_sync, one `fdatasync` of sled's `db` file
-//!   (plus any new blob file): sled 0.34's flush alone ends in `sync_file_range`, which does
-//!   not force the device cache or the file size to disk. See docs/durability.md.
+//! - A new term or vote is durable in sled before the entries of the same Ready are
+//!   written; a Ready's entries (after removing any tail they overwrite) are one `pwrite`
+//!   to the newest segment and, with force_sync, one `fdatasync` of it. See
+//!   docs/durability.md.
 //! - A snapshot file is complete and fsynced (file and directory) before the log is compacted
-//!   past its predecessor; compaction writes the new log_start, and a cleaner thread then
-//!   removes the batches wholly at or below it.
+//!   past its predecessor; compaction writes the new log_start, and a cleaner thread makes
+//!   it durable and then removes the segments wholly at or below it.
 //! - Nothing read from disk is trusted before its checksum matched.
 //!
 //! Files:
 //! - `layout`: where keeperd's state lives (`keeperd/raftlog`, `keeperd/snapshots`), the move
 //!   out of the old `version-2` layout, and `has_state`.
-//! - `log`: `SledStorage`, the log, hard state and conf state in sled, and its
-//!   `raft::Storage` impl.
+//! - `log`: `SledStorage`: persist, compaction, snapshot install, open (and the conversion of
+//!   the sled layouts before), and its `raft::Storage` impl.
+//! - `wal`: `Wal`, the segment files.
 //! - `error`: `StorageError`, and its conversions into `raft::Error` and `proto::Error`.
-//! - `codec`: the checksummed value format of the sled trees.
+//! - `codec`: the checksummed value and record format.
 //! - `fsync`: `FileSyncer` (fdatasync of sled's files), `sync_dir`, `wait_unlocked`.
 //! - `snapshots`: `SnapshotStore`, the snapshot files.
 //! - `tests`: the error messages and conversions, against temp dirs.
-//! - `batch_tests`: the batches against a model log (overwrites, compaction, reopening), and
-//!   the conversion of the per-entry layout.
+//! - `wal_tests`: the segments against a model log (overwrites, compaction, reopening), and
+//!   the conversion of the sled layouts.
 
-#[cfg(test)]
-mod batch_tests;
 mod codec;
 mod error;
 mod fsync;
@@ -56,6 +55,9 @@ mod log;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod wal;
+#[cfg(test)]
+mod wal_tests;
 
 pub use error::{EntryDefect, IoOp, LogOp, SnapshotDefect, StorageError};
 pub use fsync::{sync_dir, wait_unlocked};

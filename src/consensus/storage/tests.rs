@@ -249,36 +249,35 @@ fn io_errors_name_the_path() {
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 }
 
-/// Waits (bounded) until the compaction cleaner brought `log_bytes` to `want`.
-fn wait_log_bytes(s: &SledStorage, want: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while s.log_bytes() != want && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(s.log_bytes(), want);
-}
-
 #[test]
-fn compaction_deletes_the_entries_off_the_caller_thread() {
+fn compaction_removes_the_segments_off_the_caller_thread() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = open(dir.path());
-    let entries: Vec<Entry> = (1..=5).map(|i| entry(i, 1)).collect();
-    // Two persists: two batches, [1, 2] and [3, 5].
+    // 40 KB entries: two persists, two segments (unit tests roll at 64 KiB), [1, 2] and
+    // [3, 5].
+    let entries: Vec<Entry> = (1..=5)
+        .map(|i| Entry {
+            data: vec![i as u8; 40_000].into(),
+            ..entry(i, 1)
+        })
+        .collect();
     s.persist(&entries[..2], None, true).expect("persist");
     let first = s.log_bytes();
     s.persist(&entries[2..], None, true).expect("persist");
     let all = s.log_bytes();
     assert!(all > first && first > 0);
+    let wal = log_db_dir(dir.path()).join("wal");
+    let oldest = wal.join(format!("{:020}.wal", 1));
+    assert!(oldest.exists());
     s.compact(2).expect("compact");
-    // The new start holds at once; the batch [1, 2] goes on the cleaner thread.
+    // The new start holds at once; the segment [1, 2] is removed on the cleaner thread.
     assert_eq!(s.log_start(), (2, 1));
-    wait_log_bytes(&s, all - first);
-    let hs = HardState {
-        term: 1,
-        commit: 5,
-        ..Default::default()
-    };
-    s.persist(&[], Some(&hs), true).expect("flush");
+    assert_eq!(s.log_bytes(), all - first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while oldest.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!oldest.exists(), "the compacted segment's file is removed");
     close(s, dir.path());
     let s = open(dir.path());
     assert_eq!(s.log_start(), (2, 1));

@@ -1,0 +1,569 @@
+//! `Wal`: the raft log's entries in append-only segment files.
+//!
+//! ```text
+//! <log dir>/keeperd/raftlog/wal/<index of the first entry, 20 digits>.wal
+//!     "KPRWAL01" | first index (u64 BE) | crc32 of the 16 bytes before (u32 BE)
+//!     then one record per entry, consecutive indexes from the first on:
+//!     len (u32 BE) | crc32 (u32 BE) | term (u64 BE) | eraftpb.Entry
+//!     (the records of `codec`; the crc32 covers the entry's index | term | entry)
+//! ```
+//!
+//! One persist is one `pwrite` at the end of the newest segment and, when it must be
+//! durable, one fdatasync of that file: no page cache, B-tree or IO threads in between (the
+//! log was sled values before; see `log`'s conversion). A segment closes once it holds
+//! `SEGMENT_BYTES`; a new one starts with the next persist. A new leader's overwrite of the
+//! tail truncates the segment holding its first index and removes the later ones. Compaction
+//! removes whole segments below the log start, on a thread of its own, after the log start
+//! is durable in sled (`Deleter`). Opening checks every record: the first torn, corrupt,
+//! misplaced or older-term record cuts the log there (the segment is truncated, later
+//! segments removed), as the sled layout did.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use raft::prelude::Entry;
+
+use super::codec::{crc, decode_entry, entry_term, push_record, record_count, records};
+use super::error::{EntryDefect, IoOp, StorageError};
+use super::fsync::{ensure_dir, sync_dir};
+
+const MAGIC: &[u8; 8] = b"KPRWAL01";
+/// Magic, first index, crc32.
+pub(super) const HEADER: u64 = 20;
+/// A segment takes no more persists once it holds this many bytes (small in unit tests, so
+/// that they cross segments).
+#[cfg(not(test))]
+const SEGMENT_BYTES: u64 = 16 << 20;
+#[cfg(test)]
+const SEGMENT_BYTES: u64 = 64 << 10;
+const SUFFIX: &str = ".wal";
+
+/// One segment file: entries `first ..= first + offsets.len() - 1`.
+struct Segment {
+    first: u64,
+    path: PathBuf,
+    file: File,
+    /// Where each record starts in the file.
+    offsets: Vec<u64>,
+    /// End of the last record (the file's length).
+    len: u64,
+    /// Written since its last fdatasync.
+    unsynced: bool,
+}
+
+impl Segment {
+    fn count(&self) -> u64 {
+        self.offsets.len() as u64
+    }
+
+    /// Index of the last record, or `first - 1` when it holds none.
+    fn last(&self) -> u64 {
+        self.first + self.count() - 1
+    }
+
+    fn holds(&self, index: u64) -> bool {
+        index >= self.first && index - self.first < self.count()
+    }
+
+    /// The bytes of records `[from, to)` (indexes), one read.
+    fn read_span(&self, from: u64, to: u64) -> Result<Vec<u8>, StorageError> {
+        let start = self.offsets[(from - self.first) as usize];
+        let end = match self.offsets.get((to - self.first) as usize) {
+            Some(&o) => o,
+            None => self.len,
+        };
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.file
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| StorageError::io(IoOp::ReadLog, &self.path, e))?;
+        Ok(buf)
+    }
+}
+
+/// What opening the segments found.
+#[derive(Debug, Default)]
+pub(super) struct Opened {
+    /// Index and term of the last good entry (the log start when none is above it).
+    pub last: (u64, u64),
+    /// Where the log was cut, why, and how many stored entries went.
+    pub cut: Option<(u64, EntryDefect, u64)>,
+}
+
+/// The segment files of one log.
+pub(super) struct Wal {
+    dir: PathBuf,
+    segs: Vec<Segment>,
+    /// A segment was created or removed since the directory's last fsync.
+    dir_dirty: bool,
+    deleter: Deleter,
+}
+
+fn segment_name(first: u64) -> String {
+    format!("{first:020}{SUFFIX}")
+}
+
+fn header(first: u64) -> [u8; HEADER as usize] {
+    let mut h = [0u8; HEADER as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&first.to_be_bytes());
+    let sum = crc(&[&h[..16]]);
+    h[16..].copy_from_slice(&sum);
+    h
+}
+
+fn remove(path: &Path) -> Result<(), StorageError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(IoOp::Remove, path, e)),
+    }
+}
+
+impl Wal {
+    /// No segments, nothing on disk yet (a placeholder until `open`).
+    pub(super) fn empty(dir: &Path) -> Wal {
+        Wal {
+            dir: dir.to_path_buf(),
+            segs: Vec::new(),
+            dir_dirty: false,
+            deleter: Deleter::default(),
+        }
+    }
+
+    /// Whether `dir` holds any segment file.
+    pub(super) fn has_segments(dir: &Path) -> Result<bool, StorageError> {
+        let listing = match fs::read_dir(dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StorageError::io(IoOp::ReadDir("raft log"), dir, e)),
+        };
+        for ent in listing {
+            let ent = ent.map_err(|e| StorageError::io(IoOp::List, dir, e))?;
+            if ent.file_name().to_string_lossy().ends_with(SUFFIX) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Opens (creating `dir` if needed) and checks every record above `start` (the log
+    /// start: entries at or below it are compacted, and a segment wholly below it is
+    /// removed). The first bad record and everything after it are removed.
+    pub(super) fn open(dir: &Path, start: (u64, u64)) -> Result<(Wal, Opened), StorageError> {
+        ensure_dir(dir, "raft log segment directory")?;
+        let mut names: Vec<(u64, PathBuf)> = Vec::new();
+        let listing =
+            fs::read_dir(dir).map_err(|e| StorageError::io(IoOp::ReadDir("raft log"), dir, e))?;
+        for ent in listing {
+            let ent = ent.map_err(|e| StorageError::io(IoOp::List, dir, e))?;
+            let name = ent.file_name();
+            let name = name.to_string_lossy();
+            match name
+                .strip_suffix(SUFFIX)
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                Some(first) => names.push((first, ent.path())),
+                None => tracing::warn!(
+                    "raft log {}: ignoring {name}, not a segment file",
+                    dir.display()
+                ),
+            }
+        }
+        names.sort();
+        let mut wal = Wal::empty(dir);
+        let mut opened = Opened {
+            last: start,
+            cut: None,
+        };
+        for (i, (first, path)) in names.iter().enumerate() {
+            let (first, path) = (*first, path.clone());
+            let data = fs::read(&path).map_err(|e| StorageError::io(IoOp::ReadLog, &path, e))?;
+            let (seg, defect) = check_segment(first, path, &data, start.0, &mut opened.last)?;
+            match defect {
+                None if seg.count() > 0 && seg.last() <= start.0 => {
+                    // Left by a compaction.
+                    remove(&seg.path)?;
+                    wal.dir_dirty = true;
+                }
+                None => wal.segs.push(seg),
+                Some((at, why)) => {
+                    let idx = opened.last.0 + 1;
+                    let mut dropped = record_count(data.get(at as usize..).unwrap_or(&[])).max(1);
+                    let mut seg = seg;
+                    if !seg.offsets.is_empty() && at > HEADER {
+                        seg.file
+                            .set_len(at)
+                            .map_err(|e| StorageError::io(IoOp::Truncate, &seg.path, e))?;
+                        seg.file
+                            .sync_data()
+                            .map_err(|e| StorageError::io(IoOp::SyncFile, &seg.path, e))?;
+                        seg.len = at;
+                        wal.segs.push(seg);
+                    } else {
+                        remove(&seg.path)?;
+                        wal.dir_dirty = true;
+                    }
+                    for (_, later) in &names[i + 1..] {
+                        if let Ok(d) = fs::read(later) {
+                            dropped += record_count(d.get(HEADER as usize..).unwrap_or(&[]));
+                        }
+                        remove(later)?;
+                        wal.dir_dirty = true;
+                    }
+                    opened.cut = Some((idx, why, dropped));
+                    break;
+                }
+            }
+        }
+        wal.sync()?;
+        Ok((wal, opened))
+    }
+
+    /// Index of the last stored record, if any.
+    fn last_stored(&self) -> Option<u64> {
+        self.segs
+            .iter()
+            .rev()
+            .find(|s| s.count() > 0)
+            .map(|s| s.last())
+    }
+
+    /// Appends `entries` (consecutive), first removing every stored entry from their first
+    /// index on. Returns (bytes removed, bytes added).
+    pub(super) fn append(&mut self, entries: &[Entry]) -> Result<(u64, u64), StorageError> {
+        let Some(first) = entries.first() else {
+            return Ok((0, 0));
+        };
+        let mut removed = 0;
+        if self.last_stored().is_some_and(|last| first.index <= last) {
+            removed = self.truncate_from(first.index)?;
+        }
+        let roll = match self.segs.last() {
+            None => true,
+            Some(s) => s.len >= SEGMENT_BYTES || s.last() + 1 != first.index,
+        };
+        if roll {
+            self.create(first.index)?;
+        }
+        let seg = self.segs.last_mut().expect("a segment");
+        let mut buf = Vec::with_capacity(entries.len() * 64);
+        let mut offsets = Vec::with_capacity(entries.len());
+        for e in entries {
+            offsets.push(seg.len + buf.len() as u64);
+            push_record(&mut buf, e)?;
+        }
+        seg.file
+            .write_all_at(&buf, seg.len)
+            .map_err(|e| StorageError::io(IoOp::WriteLog, &seg.path, e))?;
+        seg.len += buf.len() as u64;
+        seg.offsets.extend(offsets);
+        seg.unsynced = true;
+        Ok((removed, buf.len() as u64))
+    }
+
+    fn create(&mut self, first: u64) -> Result<(), StorageError> {
+        let path = self.dir.join(segment_name(first));
+        // A segment of that name holds nothing live (its entries were removed from the
+        // log): start it again.
+        remove(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| StorageError::io(IoOp::Open, &path, e))?;
+        file.write_all_at(&header(first), 0)
+            .map_err(|e| StorageError::io(IoOp::WriteLog, &path, e))?;
+        self.segs.push(Segment {
+            first,
+            path,
+            file,
+            offsets: Vec::new(),
+            len: HEADER,
+            unsynced: true,
+        });
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Removes the entries from `index` on. Returns the bytes removed.
+    fn truncate_from(&mut self, index: u64) -> Result<u64, StorageError> {
+        let mut removed = 0;
+        while let Some(seg) = self.segs.last_mut() {
+            if seg.first >= index {
+                removed += seg.len - HEADER;
+                remove(&seg.path)?;
+                self.segs.pop();
+                self.dir_dirty = true;
+                continue;
+            }
+            if seg.holds(index) {
+                let at = seg.offsets[(index - seg.first) as usize];
+                seg.file
+                    .set_len(at)
+                    .map_err(|e| StorageError::io(IoOp::Truncate, &seg.path, e))?;
+                removed += seg.len - at;
+                seg.len = at;
+                seg.offsets.truncate((index - seg.first) as usize);
+                seg.unsynced = true;
+            }
+            break;
+        }
+        // Later segments must be gone before entries that replace theirs are acknowledged.
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(removed)
+    }
+
+    /// fdatasyncs every segment written since its last sync (and the directory after a
+    /// segment was created or removed). Returns how many files were synced.
+    pub(super) fn sync(&mut self) -> Result<u32, StorageError> {
+        let started = std::time::Instant::now();
+        let mut n = 0;
+        for seg in self.segs.iter_mut().filter(|s| s.unsynced) {
+            seg.file
+                .sync_data()
+                .map_err(|e| StorageError::io(IoOp::SyncFile, &seg.path, e))?;
+            seg.unsynced = false;
+            n += 1;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+            n += 1;
+        }
+        crate::summary::FSYNC_TIME.record(started.elapsed().as_millis() as u64);
+        Ok(n)
+    }
+
+    /// Hands every segment whose entries are all at or below `through` (never the newest)
+    /// to the deleter, which removes them once `durable` (making the new log start durable)
+    /// has run. Returns their bytes.
+    pub(super) fn compact(&mut self, through: u64, durable: DurableStart) -> u64 {
+        let mut gone = Vec::new();
+        let mut bytes = 0;
+        while self.segs.len() > 1 && self.segs[0].last() <= through {
+            let seg = self.segs.remove(0);
+            bytes += seg.len - HEADER;
+            gone.push(seg.path);
+        }
+        if !gone.is_empty() {
+            self.deleter.delete(gone, durable, self.dir.clone());
+        }
+        bytes
+    }
+
+    /// Removes every segment (the log was replaced by a snapshot, durable already).
+    pub(super) fn clear(&mut self) -> Result<(), StorageError> {
+        for seg in self.segs.drain(..) {
+            remove(&seg.path)?;
+        }
+        sync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        Ok(())
+    }
+
+    fn segment_of(&self, index: u64) -> Option<&Segment> {
+        let at = self.segs.partition_point(|s| s.first <= index);
+        let seg = self.segs.get(at.checked_sub(1)?)?;
+        seg.holds(index).then_some(seg)
+    }
+
+    /// Entries `[low, high)`, cut at `max_size` bytes of records (at least one entry);
+    /// `None` when one of them is not stored.
+    pub(super) fn read(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: Option<u64>,
+    ) -> Result<Option<Vec<Entry>>, StorageError> {
+        let mut out = Vec::with_capacity((high - low) as usize);
+        let mut size = 0u64;
+        let mut next = low;
+        while next < high {
+            let Some(seg) = self.segment_of(next) else {
+                return Ok(None);
+            };
+            let to = high.min(seg.last() + 1);
+            let span = seg.read_span(next, to)?;
+            for rec in records(next, &span) {
+                let r = rec.map_err(|t| StorageError::BadEntry {
+                    index: t.index,
+                    defect: EntryDefect::TooShort,
+                })?;
+                size += r.sealed.len() as u64;
+                if max_size.is_some_and(|max| !out.is_empty() && size > max) {
+                    return Ok(Some(out));
+                }
+                let e =
+                    decode_entry(r.index, r.sealed).map_err(|defect| StorageError::BadEntry {
+                        index: r.index,
+                        defect,
+                    })?;
+                out.push(e);
+            }
+            next = to;
+        }
+        Ok(Some(out))
+    }
+
+    /// The term of a stored entry, checked.
+    pub(super) fn term(&self, index: u64) -> Result<Option<u64>, StorageError> {
+        let Some(seg) = self.segment_of(index) else {
+            return Ok(None);
+        };
+        let span = seg.read_span(index, index + 1)?;
+        match records(index, &span).next() {
+            Some(Ok(r)) => entry_term(index, r.sealed)
+                .map(Some)
+                .map_err(|defect| StorageError::BadEntry { index, defect }),
+            _ => Err(StorageError::BadEntry {
+                index,
+                defect: EntryDefect::TooShort,
+            }),
+        }
+    }
+
+    /// Record bytes stored.
+    pub(super) fn bytes(&self) -> u64 {
+        self.segs.iter().map(|s| s.len - HEADER).sum()
+    }
+
+    /// (first index, entries, bytes) of every segment, in order (tests).
+    #[cfg(test)]
+    pub(super) fn segments(&self) -> Vec<(u64, u64, u64)> {
+        self.segs
+            .iter()
+            .map(|s| (s.first, s.count(), s.len))
+            .collect()
+    }
+}
+
+/// Checks a segment file's header and records. Entries at or below `start_index` are
+/// skipped (compacted); the others must follow `last` with a term no lower. Returns the
+/// segment (its good records) and, at the first bad one, its offset and why.
+fn check_segment(
+    first: u64,
+    path: PathBuf,
+    data: &[u8],
+    start_index: u64,
+    last: &mut (u64, u64),
+) -> Result<(Segment, Option<(u64, EntryDefect)>), StorageError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StorageError::io(IoOp::Open, &path, e))?;
+    let mut seg = Segment {
+        first,
+        path,
+        file,
+        offsets: Vec::new(),
+        len: HEADER,
+        unsynced: false,
+    };
+    if data.len() < HEADER as usize || data[..HEADER as usize] != header(first) {
+        seg.len = 0;
+        return Ok((seg, Some((0, EntryDefect::TooShort))));
+    }
+    if first > last.0 + 1 {
+        return Ok((seg, Some((HEADER, EntryDefect::Gap { next: first }))));
+    }
+    if first <= last.0 && last.0 > start_index {
+        return Ok((seg, Some((HEADER, EntryDefect::Overlap { first }))));
+    }
+    let body = &data[HEADER as usize..];
+    for rec in records(first, body) {
+        let (offset, why) = match rec {
+            Err(torn) => (torn.offset, EntryDefect::TooShort),
+            Ok(r) if r.index <= start_index => {
+                seg.offsets.push(HEADER + r.offset as u64);
+                seg.len = HEADER + (r.offset + 4 + r.sealed.len()) as u64;
+                continue;
+            }
+            Ok(r) => match entry_term(r.index, r.sealed) {
+                Ok(t) if t >= last.1 => {
+                    *last = (r.index, t);
+                    seg.offsets.push(HEADER + r.offset as u64);
+                    seg.len = HEADER + (r.offset + 4 + r.sealed.len()) as u64;
+                    continue;
+                }
+                Ok(t) => (
+                    r.offset,
+                    EntryDefect::TermBelow {
+                        term: t,
+                        previous: last.1,
+                    },
+                ),
+                Err(why) => (r.offset, why),
+            },
+        };
+        return Ok((seg, Some((HEADER + offset as u64, why))));
+    }
+    Ok((seg, None))
+}
+
+/// Makes the new log start durable (sled's flush and fdatasync) before the segments below
+/// it are removed.
+pub(super) type DurableStart = Arc<dyn Fn() -> Result<(), StorageError> + Send + Sync>;
+
+/// Removes compacted segments on its own thread, started by the first compaction. Stopped
+/// and joined when the log is dropped; what it had not removed, the next open does.
+#[derive(Default)]
+struct Deleter {
+    to: Option<std::sync::mpsc::Sender<(Vec<PathBuf>, DurableStart, PathBuf)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Deleter {
+    fn delete(&mut self, paths: Vec<PathBuf>, durable: DurableStart, dir: PathBuf) {
+        if self.to.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<(Vec<PathBuf>, DurableStart, PathBuf)>();
+            let spawned = std::thread::Builder::new()
+                .name("raft-log-clean".into())
+                .spawn(move || {
+                    while let Ok((paths, durable, dir)) = rx.recv() {
+                        let done = durable().and_then(|()| {
+                            for p in &paths {
+                                remove(p)?;
+                            }
+                            sync_dir(&dir)
+                        });
+                        if let Err(err) = done {
+                            // Left for the next open to remove.
+                            tracing::error!("removing compacted raft log segments: {err}");
+                        }
+                    }
+                });
+            match spawned {
+                Ok(h) => {
+                    self.thread = Some(h);
+                    self.to = Some(tx);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "no raft log cleaner thread ({e}); compacted segments stay until the next open"
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(tx) = &self.to {
+            let _ = tx.send((paths, durable, dir));
+        }
+    }
+}
+
+impl Drop for Deleter {
+    fn drop(&mut self) {
+        self.to = None;
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+    }
+}
