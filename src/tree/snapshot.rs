@@ -618,7 +618,7 @@ impl Loader {
                     r.remaining()
                 ))
             })?;
-        self.nodes.reserve(total);
+        let mut fill = NodeTable::filler(total);
 
         let (name, root, k) = self.node(r)?;
         // The full path of the node read last; each frame's path is a prefix of it.
@@ -633,7 +633,7 @@ impl Loader {
         let mut read = 1usize;
         let mut stack = Vec::new();
         if k == 0 {
-            self.nodes.insert_new("/", root);
+            fill.push("/", root);
         } else {
             stack.push(Frame {
                 path_len: 0,
@@ -649,8 +649,7 @@ impl Loader {
                 done.node.children = Some(Box::new(super::Children::from_names(done.names)));
                 path.truncate(done.path_len);
                 let name = Name::new(&path[path.rfind('/').map_or(0, |i| i + 1)..]);
-                self.nodes
-                    .insert_new(if path.is_empty() { "/" } else { &path }, done.node);
+                fill.push(if path.is_empty() { "/" } else { &path }, done.node);
                 if let Some(parent) = stack.last_mut() {
                     parent.names.push(name);
                 }
@@ -700,7 +699,7 @@ impl Loader {
             }
             if k == 0 {
                 top.names.push(Name::new(name));
-                self.nodes.insert_new(&path, node);
+                fill.push(&path, node);
             } else {
                 let names = Vec::with_capacity(k as usize);
                 stack.push(Frame {
@@ -716,6 +715,7 @@ impl Loader {
                 "{read} nodes under the root, {total} declared"
             )));
         }
+        self.nodes = fill.finish();
         Ok(())
     }
 
