@@ -27,6 +27,7 @@
 //!   ZooKeeper's checks in ZooKeeper's order;
 //! - `sessions.rs`: the session table and each session's ephemerals;
 //! - `reap.rs`: containers and TTL nodes, which the leader's reaper deletes;
+//! - `nodetable.rs`: the node table (one heap block per znode holding it and its path);
 //! - `digest.rs`: the replica-comparison digest;
 //! - `snapshot.rs`: keeperd's snapshot format; `zk.rs`: ZooKeeper's snapshots and txn logs.
 
