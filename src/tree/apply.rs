@@ -313,7 +313,7 @@ impl DataTree {
                     parent_stat,
                 } => {
                     node.acl = self.acls.intern(&acl);
-                    self.insert_node(&path, node);
+                    self.insert_node(&path, *node);
                     self.restore_parent_stat(&path, parent_stat);
                 }
                 Undo::DataSet { path, data, stat } => {

@@ -27,6 +27,7 @@
 //!   ZooKeeper's checks in ZooKeeper's order;
 //! - `sessions.rs`: the session table and each session's ephemerals;
 //! - `reap.rs`: containers and TTL nodes, which the leader's reaper deletes;
+//! - `nodetable.rs`: the node table (one heap block per znode holding it and its path);
 //! - `digest.rs`: the replica-comparison digest;
 //! - `snapshot.rs`: keeperd's snapshot format; `zk.rs`: ZooKeeper's snapshots and txn logs.
 
@@ -254,12 +255,12 @@ impl Node {
     }
 }
 
-/// The node map. Reads go straight to the map; every change goes through `get_mut`,
+/// The node map. Reads go straight to the table; every change goes through `get_mut`,
 /// `insert` or `remove`, which first keep the node's state at the cut of a snapshot being
 /// written (`DataTree::begin_snapshot`), if it was not kept yet.
 #[derive(Debug, Default)]
 struct NodeMap {
-    map: HashMap<Box<str>, Box<Node>>,
+    map: NodeTable,
     /// Set while a snapshot is written.
     cow: Option<Arc<CowLog>>,
 }
@@ -282,7 +283,7 @@ impl Clone for NodeMap {
 }
 
 impl std::ops::Deref for NodeMap {
-    type Target = HashMap<Box<str>, Box<Node>>;
+    type Target = NodeTable;
 
     fn deref(&self) -> &Self::Target {
         &self.map
@@ -290,7 +291,7 @@ impl std::ops::Deref for NodeMap {
 }
 
 impl NodeMap {
-    fn new(map: HashMap<Box<str>, Box<Node>>) -> NodeMap {
+    fn new(map: NodeTable) -> NodeMap {
         NodeMap { map, cow: None }
     }
 
@@ -298,22 +299,22 @@ impl NodeMap {
         if let Some(log) = &self.cow {
             let mut saved = log.saved.lock().expect("snapshot copy-on-write log");
             if !saved.contains_key(path) {
-                saved.insert(path.into(), self.map.get(path).cloned());
+                saved.insert(path.into(), self.map.get(path).cloned().map(Box::new));
             }
         }
     }
 
-    fn get_mut(&mut self, path: &str) -> Option<&mut Box<Node>> {
+    fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
         self.preserve(path);
         self.map.get_mut(path)
     }
 
-    fn insert(&mut self, path: Box<str>, node: Box<Node>) -> Option<Box<Node>> {
-        self.preserve(&path);
+    fn insert(&mut self, path: &str, node: Node) -> Option<Node> {
+        self.preserve(path);
         self.map.insert(path, node)
     }
 
-    fn remove(&mut self, path: &str) -> Option<Box<Node>> {
+    fn remove(&mut self, path: &str) -> Option<Node> {
         self.preserve(path);
         self.map.remove(path)
     }
@@ -341,9 +342,9 @@ struct SessionAuth {
 #[derive(Debug, Clone)]
 pub struct DataTree {
     opts: TreeOptions,
-    /// Every znode by full path. Boxed: a table slot is 24 bytes instead of 120, which
-    /// matters because hashbrown keeps between 12.5% and 56% of its slots empty (1,000,000
-    /// nodes sit in 2^21 slots).
+    /// Every znode by full path, one heap block per node holding both: a table slot is one
+    /// pointer, which matters because hashbrown keeps between 12.5% and 56% of its slots
+    /// empty (1,000,000 nodes sit in 2^21 slots).
     nodes: NodeMap,
     acls: AclTable,
     sessions: BTreeMap<i64, Session>,
@@ -390,14 +391,14 @@ impl DataTree {
         // with version -1 (so its aversion is -1).
         let open = t.acls.intern(&Acl::open_unsafe());
         t.nodes.insert(
-            "/".into(),
-            Box::new(Node {
+            "/",
+            Node {
                 data: Some(Box::default()),
                 acl: open,
                 stat: PStat::default(),
                 kind: NodeKind::Persistent,
                 children: None,
-            }),
+            },
         );
         t.data_size = 1;
         for (path, acl, aversion) in [
@@ -408,7 +409,7 @@ impl DataTree {
             let acl = t.acls.intern(&acl);
             t.insert_node(
                 path,
-                Box::new(Node {
+                Node {
                     data: Some(Box::default()),
                     acl,
                     stat: PStat {
@@ -417,7 +418,7 @@ impl DataTree {
                     },
                     kind: NodeKind::Persistent,
                     children: None,
-                }),
+                },
             );
         }
         t.acls.release(open);
@@ -452,7 +453,7 @@ impl DataTree {
         path: &str,
         zxid: i64,
         triggers: &mut Vec<WatchTrigger>,
-    ) -> Option<Box<Node>> {
+    ) -> Option<Node> {
         let node = self.remove_node(path)?;
         let parent_path = parent_of(path).unwrap_or("/");
         if let Some(parent) = self.nodes.get_mut(parent_path) {
@@ -476,36 +477,35 @@ impl DataTree {
     }
 
     /// Links a node into the tree and the bookkeeping sets. The parent must exist.
-    fn insert_node(&mut self, path: &str, node: Box<Node>) {
+    fn insert_node(&mut self, path: &str, node: Node) {
         if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
             parent
                 .children
                 .get_or_insert_with(Default::default)
                 .insert(name_of(path));
         }
-        let key: Box<str> = path.into();
         match node.kind {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(owner) => {
                 // The owner exists: creates check the session, and an undone delete runs
                 // inside the multi that removed the node, before any session can close.
                 if let Some(s) = self.sessions.get_mut(&owner) {
-                    s.ephemerals.insert(key.clone());
+                    s.ephemerals.insert(path.into());
                 }
             }
             NodeKind::Container => {
-                self.containers.insert(key.clone());
+                self.containers.insert(path.into());
             }
             NodeKind::Ttl(_) => {
-                self.ttls.insert(key.clone());
+                self.ttls.insert(path.into());
             }
         }
         self.data_size += java_len(path) + node.data_len() as u64;
-        self.nodes.insert(key, node);
+        self.nodes.insert(path, node);
     }
 
     /// Unlinks a node from the tree and the bookkeeping sets (ACL reference untouched).
-    fn remove_node(&mut self, path: &str) -> Option<Box<Node>> {
+    fn remove_node(&mut self, path: &str) -> Option<Node> {
         let node = self.nodes.remove(path)?;
         if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
             if let Some(children) = parent.children.as_mut() {
@@ -655,6 +655,10 @@ mod reap;
 
 #[path = "digest.rs"]
 mod digest;
+
+#[path = "nodetable.rs"]
+mod nodetable;
+use nodetable::NodeTable;
 
 #[path = "snapshot.rs"]
 mod snapshot;

@@ -33,7 +33,7 @@ impl DataTree {
             .containers
             .iter()
             .chain(self.ttls.iter())
-            .filter(|p| self.nodes.get(&***p).is_some_and(|n| reapable(n, now_ms)))
+            .filter(|p| self.nodes.get(p).is_some_and(|n| reapable(n, now_ms)))
             .map(|p| p.to_string())
             .collect();
         out.sort();

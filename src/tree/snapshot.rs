@@ -44,14 +44,14 @@
 //! order (unsorted or repeated names, ids or lists, an unused ACL list, a dangling ACL index,
 //! an ephemeral without its session or with children, a missing special node).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use super::acl::AclTable;
 use super::{
-    java_len, CowLog, DataTree, Name, Node, NodeKind, NodeMap, PStat, Session, SessionAuth,
-    MAX_TTL_MS, SPECIAL_PATHS,
+    java_len, CowLog, DataTree, Name, Node, NodeKind, NodeMap, NodeTable, PStat, Session,
+    SessionAuth, MAX_TTL_MS, SPECIAL_PATHS,
 };
 use crate::proto::{Acl, Error, Id};
 use crate::tree::TreeOptions;
@@ -266,7 +266,7 @@ impl SnapshotCut {
         let at_cut = |path: &str| -> Option<&Node> {
             match saved.as_ref().and_then(|s| s.get(path)) {
                 Some(copy) => copy.as_deref(),
-                None => tree.nodes.get(path).map(|n| &**n),
+                None => tree.nodes.get(path),
             }
         };
         let mut left = budget;
@@ -487,7 +487,7 @@ impl DataTree {
         }
 
         let mut l = Loader {
-            nodes: HashMap::new(),
+            nodes: NodeTable::default(),
             lists,
             sessions,
             containers: BTreeSet::new(),
@@ -501,7 +501,7 @@ impl DataTree {
                 body.len() - r.pos
             )));
         }
-        if let Some(p) = SPECIAL_PATHS.iter().find(|p| !l.nodes.contains_key(**p)) {
+        if let Some(p) = SPECIAL_PATHS.iter().find(|p| !l.nodes.contains_key(p)) {
             return Err(malformed(format!("no {p} node")));
         }
         if let Some(i) = l.lists.iter().position(|(_, uses)| *uses == 0) {
@@ -585,9 +585,10 @@ fn check_envelope<'a>(data: &'a [u8], release: &dyn Fn(usize)) -> Result<(u32, &
 
 /// A node whose children are still being read.
 struct Frame {
-    /// Full path; "" for the root, so a child's path is always `path + "/" + name`.
-    path: String,
-    node: Box<Node>,
+    /// Length of its full path, which is the loader's path buffer up to here ("" for the
+    /// root, so a child's path is always `path + "/" + name`).
+    path_len: usize,
+    node: Node,
     /// Children still to read.
     left: u32,
     /// Names of the children read so far, in increasing order.
@@ -596,7 +597,7 @@ struct Frame {
 
 /// The parts of a `DataTree` the node section fills in.
 struct Loader {
-    nodes: HashMap<Box<str>, Box<Node>>,
+    nodes: NodeTable,
     /// ACL lists with the number of nodes using each.
     lists: Vec<(Arc<[Acl]>, u32)>,
     sessions: BTreeMap<i64, Session>,
@@ -617,9 +618,11 @@ impl Loader {
                     r.remaining()
                 ))
             })?;
-        self.nodes.reserve(total);
+        let mut fill = NodeTable::filler(total);
 
         let (name, root, k) = self.node(r)?;
+        // The full path of the node read last; each frame's path is a prefix of it.
+        let mut path = String::new();
         if !name.is_empty() {
             return Err(malformed("the first node is not the root"));
         }
@@ -630,10 +633,10 @@ impl Loader {
         let mut read = 1usize;
         let mut stack = Vec::new();
         if k == 0 {
-            self.nodes.insert("/".into(), root);
+            fill.push("/", root);
         } else {
             stack.push(Frame {
-                path: String::new(),
+                path_len: 0,
                 node: root,
                 left: k,
                 names: Vec::with_capacity(k as usize),
@@ -644,13 +647,9 @@ impl Loader {
             if top.left == 0 {
                 let Some(mut done) = stack.pop() else { break };
                 done.node.children = Some(Box::new(super::Children::from_names(done.names)));
-                let name = Name::new(&done.path[done.path.rfind('/').map_or(0, |i| i + 1)..]);
-                let key: Box<str> = if done.path.is_empty() {
-                    "/".into()
-                } else {
-                    done.path.into()
-                };
-                self.nodes.insert(key, done.node);
+                path.truncate(done.path_len);
+                let name = Name::new(&path[path.rfind('/').map_or(0, |i| i + 1)..]);
+                fill.push(if path.is_empty() { "/" } else { &path }, done.node);
                 if let Some(parent) = stack.last_mut() {
                     parent.names.push(name);
                 }
@@ -662,20 +661,19 @@ impl Loader {
                 return Err(malformed(format!("more than the {total} nodes declared")));
             }
             let (name, node, k) = self.node(r)?;
+            path.truncate(top.path_len);
             if name.is_empty() || name.contains('/') {
                 return Err(malformed(format!(
                     "bad name {name:?} under {:?}",
-                    display(&top.path)
+                    display(&path)
                 )));
             }
             if top.names.last().is_some_and(|prev| **prev >= *name) {
                 return Err(malformed(format!(
                     "child {name:?} of {:?} is out of order or repeated",
-                    display(&top.path)
+                    display(&path)
                 )));
             }
-            let mut path = String::with_capacity(top.path.len() + 1 + name.len());
-            path.push_str(&top.path);
             path.push('/');
             path.push_str(name);
             self.data_size += java_len(&path) + node.data_len() as u64;
@@ -701,11 +699,11 @@ impl Loader {
             }
             if k == 0 {
                 top.names.push(Name::new(name));
-                self.nodes.insert(path.into_boxed_str(), node);
+                fill.push(&path, node);
             } else {
                 let names = Vec::with_capacity(k as usize);
                 stack.push(Frame {
-                    path,
+                    path_len: path.len(),
                     node,
                     left: k,
                     names,
@@ -717,12 +715,13 @@ impl Loader {
                 "{read} nodes under the root, {total} declared"
             )));
         }
+        self.nodes = fill.finish();
         Ok(())
     }
 
     /// Reads one node's own fields: its name, the node (no children yet) and the number of
     /// children that follow.
-    fn node<'a>(&mut self, r: &mut Reader<'a>) -> Result<(&'a str, Box<Node>, u32), Error> {
+    fn node<'a>(&mut self, r: &mut Reader<'a>) -> Result<(&'a str, Node, u32), Error> {
         let name = r.str()?;
         let flags = r.u8()?;
         let kind = match flags & KIND_MASK {
@@ -784,7 +783,7 @@ impl Loader {
         } else {
             0
         };
-        let node = Box::new(Node {
+        let node = Node {
             data,
             acl,
             stat: PStat {
@@ -799,7 +798,7 @@ impl Loader {
             },
             kind,
             children: None,
-        });
+        };
         Ok((name, node, children))
     }
 }

@@ -409,7 +409,7 @@ fn err(bytes: &[u8]) -> String {
 
 /// Everything a client or the server can read from a tree.
 fn observe(t: &DataTree) -> String {
-    let mut paths: Vec<&str> = t.nodes.keys().map(|k| &**k).collect();
+    let mut paths: Vec<&str> = t.nodes.iter().map(|(k, _)| k).collect();
     paths.sort_unstable();
     let mut out = format!(
         "zxid {} count {} size {} eph {} sessions {:?} by_session {:?} reap {:?}\n",

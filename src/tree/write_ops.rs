@@ -85,7 +85,7 @@ impl DataTree {
             parent.stat.pzxid = ctx.zxid;
         }
         let acl = self.acls.intern(&acl);
-        let node = Box::new(Node {
+        let node = Node {
             // Copied so a node never pins a larger network or log buffer in memory.
             data: req.data.as_deref().map(Box::from),
             acl,
@@ -101,7 +101,7 @@ impl DataTree {
             },
             kind,
             children: None,
-        });
+        };
         let stat = node.client_stat();
         self.insert_node(&path, node);
         triggers.push(WatchTrigger {
@@ -141,7 +141,7 @@ impl DataTree {
         if let Some(node) = self.delete_node(path, ctx.zxid, triggers) {
             undo.push(Undo::Deleted {
                 path: path.into(),
-                node,
+                node: Box::new(node),
                 acl,
                 parent_stat,
             });

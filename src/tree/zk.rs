@@ -233,13 +233,13 @@ impl DataTree {
         let acl = self.acls.intern(acl);
         self.insert_node(
             path,
-            Box::new(Node {
+            Node {
                 data: n.data.as_deref().map(Box::from),
                 acl,
                 stat: pstat(&n.stat),
                 kind,
                 children: None,
-            }),
+            },
         );
         Ok(())
     }
@@ -446,7 +446,7 @@ impl DataTree {
         }
         self.insert_node(
             path,
-            Box::new(Node {
+            Node {
                 data: data.as_deref().map(Box::from),
                 acl: new_acl,
                 stat: PStat {
@@ -461,7 +461,7 @@ impl DataTree {
                 },
                 kind,
                 children: None,
-            }),
+            },
         );
         true
     }
