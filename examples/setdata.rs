@@ -120,7 +120,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             writer.set_data(&key(0), &probe_value, None).await?;
             lat.push(t.elapsed());
-            if t.elapsed() > Duration::from_millis(100) {
+            if t.elapsed() > Duration::from_millis(50) {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();

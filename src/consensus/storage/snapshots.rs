@@ -16,35 +16,14 @@ use super::layout::SNAP_PREFIX;
 pub(super) const SNAP_MAGIC: &[u8; 8] = b"KPRSNAP1";
 const SNAP_TMP_SUFFIX: &str = ".tmp";
 
-/// Bytes of a snapshot written between two writeback requests.
-const WRITEBACK_CHUNK: usize = 8 << 20;
-
-/// Starts writing `file`'s bytes `from..to` to disk and waits for the bytes before `from`
-/// whose writeback was started earlier, so at most about two chunks are dirty at a time.
-/// Advisory: errors are ignored here and reported by the fsync that ends the write.
-fn writeback(file: &File, from: u64, to: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let fd = file.as_raw_fd();
-        let (from, to) = (from as libc::off64_t, to as libc::off64_t);
-        let prev = from.saturating_sub(WRITEBACK_CHUNK as libc::off64_t);
-        // SAFETY: sync_file_range takes an open descriptor and a byte range, no memory.
-        unsafe {
-            libc::sync_file_range(fd, from, to - from, libc::SYNC_FILE_RANGE_WRITE);
-            libc::sync_file_range(
-                fd,
-                prev,
-                from - prev,
-                libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                    | libc::SYNC_FILE_RANGE_WRITE
-                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, from, to);
-}
+/// Bytes of a snapshot made durable at a time while it is written (`SnapshotWriter::append`).
+///
+/// The log's fdatasync waits for whatever else is queued for the disk: on a virtual disk
+/// with a write-back cache, its cache flush makes the host write back every byte written
+/// since the last flush, the snapshot's included. An fdatasync per MiB keeps that to at
+/// most about a MiB (~10 ms here), where 8 MiB pieces of writeback held the log's
+/// fdatasync up for 50-200 ms (docs/performance.md, Finding 6).
+pub(super) const SYNC_CHUNK: u64 = 1 << 20;
 
 /// One snapshot file on disk, as listed (not yet verified).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +161,7 @@ impl SnapshotStore {
             head_len,
             rest: crc32fast::Hasher::new(),
             data_len: head_len as u64,
-            flushed: 0,
+            synced: 0,
             renamed: false,
             started,
         };
@@ -213,9 +192,9 @@ impl SnapshotStore {
     }
 }
 
-/// A snapshot file being written (`SnapshotStore::create`): `append` streams the data out in
-/// chunks whose writeback starts at once, so the final fsync has little left to flush (a
-/// 100+ MB fsync in one go stalls the log's own fdatasync on the same disk for ~0.1 s), and
+/// A snapshot file being written (`SnapshotStore::create`): `append` streams the data out and
+/// makes it durable a MiB at a time (`SYNC_CHUNK`), so the log's own fdatasync on the same
+/// disk never waits behind more than that (100+ MB in one go stalls it for ~1 s), and
 /// `finish` writes the parts that depend on the whole (data length, head, checksum) and
 /// makes the file durable. Dropped unfinished (or failed), it removes its `.tmp` file.
 pub struct SnapshotWriter {
@@ -231,8 +210,8 @@ pub struct SnapshotWriter {
     /// CRC of the bytes after the head.
     rest: crc32fast::Hasher,
     data_len: u64,
-    /// Bytes whose writeback was started.
-    flushed: u64,
+    /// Bytes of the file fdatasynced so far.
+    synced: u64,
     renamed: bool,
     started: std::time::Instant,
 }
@@ -248,23 +227,34 @@ impl SnapshotWriter {
             .map_err(|e| StorageError::io(IoOp::WriteSnapshot, &self.tmp, e))
     }
 
-    /// Appends the next bytes of the data (after the head).
+    /// Appends the next bytes of the data (after the head), making them durable every
+    /// `SYNC_CHUNK` bytes: the disk never has more than about that much of the snapshot
+    /// to write when the log's fdatasync comes, and the final one has little left to do.
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        self.rest.update(bytes);
-        self.data_len += bytes.len() as u64;
-        for chunk in bytes.chunks(WRITEBACK_CHUNK) {
-            self.write_raw(chunk)?;
+        let mut rest = bytes;
+        while !rest.is_empty() {
             let written = self.prefix.len() as u64 + self.data_len;
-            if written - self.flushed >= WRITEBACK_CHUNK as u64 {
+            let room = (self.synced + SYNC_CHUNK).saturating_sub(written).max(1);
+            let (piece, after) = rest.split_at(rest.len().min(room as usize));
+            self.rest.update(piece);
+            self.data_len += piece.len() as u64;
+            self.write_raw(piece)?;
+            rest = after;
+            let written = written + piece.len() as u64;
+            if written - self.synced >= SYNC_CHUNK {
                 let out = self.out.as_mut().expect("an unfinished snapshot writer");
-                if let Err(e) = out.flush() {
-                    return Err(self.io(e));
-                }
-                writeback(out.get_ref(), self.flushed, written);
-                self.flushed = written;
+                let synced = out.flush().and_then(|()| out.get_ref().sync_data());
+                synced.map_err(|e| self.io(e))?;
+                self.synced = written;
             }
         }
         Ok(())
+    }
+
+    /// Bytes of the file made durable so far (before `finish`).
+    #[cfg(test)]
+    pub(super) fn synced(&self) -> u64 {
+        self.synced
     }
 
     /// Writes the data's `head` (`head_len` bytes) before what was appended, the data

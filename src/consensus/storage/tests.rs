@@ -354,7 +354,7 @@ fn three_voter_meta() -> SnapshotMetadata {
 #[test]
 fn a_streamed_snapshot_is_the_written_one() {
     let meta = three_voter_meta();
-    // Over two writeback chunks, so the streamed file's writeback runs.
+    // Over many sync chunks, appended in pieces that straddle them.
     let data: Vec<u8> = (0..(17u32 << 20)).map(|i| (i ^ (i >> 11)) as u8).collect();
     let whole_dir = tempfile::tempdir().expect("tempdir");
     let whole = open(whole_dir.path());
@@ -393,6 +393,33 @@ fn a_streamed_snapshot_is_the_written_one() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names, vec![file.path.file_name().expect("name").to_owned()]);
+}
+
+/// A snapshot is made durable as it is streamed, a `SYNC_CHUNK` at a time: however the data
+/// comes (pieces smaller and larger than a chunk), at most a chunk of what was appended
+/// waits for the final fdatasync, so the log's fdatasync never queues behind more.
+#[test]
+fn a_streamed_snapshot_is_synced_as_it_goes() {
+    use super::snapshots::SYNC_CHUNK;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let mut w = s
+        .snapshots()
+        .create(&three_voter_meta(), 20)
+        .expect("create");
+    let mut appended = 0u64;
+    for len in [1usize, 300 << 10, 5 << 20, 7, 700 << 10, 3 << 20] {
+        w.append(&vec![7u8; len]).expect("append");
+        appended += len as u64;
+        // The file also holds the header and the head before the data.
+        assert!(
+            w.synced() + SYNC_CHUNK > appended && w.synced() <= appended + 200,
+            "{} of {appended} appended bytes synced",
+            w.synced()
+        );
+    }
+    assert!(w.synced() >= 8 << 20);
+    w.finish(&[0; 20]).expect("finish");
 }
 
 /// Resident bytes of the mapping holding `at`, from /proc/self/smaps.
