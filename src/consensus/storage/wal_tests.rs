@@ -196,18 +196,24 @@ fn segments_read_back_as_a_model_log() {
     }
 }
 
+/// A store holding entries 1..=n of 30 KB of term 1, one persist each: segments of three
+/// (unit tests roll at 64 KiB), [1, 3], [4, 6], ...
+fn segmented(dir: &Path, n: u64) -> (SledStorage, Vec<Entry>) {
+    let mut s = open(dir);
+    let es: Vec<Entry> = (1..=n).map(|i| entry(i, 1, 30_000)).collect();
+    for e in &es {
+        s.persist(std::slice::from_ref(e), None, true)
+            .expect("persist");
+    }
+    (s, es)
+}
+
 /// A tail overwrite from inside a segment keeps the segment's entries before it, removes
 /// the later segments, and nothing after it survives (in memory or after reopening).
 #[test]
 fn a_tail_overwrite_inside_a_segment_keeps_the_entries_before_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = open(dir.path());
-    // 30 KB entries one persist each: segments of three, [1, 3], [4, 6], [7, 9], [10].
-    let old: Vec<Entry> = (1..=10).map(|i| entry(i, 1, 30_000)).collect();
-    for e in &old {
-        s.persist(std::slice::from_ref(e), None, true)
-            .expect("persist");
-    }
+    let (mut s, old) = segmented(dir.path(), 10);
     let firsts = |s: &SledStorage| s.stored_segments().iter().map(|g| g.0).collect::<Vec<_>>();
     assert_eq!(firsts(&s), [1, 4, 7, 10]);
     let new: Vec<Entry> = (5..=6).map(|i| entry(i, 2, 20)).collect();
@@ -257,12 +263,7 @@ fn segment_files(dir: &Path) -> Vec<u64> {
 #[test]
 fn compaction_keeps_a_segment_straddling_the_log_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = open(dir.path());
-    let es: Vec<Entry> = (1..=12).map(|i| entry(i, 1, 30_000)).collect();
-    for e in &es {
-        s.persist(std::slice::from_ref(e), None, true)
-            .expect("persist");
-    }
+    let (mut s, es) = segmented(dir.path(), 12);
     let before = s.log_bytes();
     s.compact(5).expect("compact");
     let ctx = || GetEntriesContext::empty(false);
@@ -520,14 +521,9 @@ fn a_corrupt_sled_log_is_cut_where_it_was() {
 /// truncated before it and the later segments are removed.
 #[test]
 fn a_bad_record_in_a_segment_cuts_the_log_there() {
-    let es: Vec<Entry> = (1..=12).map(|i| entry(i, 1, 30_000)).collect();
     for (case, bad, dropped) in [("torn tail", 12u64, 1u64), ("middle", 5, 8)] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = open(dir.path());
-        for e in &es {
-            s.persist(std::slice::from_ref(e), None, true)
-                .expect("persist");
-        }
+        let (s, es) = segmented(dir.path(), 12);
         // Segments [1, 3], [4, 6], [7, 9], [10, 12]; entry `bad`'s record in its file.
         close(s, dir.path());
         let first = [1u64, 4, 7, 10]
