@@ -71,6 +71,15 @@ pub type SnapshotWrite =
 pub trait StateMachine: Send + 'static {
     fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied;
 
+    /// `apply` of consecutive txns in order, one result each: one call per run of a Ready's
+    /// entries, so that a state machine can take its locks once per run rather than once
+    /// per txn. The default applies them one by one.
+    fn apply_all(&mut self, txns: &[(i64, Txn)]) -> Vec<Applied> {
+        txns.iter()
+            .map(|(zxid, txn)| self.apply(*zxid, txn))
+            .collect()
+    }
+
     /// The whole state as of the last applied entry, for a snapshot. Deterministic: equal
     /// states give equal bytes.
     fn snapshot(&self) -> Vec<u8>;

@@ -364,6 +364,26 @@ async fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
     stop(p2, h2).await;
 }
 
+/// Each proposal is answered with its own entry's outcome: 300 proposals queued at once are
+/// applied in a few runs of many txns (`apply_all`), and the zxid answered to proposal `i`
+/// is the one the state machine applied `txn(i)` at.
+#[tokio::test]
+async fn answers_match_their_proposals_in_a_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path());
+    let (sm, p, h) = start(&o).await;
+    let zxids = propose_all(&p, 0..300).await;
+    let applied: std::collections::HashMap<i64, Vec<u8>> = sm.get().into_iter().collect();
+    for (i, z) in zxids.iter().enumerate() {
+        assert_eq!(
+            applied.get(z),
+            Some(&txn(i as i64).to_bytes()),
+            "proposal {i} answered with zxid {z:#x}"
+        );
+    }
+    stop(p, h).await;
+}
+
 /// Rewrites the newest segment file of the log with `f`: its end is the last entry's
 /// record.
 fn mangle_last_entry(data: &Path, f: impl Fn(&mut Vec<u8>)) {

@@ -16,7 +16,7 @@ use crate::consensus::{
 use crate::proto::EventType;
 use crate::tree::{Applied, DataTree, SnapshotCut, TreeOptions, Txn};
 
-use super::{dynamic, Out, Shared};
+use super::{dynamic, Out, Shared, State};
 
 /// Nodes a snapshot writes per hold of the state's read lock (about a millisecond's work).
 const SNAPSHOT_CHUNK: usize = 1024;
@@ -57,10 +57,15 @@ impl Applier {
     }
 }
 
-impl StateMachine for Applier {
-    fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied {
-        let shared = &self.shared;
-        let mut state = shared.state_mut();
+impl Applier {
+    /// `apply` with the state's write lock already held.
+    fn apply_locked(
+        &mut self,
+        shared: &Shared,
+        state: &mut State,
+        zxid: i64,
+        txn: &Txn,
+    ) -> Applied {
         let applied = state.tree.apply(zxid, txn);
         let conns = shared.conns();
         for trigger in &applied.triggers {
@@ -112,6 +117,24 @@ impl StateMachine for Applier {
             shared.liveness().forget(session_id);
         }
         applied
+    }
+}
+
+impl StateMachine for Applier {
+    fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied {
+        let shared = self.shared.clone();
+        let mut state = shared.state_mut();
+        self.apply_locked(&shared, &mut state, zxid, txn)
+    }
+
+    /// One hold of the state's write lock for the whole run: applying waits for a reader
+    /// (a snapshot walk's chunk, a read) at most once per run.
+    fn apply_all(&mut self, txns: &[(i64, Txn)]) -> Vec<Applied> {
+        let shared = self.shared.clone();
+        let mut state = shared.state_mut();
+        txns.iter()
+            .map(|(zxid, txn)| self.apply_locked(&shared, &mut state, *zxid, txn))
+            .collect()
     }
 
     fn snapshot(&self) -> Vec<u8> {

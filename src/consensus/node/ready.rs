@@ -16,6 +16,13 @@ use crate::consensus::ConsensusError;
 use crate::consensus::{zxid, StateMachine};
 use crate::tree::Txn;
 
+/// Txns of consecutive entries waiting to be applied together, and their entries' contexts.
+#[derive(Default)]
+struct Run {
+    txns: Vec<(i64, Txn)>,
+    contexts: Vec<bytes::Bytes>,
+}
+
 /// What the last Ready round saw, so that the next one can tell what changed.
 #[derive(Default)]
 pub(super) struct ReadyState {
@@ -131,6 +138,10 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     /// Gives committed entries to the state machine (normal entries) or to raft-rs (conf
     /// changes), in order, each once.
     pub(super) fn apply(&mut self, entries: Vec<Entry>) -> Result<(), ConsensusError> {
+        // Txns go to the state machine in runs (`apply_all`: it takes its locks once per
+        // run, so a snapshot walk holding the read lock is waited for once per run, not once
+        // per entry). A run ends before a conf change and after a membership txn.
+        let mut run = Run::default();
         for e in entries {
             if e.index <= self.applied {
                 continue;
@@ -147,13 +158,17 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                         term: e.term,
                         why: format!("is not a txn: {err}"),
                     })?;
-                    let applied = self.sm.apply(zxid(e.term, e.index), &txn);
-                    self.answer(&e.context, applied);
-                    if matches!(txn.inner(), Txn::SetConfig { .. } | Txn::Reconfig { .. }) {
+                    let membership =
+                        matches!(txn.inner(), Txn::SetConfig { .. } | Txn::Reconfig { .. });
+                    run.txns.push((zxid(e.term, e.index), txn));
+                    run.contexts.push(e.context);
+                    if membership {
+                        self.apply_run(&mut run);
                         self.refresh_membership();
                     }
                 }
                 EntryType::EntryConfChange => {
+                    self.apply_run(&mut run);
                     let cc = ConfChange::parse_from_bytes(&e.data)
                         .map_err(|err| bad_conf_change(&e, err))?;
                     let cs = self
@@ -172,6 +187,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     self.conf_applied(e.index, &what, cs)?;
                 }
                 EntryType::EntryConfChangeV2 => {
+                    self.apply_run(&mut run);
                     let cc = ConfChangeV2::parse_from_bytes(&e.data)
                         .map_err(|err| bad_conf_change(&e, err))?;
                     let cs = self
@@ -184,7 +200,20 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             self.applied = e.index;
             self.snaps.since_snapshot += 1;
         }
+        self.apply_run(&mut run);
         Ok(())
+    }
+
+    /// Applies the txns gathered in `run` and answers the proposals waiting on them.
+    fn apply_run(&mut self, run: &mut Run) {
+        if run.txns.is_empty() {
+            return;
+        }
+        let applied = self.sm.apply_all(&run.txns);
+        run.txns.clear();
+        for (ctx, a) in run.contexts.drain(..).zip(applied) {
+            self.answer(&ctx, a);
+        }
     }
 
     /// Logs an applied conf change and stores the membership it produced.
