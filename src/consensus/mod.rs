@@ -11,10 +11,10 @@
 //! This file holds the seam; the Raft driver stands behind the `Proposer` handle (a
 //! standalone server is a one-voter group, so there is one write path):
 //! - `node`: `spawn_raft` — one task owns the raft-rs `RawNode`, handles each Ready in the
-//!   documented order (group commit: one flush + one fdatasync per Ready), applies committed
+//!   documented order (group commit: one pwrite + one fdatasync per Ready), applies committed
 //!   entries with their zxid, snapshots every ~snapCount entries, compacts and purges.
-//! - `storage`: the raft `Storage` over sled (log, hard state, conf state) and the snapshot
-//!   files, with checksums on everything read back.
+//! - `storage`: the raft `Storage` (log entries in segment files; hard state, conf state and
+//!   log start in sled) and the snapshot files, with checksums on everything read back.
 //! - `logger`: raft-rs's slog output forwarded to tracing.
 //! - `transport`: `PeerNetwork`, the TCP peer network over the quorum port (Raft messages,
 //!   proposals forwarded to the leader, session touches). Replication: docs/replication.md.

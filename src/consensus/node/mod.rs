@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Each Ready is handled in raft-rs's documented order: send messages; install a received
-//! snapshot; apply committed entries; persist entries + hard state (one sled batch, one
-//! flush, one fdatasync: group commit); send persisted messages (votes, append responses:
+//! snapshot; apply committed entries; persist entries + hard state (one pwrite to the log's
+//! newest segment, one fdatasync: group commit); send persisted messages (votes, append responses:
 //! the ones that acknowledge); advance, then handle the LightReady (commit index, messages,
 //! committed entries). A proposal's `done` fires only when its entry is applied, which raft-rs
 //! allows only for entries this node has persisted, so with force_sync nothing is

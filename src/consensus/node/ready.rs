@@ -1,7 +1,8 @@
 //! Handling raft-rs's Ready in its documented order, and applying committed entries.
 //!
 //! Each Ready: send messages; install a received snapshot; apply committed entries; persist
-//! entries + hard state (one sled batch, one flush, one fdatasync: group commit); send
+//! entries + hard state (one pwrite to the log's newest segment, one fdatasync: group
+//! commit); send
 //! persisted messages (votes, append responses: the ones that acknowledge); advance, then
 //! handle the LightReady (commit index, messages, committed entries). Afterwards
 //! (`after_ready`) whatever the new state unlocks: held proposals go out, answers that can no
@@ -66,8 +67,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             }
             // 3. Committed entries (all persisted already, raft-rs guarantees).
             self.apply(rd.take_committed_entries())?;
-            // 4 + 5. Entries and hard state: one sled batch (a transaction when the term or
-            // vote changes), one flush, one fdatasync.
+            // 4 + 5. Entries and hard state: a new term or vote durable in sled first, then
+            // one pwrite of the entries to the newest log segment and one fdatasync.
             let must_sync = rd.must_sync();
             if must_sync {
                 self.ready.sync_readies += 1;
