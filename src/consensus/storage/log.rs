@@ -297,10 +297,24 @@ impl SledStorage {
             self.flush_and_sync(true)?;
         }
         drop(old);
-        self.db.drop_tree(PER_ENTRY_TREE).map_err(sled_err)?;
+        self.drop_converted(PER_ENTRY_TREE, converted, "one key each to batches")
+    }
+
+    /// Drops the tree of a layout whose entries were converted (and made durable), makes
+    /// the drop durable, and says so.
+    fn drop_converted(
+        &mut self,
+        tree: &str,
+        converted: u64,
+        how: &str,
+    ) -> Result<(), StorageError> {
+        self.db.drop_tree(tree).map_err(|err| StorageError::Sled {
+            op: LogOp::Convert(self.path.clone()),
+            err,
+        })?;
         self.flush_and_sync(true)?;
         tracing::info!(
-            "raft log {}: converted {converted} entries from one key each to batches",
+            "raft log {}: converted {converted} entries from {how}",
             self.path.display()
         );
         Ok(())
@@ -514,12 +528,7 @@ impl SledStorage {
             sync_dir(&self.path)?;
         }
         drop(batches);
-        self.db.drop_tree(BATCHES_TREE).map_err(sled_err)?;
-        self.flush_and_sync(true)?;
-        tracing::info!(
-            "raft log {}: converted {converted} entries from sled values to segment files",
-            self.path.display()
-        );
+        self.drop_converted(BATCHES_TREE, converted, "sled values to segment files")?;
         Ok(cut)
     }
 
@@ -597,8 +606,7 @@ impl SledStorage {
         let new_term_or_vote =
             hs.is_some_and(|hs| hs.term != self.hard_state.term || hs.vote != self.hard_state.vote);
         if let (Some(hs), true) = (hs, new_term_or_vote) {
-            self.put_hard_state(seal(KEY_HARD_STATE, &pb(hs)?))?;
-            self.hard_state = hs.clone();
+            self.put_hard_state(hs.clone())?;
             synced = self.flush_and_sync(false)?;
         }
         if !entries.is_empty() {
@@ -617,8 +625,7 @@ impl SledStorage {
         if let (Some(hs), false) = (hs, new_term_or_vote) {
             // The commit alone, after the entries it may cover: it can be re-learnt, and
             // rides on a later flush of sled.
-            self.put_hard_state(seal(KEY_HARD_STATE, &pb(hs)?))?;
-            self.hard_state = hs.clone();
+            self.put_hard_state(hs.clone())?;
         }
         Ok(synced)
     }
@@ -629,18 +636,22 @@ impl SledStorage {
         if commit <= self.hard_state.commit {
             return Ok(());
         }
-        self.hard_state.commit = commit;
-        self.put_hard_state(seal(KEY_HARD_STATE, &pb(&self.hard_state)?))
+        let hs = HardState {
+            commit,
+            ..self.hard_state.clone()
+        };
+        self.put_hard_state(hs)
     }
 
-    /// Writes a sealed hard state alone (durable with the next flush).
-    fn put_hard_state(&self, sealed: Vec<u8>) -> Result<(), StorageError> {
+    /// Writes a hard state alone (durable with the next flush) and keeps it as the cached one.
+    fn put_hard_state(&mut self, hs: HardState) -> Result<(), StorageError> {
         self.meta
-            .insert(KEY_HARD_STATE, sealed)
+            .insert(KEY_HARD_STATE, seal(KEY_HARD_STATE, &pb(&hs)?))
             .map_err(|err| StorageError::Sled {
                 op: LogOp::WriteHardState,
                 err,
             })?;
+        self.hard_state = hs;
         Ok(())
     }
 

@@ -114,6 +114,34 @@ fn header(first: u64) -> [u8; HEADER as usize] {
     h
 }
 
+/// The segment files in `dir` (none if it does not exist), by first index; other files are
+/// logged and ignored.
+fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
+    let listing = match fs::read_dir(dir) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StorageError::io(IoOp::ReadDir("raft log"), dir, e)),
+    };
+    let mut names = Vec::new();
+    for ent in listing {
+        let ent = ent.map_err(|e| StorageError::io(IoOp::List, dir, e))?;
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        match name
+            .strip_suffix(SUFFIX)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(first) => names.push((first, ent.path())),
+            None => tracing::warn!(
+                "raft log {}: ignoring {name}, not a segment file",
+                dir.display()
+            ),
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 fn remove(path: &Path) -> Result<(), StorageError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -135,18 +163,7 @@ impl Wal {
 
     /// Whether `dir` holds any segment file.
     pub(super) fn has_segments(dir: &Path) -> Result<bool, StorageError> {
-        let listing = match fs::read_dir(dir) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(StorageError::io(IoOp::ReadDir("raft log"), dir, e)),
-        };
-        for ent in listing {
-            let ent = ent.map_err(|e| StorageError::io(IoOp::List, dir, e))?;
-            if ent.file_name().to_string_lossy().ends_with(SUFFIX) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(!segment_files(dir)?.is_empty())
     }
 
     /// Opens (creating `dir` if needed) and checks every record above `start` (the log
@@ -154,25 +171,7 @@ impl Wal {
     /// removed). The first bad record and everything after it are removed.
     pub(super) fn open(dir: &Path, start: (u64, u64)) -> Result<(Wal, Opened), StorageError> {
         ensure_dir(dir, "raft log segment directory")?;
-        let mut names: Vec<(u64, PathBuf)> = Vec::new();
-        let listing =
-            fs::read_dir(dir).map_err(|e| StorageError::io(IoOp::ReadDir("raft log"), dir, e))?;
-        for ent in listing {
-            let ent = ent.map_err(|e| StorageError::io(IoOp::List, dir, e))?;
-            let name = ent.file_name();
-            let name = name.to_string_lossy();
-            match name
-                .strip_suffix(SUFFIX)
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                Some(first) => names.push((first, ent.path())),
-                None => tracing::warn!(
-                    "raft log {}: ignoring {name}, not a segment file",
-                    dir.display()
-                ),
-            }
-        }
-        names.sort();
+        let names = segment_files(dir)?;
         let mut wal = Wal::empty(dir);
         let mut opened = Opened {
             last: start,
