@@ -285,8 +285,10 @@ impl Shared {
             || (self.raft().is_some_and(|r| r.serving()) && self.config_published.load(Relaxed))
     }
 
-    /// Only the leader expires sessions (through the log); followers forward liveness.
+    /// Only the leader expires sessions (through the log); followers forward liveness. A
+    /// new leader waits until it has applied everything committed before its term: until
+    /// then its tree may lack sessions, znodes and the published membership.
     pub(super) fn expires_sessions(&self) -> bool {
-        !self.config.is_distributed() || self.raft().is_some_and(|r| r.is_leader())
+        !self.config.is_distributed() || self.raft().is_some_and(|r| r.is_leader_ready())
     }
 }

@@ -32,6 +32,10 @@ pub struct RaftStatus {
     pub id: u64,
     pub role: RaftRole,
     pub is_leader: bool,
+    /// This node leads and has applied an entry of its own term, so everything committed
+    /// before it: its state is the ensemble's. Leader-only duties that read the state
+    /// (session expiry, publishing zoo.cfg's membership, reaping) wait for it.
+    pub leader_ready: bool,
     /// A leader is known (this node or another) and hears this node: the ensemble can serve
     /// writes, and this node's clients (ZooKeeper's "serving requests").
     pub serving: bool,
@@ -111,6 +115,10 @@ impl RaftHandle {
     }
     pub fn is_leader(&self) -> bool {
         self.status.borrow().is_leader
+    }
+    /// `RaftStatus::leader_ready`.
+    pub fn is_leader_ready(&self) -> bool {
+        self.status.borrow().leader_ready
     }
     pub fn leader_id(&self) -> u64 {
         self.status.borrow().leader_id

@@ -33,6 +33,8 @@ pub(super) struct ReadyState {
     last_leader: u64,
     committed_in_term: bool,
     was_leader: bool,
+    /// Leading, and an entry of this term is applied (`RaftStatus::leader_ready`).
+    pub(super) applied_in_term: bool,
     /// Readies that had to be made durable (entries or a term/vote change).
     pub(super) sync_readies: u64,
 }
@@ -125,11 +127,21 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         if (leader_id != last_leader || (committed_in_term && !last_committed)) && leader_id != 0 {
             self.reissue_unanswered_reads();
         }
+        // Once true it stays so for the term; looked up only until then.
+        let applied_in_term = leader
+            && ((self.ready.applied_in_term && was_leader && term == last_term)
+                || self
+                    .raw
+                    .raft
+                    .raft_log
+                    .term(self.applied)
+                    .is_ok_and(|t| t == term));
         self.ready = ReadyState {
             last_term: term,
             last_leader: leader_id,
             committed_in_term,
             was_leader: leader,
+            applied_in_term,
             sync_readies: self.ready.sync_readies,
         };
         self.flush_held();

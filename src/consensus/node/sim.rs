@@ -157,18 +157,26 @@ impl Sim {
     /// One logical tick on every running node, then every message delivered (and the
     /// replies they cause) until the network is quiet.
     pub(super) fn tick(&mut self) {
+        self.tick_observed(&mut |_| {});
+    }
+
+    /// `tick`, calling `seen` after every event a node handles (each tick, each message),
+    /// so a test sees the states a node passes through within one tick.
+    pub(super) fn tick_observed(&mut self, seen: &mut dyn FnMut(&Sim)) {
         self.ticks += 1;
         self.clock.advance(self.template.tick);
         let now = self.clock.now();
-        for n in self.nodes.values_mut() {
-            let node = &mut n.node;
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            let node = &mut self.nodes.get_mut(&id).expect("running node").node;
             if node.live.campaign_at.is_some_and(|at| at <= now) {
                 node.campaign_now();
             }
             node.tick().expect("tick");
             after_event(node);
+            seen(self);
         }
-        self.deliver();
+        self.deliver(seen);
     }
 
     /// Ticks until `f` holds, at most `limit` ticks; returns the ticks it took.
@@ -188,7 +196,7 @@ impl Sim {
         );
     }
 
-    fn deliver(&mut self) {
+    fn deliver(&mut self, seen: &mut dyn FnMut(&Sim)) {
         loop {
             let next = self.wire.lock().expect("wire").pop_front();
             let Some((from, to, msg)) = next else {
@@ -200,6 +208,7 @@ impl Sim {
             if let Some(n) = self.nodes.get_mut(&to) {
                 n.node.peer_msg(from, msg);
                 after_event(&mut n.node);
+                seen(self);
             }
         }
     }
@@ -224,7 +233,7 @@ impl Sim {
             done: Some(done),
         }]);
         after_event(&mut n.node);
-        self.deliver();
+        self.deliver(&mut |_| {});
         rx
     }
 
@@ -234,7 +243,7 @@ impl Sim {
         let n = self.nodes.get_mut(&id).expect("running node");
         n.node.local(Local::ReadBarrier(done));
         after_event(&mut n.node);
-        self.deliver();
+        self.deliver(&mut |_| {});
         rx
     }
 

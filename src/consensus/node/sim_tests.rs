@@ -111,6 +111,52 @@ fn an_isolated_leader_steps_down_and_its_writes_never_apply() {
     );
 }
 
+/// A new leader whose log holds entries it has not applied (here written under the old
+/// leader, which never learned they reached a majority) is not `leader_ready` until it has
+/// applied them: what reads its state for leader-only duties (session expiry, publishing
+/// zoo.cfg's membership) would otherwise see a tree without them. Checked after every
+/// event, since the whole election and first commit fit in one tick.
+#[test]
+fn a_new_leader_is_ready_only_once_it_applied_what_came_before_its_term() {
+    let mut sim = Sim::new(&[1, 2, 3]);
+    let old = elect(&mut sim);
+    sim.tick_until(5, |s| s.status(old).synced_followers == 2);
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&i| i != old).collect();
+    let (heir, other) = (others[0], others[1]);
+    // `heir` gets the entries but its answers are lost; `other` hears nothing of them.
+    sim.cut(old, other);
+    sim.cut_one_way(heir, old);
+    const N: usize = 5;
+    let _rxs: Vec<_> = (0..N as i64).map(|i| sim.propose(old, 100 + i)).collect();
+    sim.tick();
+    assert_eq!(sim.applied(heir).len(), 0, "nothing committed yet");
+    sim.kill(old);
+    let mut unready_leader = false;
+    for _ in 0..6 * ELECTION_TICKS {
+        if sim.status(heir).leader_ready {
+            break;
+        }
+        sim.tick_observed(&mut |s| {
+            for id in s.running() {
+                let st = s.status(id);
+                if st.leader_ready {
+                    assert!(
+                        s.applied(id).len() >= N,
+                        "node {id} ready as leader with {} of {N} entries applied",
+                        s.applied(id).len()
+                    );
+                } else if st.is_leader {
+                    unready_leader = true;
+                }
+            }
+        });
+    }
+    assert!(sim.status(heir).leader_ready, "{:?}", sim.status(heir));
+    assert_eq!(sim.applied(heir).len(), N);
+    // The check above saw a leader before it was ready (so it could have failed).
+    assert!(unready_leader);
+}
+
 /// One-way cut from a follower to the leader: it still hears the leader (so raft-rs keeps
 /// it following and never lets it campaign) but nothing it sends arrives. The leader marks
 /// its heartbeats once it has not heard from it within an election timeout, and the

@@ -135,6 +135,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             id,
             role,
             is_leader,
+            leader_ready: is_leader && self.ready.applied_in_term,
             // The leader it follows does not hear it (`mark_unheard`): its forwarded writes and
             // session touches are lost, and what it reads may be stale for as long.
             serving: self.raw.raft.leader_id != 0 && !outside && !self.unheard(),
