@@ -583,6 +583,34 @@ async fn large_entries_survive_a_restart() {
     stop(p2, h2).await;
 }
 
+/// A log longer than a Ready hands over at once (`MAX_COMMITTED_PER_READY`, 4 MiB) is
+/// replayed whole and in order at restart, a slice per Ready.
+#[tokio::test]
+async fn a_log_of_many_readies_replays_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path());
+    let (sm, p, h) = start(&o).await;
+    for i in 0..30 {
+        let rx = p
+            .propose(Txn::Reap {
+                time_ms: i,
+                paths: vec![format!("/{i}").repeat(200_000 / (2 + i.to_string().len()))],
+            })
+            .expect("accepting");
+        tokio::time::timeout(LIMIT, rx)
+            .await
+            .expect("in time")
+            .expect("answered");
+        propose_all(&p, i * 10..i * 10 + 10).await;
+    }
+    stop(p, h).await;
+    let before = sm.get();
+    assert_eq!(before.len(), 330);
+    let (sm2, p2, h2) = start(&o).await;
+    assert_eq!(sm2.get(), before, "replayed identically");
+    stop(p2, h2).await;
+}
+
 /// A log that reaches 2^32 entries: zxids keep increasing (the epoch moves on where the
 /// 32-bit counter would wrap), snapshots across the wrap are found newest first, and a
 /// restart rebuilds the same state. The log starts just below the wrap from a snapshot, as

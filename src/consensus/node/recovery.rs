@@ -128,7 +128,28 @@ fn decode_newest(
     Some((newest.path, snap.metadata().clone(), decoded))
 }
 
+/// Bytes of committed entries one Ready hands over to apply (`max_committed_size_per_ready`).
+const MAX_COMMITTED_PER_READY: u64 = 4 << 20;
+
 impl<S: StateMachine, T: Transport> Node<S, T> {
+    /// Handles Readies until `index` is applied; `must`: stopping short of it (nothing more
+    /// to handle) is an error, else it ends there.
+    fn apply_through(&mut self, index: u64, must: bool) -> Result<(), ConsensusError> {
+        while self.applied < index {
+            if !self.raw.has_ready() {
+                if must {
+                    return Err(ConsensusError::Unrecoverable(format!(
+                        "raft recovery stalled at index {} of {index}",
+                        self.applied
+                    )));
+                }
+                break;
+            }
+            self.on_ready()?;
+        }
+        Ok(())
+    }
+
     /// Opens storage, sets up or restores the state, replays the log (see the module doc).
     pub(super) fn recover(
         mut sm: S,
@@ -309,6 +330,10 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             applied: restored_index,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            // A Ready carries at most this much of the committed log to apply, so replaying
+            // a long log at start-up (or catching up) reads and decodes it a slice at a
+            // time, in memory that is reused, not all at once.
+            max_committed_size_per_ready: MAX_COMMITTED_PER_READY,
             check_quorum: true,
             pre_vote: true,
             ..Default::default()
@@ -335,28 +360,16 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             opts,
         };
         node.refresh_membership();
-        // What must be applied before serving: as the only voter, the whole log including
-        // this term's first (empty) entry, which commits everything before it; otherwise
-        // what is known committed.
-        let apply_through = if single_voter {
+        // What must be applied before serving: what is known committed; as the only voter,
+        // then the rest of the log and this term's first (empty) entry, which commits it.
+        // The known part goes first: raft-rs's campaign reads every committed entry not
+        // yet applied, all at once, to look for a configuration change among them.
+        node.apply_through(known_committed, false)?;
+        if single_voter {
             node.raw
                 .campaign()
                 .map_err(|e| ConsensusError::raft("raft campaign", e))?;
-            node.raw.raft.raft_log.last_index()
-        } else {
-            known_committed
-        };
-        while node.applied < apply_through {
-            if !node.raw.has_ready() {
-                if single_voter {
-                    return Err(ConsensusError::Unrecoverable(format!(
-                        "raft recovery stalled at index {} of {apply_through}",
-                        node.applied
-                    )));
-                }
-                break;
-            }
-            node.on_ready()?;
+            node.apply_through(node.raw.raft.raft_log.last_index(), true)?;
         }
         tracing::info!(
             "raft node {} recovered: applied through index {} (snapshot {}, log {}..={}), \

@@ -56,7 +56,7 @@ pub(super) fn key_index(key: &[u8]) -> Option<u64> {
 }
 
 /// The length prefix of a record in a batch value.
-const RECORD_LEN: usize = 4;
+pub(super) const RECORD_LEN: usize = 4;
 
 /// Appends `e` to a batch value as one record, `len | crc | term | pb`, built in place.
 /// Returns the record's length (prefix included).

@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 
 use raft::prelude::Entry;
 
-use super::codec::{crc, decode_entry, entry_term, push_record, record_count, records};
+use super::codec::{crc, decode_entry, entry_term, push_record, record_count, records, RECORD_LEN};
 use super::error::{EntryDefect, IoOp, StorageError};
 use super::fsync::{ensure_dir, sync_dir};
 
@@ -66,6 +66,21 @@ impl Segment {
 
     fn holds(&self, index: u64) -> bool {
         index >= self.first && index - self.first < self.count()
+    }
+
+    /// The end (exclusive index) of a read of records from `from` up to `to` that stops
+    /// once `max` bytes are passed: the record that passes it is included (as `read`
+    /// returns it when it is the first), no record after it is read.
+    fn span_end(&self, from: u64, to: u64, max: Option<u64>) -> u64 {
+        let Some(max) = max else {
+            return to;
+        };
+        let start = self.offsets[(from - self.first) as usize];
+        let rest = &self.offsets[(from - self.first) as usize..(to - self.first) as usize];
+        // Records whose start is within `max` bytes of `start`: every one of them may
+        // still fit, the first starting beyond cannot.
+        let within = rest.partition_point(|&o| o - start <= max);
+        from + (within as u64).max(1)
     }
 
     /// The bytes of records `[from, to)` (indexes), one read.
@@ -381,21 +396,26 @@ impl Wal {
         high: u64,
         max_size: Option<u64>,
     ) -> Result<Option<Vec<Entry>>, StorageError> {
-        let mut out = Vec::with_capacity((high - low) as usize);
+        // Sized for what is returned, not for what is asked (raft-rs asks for every
+        // committed entry at once while replaying a log).
+        let mut out = Vec::with_capacity((high - low).min(1024) as usize);
+        // Bytes of the records taken so far, length prefixes included (as `span_end`).
         let mut size = 0u64;
         let mut next = low;
         while next < high {
             let Some(seg) = self.segment_of(next) else {
                 return Ok(None);
             };
-            let to = high.min(seg.last() + 1);
+            let left = max_size.map(|max| max.saturating_sub(size));
+            let to = seg.span_end(next, high.min(seg.last() + 1), left);
             let span = seg.read_span(next, to)?;
+            let before = size;
             for rec in records(next, &span) {
                 let r = rec.map_err(|t| StorageError::BadEntry {
                     index: t.index,
                     defect: EntryDefect::TooShort,
                 })?;
-                size += r.sealed.len() as u64;
+                size = before + (r.offset + RECORD_LEN + r.sealed.len()) as u64;
                 if max_size.is_some_and(|max| !out.is_empty() && size > max) {
                     return Ok(Some(out));
                 }
@@ -564,5 +584,32 @@ impl Drop for Deleter {
         if let Some(h) = self.thread.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read with a size limit reads the records it may return and at most one more,
+    /// never the rest of the segment.
+    #[test]
+    fn a_limited_read_stops_at_the_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.wal");
+        let seg = Segment {
+            first: 10,
+            file: File::create(&path).expect("file"),
+            path,
+            // Five records of 100 bytes each.
+            offsets: vec![0, 100, 200, 300, 400],
+            len: 500,
+            unsynced: false,
+        };
+        assert_eq!(seg.span_end(10, 15, None), 15);
+        assert_eq!(seg.span_end(10, 15, Some(150)), 12);
+        assert_eq!(seg.span_end(10, 15, Some(200)), 13);
+        assert_eq!(seg.span_end(11, 15, Some(0)), 12, "at least one record");
+        assert_eq!(seg.span_end(12, 14, Some(10_000)), 14);
     }
 }

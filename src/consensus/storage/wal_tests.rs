@@ -91,6 +91,31 @@ fn check(s: &SledStorage, m: &Model, rng: &mut Rng, what: &str) {
             one == want[..1],
             "{what}: size-limited read of [{low}, {high})"
         );
+        // A limit of a few entries' worth: a prefix, within the limit (past the first
+        // entry), and cut only where the next entry's record would pass it.
+        let max = rng.below(2_000) + 1;
+        let got = s.entries(low, high, Some(max), ctx()).expect(what);
+        let k = got.len();
+        assert!(
+            k >= 1 && got == want[..k],
+            "{what}: [{low}, {high}) max {max}"
+        );
+        let pb: u64 = got
+            .iter()
+            .map(|e| protobuf::Message::compute_size(e) as u64)
+            .sum();
+        assert!(
+            k == 1 || pb <= max,
+            "{what}: {k} entries, {pb} bytes over {max}"
+        );
+        let records: u64 = want[..(k + 1).min(want.len())]
+            .iter()
+            .map(|e| seal_entry(e).expect("seal").len() as u64 + 4)
+            .sum();
+        assert!(
+            k == want.len() || records > max,
+            "{what}: [{low}, {high}) max {max} cut after {k} entries, {records} bytes with the next"
+        );
     }
     for i in m.start.0..=m.last() {
         let want = match i - m.start.0 {
