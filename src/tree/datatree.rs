@@ -224,6 +224,17 @@ impl std::fmt::Display for Name {
 }
 
 impl Node {
+    /// A copy without the children (`None`): what a snapshot keeps of a changed node.
+    fn clone_fields(&self) -> Node {
+        Node {
+            data: self.data.clone(),
+            acl: self.acl,
+            stat: self.stat,
+            kind: self.kind,
+            children: None,
+        }
+    }
+
     fn num_children(&self) -> usize {
         self.children.as_ref().map_or(0, |c| c.len())
     }
@@ -265,11 +276,43 @@ struct NodeMap {
     cow: Option<Arc<CowLog>>,
 }
 
-/// The state at a snapshot's cut of every node changed since: `None` for a path that had
-/// no node then.
+/// What a snapshot's walk needs of the nodes changed since its cut.
 #[derive(Debug, Default)]
 pub(super) struct CowLog {
-    saved: std::sync::Mutex<HashMap<Box<str>, Option<Box<Node>>>>,
+    saved: std::sync::Mutex<Saved>,
+}
+
+#[derive(Debug, Default)]
+struct Saved {
+    /// The state at the cut of every node changed since: `None` for a path that had no node
+    /// then.
+    nodes: HashMap<Box<str>, Option<AtCut>>,
+    /// By parent path: the names of children the parent had at the cut and that were
+    /// deleted since. With the parent's live names (less those created since), the names it
+    /// had at the cut; so a node's set of children is never copied, however large.
+    gone: HashMap<Box<str>, BTreeSet<Name>>,
+}
+
+/// A node as it was at a snapshot's cut: its fields but its children, and how many
+/// children it had.
+#[derive(Debug)]
+struct AtCut {
+    node: Box<Node>,
+    children: usize,
+}
+
+impl Saved {
+    /// Keeps `path`'s state at the cut, unless kept already.
+    fn keep(&mut self, path: &str, map: &NodeTable) {
+        if self.nodes.contains_key(path) {
+            return;
+        }
+        let at = map.get(path).map(|n| AtCut {
+            node: Box::new(n.clone_fields()),
+            children: n.num_children(),
+        });
+        self.nodes.insert(path.into(), at);
+    }
 }
 
 impl Clone for NodeMap {
@@ -298,9 +341,7 @@ impl NodeMap {
     fn preserve(&self, path: &str) {
         if let Some(log) = &self.cow {
             let mut saved = log.saved.lock().expect("snapshot copy-on-write log");
-            if !saved.contains_key(path) {
-                saved.insert(path.into(), self.map.get(path).cloned().map(Box::new));
-            }
+            saved.keep(path, &self.map);
         }
     }
 
@@ -315,7 +356,15 @@ impl NodeMap {
     }
 
     fn remove(&mut self, path: &str) -> Option<Node> {
-        self.preserve(path);
+        if let Some(log) = &self.cow {
+            let mut saved = log.saved.lock().expect("snapshot copy-on-write log");
+            saved.keep(path, &self.map);
+            let at_cut = matches!(saved.nodes.get(path), Some(Some(_)));
+            if let (true, Some(parent)) = (at_cut, parent_of(path)) {
+                let name = Name::new(name_of(path));
+                saved.gone.entry(parent.into()).or_default().insert(name);
+            }
+        }
         self.map.remove(path)
     }
 }

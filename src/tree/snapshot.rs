@@ -190,7 +190,7 @@ impl DataTree {
 
         w.u64(self.nodes.len() as u64);
         let root = self.nodes.get("/").expect("the root always exists");
-        w.node("", root, &acl_index);
+        w.node("", root, root.num_children(), &acl_index);
         let mut stack = Vec::new();
         if root.children.is_some() {
             stack.push(WalkFrame {
@@ -261,12 +261,12 @@ impl SnapshotCut {
             .log
             .as_ref()
             .map(|l| l.saved.lock().expect("snapshot copy-on-write log"));
-        // A node as it was at the cut: its saved copy if it changed since (`None`: created
-        // since), else the live one.
-        let at_cut = |path: &str| -> Option<&Node> {
-            match saved.as_ref().and_then(|s| s.get(path)) {
-                Some(copy) => copy.as_deref(),
-                None => tree.nodes.get(path),
+        // A node as it was at the cut and how many children it had then: its saved copy if
+        // it changed since (`None`: created since), else the live one.
+        let at_cut = |path: &str| -> Option<(&Node, usize)> {
+            match saved.as_ref().and_then(|s| s.nodes.get(path)) {
+                Some(copy) => copy.as_ref().map(|a| (&*a.node, a.children)),
+                None => tree.nodes.get(path).map(|n| (n, n.num_children())),
             }
         };
         let mut left = budget;
@@ -276,18 +276,26 @@ impl SnapshotCut {
             };
             let base = top.base;
             let parent_path = if base == 0 { "/" } else { &self.path[..base] };
-            let children = at_cut(parent_path)
-                .and_then(|p| p.children.as_deref())
-                .ok_or_else(|| format!("snapshot: {parent_path} lost its children"))?;
-            // Resume after the last name written at this level; then run on through its
-            // siblings with the one iterator (one lookup of the parent and one B-tree
-            // descent per level and call, not per node) until a node has children.
-            let mut names = if top.fresh {
-                children.range::<str, _>((Bound::Unbounded, Bound::Unbounded))
+            // The names the parent had at the cut: its live ones (less those created
+            // since, which have no node at the cut) and those deleted since. Resume after
+            // the last name visited at this level; then run on through its siblings with
+            // the one iterator (one lookup of the parent and one B-tree descent per level
+            // and call, not per node) until a node has children.
+            let from = if top.fresh {
+                Bound::Unbounded
             } else {
-                children
-                    .range::<str, _>((Bound::Excluded(&self.path[base + 1..]), Bound::Unbounded))
+                Bound::Excluded(&self.path[base + 1..])
             };
+            let live = tree
+                .nodes
+                .get(parent_path)
+                .and_then(|p| p.children.as_deref())
+                .map(|c| c.range::<str, _>((from, Bound::Unbounded)));
+            let gone = saved
+                .as_ref()
+                .and_then(|s| s.gone.get(parent_path))
+                .map(|g| g.range::<str, _>((from, Bound::Unbounded)));
+            let mut names = Union::new(live, gone);
             top.fresh = false;
             while left > 0 {
                 let Some(name) = names.next() else {
@@ -298,12 +306,13 @@ impl SnapshotCut {
                 self.path.truncate(base);
                 self.path.push('/');
                 self.path.push_str(name);
-                let node = at_cut(&self.path)
-                    .ok_or_else(|| format!("snapshot: {} is listed but missing", self.path))?;
-                self.w.node(name, node, &self.acl_index);
-                self.written += 1;
                 left -= 1;
-                if node.children.is_some() {
+                let Some((node, children)) = at_cut(&self.path) else {
+                    continue;
+                };
+                self.w.node(name, node, children, &self.acl_index);
+                self.written += 1;
+                if children > 0 {
                     self.stack.push(WalkFrame {
                         base: self.path.len(),
                         fresh: true,
@@ -846,7 +855,8 @@ impl Writer {
         self.bytes(s.as_bytes());
     }
 
-    fn node(&mut self, name: &str, n: &Node, acl_index: &[u32]) {
+    /// Node `n` named `name` with `children` children.
+    fn node(&mut self, name: &str, n: &Node, children: usize, acl_index: &[u32]) {
         let s = &n.stat;
         let (mut flags, extra) = match n.kind {
             NodeKind::Persistent => (KIND_PERSISTENT, None),
@@ -861,7 +871,7 @@ impl Writer {
             (s.pzxid == s.czxid, PZXID_IS_CZXID),
             (s.mtime == s.ctime, MTIME_IS_CTIME),
             (zero_versions, ZERO_VERSIONS),
-            (n.num_children() > 0, HAS_CHILDREN),
+            (children > 0, HAS_CHILDREN),
         ] {
             if cond {
                 flags |= bit;
@@ -892,9 +902,51 @@ impl Writer {
         if let Some(d) = &n.data {
             self.bytes(d);
         }
-        if n.num_children() > 0 {
-            self.u32(n.num_children() as u32);
+        if children > 0 {
+            self.u32(children as u32);
         }
+    }
+}
+
+/// The names of two ordered sets' ranges, in order, each once.
+struct Union<'a> {
+    a: Option<std::iter::Peekable<std::collections::btree_set::Range<'a, Name>>>,
+    b: Option<std::iter::Peekable<std::collections::btree_set::Range<'a, Name>>>,
+}
+
+impl<'a> Union<'a> {
+    fn new(
+        a: Option<std::collections::btree_set::Range<'a, Name>>,
+        b: Option<std::collections::btree_set::Range<'a, Name>>,
+    ) -> Union<'a> {
+        Union {
+            a: a.map(Iterator::peekable),
+            b: b.map(Iterator::peekable),
+        }
+    }
+}
+
+impl<'a> Iterator for Union<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let a = self.a.as_mut().and_then(|i| i.peek().map(|n| &***n));
+        let b = self.b.as_mut().and_then(|i| i.peek().map(|n| &***n));
+        let (take_a, take_b) = match (a, b) {
+            (None, None) => return None,
+            (Some(_), None) => (true, false),
+            (None, Some(_)) => (false, true),
+            (Some(x), Some(y)) => (x <= y, y <= x),
+        };
+        let mut out = None;
+        if take_a {
+            out = self.a.as_mut().and_then(Iterator::next).map(|n| &**n);
+        }
+        if take_b {
+            let n = self.b.as_mut().and_then(Iterator::next).map(|n| &**n);
+            out = out.or(n);
+        }
+        out
     }
 }
 

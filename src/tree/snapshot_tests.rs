@@ -676,6 +676,81 @@ fn snapshot_written_during_changes_is_the_tree_at_the_cut() {
     }
 }
 
+/// Random creates, deletes (whole subtrees too, and names deleted then made again) and
+/// writes under a few parents, applied while a snapshot is walked in random steps: the
+/// snapshot is the tree at the cut. The walk lists a parent's children from its live set
+/// and the names deleted since the cut, never from a copy of the set.
+#[test]
+fn random_changes_during_a_snapshot_leave_the_cut() {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut below = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for round in 0..100 {
+        let mut log = Log::new();
+        let mut t = DataTree::default();
+        let mut txns = vec![log.raw(Txn::CreateSession {
+            session_id: S1,
+            timeout_ms: 30_000,
+        })];
+        for p in ["/a", "/b", "/c"] {
+            txns.push(log.next(S1, mk(p, b"p", 0)));
+            for i in 0..below(12) {
+                txns.push(log.next(S1, mk(&format!("{p}/{i}"), b"x", 0)));
+                if below(4) == 0 {
+                    txns.push(log.next(S1, mk(&format!("{p}/{i}/g"), b"y", 0)));
+                }
+            }
+        }
+        apply_all(&mut t, &txns);
+        let expected = t.snapshot_bytes();
+        let mut cut = t.begin_snapshot();
+        let mut done = false;
+        for _ in 0..120 {
+            let parent = ["/a", "/b", "/c"][below(3) as usize];
+            let child = format!("{parent}/{}", below(12));
+            let req = match below(6) {
+                0 | 1 => mk(&child, b"new", 0),
+                2 => del(&format!("{child}/g")),
+                3 => del(&child),
+                4 => set(&child, Some(b"changed"), -1),
+                // Empty a parent and remove it; a later create may bring it back.
+                _ => {
+                    let names: Vec<String> = t
+                        .get_children(parent, &[Id::new("super", "")])
+                        .map(|(names, _)| names)
+                        .unwrap_or_default();
+                    for n in names {
+                        let c = format!("{parent}/{n}");
+                        let z = log.next(S1, del(&format!("{c}/g")));
+                        t.apply(z.0, &z.1);
+                        let z = log.next(S1, del(&c));
+                        t.apply(z.0, &z.1);
+                    }
+                    del(parent)
+                }
+            };
+            let (z, txn) = log.next(S1, req);
+            t.apply(z, &txn);
+            if !done {
+                done = cut.step(&t, below(3) as usize).unwrap();
+            }
+            if below(10) == 0 {
+                let (z, txn) = log.next(S1, mk(parent, b"back", 0));
+                t.apply(z, &txn);
+            }
+        }
+        while !done {
+            done = cut.step(&t, 3).unwrap();
+        }
+        t.end_snapshot(&cut);
+        assert!(cut.finish().unwrap() == expected, "round {round}");
+    }
+}
+
 /// A snapshot whose tree was replaced (a snapshot installed from the leader) fails instead
 /// of mixing two trees.
 #[test]
