@@ -194,6 +194,18 @@ impl Wal {
         };
         for (i, (first, path)) in names.iter().enumerate() {
             let (first, path) = (*first, path.clone());
+            // Wholly at or below the log start (the next segment starts at most one past
+            // it): left by a compaction whose files were not all removed yet. Removed
+            // unread: its records are not the log any more, and a bad one among them must
+            // not cut the log that follows.
+            if names
+                .get(i + 1)
+                .is_some_and(|(next, _)| *next <= start.0 + 1)
+            {
+                remove(&path)?;
+                wal.dir_dirty = true;
+                continue;
+            }
             let data = fs::read(&path).map_err(|e| StorageError::io(IoOp::ReadLog, &path, e))?;
             let (seg, defect) = check_segment(first, path, &data, start.0, &mut opened.last)?;
             match defect {

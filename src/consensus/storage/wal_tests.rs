@@ -324,6 +324,32 @@ fn compaction_keeps_a_segment_straddling_the_log_start() {
     assert_eq!(s.entries(9, 13, None, ctx()).expect("entries"), es[8..]);
 }
 
+/// A segment wholly below the log start that a compaction had not removed yet (the process
+/// stopped first) goes at open unread: a torn record in it cuts nothing.
+#[test]
+fn a_stale_segment_is_removed_unread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut s, es) = segmented(dir.path(), 12);
+    let wal = log_db_dir(dir.path()).join("wal");
+    let stale = wal.join(format!("{:020}.wal", 1));
+    let mut bytes = std::fs::read(&stale).expect("read");
+    s.compact(7).expect("compact");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while segment_files(dir.path()) != [7, 10] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(segment_files(dir.path()), [7, 10]);
+    close(s, dir.path());
+    // Back as if never removed, cut short inside its second record.
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&stale, bytes).expect("write");
+    let s = open(dir.path());
+    assert_eq!(s.last_index_cached(), 12);
+    let ctx = || GetEntriesContext::empty(false);
+    assert_eq!(s.entries(8, 13, None, ctx()).expect("entries"), es[7..]);
+    assert_eq!(segment_files(dir.path()), [7, 10]);
+}
+
 /// The sled layouts before segment files.
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
