@@ -59,6 +59,9 @@ pub struct OpenReport {
     pub truncated_at: Option<u64>,
     /// How many entries the cut removed (1 = a torn tail).
     pub dropped: u64,
+    /// The cut entries were a tail older than the snapshot the log starts at, left by a
+    /// snapshot install that stopped before clearing the old log (not damage).
+    pub stale_tail: bool,
 }
 
 /// Raft `Storage` over sled, plus the write side the driver uses (persist, compact, ...).
@@ -400,7 +403,15 @@ impl SledStorage {
         (self.last_index, self.last_term) = opened.last;
         let mut dirty = false;
         if let Some((idx, why, dropped)) = opened.cut.or(converted_cut) {
-            if dropped <= 1 {
+            if idx == si + 1 && matches!(why, EntryDefect::TermBelow { .. }) {
+                // Entries right after the log start, of a term older than the start's: a
+                // snapshot from the leader was installed (the start moved to it) and the
+                // process stopped before the old log was cleared. Not damage.
+                tracing::info!(
+                    "raft log {path}: {dropped} entries from index {idx} on predate the                      snapshot the log starts at ({why}): left by an interrupted snapshot                      install, removed"
+                );
+                report.stale_tail = true;
+            } else if dropped <= 1 {
                 tracing::warn!(
                     "raft log {path}: entry {idx} is corrupt or torn ({why}); \
                      truncating the log tail at index {idx}"

@@ -350,6 +350,58 @@ fn a_stale_segment_is_removed_unread() {
     assert_eq!(segment_files(dir.path()), [7, 10]);
 }
 
+/// A snapshot install that stopped after moving the log start but before clearing the old
+/// segments: at open the old entries after the snapshot, of an older term, go, reported as
+/// such (`stale_tail`), not as damage.
+#[test]
+fn an_interrupted_snapshot_install_leaves_no_damage_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut s, _) = segmented(dir.path(), 12);
+    let wal = log_db_dir(dir.path()).join("wal");
+    let old: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&wal)
+        .expect("wal dir")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            let b = std::fs::read(&p).expect("read");
+            (p, b)
+        })
+        .collect();
+    let meta = raft::prelude::SnapshotMetadata {
+        index: 5,
+        term: 2,
+        conf_state: Some(raft::prelude::ConfState {
+            voters: vec![1],
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    };
+    s.install_snapshot(&meta).expect("install");
+    close(s, dir.path());
+    for (p, b) in &old {
+        std::fs::write(p, b).expect("put back");
+    }
+    let (s, report) = SledStorage::open(dir.path(), dir.path(), false, &[1]).expect("open");
+    assert_eq!(report.truncated_at, Some(6), "{report:?}");
+    assert!(report.stale_tail, "{report:?}");
+    assert_eq!(s.log_start(), (5, 2));
+    assert_eq!(s.last_index_cached(), 5);
+    close(s, dir.path());
+    // A real bad record right after the start is still damage.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _) = segmented(dir.path(), 12);
+    close(s, dir.path());
+    let path = log_db_dir(dir.path())
+        .join("wal")
+        .join(format!("{:020}.wal", 1));
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[HEADER as usize + 40] ^= 1;
+    std::fs::write(&path, bytes).expect("write");
+    let (_, report) = SledStorage::open(dir.path(), dir.path(), false, &[1]).expect("open");
+    assert_eq!(report.truncated_at, Some(1), "{report:?}");
+    assert!(!report.stale_tail, "{report:?}");
+}
+
 /// The sled layouts before segment files.
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
