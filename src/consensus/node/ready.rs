@@ -127,9 +127,10 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         if (leader_id != last_leader || (committed_in_term && !last_committed)) && leader_id != 0 {
             self.reissue_unanswered_reads();
         }
-        // Once true it stays so for the term; looked up only until then.
+        // Once true it stays so for the term (it was true only while leading); looked up
+        // only until then.
         let applied_in_term = leader
-            && ((self.ready.applied_in_term && was_leader && term == last_term)
+            && ((self.ready.applied_in_term && term == last_term)
                 || self
                     .raw
                     .raft

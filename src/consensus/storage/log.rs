@@ -408,7 +408,9 @@ impl SledStorage {
                 // snapshot from the leader was installed (the start moved to it) and the
                 // process stopped before the old log was cleared. Not damage.
                 tracing::info!(
-                    "raft log {path}: {dropped} entries from index {idx} on predate the                      snapshot the log starts at ({why}): left by an interrupted snapshot                      install, removed"
+                    "raft log {path}: {dropped} entries from index {idx} on predate the \
+                     snapshot the log starts at ({why}): left by an interrupted snapshot \
+                     install, removed"
                 );
                 report.stale_tail = true;
             } else if dropped <= 1 {
