@@ -663,6 +663,11 @@ fn raft_figures(st: &crate::consensus::RaftStatus) -> Vec<Figure> {
             "Snapshots received from a leader",
             st.snapshots_installed,
         ),
+        c(
+            "snapshots_skipped_total",
+            "Snapshots skipped: due while the previous one was still being written",
+            st.snapshots_skipped,
+        ),
         c("fsyncs_total", "fdatasync rounds of the log", st.fsyncs),
         c(
             "sync_readies_total",

@@ -48,6 +48,8 @@ pub struct RaftStatus {
     pub synced_learners: u64,
     /// Snapshots received from a leader and installed since start.
     pub snapshots_installed: u64,
+    /// Snapshots skipped because they fell due while the previous one was being written.
+    pub snapshots_skipped: u64,
     /// 0 while no leader is known.
     pub leader_id: u64,
     pub term: u64,

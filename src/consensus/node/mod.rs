@@ -247,8 +247,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             if let Err(e) = step.and_then(|_| self.on_ready()) {
                 break Err(e);
             }
-            if snap_job.is_none() {
-                snap_job = self.maybe_snapshot()?;
+            if let Some(job) = self.maybe_snapshot(snap_job.is_some())? {
+                snap_job = Some(job);
             }
             self.publish();
         };

@@ -121,8 +121,16 @@ impl Sim {
     }
 
     /// Stops node `id` at once, as kill -9 would: its peers see its connections close.
+    /// Returns once sled let go of the log's lock (it does so after the drop, on its own
+    /// threads), so a restart can open it.
     pub(super) fn kill(&mut self, id: u64) {
         drop(self.nodes.remove(&id));
+        let db = crate::consensus::storage::log_db_dir(self.dirs[&id].path());
+        assert!(db.join("db").exists(), "no raft log at {}", db.display());
+        assert!(
+            crate::consensus::storage::wait_unlocked(&db, Duration::from_secs(10)),
+            "node {id}'s raft log is still locked after it was dropped"
+        );
         let mut w = self.wire.lock().expect("wire");
         w.retain(|(from, to, _)| *from != id && *to != id);
         for &other in self.nodes.keys() {
@@ -261,7 +269,7 @@ impl Sim {
 /// once here instead of on a thread), publish the status.
 fn after_event<S: StateMachine>(node: &mut Node<S, MemNet>) {
     node.on_ready().expect("ready");
-    if let Some(job) = node.maybe_snapshot().expect("snapshot") {
+    if let Some(job) = node.maybe_snapshot(false).expect("snapshot") {
         let (index, r) = job.blocking_recv().expect("snapshot writer");
         node.snapshot_written(index, r).expect("snapshot written");
         node.on_ready().expect("ready");

@@ -1,7 +1,10 @@
 //! Snapshots: taken every ~snapCount applied entries (randomised in (snapCount/2, snapCount]
-//! as ZooKeeper does) and written on their own thread; the log is compacted to the oldest
-//! of the newest `snapRetainCount` snapshots once one is written, and older files purged
-//! when autopurge is on. A snapshot received from the leader replaces the state machine.
+//! as ZooKeeper does) and written on their own thread. As in ZooKeeper, a snapshot that
+//! falls due while the previous one is still being written is skipped and the count starts
+//! again: under a write load faster than snapshots, they do not run back to back. The log
+//! is compacted to the oldest of the newest `snapRetainCount` snapshots once one is
+//! written, and older files purged when autopurge is on. A snapshot received from the
+//! leader replaces the state machine.
 
 use raft::prelude::{Snapshot, SnapshotMetadata};
 use raft::Storage;
@@ -34,6 +37,45 @@ pub(super) struct Snapshots {
     pub(super) force: bool,
     /// The applied index when a snapshot was last forced.
     pub(super) forced_at: u64,
+    /// Snapshots skipped because the previous one was still being written.
+    pub(super) skipped: u64,
+}
+
+/// What to do about a snapshot after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Due {
+    No,
+    Take,
+    /// Due, but the previous one is still being written: skip it, count again.
+    Skip,
+}
+
+impl Snapshots {
+    /// Whether a snapshot is due now. `busy`: one is being written. A forced snapshot waits
+    /// for the running one to finish; a counted one is skipped (ZooKeeper's "Too busy to
+    /// snap, skipping"), which resets the count.
+    pub(super) fn due(&mut self, busy: bool, applied: u64) -> Due {
+        let counted = self.since_snapshot > self.threshold;
+        if applied == 0 || (!counted && !self.force) {
+            return Due::No;
+        }
+        if busy {
+            if counted && !self.force {
+                return Due::Skip;
+            }
+            return Due::No;
+        }
+        if applied <= self.last.0 && !self.force {
+            return Due::No;
+        }
+        Due::Take
+    }
+
+    /// Starts the count to the next snapshot.
+    fn restart_count(&mut self, snap_count: u64) {
+        self.since_snapshot = 0;
+        self.threshold = next_threshold(snap_count);
+    }
 }
 
 impl Snapshots {
@@ -47,6 +89,7 @@ impl Snapshots {
             installed: 0,
             force: false,
             forced_at: 0,
+            skipped: 0,
         }
     }
 }
@@ -110,14 +153,22 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     }
 
     /// Takes a snapshot when enough entries were applied; the file is written on its own
-    /// thread, and the log compacted when that is done (`snapshot_written`).
-    pub(super) fn maybe_snapshot(&mut self) -> Result<Option<SnapJob>, ConsensusError> {
-        let forced = std::mem::take(&mut self.snaps.force);
-        if (!forced && self.snaps.since_snapshot <= self.snaps.threshold)
-            || self.applied == 0
-            || (self.applied <= self.snaps.last.0 && !forced)
-        {
-            return Ok(None);
+    /// thread, and the log compacted when that is done (`snapshot_written`). `busy`: a
+    /// snapshot is still being written (see `Snapshots::due`).
+    pub(super) fn maybe_snapshot(&mut self, busy: bool) -> Result<Option<SnapJob>, ConsensusError> {
+        match self.snaps.due(busy, self.applied) {
+            Due::No => return Ok(None),
+            Due::Skip => {
+                self.snaps.skipped += 1;
+                self.snaps.restart_count(self.opts.snap_count);
+                tracing::warn!(
+                    "too busy to snapshot: the previous snapshot is still being written; \
+                     skipping this one (applied index {})",
+                    self.applied
+                );
+                return Ok(None);
+            }
+            Due::Take => self.snaps.force = false,
         }
         let index = self.applied;
         let term = self
@@ -147,8 +198,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 let _ = tx.send((index, written));
             })
             .map_err(|e| ConsensusError::io("spawning the snapshot writer", e))?;
-        self.snaps.since_snapshot = 0;
-        self.snaps.threshold = next_threshold(self.opts.snap_count);
+        self.snaps.restart_count(self.opts.snap_count);
         Ok(Some(rx))
     }
 
@@ -206,5 +256,51 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
         self.snaps.files = remaining as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Due, Snapshots};
+
+    fn counted_past(snap_count: u64) -> Snapshots {
+        let mut s = Snapshots::new(snap_count, (0, 0), 0);
+        s.since_snapshot = snap_count + 1;
+        s
+    }
+
+    #[test]
+    fn a_snapshot_due_while_one_is_written_is_skipped_and_counted_again() {
+        let mut s = Snapshots::new(10, (0, 0), 0);
+        s.since_snapshot = 5;
+        assert_eq!(s.due(false, 5), Due::No, "at most snapCount/2 is never due");
+        let mut s = counted_past(10);
+        assert_eq!(s.due(false, 11), Due::Take);
+        assert_eq!(s.due(true, 11), Due::Skip);
+        s.restart_count(10);
+        assert_eq!(s.due(false, 11), Due::No, "the count starts again");
+        assert!((5..10).contains(&s.threshold));
+    }
+
+    #[test]
+    fn a_forced_snapshot_waits_for_the_one_being_written() {
+        let mut s = Snapshots::new(1000, (0, 0), 0);
+        s.force = true;
+        assert_eq!(s.due(true, 7), Due::No);
+        assert_eq!(s.due(false, 7), Due::Take);
+        let mut s = counted_past(10);
+        s.force = true;
+        assert_eq!(s.due(true, 20), Due::No, "forced: never skipped");
+        assert_eq!(s.due(false, 20), Due::Take);
+    }
+
+    #[test]
+    fn nothing_is_due_before_anything_new_is_applied() {
+        let mut s = counted_past(10);
+        assert_eq!(s.due(false, 0), Due::No);
+        s.last = (11, 100);
+        assert_eq!(s.due(false, 11), Due::No, "the newest snapshot is at 11");
+        s.force = true;
+        assert_eq!(s.due(false, 11), Due::Take, "forced: taken again");
     }
 }

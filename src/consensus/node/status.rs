@@ -144,6 +144,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             synced_followers,
             synced_learners,
             snapshots_installed: self.snaps.installed,
+            snapshots_skipped: self.snaps.skipped,
             leader_id: if outside { 0 } else { self.raw.raft.leader_id },
             term: self.raw.raft.term,
             commit_index: self.raw.raft.raft_log.committed,
