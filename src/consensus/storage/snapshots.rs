@@ -2,7 +2,7 @@
 //! `snapshot.<zxid hex>` file per snapshot (`SnapshotFile`), written whole and checksummed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use protobuf::Message as _;
@@ -139,12 +139,7 @@ impl SnapshotStore {
             .write_to_bytes()
             .map_err(|err| StorageError::EncodeSnapshotMeta { err })?;
         let io = |e: std::io::Error| StorageError::io(IoOp::WriteSnapshot, &tmp, e);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io)?;
+        let (file, direct) = open_for_snapshot(&tmp).map_err(io)?;
         let mut prefix = Vec::with_capacity(SNAP_MAGIC.len() + 4 + meta_pb.len() + 8);
         prefix.extend_from_slice(SNAP_MAGIC);
         prefix.extend_from_slice(&(meta_pb.len() as u32).to_be_bytes());
@@ -152,7 +147,9 @@ impl SnapshotStore {
         // The data length is written (over these zeros) by `finish`, with the head.
         prefix.extend_from_slice(&[0; 8]);
         let mut w = SnapshotWriter {
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: Some(file),
+            direct,
+            buf: ChunkBuf::new(),
             store: self.dir.clone(),
             path,
             tmp,
@@ -192,14 +189,75 @@ impl SnapshotStore {
     }
 }
 
-/// A snapshot file being written (`SnapshotStore::create`): `append` streams the data out and
-/// makes it durable a MiB at a time (`SYNC_CHUNK`), so the log's own fdatasync on the same
-/// disk never waits behind more than that (100+ MB in one go stalls it for ~1 s), and
+/// Opens a new snapshot file for `SnapshotWriter`, with `O_DIRECT` where the file system
+/// takes it (true): the chunks then go from the writer's buffer to the disk without being
+/// copied into the page cache, which cost a third of the snapshot thread's CPU under a
+/// write load (docs/performance.md, Finding 10). Where it does not (tmpfs), a plain file.
+fn open_for_snapshot(tmp: &Path) -> std::io::Result<(File, bool)> {
+    let open = |flags: i32| {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(flags)
+            .open(tmp)
+    };
+    match open(libc::O_DIRECT) {
+        Ok(f) => Ok((f, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((open(0)?, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Alignment `O_DIRECT` asks of buffers, offsets and lengths (the largest logical block
+/// size in use; 4096 covers 512-byte and 4K disks).
+const DIRECT_ALIGN: usize = 4096;
+
+/// A `SYNC_CHUNK` of bytes at an address aligned for `O_DIRECT` (inside a slightly larger
+/// Vec, so no unsafe allocation is needed).
+struct ChunkBuf {
+    mem: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl ChunkBuf {
+    fn new() -> ChunkBuf {
+        let mem = vec![0u8; SYNC_CHUNK as usize + DIRECT_ALIGN];
+        let start = mem.as_ptr().align_offset(DIRECT_ALIGN);
+        ChunkBuf { mem, start, len: 0 }
+    }
+
+    /// Copies in what fits of `bytes`; returns how much did.
+    fn fill(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(SYNC_CHUNK as usize - self.len);
+        let at = self.start + self.len;
+        self.mem[at..at + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        n
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == SYNC_CHUNK as usize
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+}
+
+/// A snapshot file being written (`SnapshotStore::create`): `append` streams the data out a
+/// `SYNC_CHUNK` at a time and makes each chunk durable, so the log's own fdatasync on the
+/// same disk never waits behind more than that (100+ MB in one go stalls it for ~1 s), and
 /// `finish` writes the parts that depend on the whole (data length, head, checksum) and
 /// makes the file durable. Dropped unfinished (or failed), it removes its `.tmp` file.
 pub struct SnapshotWriter {
     /// `None` once finished.
-    out: Option<BufWriter<File>>,
+    file: Option<File>,
+    /// `file` was opened with `O_DIRECT`: whole chunks only, at chunk offsets.
+    direct: bool,
+    /// The chunk being filled; the file holds `synced` bytes before it.
+    buf: ChunkBuf,
     store: PathBuf,
     path: PathBuf,
     tmp: PathBuf,
@@ -210,7 +268,7 @@ pub struct SnapshotWriter {
     /// CRC of the bytes after the head.
     rest: crc32fast::Hasher,
     data_len: u64,
-    /// Bytes of the file fdatasynced so far.
+    /// Bytes of the file written and fdatasynced so far (whole chunks).
     synced: u64,
     renamed: bool,
     started: std::time::Instant,
@@ -221,34 +279,64 @@ impl SnapshotWriter {
         StorageError::io(IoOp::WriteSnapshot, &self.tmp, e)
     }
 
-    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        let out = self.out.as_mut().expect("an unfinished snapshot writer");
-        out.write_all(bytes)
-            .map_err(|e| StorageError::io(IoOp::WriteSnapshot, &self.tmp, e))
+    fn file(&self) -> &File {
+        self.file.as_ref().expect("an unfinished snapshot writer")
     }
 
-    /// Appends the next bytes of the data (after the head), making them durable every
-    /// `SYNC_CHUNK` bytes: the disk never has more than about that much of the snapshot
-    /// to write when the log's fdatasync comes, and the final one has little left to do.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let written = self.prefix.len() as u64 + self.data_len;
-            let room = (self.synced + SYNC_CHUNK).saturating_sub(written).max(1);
-            let (piece, after) = rest.split_at(rest.len().min(room as usize));
-            self.rest.update(piece);
-            self.data_len += piece.len() as u64;
-            self.write_raw(piece)?;
-            rest = after;
-            let written = written + piece.len() as u64;
-            if written - self.synced >= SYNC_CHUNK {
-                let out = self.out.as_mut().expect("an unfinished snapshot writer");
-                let synced = out.flush().and_then(|()| out.get_ref().sync_data());
-                synced.map_err(|e| self.io(e))?;
-                self.synced = written;
+    /// Writes the full chunk at its offset and makes it durable.
+    fn write_chunk(&mut self) -> Result<(), StorageError> {
+        let written = self.file().write_all_at(self.buf.bytes(), self.synced);
+        let written = match written {
+            // A file system that opened the file with O_DIRECT but refuses the write:
+            // carry on through the page cache.
+            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::info!("snapshot: O_DIRECT writes refused ({e}); writing buffered");
+                self.reopen_buffered()?;
+                self.file().write_all_at(self.buf.bytes(), self.synced)
+            }
+            r => r,
+        };
+        written
+            .and_then(|()| self.file().sync_data())
+            .map_err(|e| self.io(e))?;
+        self.synced += self.buf.len as u64;
+        self.buf.len = 0;
+        Ok(())
+    }
+
+    /// Goes on through the page cache: what is left is not a whole chunk (or O_DIRECT was
+    /// refused).
+    fn reopen_buffered(&mut self) -> Result<(), StorageError> {
+        if self.direct {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&self.tmp)
+                .map_err(|e| self.io(e))?;
+            self.file = Some(file);
+            self.direct = false;
+        }
+        Ok(())
+    }
+
+    fn write_raw(&mut self, mut bytes: &[u8]) -> Result<(), StorageError> {
+        while !bytes.is_empty() {
+            let n = self.buf.fill(bytes);
+            bytes = &bytes[n..];
+            if self.buf.is_full() {
+                self.write_chunk()?;
             }
         }
         Ok(())
+    }
+
+    /// Appends the next bytes of the data (after the head). Every `SYNC_CHUNK` bytes of the
+    /// file are written and made durable as they fill: the disk never has more than about
+    /// that much of the snapshot to write when the log's fdatasync comes, and the final one
+    /// has little left to do.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.rest.update(bytes);
+        self.data_len += bytes.len() as u64;
+        self.write_raw(bytes)
     }
 
     /// Bytes of the file made durable so far (before `finish`).
@@ -257,12 +345,13 @@ impl SnapshotWriter {
         self.synced
     }
 
-    /// Writes the data's `head` (`head_len` bytes) before what was appended, the data
-    /// length and the checksum; fdatasync, rename, fsync of the directory.
+    /// Writes the last partial chunk, the data's `head` (`head_len` bytes) before what was
+    /// appended, the data length and the checksum; fdatasync, rename, fsync of the
+    /// directory.
     pub fn finish(mut self, head: &[u8]) -> Result<SnapshotFile, StorageError> {
         assert_eq!(head.len(), self.head_len, "the snapshot head's length");
-        let out = self.out.take().expect("an unfinished snapshot writer");
-        let file = out.into_inner().map_err(|e| self.io(e.into_error()))?;
+        self.reopen_buffered()?;
+        let file = self.file.take().expect("an unfinished snapshot writer");
         let len_at = self.prefix.len() - 8;
         let mut front = std::mem::take(&mut self.prefix);
         front.truncate(len_at);
@@ -272,13 +361,12 @@ impl SnapshotWriter {
         h.update(&front);
         h.combine(&self.rest);
         let end = (len_at + 8) as u64 + self.data_len;
-        {
-            use std::os::unix::fs::FileExt;
-            file.write_all_at(&front[len_at..], len_at as u64)
-                .and_then(|()| file.write_all_at(&h.finalize().to_be_bytes(), end))
-                .map_err(|e| self.io(e))?;
-        }
-        file.sync_data().map_err(|e| self.io(e))?;
+        debug_assert_eq!(end, self.synced + self.buf.len as u64);
+        file.write_all_at(self.buf.bytes(), self.synced)
+            .and_then(|()| file.write_all_at(&front[len_at..], len_at as u64))
+            .and_then(|()| file.write_all_at(&h.finalize().to_be_bytes(), end))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| self.io(e))?;
         drop(file);
         fs::rename(&self.tmp, &self.path).map_err(|e| {
             let op = IoOp::Rename {
@@ -301,7 +389,7 @@ impl Drop for SnapshotWriter {
     fn drop(&mut self) {
         if !self.renamed {
             // A failed snapshot leaves no half-written file behind.
-            drop(self.out.take());
+            drop(self.file.take());
             let _ = fs::remove_file(&self.tmp);
         }
     }
