@@ -142,8 +142,9 @@ impl StateMachine for Applier {
     }
 
     /// The tree is cut here (a short write lock) and written by the snapshot thread in
-    /// chunks of `SNAPSHOT_CHUNK` nodes, each under the read lock, so applying entries and
-    /// answering reads wait at most one chunk (see `DataTree::begin_snapshot`).
+    /// chunks of up to `SNAPSHOT_CHUNK` nodes, each under the read lock. A chunk ends early
+    /// when someone waits for the write lock (`Shared::wants_state_mut`), so applying
+    /// entries waits a few nodes' time, not a chunk's (see `DataTree::begin_snapshot`).
     /// The bytes go to the file as they are written (`SnapshotCut::drain`, outside the
     /// lock), so the serialised tree is never held whole in memory.
     fn snapshot_job(&self) -> SnapshotJob {
@@ -156,7 +157,9 @@ impl StateMachine for Applier {
                     |why| ConsensusError::io("serialising a snapshot", std::io::Error::other(why));
                 let streamed = (|| loop {
                     let done = cut
-                        .step(&shared.state().tree, SNAPSHOT_CHUNK)
+                        .step_until(&shared.state().tree, SNAPSHOT_CHUNK, || {
+                            shared.wants_state_mut()
+                        })
                         .map_err(serialising)?;
                     cut.drain(|b| file.append(b))?;
                     if done {

@@ -2,8 +2,8 @@
 //! session liveness, counters, the consensus handle), and the helpers that use it.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,9 @@ use super::{now_ms, Conns, State};
 pub struct Shared {
     config: Config,
     state: RwLock<State>,
+    /// Threads waiting for `state`'s write lock (`state_mut`): a snapshot being written
+    /// gives the read lock up early for them (`wants_state_mut`).
+    waiting_writers: AtomicUsize,
     conns: Mutex<Conns>,
     liveness: Mutex<Liveness>,
     ids: Mutex<SessionIdGen>,
@@ -110,6 +113,7 @@ impl Shared {
                 tree,
                 watches: WatchRegistry::new(),
             }),
+            waiting_writers: AtomicUsize::new(0),
             conns: Mutex::new(Conns::default()),
             liveness: Mutex::new(Liveness::default()),
             ids: Mutex::new(SessionIdGen::new(server_id, now_ms())),
@@ -172,7 +176,16 @@ impl Shared {
 
     /// The tree and the watches, to change. See the lock order on `Shared`.
     pub(super) fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().expect("state lock")
+        self.waiting_writers.fetch_add(1, Relaxed);
+        let guard = self.state.write().expect("state lock");
+        self.waiting_writers.fetch_sub(1, Relaxed);
+        guard
+    }
+
+    /// Someone waits in `state_mut`: a long holder of the read lock (the snapshot writer)
+    /// lets go, so applying entries does not wait for it (docs/performance.md, Finding 10).
+    pub(super) fn wants_state_mut(&self) -> bool {
+        self.waiting_writers.load(Relaxed) > 0
     }
 
     /// The connection table. Under `state` if both are needed; only a connection's `auth`

@@ -254,6 +254,18 @@ impl SnapshotCut {
     /// Writes up to `budget` more nodes of the cut, reading `tree` (which must not change
     /// during the call: hold its lock). Ok(true) once every node is written.
     pub fn step(&mut self, tree: &DataTree, budget: usize) -> Result<bool, String> {
+        self.step_until(tree, budget, || false)
+    }
+
+    /// `step`, returning early once `stop` says so (asked after every node once
+    /// `MIN_STEP` were visited): whoever waits for the tree's write lock gets it within a
+    /// few nodes' time instead of a whole budget's.
+    pub fn step_until(
+        &mut self,
+        tree: &DataTree,
+        budget: usize,
+        stop: impl Fn() -> bool,
+    ) -> Result<bool, String> {
         if !self.is_of(tree) {
             return Err("the tree was replaced while its snapshot was written".into());
         }
@@ -307,6 +319,9 @@ impl SnapshotCut {
                 self.path.push('/');
                 self.path.push_str(name);
                 left -= 1;
+                if budget - left >= MIN_STEP && stop() {
+                    left = 0;
+                }
                 let Some((node, children)) = at_cut(&self.path) else {
                     continue;
                 };
@@ -390,6 +405,10 @@ impl SnapshotCut {
         Ok((head, tail))
     }
 }
+
+/// Nodes `SnapshotCut::step_until` visits before it asks whether to stop: each call makes
+/// progress however often it is asked to stop.
+const MIN_STEP: usize = 16;
 
 /// The buffer a drained snapshot starts with (it grows to the largest chunk).
 const DRAIN_CAPACITY: usize = 256 << 10;

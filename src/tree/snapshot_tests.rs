@@ -865,3 +865,54 @@ fn decoding_releases_what_it_has_read() {
         "the checksum pass reads all it covers"
     );
 }
+
+/// A walk asked to stop (`step_until`) after every node still visits `MIN_STEP` names per
+/// call (all written when nothing changes), and with changes applied between calls gives
+/// the bytes of the cut: stopping early loses or repeats nothing.
+#[test]
+fn a_walk_told_to_stop_moves_on_and_keeps_the_cut() {
+    let (mut t0, mut log) = built();
+    let creates: Vec<_> = (0..300)
+        .map(|i| log.next(S1, mk(&format!("/app/n{i:03}"), b"v", 0)))
+        .collect();
+    apply_all(&mut t0, &creates);
+    let later = more(&mut log);
+    let expected = t0.snapshot_bytes();
+    let nodes = t0.nodes.len();
+    for (stop_every, changes) in [(1usize, false), (3, false), (1, true), (40, true)] {
+        let mut t = t0.clone();
+        let mut cut = t.begin_snapshot();
+        let asked = std::cell::Cell::new(0usize);
+        let (mut calls, mut done) = (0, false);
+        let mut later_txns = later.iter().filter(|_| changes);
+        while !done {
+            let before = cut.written;
+            done = cut
+                .step_until(&t, 1000, || {
+                    asked.set(asked.get() + 1);
+                    asked.get().is_multiple_of(stop_every)
+                })
+                .unwrap();
+            calls += 1;
+            let wrote = cut.written - before;
+            assert!(
+                changes || done || wrote == MIN_STEP + stop_every - 1,
+                "a call wrote {wrote} nodes (stop every {stop_every})"
+            );
+            if let Some((z, txn)) = later_txns.next() {
+                t.apply(*z, txn);
+            }
+        }
+        for (z, txn) in later_txns {
+            t.apply(*z, txn);
+        }
+        t.end_snapshot(&cut);
+        if stop_every == 1 {
+            assert!(calls >= nodes / MIN_STEP, "{calls} calls for {nodes} nodes");
+        }
+        assert!(
+            cut.finish().unwrap() == expected,
+            "stopping every {stop_every} asks (changes: {changes}) changed the snapshot"
+        );
+    }
+}
