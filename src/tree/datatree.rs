@@ -291,6 +291,18 @@ struct Saved {
     /// deleted since. With the parent's live names (less those created since), the names it
     /// had at the cut; so a node's set of children is never copied, however large.
     gone: HashMap<Box<str>, BTreeSet<Name>>,
+    /// The path the walk visited last (set by `SnapshotCut::step`; "" for the root alone):
+    /// every path at or before it in the walk's order is written already, so its changes
+    /// need no copy (`walked_past`).
+    walked: String,
+}
+
+/// Whether `path` comes at or before `cursor` in a snapshot walk's order: depth first, a
+/// parent before its children, children by name. That is their names compared one by one
+/// (a prefix first), not the strings: "/a/b" comes before "/a-c".
+fn walked_past(path: &str, cursor: &str) -> bool {
+    let names = |p| str::split(p, '/').filter(|n: &&str| !n.is_empty());
+    names(path).cmp(names(cursor)) != std::cmp::Ordering::Greater
 }
 
 /// A node as it was at a snapshot's cut: its fields but its children, and how many
@@ -304,7 +316,7 @@ struct AtCut {
 impl Saved {
     /// Keeps `path`'s state at the cut, unless kept already.
     fn keep(&mut self, path: &str, map: &NodeTable) {
-        if self.nodes.contains_key(path) {
+        if walked_past(path, &self.walked) || self.nodes.contains_key(path) {
             return;
         }
         let at = map.get(path).map(|n| AtCut {

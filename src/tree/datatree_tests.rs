@@ -510,3 +510,26 @@ fn child_names_behave_as_their_strings() {
     assert!(matches!(Name::new(&long), Name::Heap(_)));
     assert_eq!(std::mem::size_of::<Name>(), 24);
 }
+
+/// The snapshot walk's order (`walked_past`), by which copies of written nodes are skipped.
+#[test]
+fn walk_order_compares_names_not_strings() {
+    for (path, cursor, past) in [
+        ("/", "", true),
+        ("/a", "", false),
+        ("/a", "/a", true),
+        ("/a", "/a/b", true),
+        ("/a/b", "/a", false),
+        ("/a/b", "/a-c", true),
+        ("/a-c", "/a/b", false),
+        ("/a/b/c", "/a/c", true),
+        ("/b", "/a/z/z", false),
+        ("/zookeeper/quota", "/zookeeper", false),
+    ] {
+        assert_eq!(
+            super::walked_past(path, cursor),
+            past,
+            "{path} walked at {cursor:?}"
+        );
+    }
+}

@@ -269,7 +269,7 @@ impl SnapshotCut {
         if !self.is_of(tree) {
             return Err("the tree was replaced while its snapshot was written".into());
         }
-        let saved = self
+        let mut saved = self
             .log
             .as_ref()
             .map(|l| l.saved.lock().expect("snapshot copy-on-write log"));
@@ -335,6 +335,12 @@ impl SnapshotCut {
                     break;
                 }
             }
+        }
+        // Changes to what is written from here on need no copy. (The path may have been cut
+        // back to a parent after its last child: that only keeps more than needed.)
+        if let Some(s) = saved.as_mut() {
+            s.walked.clear();
+            s.walked.push_str(&self.path);
         }
         Ok(self.stack.is_empty())
     }
