@@ -313,6 +313,12 @@ struct AtCut {
     children: usize,
 }
 
+impl CowLog {
+    fn saved(&self) -> std::sync::MutexGuard<'_, Saved> {
+        self.saved.lock().expect("snapshot copy-on-write log")
+    }
+}
+
 impl Saved {
     /// Keeps `path`'s state at the cut, unless kept already.
     fn keep(&mut self, path: &str, map: &NodeTable) {
@@ -324,6 +330,16 @@ impl Saved {
             children: n.num_children(),
         });
         self.nodes.insert(path.into(), at);
+    }
+
+    /// `keep` for a path being deleted; a name its parent had at the cut is listed as gone.
+    fn keep_removed(&mut self, path: &str, map: &NodeTable) {
+        self.keep(path, map);
+        let at_cut = matches!(self.nodes.get(path), Some(Some(_)));
+        if let (true, Some(parent)) = (at_cut, parent_of(path)) {
+            let name = Name::new(name_of(path));
+            self.gone.entry(parent.into()).or_default().insert(name);
+        }
     }
 }
 
@@ -352,8 +368,7 @@ impl NodeMap {
 
     fn preserve(&self, path: &str) {
         if let Some(log) = &self.cow {
-            let mut saved = log.saved.lock().expect("snapshot copy-on-write log");
-            saved.keep(path, &self.map);
+            log.saved().keep(path, &self.map);
         }
     }
 
@@ -369,13 +384,7 @@ impl NodeMap {
 
     fn remove(&mut self, path: &str) -> Option<Node> {
         if let Some(log) = &self.cow {
-            let mut saved = log.saved.lock().expect("snapshot copy-on-write log");
-            saved.keep(path, &self.map);
-            let at_cut = matches!(saved.nodes.get(path), Some(Some(_)));
-            if let (true, Some(parent)) = (at_cut, parent_of(path)) {
-                let name = Name::new(name_of(path));
-                saved.gone.entry(parent.into()).or_default().insert(name);
-            }
+            log.saved().keep_removed(path, &self.map);
         }
         self.map.remove(path)
     }

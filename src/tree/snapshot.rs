@@ -269,10 +269,7 @@ impl SnapshotCut {
         if !self.is_of(tree) {
             return Err("the tree was replaced while its snapshot was written".into());
         }
-        let mut saved = self
-            .log
-            .as_ref()
-            .map(|l| l.saved.lock().expect("snapshot copy-on-write log"));
+        let mut saved = self.log.as_ref().map(|l| l.saved());
         // A node as it was at the cut and how many children it had then: its saved copy if
         // it changed since (`None`: created since), else the live one.
         let at_cut = |path: &str| -> Option<(&Node, usize)> {
@@ -307,7 +304,7 @@ impl SnapshotCut {
                 .as_ref()
                 .and_then(|s| s.gone.get(parent_path))
                 .map(|g| g.range::<str, _>((from, Bound::Unbounded)));
-            let mut names = Union::new(live, gone);
+            let mut names = Union::new(live.into_iter().flatten(), gone.into_iter().flatten());
             top.fresh = false;
             while left > 0 {
                 let Some(name) = names.next() else {
@@ -934,44 +931,48 @@ impl Writer {
 }
 
 /// The names of two ordered sets' ranges, in order, each once.
-struct Union<'a> {
-    a: Option<std::iter::Peekable<std::collections::btree_set::Range<'a, Name>>>,
-    b: Option<std::iter::Peekable<std::collections::btree_set::Range<'a, Name>>>,
+struct Union<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
 }
 
-impl<'a> Union<'a> {
-    fn new(
-        a: Option<std::collections::btree_set::Range<'a, Name>>,
-        b: Option<std::collections::btree_set::Range<'a, Name>>,
-    ) -> Union<'a> {
+impl<'a, A, B> Union<A, B>
+where
+    A: Iterator<Item = &'a Name>,
+    B: Iterator<Item = &'a Name>,
+{
+    fn new(a: A, b: B) -> Union<A, B> {
         Union {
-            a: a.map(Iterator::peekable),
-            b: b.map(Iterator::peekable),
+            a: a.peekable(),
+            b: b.peekable(),
         }
     }
 }
 
-impl<'a> Iterator for Union<'a> {
+impl<'a, A, B> Iterator for Union<A, B>
+where
+    A: Iterator<Item = &'a Name>,
+    B: Iterator<Item = &'a Name>,
+{
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        let a = self.a.as_mut().and_then(|i| i.peek().map(|n| &***n));
-        let b = self.b.as_mut().and_then(|i| i.peek().map(|n| &***n));
-        let (take_a, take_b) = match (a, b) {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let order = match (self.a.peek(), self.b.peek()) {
             (None, None) => return None,
-            (Some(_), None) => (true, false),
-            (None, Some(_)) => (false, true),
-            (Some(x), Some(y)) => (x <= y, y <= x),
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (Some(x), Some(y)) => x.cmp(y),
         };
-        let mut out = None;
-        if take_a {
-            out = self.a.as_mut().and_then(Iterator::next).map(|n| &**n);
-        }
-        if take_b {
-            let n = self.b.as_mut().and_then(Iterator::next).map(|n| &**n);
-            out = out.or(n);
-        }
-        out
+        let next = match order {
+            Less => self.a.next(),
+            Greater => self.b.next(),
+            Equal => {
+                self.b.next();
+                self.a.next()
+            }
+        };
+        next.map(|n| &**n)
     }
 }
 
