@@ -385,15 +385,17 @@ async fn answers_match_their_proposals_in_a_run() {
 }
 
 /// Rewrites the newest segment file of the log with `f`: its end is the last entry's
-/// record.
+/// record (the zero-filled space after it is left out).
 fn mangle_last_entry(data: &Path, f: impl Fn(&mut Vec<u8>)) {
     let wal = log_db_dir(data).join("wal");
     let newest = std::fs::read_dir(&wal)
         .expect("wal dir")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
         .max()
         .expect("a segment");
     let mut v = std::fs::read(&newest).expect("read");
+    v.truncate(crate::consensus::storage::data_end(&v));
     f(&mut v);
     std::fs::write(&newest, v).expect("write");
 }

@@ -158,9 +158,21 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// The number of records a batch value holds, counting a torn record as one.
+/// The number of records a batch value holds, counting a torn record as one; a tail of
+/// zeros (a segment's unused prepared space) holds none.
 pub(super) fn record_count(value: &[u8]) -> u64 {
-    records(0, value).count() as u64
+    let mut n = 0;
+    for r in records(0, value) {
+        let at = match &r {
+            Ok(r) => r.offset,
+            Err(t) => t.offset,
+        };
+        if value[at..].iter().all(|&b| b == 0) {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// The value of the per-entry layout (`crc | term | pb`), for the tests that write one.

@@ -66,3 +66,5 @@ pub use layout::{
 };
 pub use log::{OpenReport, SledStorage};
 pub use snapshots::{MappedSnapshot, SnapshotFile, SnapshotStore, SnapshotWriter};
+#[cfg(test)]
+pub(crate) use wal::data_end;

@@ -17,6 +17,12 @@
 //! is durable in sled (`Deleter`). Opening checks every record: the first torn, corrupt,
 //! misplaced or older-term record cuts the log there (the segment is truncated, later
 //! segments removed), as the sled layout did.
+//!
+//! Segments are zero-filled ahead of need (`Prepared`, file `next.wal.zeroed` until the log
+//! rolls over to it and renames it), so a persist overwrites zeros instead of growing the
+//! file and its fdatasync has no file system metadata to commit. Where the records end, the
+//! rest of the file is zeros: at open a zero tail is free space, while anything else after
+//! the last good record is damage, as before.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -40,6 +46,14 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 #[cfg(test)]
 const SEGMENT_BYTES: u64 = 64 << 10;
 const SUFFIX: &str = ".wal";
+/// The next segment, zero-filled ahead of need (`Prepared`); renamed to its segment name
+/// when the log rolls over to it.
+const PREPARED_NAME: &str = "next.wal.zeroed";
+/// Bytes zero-filled in a prepared segment: a segment closes once it holds `SEGMENT_BYTES`,
+/// so the last persist into it may run past that by one Ready.
+const PREPARED_BYTES: u64 = HEADER + SEGMENT_BYTES + SEGMENT_BYTES / 16;
+/// Zeros written per write while preparing.
+const ZERO_CHUNK: usize = 1 << 20;
 
 /// One segment file: entries `first ..= first + offsets.len() - 1`.
 struct Segment {
@@ -114,6 +128,7 @@ pub(super) struct Wal {
     /// A segment was created or removed since the directory's last fsync.
     dir_dirty: bool,
     deleter: Deleter,
+    prepared: Prepared,
 }
 
 fn segment_name(first: u64) -> String {
@@ -142,6 +157,9 @@ fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
         let ent = ent.map_err(|e| StorageError::io(IoOp::List, dir, e))?;
         let name = ent.file_name();
         let name = name.to_string_lossy();
+        if name == PREPARED_NAME {
+            continue;
+        }
         match name
             .strip_suffix(SUFFIX)
             .and_then(|n| n.parse::<u64>().ok())
@@ -173,6 +191,7 @@ impl Wal {
             segs: Vec::new(),
             dir_dirty: false,
             deleter: Deleter::default(),
+            prepared: Prepared::default(),
         }
     }
 
@@ -263,6 +282,11 @@ impl Wal {
         let Some(first) = entries.first() else {
             return Ok((0, 0));
         };
+        // The first append of this process starts preparing the next segment (a log
+        // opened only to be read never does).
+        if !self.prepared.started {
+            self.prepared.start(&self.dir);
+        }
         let mut removed = 0;
         if self.last_stored().is_some_and(|last| first.index <= last) {
             removed = self.truncate_from(first.index)?;
@@ -295,12 +319,20 @@ impl Wal {
         // A segment of that name holds nothing live (its entries were removed from the
         // log): start it again.
         remove(&path)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StorageError::io(IoOp::Open, &path, e))?;
+        let file = match self.prepared.take() {
+            Some(file) => {
+                let from = self.dir.join(PREPARED_NAME);
+                fs::rename(&from, &path).map_err(|e| StorageError::io(IoOp::Open, &from, e))?;
+                file
+            }
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| StorageError::io(IoOp::Open, &path, e))?,
+        };
+        self.prepared.start(&self.dir);
         file.write_all_at(&header(first), 0)
             .map_err(|e| StorageError::io(IoOp::WriteLog, &path, e))?;
         self.segs.push(Segment {
@@ -534,9 +566,132 @@ fn check_segment(
                 Err(why) => (r.offset, why),
             },
         };
+        if zeros(&body[offset..]) {
+            // Space zero-filled ahead (`Prepared`), not yet written: the log ends here.
+            return Ok((seg, None));
+        }
         return Ok((seg, Some((HEADER + offset as u64, why))));
     }
     Ok((seg, None))
+}
+
+/// Whether every byte is zero.
+pub(super) fn zeros(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// The next segment file, zero-filled and fsynced on a thread of its own before the log
+/// needs it. Appending into space already written changes no file size or block
+/// allocation, so the fdatasync of each persist writes the data alone, without a journal
+/// commit of the file system's metadata: measurably shorter on ext4, the more so while a
+/// snapshot is being written (ZooKeeper preallocates its log files for the same reason).
+/// A log that rolls over before the file is ready creates a plain one; a failure
+/// (a full disk) is logged and leaves no file behind.
+#[derive(Default)]
+struct Prepared {
+    job: Option<JoinHandle<Option<File>>>,
+    /// `start` was called once.
+    started: bool,
+}
+
+impl Prepared {
+    /// Starts preparing one in `dir`, unless one is being prepared or ready, or the file
+    /// system has less than four times its size free (zero-filling must never be what
+    /// fills a disk: the log's own writes would then fail).
+    fn start(&mut self, dir: &Path) {
+        self.started = true;
+        if self.job.is_some() {
+            return;
+        }
+        if available(dir).is_none_or(|free| free < 4 * PREPARED_BYTES) {
+            return;
+        }
+        let path = dir.join(PREPARED_NAME);
+        let spawned = std::thread::Builder::new()
+            .name("raft-log-prep".into())
+            .spawn(move || match zero_fill(&path) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(
+                        "raft log: could not prepare the next segment {}: {e}; it will be \
+                         created when needed",
+                        path.display()
+                    );
+                    let _ = fs::remove_file(&path);
+                    None
+                }
+            });
+        match spawned {
+            Ok(h) => self.job = Some(h),
+            Err(e) => tracing::warn!("raft log: could not start preparing a segment: {e}"),
+        }
+    }
+
+    /// The prepared file, if it is ready (never waits; in unit tests it waits, so that
+    /// every segment is a prepared one and the tests see the same files every run).
+    fn take(&mut self) -> Option<File> {
+        if cfg!(not(test)) && !self.job.as_ref()?.is_finished() {
+            return None;
+        }
+        self.job.take()?.join().ok().flatten()
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(h) = self.job.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Bytes available to unprivileged users on the file system holding `dir`.
+fn available(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data, valid when zeroed; the call fills it from a
+    // NUL-terminated path and touches nothing else.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Where the records of a segment file's bytes end: after the last one, before a zero
+/// tail (tests that cut or flip a file's last bytes).
+#[cfg(test)]
+pub(crate) fn data_end(bytes: &[u8]) -> usize {
+    let mut at = HEADER as usize;
+    while let Some(len) = bytes.get(at..at + RECORD_LEN) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len == 0 {
+            break;
+        }
+        at += RECORD_LEN + len;
+    }
+    at.min(bytes.len())
+}
+
+/// Zero-fills `path` (created, or rewritten: one an earlier run left half written) and
+/// makes it durable.
+fn zero_fill(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let zeros = vec![0u8; ZERO_CHUNK];
+    let mut at = 0;
+    while at < PREPARED_BYTES {
+        let n = (PREPARED_BYTES - at).min(ZERO_CHUNK as u64);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        // A chunk at a time to the disk, not all at the end: a burst of writeback would
+        // hold up the log's own fdatasyncs.
+        file.sync_data()?;
+        at += n;
+    }
+    file.sync_all()?;
+    Ok(file)
 }
 
 /// Makes the new log start durable (sled's flush and fdatasync) before the segments below

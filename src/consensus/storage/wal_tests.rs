@@ -12,7 +12,7 @@ use raft::prelude::{Entry, HardState};
 use raft::{GetEntriesContext, Storage};
 
 use super::codec::{entry_key, pb, seal, seal_entry, start_bytes, KEY_HARD_STATE, KEY_LOG_START};
-use super::wal::HEADER;
+use super::wal::{data_end, HEADER};
 use super::{log_db_dir, wait_unlocked, SledStorage};
 
 fn open(dir: &Path) -> SledStorage {
@@ -259,23 +259,26 @@ fn a_tail_overwrite_inside_a_segment_keeps_the_entries_before_it() {
         assert!(s.term(7).is_err(), "{round}");
         let segs: Vec<(u64, u64)> = s.stored_segments().iter().map(|g| (g.0, g.1)).collect();
         assert_eq!(segs, [(1, 3), (4, 3)], "{round}");
-        let files = std::fs::read_dir(log_db_dir(dir.path()).join("wal"))
-            .expect("wal dir")
-            .count();
-        assert_eq!(files, 2, "{round}: the later segments' files are gone");
+        assert_eq!(
+            segment_files(dir.path()),
+            [1, 4],
+            "{round}: the later segments' files are gone"
+        );
         close(s, dir.path());
         s = open(dir.path());
     }
 }
 
-/// The segment files in the log's directory, by first index.
+/// The segment files in the log's directory, by first index (not the next one being
+/// prepared).
 fn segment_files(dir: &Path) -> Vec<u64> {
     let mut v: Vec<u64> = std::fs::read_dir(log_db_dir(dir).join("wal"))
         .expect("wal dir")
-        .map(|e| {
+        .filter_map(|e| {
             let name = e.expect("entry").file_name();
-            let name = name.to_string_lossy();
-            name.trim_end_matches(".wal").parse().expect("segment name")
+            let name = name.to_string_lossy().into_owned();
+            let first = name.strip_suffix(".wal")?;
+            Some(first.parse().expect("segment name"))
         })
         .collect();
     v.sort_unstable();
@@ -333,6 +336,7 @@ fn a_stale_segment_is_removed_unread() {
     let wal = log_db_dir(dir.path()).join("wal");
     let stale = wal.join(format!("{:020}.wal", 1));
     let mut bytes = std::fs::read(&stale).expect("read");
+    bytes.truncate(data_end(&bytes));
     s.compact(7).expect("compact");
     let deadline = Instant::now() + Duration::from_secs(10);
     while segment_files(dir.path()) != [7, 10] && Instant::now() < deadline {
@@ -637,6 +641,7 @@ fn a_bad_record_in_a_segment_cuts_the_log_there() {
             .join("wal")
             .join(format!("{first:020}.wal"));
         let mut bytes = std::fs::read(&path).expect("read");
+        bytes.truncate(data_end(&bytes));
         // Three records of the same length after the header: inside entry `bad`'s.
         let record = (bytes.len() - HEADER as usize) / 3;
         let at = HEADER as usize + (bad - first) as usize * record + 40;
@@ -660,4 +665,48 @@ fn a_bad_record_in_a_segment_cuts_the_log_there() {
         let s = open(dir.path());
         assert_eq!(s.last_index_cached(), bad, "{case}");
     }
+}
+
+/// Segments are prepared ones (zero-filled ahead; in unit tests always, see `Prepared`), so
+/// appends do not grow the file. The zero tail is free space, not damage: reopening keeps
+/// every entry and appends go on into it. Bytes after zeros are damage, and cut the log
+/// where the zeros start.
+#[test]
+fn a_prepared_segments_zero_tail_is_free_space() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    let es: Vec<Entry> = (1..=5).map(|i| entry(i, 1, 1000)).collect();
+    s.persist(&es, None, true).expect("persist");
+    let path = log_db_dir(dir.path())
+        .join("wal")
+        .join(format!("{:020}.wal", 1));
+    let size = std::fs::metadata(&path).expect("segment").len();
+    let end = data_end(&std::fs::read(&path).expect("read"));
+    assert!(
+        size > end as u64 + 1000,
+        "{size} bytes for {end} of records"
+    );
+    close(s, dir.path());
+    let mut s = open(dir.path());
+    let ctx = || GetEntriesContext::empty(false);
+    assert_eq!(s.last_index_cached(), 5);
+    assert!(s.entries(1, 6, None, ctx()).expect("entries") == es);
+    s.persist(&[entry(6, 1, 1000)], None, true).expect("append");
+    assert_eq!(
+        std::fs::metadata(&path).expect("segment").len(),
+        size,
+        "written into the zeroed space"
+    );
+    close(s, dir.path());
+    let s = open(dir.path());
+    assert_eq!(s.last_index_cached(), 6);
+    close(s, dir.path());
+    // A byte after a run of zeros: not free space.
+    let mut bytes = std::fs::read(&path).expect("read");
+    let end = data_end(&bytes);
+    bytes[end + 100] = 7;
+    std::fs::write(&path, bytes).expect("write");
+    let (s, report) = SledStorage::open(dir.path(), dir.path(), false, &[1]).expect("open");
+    assert_eq!(report.truncated_at, Some(7), "{report:?}");
+    assert_eq!(s.last_index_cached(), 6);
 }
