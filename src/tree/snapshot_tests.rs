@@ -917,3 +917,43 @@ fn a_walk_told_to_stop_moves_on_and_keeps_the_cut() {
         );
     }
 }
+
+/// How long the walk of a large flat tree takes (`cargo test --release --lib
+/// snapshot_walk_speed -- --ignored --nocapture`): 500,000 znodes of 128 bytes under one
+/// parent, as the write benchmark leaves them, written in 1,024-node steps and drained.
+#[test]
+#[ignore]
+fn snapshot_walk_speed() {
+    let mut t = DataTree::default();
+    let mut log = Log::new();
+    let value = [7u8; 128];
+    let (z, txn) = log.raw(Txn::CreateSession {
+        session_id: 1,
+        timeout_ms: 30_000,
+    });
+    t.apply(z, &txn);
+    let (z, txn) = log.next(1, mk("/bench", b"", 0));
+    t.apply(z, &txn);
+    for i in 0..500_000 {
+        let (z, txn) = log.next(1, mk(&format!("/bench/k{i:07}"), &value, 0));
+        t.apply(z, &txn);
+    }
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        let mut cut = t.begin_snapshot();
+        let mut bytes = 0;
+        loop {
+            let done = cut.step(&t, 1024).unwrap();
+            cut.drain(|b| {
+                bytes += b.len();
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            if done {
+                break;
+            }
+        }
+        assert!(bytes > 500_000 * 128, "{bytes} bytes");
+        eprintln!("round {round}: {bytes} bytes in {:?}", started.elapsed());
+    }
+}
