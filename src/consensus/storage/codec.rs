@@ -167,12 +167,17 @@ pub(super) fn record_count(value: &[u8]) -> u64 {
             Ok(r) => r.offset,
             Err(t) => t.offset,
         };
-        if value[at..].iter().all(|&b| b == 0) {
+        if zeros(&value[at..]) {
             break;
         }
         n += 1;
     }
     n
+}
+
+/// Whether every byte is zero (a segment's prepared space, not written yet).
+pub(super) fn zeros(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
 }
 
 /// The value of the per-entry layout (`crc | term | pb`), for the tests that write one.

@@ -32,7 +32,9 @@ use std::thread::JoinHandle;
 
 use raft::prelude::Entry;
 
-use super::codec::{crc, decode_entry, entry_term, push_record, record_count, records, RECORD_LEN};
+use super::codec::{
+    crc, decode_entry, entry_term, push_record, record_count, records, zeros, RECORD_LEN,
+};
 use super::error::{EntryDefect, IoOp, StorageError};
 use super::fsync::{ensure_dir, sync_dir};
 
@@ -319,12 +321,23 @@ impl Wal {
         // A segment of that name holds nothing live (its entries were removed from the
         // log): start it again.
         remove(&path)?;
-        let file = match self.prepared.take() {
-            Some(file) => {
-                let from = self.dir.join(PREPARED_NAME);
-                fs::rename(&from, &path).map_err(|e| StorageError::io(IoOp::Open, &from, e))?;
-                file
-            }
+        let from = self.dir.join(PREPARED_NAME);
+        let prepared = self
+            .prepared
+            .take()
+            .and_then(|file| match fs::rename(&from, &path) {
+                Ok(()) => Some(file),
+                Err(e) => {
+                    tracing::warn!(
+                        "raft log: could not use the prepared segment {}: {e}; creating {}",
+                        from.display(),
+                        path.display()
+                    );
+                    None
+                }
+            });
+        let file = match prepared {
+            Some(file) => file,
             None => OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -573,11 +586,6 @@ fn check_segment(
         return Ok((seg, Some((HEADER + offset as u64, why))));
     }
     Ok((seg, None))
-}
-
-/// Whether every byte is zero.
-pub(super) fn zeros(b: &[u8]) -> bool {
-    b.iter().all(|&x| x == 0)
 }
 
 /// The next segment file, zero-filled and fsynced on a thread of its own before the log
