@@ -953,6 +953,7 @@ fn snapshot_walk_speed() {
                 break;
             }
         }
+        t.end_snapshot(&cut);
         assert!(bytes > 500_000 * 128, "{bytes} bytes");
         eprintln!("round {round}: {bytes} bytes in {:?}", started.elapsed());
     }

@@ -161,22 +161,24 @@ impl<'a> Iterator for Records<'a> {
 /// The number of records a batch value holds, counting a torn record as one; a tail of
 /// zeros (a segment's unused prepared space) holds none.
 pub(super) fn record_count(value: &[u8]) -> u64 {
-    let mut n = 0;
-    for r in records(0, value) {
-        let at = match &r {
-            Ok(r) => r.offset,
-            Err(t) => t.offset,
-        };
-        if zeros(&value[at..]) {
-            break;
-        }
-        n += 1;
-    }
-    n
+    records(0, &value[..records_end(value)]).count() as u64
 }
 
-/// Whether every byte is zero (a segment's prepared space, not written yet).
-pub(super) fn zeros(b: &[u8]) -> bool {
+/// Where a value's records end: where a record would start and only zeros follow (a
+/// segment's prepared space, not written yet), else at the value's end. The records are
+/// followed by their lengths only, not checked.
+pub(super) fn records_end(value: &[u8]) -> usize {
+    records(0, value)
+        .map(|r| match r {
+            Ok(r) => r.offset,
+            Err(t) => t.offset,
+        })
+        .find(|&at| zeros(&value[at..]))
+        .unwrap_or(value.len())
+}
+
+/// Whether every byte is zero.
+fn zeros(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 

@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use raft::prelude::Entry;
 
 use super::codec::{
-    crc, decode_entry, entry_term, push_record, record_count, records, zeros, RECORD_LEN,
+    crc, decode_entry, entry_term, push_record, record_count, records, records_end, RECORD_LEN,
 };
 use super::error::{EntryDefect, IoOp, StorageError};
 use super::fsync::{ensure_dir, sync_dir};
@@ -554,6 +554,8 @@ fn check_segment(
         return Ok((seg, Some((HEADER, EntryDefect::Overlap { first }))));
     }
     let body = &data[HEADER as usize..];
+    // Space zero-filled ahead (`Prepared`) and not written yet is not part of the log.
+    let body = &body[..records_end(body)];
     for rec in records(first, body) {
         let (offset, why) = match rec {
             Err(torn) => (torn.offset, EntryDefect::TooShort),
@@ -579,10 +581,6 @@ fn check_segment(
                 Err(why) => (r.offset, why),
             },
         };
-        if zeros(&body[offset..]) {
-            // Space zero-filled ahead (`Prepared`), not yet written: the log ends here.
-            return Ok((seg, None));
-        }
         return Ok((seg, Some((HEADER + offset as u64, why))));
     }
     Ok((seg, None))
@@ -668,15 +666,8 @@ fn available(dir: &Path) -> Option<u64> {
 /// tail (tests that cut or flip a file's last bytes).
 #[cfg(test)]
 pub(crate) fn data_end(bytes: &[u8]) -> usize {
-    let mut at = HEADER as usize;
-    while let Some(len) = bytes.get(at..at + RECORD_LEN) {
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if len == 0 {
-            break;
-        }
-        at += RECORD_LEN + len;
-    }
-    at.min(bytes.len())
+    let body = bytes.get(HEADER as usize..).unwrap_or(&[]);
+    bytes.len().min(HEADER as usize) + records_end(body)
 }
 
 /// Zero-fills `path` (created, or rewritten: one an earlier run left half written) and
