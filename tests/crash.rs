@@ -152,8 +152,24 @@ async fn run_crash_rounds(rounds: usize) {
         "tree digest changed across a restart"
     );
     server.stop();
+    // The rounds recovered from snapshots merged from the one before (most nodes copied
+    // from it, not read from the tree), as well as from whole ones.
+    let merged = server
+        .log()
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" nodes, ")?
+                .1
+                .split_once(" copied ")?
+                .0
+                .parse()
+                .ok()
+        })
+        .filter(|&copied: &u64| copied > 0)
+        .count();
+    assert!(merged > 0, "no snapshot was merged from the previous one");
     eprintln!(
-        "{} acknowledged znodes checked over {rounds} kill -9 rounds",
+        "{} acknowledged znodes checked over {rounds} kill -9 rounds ({merged} snapshots merged)",
         acked.len()
     );
 }

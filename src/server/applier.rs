@@ -4,12 +4,14 @@
 //! the consensus layer the membership /zookeeper/config holds (writing the dynamic config
 //! file when reconfigEnabled=true).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::Membership;
+use crate::consensus::storage::SnapshotStore;
 use crate::consensus::{
     ConsensusError, Decoded, GroupMembers, SnapshotDecoder, SnapshotJob, StateMachine,
 };
@@ -28,6 +30,9 @@ pub(super) struct Applier {
     config_dirty: bool,
     /// The membership version the dynamic config file holds (reconfigEnabled=true).
     written_version: u64,
+    /// The last snapshot this process wrote: its cut (`SnapshotCut::id`) and file. The next
+    /// snapshot is merged from it when changes were tracked from that cut.
+    last_snapshot: Arc<std::sync::Mutex<Option<(u64, PathBuf)>>>,
 }
 
 impl Applier {
@@ -37,6 +42,7 @@ impl Applier {
             shared,
             config_dirty: true,
             written_version,
+            last_snapshot: Default::default(),
         }
     }
 
@@ -147,14 +153,38 @@ impl StateMachine for Applier {
     /// entries waits a few nodes' time, not a chunk's (see `DataTree::begin_snapshot`).
     /// The bytes go to the file as they are written (`SnapshotCut::drain`, outside the
     /// lock), so the serialised tree is never held whole in memory.
+    ///
+    /// When the previous snapshot was written by this process from the cut the tree's
+    /// changes are tracked from, this one is merged from it (`SnapshotCut::merge_previous`):
+    /// its file is read front to back and every unchanged node copied from there.
     fn snapshot_job(&self) -> SnapshotJob {
         let mut cut = self.shared.state_mut().tree.begin_snapshot();
+        let previous = self
+            .last_snapshot
+            .lock()
+            .expect("last snapshot")
+            .clone()
+            .filter(|(id, _)| Some(*id) == cut.tracked_since())
+            .map(|(_, path)| path);
+        let last_snapshot = self.last_snapshot.clone();
         let shared = self.shared.clone();
         SnapshotJob {
             head_len: SnapshotCut::HEAD_LEN,
             write: Box::new(move |file| {
+                let started = Instant::now();
                 let serialising =
                     |why| ConsensusError::io("serialising a snapshot", std::io::Error::other(why));
+                if let Some(path) = &previous {
+                    let merged = SnapshotStore::stream_data(path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|data| cut.merge_previous(Box::new(data)));
+                    if let Err(why) = merged {
+                        info!(
+                            "snapshot: reading every node, not merging {} ({why})",
+                            path.display()
+                        );
+                    }
+                }
                 let streamed = (|| loop {
                     let done = cut
                         .step_until(&shared.state().tree, SNAPSHOT_CHUNK, || {
@@ -168,8 +198,16 @@ impl StateMachine for Applier {
                 })();
                 shared.state_mut().tree.end_snapshot(&cut);
                 streamed?;
+                let (written, copied) = cut.progress();
+                let id = cut.id();
                 let (head, tail) = cut.finish_drained().map_err(serialising)?;
                 file.append(&tail)?;
+                info!(
+                    "snapshot: {written} nodes, {copied} copied from the previous one, in {} ms",
+                    started.elapsed().as_millis()
+                );
+                *last_snapshot.lock().expect("last snapshot") =
+                    Some((id, file.final_path().to_path_buf()));
                 Ok(head.to_vec())
             }),
         }

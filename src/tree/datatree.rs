@@ -268,13 +268,40 @@ impl Node {
 
 /// The node map. Reads go straight to the table; every change goes through `get_mut`,
 /// `insert` or `remove`, which first keep the node's state at the cut of a snapshot being
-/// written (`DataTree::begin_snapshot`), if it was not kept yet.
+/// written (`DataTree::begin_snapshot`), if it was not kept yet, and note the path as changed
+/// since the last cut (`Changed`).
 #[derive(Debug, Default)]
 struct NodeMap {
     map: NodeTable,
     /// Set while a snapshot is written.
     cow: Option<Arc<CowLog>>,
+    /// The paths changed since the last snapshot's cut (`None`: not tracked, e.g. before the
+    /// first cut of this tree, or after more changes than are worth tracking).
+    changed: Option<Changed>,
 }
+
+/// The paths of the nodes changed (set, created or deleted) since a snapshot's cut: the
+/// next snapshot copies every other node from that snapshot's bytes instead of reading the
+/// tree (`SnapshotCut::merge_previous`).
+#[derive(Debug)]
+pub(super) struct Changed {
+    /// The cut tracking started at (`SnapshotCut::id`).
+    pub(super) since: u64,
+    pub(super) paths: std::collections::HashSet<Box<str>>,
+}
+
+/// A cut's identity: unique in the process, so a snapshot file is only ever merged into the
+/// snapshot whose changes were tracked from exactly its cut.
+pub(super) fn next_cut_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Changed paths tracked at most: a quarter of the nodes, plus this. Past it, tracking stops
+/// until the next cut (whose snapshot then reads every node): the set is bounded whatever
+/// the load (a queue's sequential names, snapshots failing), and a snapshot merged from that
+/// many changes would save little.
+pub(super) const CHANGED_SLACK: usize = 4096;
 
 /// What a snapshot's walk needs of the nodes changed since its cut.
 #[derive(Debug, Default)]
@@ -349,6 +376,7 @@ impl Clone for NodeMap {
         NodeMap {
             map: self.map.clone(),
             cow: None,
+            changed: None,
         }
     }
 }
@@ -363,13 +391,40 @@ impl std::ops::Deref for NodeMap {
 
 impl NodeMap {
     fn new(map: NodeTable) -> NodeMap {
-        NodeMap { map, cow: None }
+        NodeMap {
+            map,
+            cow: None,
+            changed: None,
+        }
     }
 
-    fn preserve(&self, path: &str) {
+    fn preserve(&mut self, path: &str) {
         if let Some(log) = &self.cow {
             log.saved().keep(path, &self.map);
         }
+        self.note_changed(path);
+    }
+
+    fn note_changed(&mut self, path: &str) {
+        let Some(c) = &mut self.changed else {
+            return;
+        };
+        if c.paths.contains(path) {
+            return;
+        }
+        if c.paths.len() >= self.map.len() / 4 + CHANGED_SLACK {
+            self.changed = None;
+            return;
+        }
+        c.paths.insert(path.into());
+    }
+
+    /// Starts tracking changes from the cut `id`; returns what was tracked up to it.
+    pub(super) fn restart_changed(&mut self, id: u64) -> Option<Changed> {
+        self.changed.replace(Changed {
+            since: id,
+            paths: Default::default(),
+        })
     }
 
     fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
@@ -386,6 +441,7 @@ impl NodeMap {
         if let Some(log) = &self.cow {
             log.saved().keep_removed(path, &self.map);
         }
+        self.note_changed(path);
         self.map.remove(path)
     }
 }

@@ -44,17 +44,19 @@
 //! order (unsorted or repeated names, ids or lists, an unused ACL list, a dangling ACL index,
 //! an ephemeral without its session or with children, a missing special node).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use super::acl::AclTable;
 use super::{
-    java_len, CowLog, DataTree, Name, Node, NodeKind, NodeMap, NodeTable, PStat, Session,
-    SessionAuth, MAX_TTL_MS, SPECIAL_PATHS,
+    java_len, next_cut_id, Changed, CowLog, DataTree, Name, Node, NodeKind, NodeMap, NodeTable,
+    PStat, Session, SessionAuth, MAX_TTL_MS, SPECIAL_PATHS,
 };
 use crate::proto::{Acl, Error, Id};
+use crate::tree::path::{name_of, parent_of};
 use crate::tree::TreeOptions;
+use prev::Prev;
 
 const MAGIC: &[u8; 8] = b"KPDSNAP\n";
 const VERSION: u32 = 3;
@@ -104,10 +106,19 @@ impl DataTree {
     /// in chunks under the caller's lock, writes the cut's nodes from there or from the
     /// unchanged live tree. The bytes are exactly what `snapshot_bytes` would have given
     /// here. Memory: one copy of each node changed while the snapshot is written.
+    ///
+    /// Changes are tracked from each cut to the next (`Changed`), so the snapshot of a cut
+    /// may be written by merging the previous one with the nodes changed since
+    /// (`SnapshotCut::merge_previous`).
     pub fn begin_snapshot(&mut self) -> SnapshotCut {
         let log = Arc::new(CowLog::default());
         self.nodes.cow = Some(log.clone());
-        self.cut(Some(log), false)
+        let id = next_cut_id();
+        let changed = self.nodes.restart_changed(id);
+        let mut cut = self.cut(Some(log), false);
+        cut.id = id;
+        cut.changed = changed;
+        cut
     }
 
     /// Stops keeping the cut's nodes for `cut` (call once its writing ended, or failed).
@@ -157,6 +168,7 @@ impl DataTree {
         w.u64(0); // body length, patched below
 
         w.i64(self.last_zxid);
+        let acl_lists_at = w.0.len();
         w.u32(lists.len() as u32);
         for (_, list) in &lists {
             w.u32(list.len() as u32);
@@ -166,6 +178,7 @@ impl DataTree {
                 w.str(&a.id.id);
             }
         }
+        let acl_lists = acl_lists_at..w.0.len();
         w.u32(self.sessions.len() as u32);
         for (&id, s) in &self.sessions {
             w.i64(id);
@@ -193,15 +206,18 @@ impl DataTree {
         w.node("", root, root.num_children(), &acl_index);
         let mut stack = Vec::new();
         if root.children.is_some() {
-            stack.push(WalkFrame {
-                base: 0,
-                fresh: true,
-            });
+            stack.push(WalkFrame::fresh(0, root.num_children(), 0, Vec::new()));
         }
         SnapshotCut {
             w,
             acl_index,
+            acl_lists,
             log,
+            id: 0,
+            changed: None,
+            prev: None,
+            changed_children: HashMap::new(),
+            copied: 0,
             path: String::new(),
             stack,
             written: 1,
@@ -217,8 +233,21 @@ pub struct SnapshotCut {
     w: Writer,
     /// ACL table slot at the cut -> index of its list in the snapshot.
     acl_index: Vec<u32>,
+    /// Where the ACL lists are in `w` (until the first `drain`).
+    acl_lists: std::ops::Range<usize>,
     /// The cut's copy-on-write log (`None`: the tree is held still, `snapshot_bytes`).
     log: Option<Arc<CowLog>>,
+    /// This cut (`begin_snapshot`; 0 for `snapshot_bytes`).
+    id: u64,
+    /// The paths changed between the previous cut and this one, if tracked.
+    changed: Option<Changed>,
+    /// The previous cut's snapshot, being merged (`merge_previous`).
+    prev: Option<Prev>,
+    /// When merging: by parent path, the names of the children changed since the previous
+    /// cut, sorted (each list moves to its parent's frame when the walk gets there).
+    changed_children: HashMap<Box<str>, Vec<Name>>,
+    /// Nodes copied from `prev` so far.
+    copied: usize,
     /// The full path of the node written last ("" for the root).
     path: String,
     /// One frame per node whose children are being written, outermost first.
@@ -235,6 +264,55 @@ pub struct SnapshotCut {
 struct WalkFrame {
     base: usize,
     fresh: bool,
+    /// Children it had at the cut and that are not written yet.
+    due: usize,
+    /// Its children in the previous snapshot not consumed yet (0 without one).
+    prev_left: u32,
+    /// The node was copied from the previous snapshot (unchanged since): its children are
+    /// the ones there, in its order, and only they are read (`due` is not used).
+    copied: bool,
+    /// When merging: the names of its children changed since the previous cut, in order,
+    /// and the first one not yet passed.
+    changed: Vec<Name>,
+    next_changed: usize,
+}
+
+impl WalkFrame {
+    fn fresh(base: usize, due: usize, prev_left: u32, changed: Vec<Name>) -> WalkFrame {
+        WalkFrame {
+            base,
+            fresh: true,
+            due,
+            prev_left,
+            copied: false,
+            changed,
+            next_changed: 0,
+        }
+    }
+
+    fn copied(base: usize, prev_left: u32, changed: Vec<Name>) -> WalkFrame {
+        WalkFrame {
+            base,
+            fresh: false,
+            due: 0,
+            prev_left,
+            copied: true,
+            changed,
+            next_changed: 0,
+        }
+    }
+
+    /// Whether child `name` changed since the previous cut; asked in name order.
+    fn changed(&mut self, name: &str) -> bool {
+        while let Some(n) = self.changed.get(self.next_changed) {
+            match (**n).cmp(name) {
+                std::cmp::Ordering::Less => self.next_changed += 1,
+                std::cmp::Ordering::Equal => return true,
+                std::cmp::Ordering::Greater => return false,
+            }
+        }
+        false
+    }
 }
 
 impl SnapshotCut {
@@ -266,6 +344,7 @@ impl SnapshotCut {
         budget: usize,
         stop: impl Fn() -> bool,
     ) -> Result<bool, String> {
+        use std::cmp::Ordering::{Equal, Greater, Less};
         if !self.is_of(tree) {
             return Err("the tree was replaced while its snapshot was written".into());
         }
@@ -278,12 +357,61 @@ impl SnapshotCut {
                 None => tree.nodes.get(path).map(|n| (n, n.num_children())),
             }
         };
+        let prev_err = |e: String| format!("the previous snapshot: {e}");
         let mut left = budget;
         while left > 0 {
             let Some(top) = self.stack.last_mut() else {
+                if let Some(p) = self.prev.take() {
+                    p.finish().map_err(prev_err)?;
+                }
                 return Ok(true);
             };
             let base = top.base;
+            if top.copied {
+                // A node unchanged since the previous cut has the children it had there.
+                let prev = self
+                    .prev
+                    .as_mut()
+                    .expect("a copied node has a previous snapshot");
+                if top.prev_left == 0 {
+                    self.stack.pop();
+                    self.path.truncate(base);
+                    continue;
+                }
+                top.prev_left -= 1;
+                self.path.truncate(base);
+                self.path.push('/');
+                self.path.push_str(prev.name().map_err(prev_err)?);
+                left -= 1;
+                if budget - left >= MIN_STEP && stop() {
+                    left = 0;
+                }
+                let name = &self.path[base + 1..];
+                let groups = &mut self.changed_children;
+                let next = if top.changed(name) {
+                    let (node, children) = at_cut(&self.path).ok_or_else(|| {
+                        format!("{} changed, under a node that did not", self.path)
+                    })?;
+                    let kp = prev.skip_record().map_err(prev_err)?;
+                    self.w.node(name, node, children, &self.acl_index);
+                    (children > 0 || kp > 0).then(|| {
+                        let changed = groups.remove(&*self.path).unwrap_or_default();
+                        WalkFrame::fresh(self.path.len(), children, kp, changed)
+                    })
+                } else {
+                    let k = prev.copy_record(&mut self.w.0).map_err(prev_err)?;
+                    self.copied += 1;
+                    (k > 0).then(|| {
+                        let changed = groups.remove(&*self.path).unwrap_or_default();
+                        WalkFrame::copied(self.path.len(), k, changed)
+                    })
+                };
+                self.written += 1;
+                if let Some(f) = next {
+                    self.stack.push(f);
+                }
+                continue;
+            }
             let parent_path = if base == 0 { "/" } else { &self.path[..base] };
             // The names the parent had at the cut: its live ones (less those created
             // since, which have no node at the cut) and those deleted since. Resume after
@@ -308,6 +436,19 @@ impl SnapshotCut {
             top.fresh = false;
             while left > 0 {
                 let Some(name) = names.next() else {
+                    // The previous snapshot's children left were deleted before the cut.
+                    if let Some(p) = self.prev.as_mut() {
+                        for _ in 0..top.prev_left {
+                            p.skip_subtree().map_err(prev_err)?;
+                        }
+                    }
+                    if top.due != 0 {
+                        return Err(format!(
+                            "{} children of {} not found",
+                            top.due,
+                            if base == 0 { "/" } else { &self.path[..base] }
+                        ));
+                    }
                     self.stack.pop();
                     self.path.truncate(base);
                     break;
@@ -319,16 +460,75 @@ impl SnapshotCut {
                 if budget - left >= MIN_STEP && stop() {
                     left = 0;
                 }
+                // Where the previous snapshot has this name: its children before it there
+                // were deleted before the cut.
+                let mut in_prev = false;
+                if let Some(p) = self.prev.as_mut() {
+                    while top.prev_left > 0 {
+                        match p.name().map_err(prev_err)?.cmp(name) {
+                            Less => {
+                                p.skip_subtree().map_err(prev_err)?;
+                                top.prev_left -= 1;
+                            }
+                            Equal => {
+                                in_prev = true;
+                                break;
+                            }
+                            Greater => break,
+                        }
+                    }
+                }
+                if let Some(p) = self.prev.as_mut().filter(|_| !top.changed(name)) {
+                    // Unchanged since the previous cut: there, and the same, if it was
+                    // there; else created after this cut.
+                    if !in_prev {
+                        continue;
+                    }
+                    top.prev_left -= 1;
+                    let k = p.copy_record(&mut self.w.0).map_err(prev_err)?;
+                    self.copied += 1;
+                    top.due = top
+                        .due
+                        .checked_sub(1)
+                        .ok_or("more children than at the cut")?;
+                    self.written += 1;
+                    if k > 0 {
+                        let changed = self.changed_children.remove(&*self.path);
+                        let f = WalkFrame::copied(self.path.len(), k, changed.unwrap_or_default());
+                        self.stack.push(f);
+                        break;
+                    }
+                    continue;
+                }
                 let Some((node, children)) = at_cut(&self.path) else {
+                    if in_prev {
+                        top.prev_left -= 1;
+                        let p = self.prev.as_mut().expect("in the previous snapshot");
+                        p.skip_subtree().map_err(prev_err)?;
+                    }
                     continue;
                 };
+                let mut kp = 0;
+                if in_prev {
+                    top.prev_left -= 1;
+                    let p = self.prev.as_mut().expect("in the previous snapshot");
+                    kp = p.skip_record().map_err(prev_err)?;
+                }
                 self.w.node(name, node, children, &self.acl_index);
+                top.due = top
+                    .due
+                    .checked_sub(1)
+                    .ok_or("more children than at the cut")?;
                 self.written += 1;
-                if children > 0 {
-                    self.stack.push(WalkFrame {
-                        base: self.path.len(),
-                        fresh: true,
-                    });
+                if children > 0 || kp > 0 {
+                    let changed = self.changed_children.remove(&*self.path);
+                    let f = WalkFrame::fresh(
+                        self.path.len(),
+                        children,
+                        kp,
+                        changed.unwrap_or_default(),
+                    );
+                    self.stack.push(f);
                     break;
                 }
             }
@@ -339,7 +539,81 @@ impl SnapshotCut {
             s.walked.clear();
             s.walked.push_str(&self.path);
         }
+        if self.stack.is_empty() {
+            if let Some(p) = self.prev.take() {
+                p.finish().map_err(prev_err)?;
+            }
+        }
         Ok(self.stack.is_empty())
+    }
+
+    /// Nodes written so far, and how many of them were copied from the previous snapshot.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.written, self.copied)
+    }
+
+    /// This cut's identity (`begin_snapshot`): the next cut's changes are tracked from it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The cut whose snapshot this one can be merged from (`merge_previous`): changes were
+    /// tracked from it to this one. `None`: they were not (the first cut of a tree, too
+    /// many changes).
+    pub fn tracked_since(&self) -> Option<u64> {
+        self.changed.as_ref().map(|c| c.since)
+    }
+
+    /// Writes this snapshot by merging `previous`, the tree snapshot (`snapshot_bytes`'
+    /// format) of the cut `tracked_since`, with the nodes changed since: every node not
+    /// changed is copied from there as it is, the others are read from the tree. The bytes
+    /// are the same as without it. Call before the first `step`; `Err` (an unusable
+    /// previous snapshot: another format version, other ACL list numbering, unreadable)
+    /// leaves the cut as it was, to be written from the tree alone. A defect found later
+    /// (a checksum that does not match, a record that runs past the end) fails `step`.
+    pub fn merge_previous(
+        &mut self,
+        previous: Box<dyn std::io::Read + Send>,
+    ) -> Result<(), String> {
+        if self.changed.is_none() || self.written != 1 || self.drained.is_some() {
+            return Err("not a snapshot that has just begun, with its changes tracked".into());
+        }
+        let opened = Prev::open(previous)?;
+        if opened.acl_lists != self.w.0[self.acl_lists.clone()] {
+            return Err("its ACL lists differ".into());
+        }
+        // Grouped by parent and sorted, the changed names are read in step with the walk,
+        // in the same order: no lookup per node.
+        let paths = self.changed.as_mut().map(|c| std::mem::take(&mut c.paths));
+        let mut groups: HashMap<Box<str>, Vec<Name>> = HashMap::new();
+        for path in paths.into_iter().flatten() {
+            let Some(parent) = parent_of(&path) else {
+                continue; // the root: always written from the tree
+            };
+            let name = Name::new(name_of(&path));
+            match groups.get_mut(parent) {
+                Some(names) => names.push(name),
+                None => {
+                    groups.insert(parent.into(), vec![name]);
+                }
+            }
+        }
+        for names in groups.values_mut() {
+            names.sort_unstable();
+        }
+        let root_changed = groups.remove("/").unwrap_or_default();
+        self.changed_children = groups;
+        match self.stack.first_mut() {
+            Some(root) => {
+                root.prev_left = opened.root_children;
+                root.changed = root_changed;
+            }
+            None => self
+                .stack
+                .push(WalkFrame::fresh(0, 0, opened.root_children, root_changed)),
+        }
+        self.prev = Some(opened.prev);
+        Ok(())
     }
 
     /// The finished snapshot's bytes (after `step` returned true; not after `drain`).
@@ -1054,6 +1328,9 @@ impl<'a> Reader<'a> {
             .map_err(|_| malformed(format!("invalid UTF-8 at body offset {at}")))
     }
 }
+
+#[path = "snapshot_prev.rs"]
+mod prev;
 
 #[cfg(test)]
 #[path = "snapshot_tests.rs"]

@@ -437,6 +437,9 @@ fn observe(t: &DataTree) -> String {
 #[path = "snapshot_reject_tests.rs"]
 mod reject_tests;
 
+#[path = "snapshot_merge_tests.rs"]
+mod merge_tests;
+
 #[test]
 fn varied_tree_round_trips() {
     let (t, _) = built();

@@ -339,6 +339,11 @@ impl SnapshotWriter {
         self.write_raw(bytes)
     }
 
+    /// Where the file will be once finished.
+    pub fn final_path(&self) -> &Path {
+        &self.path
+    }
+
     /// Bytes of the file made durable so far (before `finish`).
     #[cfg(test)]
     pub(super) fn synced(&self) -> u64 {
@@ -391,6 +396,85 @@ impl Drop for SnapshotWriter {
             // A failed snapshot leaves no half-written file behind.
             drop(self.file.take());
             let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The data of a finished snapshot file, read front to back (`SnapshotStore::stream_data`).
+/// What has been read is dropped from the page cache as it goes: the file is read once,
+/// by the next snapshot, and should not push what the server reads often out of the cache.
+pub struct SnapshotData {
+    file: File,
+    /// Data bytes not read yet.
+    left: u64,
+    /// File offset of the next byte; the cache before `dropped` was dropped.
+    at: u64,
+    dropped: u64,
+}
+
+/// Bytes read between two drops from the page cache.
+const DROP_EVERY: u64 = 8 << 20;
+
+impl SnapshotStore {
+    /// The data of the snapshot file at `path` as a stream (`SnapshotData`), after checking
+    /// its magic and reading its data length. Not verified here: the data carries its own
+    /// checksum, for the reader to check at its end.
+    pub fn stream_data(path: &Path) -> std::io::Result<SnapshotData> {
+        use std::io::Read;
+        let mut file = File::open(path)?;
+        let mut head = [0u8; 12];
+        file.read_exact(&mut head)?;
+        if &head[..8] != SNAP_MAGIC {
+            return Err(std::io::Error::other("not a keeperd snapshot file"));
+        }
+        let meta_len = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as u64;
+        let mut len = [0u8; 8];
+        file.read_exact_at(&mut len, 12 + meta_len)?;
+        let at = 12 + meta_len + 8;
+        Ok(SnapshotData {
+            file,
+            left: u64::from_be_bytes(len),
+            at,
+            dropped: 0,
+        })
+    }
+}
+
+impl std::io::Read for SnapshotData {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        self.left -= n as u64;
+        if self.at - self.dropped >= DROP_EVERY || (n == 0 && self.at > self.dropped) {
+            self.drop_cache();
+        }
+        Ok(n)
+    }
+}
+
+impl SnapshotData {
+    fn drop_cache(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: an advisory call on a descriptor this owns; no memory is passed.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                self.dropped as libc::off_t,
+                (self.at - self.dropped) as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            );
+        }
+        self.dropped = self.at;
+    }
+}
+
+impl Drop for SnapshotData {
+    fn drop(&mut self) {
+        if self.at > self.dropped {
+            self.drop_cache();
         }
     }
 }
