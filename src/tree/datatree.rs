@@ -419,11 +419,14 @@ impl NodeMap {
         c.paths.insert(path.into());
     }
 
-    /// Starts tracking changes from the cut `id`; returns what was tracked up to it.
+    /// Starts tracking changes from the cut `id`; returns what was tracked up to it. The new
+    /// set is sized for as many paths as the last one held, so that it does not grow (and
+    /// rehash every path, on the thread that applies) as often between cuts.
     pub(super) fn restart_changed(&mut self, id: u64) -> Option<Changed> {
+        let expected = self.changed.as_ref().map_or(0, |c| c.paths.len());
         self.changed.replace(Changed {
             since: id,
-            paths: Default::default(),
+            paths: std::collections::HashSet::with_capacity(expected),
         })
     }
 
