@@ -186,6 +186,7 @@ impl StateMachine for Applier {
                     }
                 }
                 let streamed = (|| loop {
+                    cut.read_ahead().map_err(serialising)?;
                     let done = cut
                         .step_until(&shared.state().tree, SNAPSHOT_CHUNK, || {
                             shared.wants_state_mut()

@@ -547,6 +547,17 @@ impl SnapshotCut {
         Ok(self.stack.is_empty())
     }
 
+    /// When merging (`merge_previous`): reads ahead in the previous snapshot. Call between
+    /// steps, without the tree's lock, so that a step seldom reads the file under it.
+    pub fn read_ahead(&mut self) -> Result<(), String> {
+        match &mut self.prev {
+            Some(p) => p
+                .read_ahead()
+                .map_err(|e| format!("the previous snapshot: {e}")),
+            None => Ok(()),
+        }
+    }
+
     /// Nodes written so far, and how many of them were copied from the previous snapshot.
     pub fn progress(&self) -> (usize, usize) {
         (self.written, self.copied)

@@ -99,6 +99,18 @@ impl Prev {
         })
     }
 
+    /// Reads ahead, so that at least `CHUNK` bytes (or all that is left) are buffered: the
+    /// walk calls this outside the tree's lock, and its steps then rarely wait for the file
+    /// while holding it.
+    pub(super) fn read_ahead(&mut self) -> PrevResult<()> {
+        let buffered = self.end - self.pos;
+        let left = usize::try_from(self.left + 4).unwrap_or(usize::MAX);
+        if buffered >= CHUNK.min(left) {
+            return Ok(());
+        }
+        self.fill((2 * CHUNK).min(left))
+    }
+
     /// Makes `n` unconsumed bytes available in `buf[pos..]`.
     fn fill(&mut self, n: usize) -> PrevResult<()> {
         if self.end - self.pos >= n {

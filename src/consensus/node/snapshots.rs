@@ -39,6 +39,8 @@ pub(super) struct Snapshots {
     pub(super) forced_at: u64,
     /// Snapshots skipped because the previous one was still being written.
     pub(super) skipped: u64,
+    /// When the last snapshot (not a forced one) was started by this process.
+    pub(super) last_started: Option<std::time::Instant>,
 }
 
 /// What to do about a snapshot after an event.
@@ -90,6 +92,7 @@ impl Snapshots {
             force: false,
             forced_at: 0,
             skipped: 0,
+            last_started: None,
         }
     }
 }
@@ -168,8 +171,22 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                 );
                 return Ok(None);
             }
-            Due::Take => self.snaps.force = false,
+            Due::Take => {}
         }
+        // Spread the writing over half the time since the last snapshot started, so it
+        // ends well before the next one is due: a forced one (a server waits to join) and a
+        // process's first one go at full speed.
+        let now = self.clock.now();
+        let spread = match (self.snaps.force, self.snaps.last_started) {
+            (false, Some(last)) => {
+                Some((self.snaps.last.1, now.saturating_duration_since(last) / 2))
+            }
+            _ => None,
+        };
+        if !self.snaps.force {
+            self.snaps.last_started = Some(now);
+        }
+        self.snaps.force = false;
         let index = self.applied;
         let term = self
             .raw
@@ -190,6 +207,12 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .spawn(move || {
                 let written = store
                     .create(&meta, job.head_len)
+                    .map(|mut w| {
+                        if let Some((len, over)) = spread {
+                            w.spread_over(len, over);
+                        }
+                        w
+                    })
                     .map_err(ConsensusError::from);
                 let written = written.and_then(|mut w| {
                     let head = (job.write)(&mut w)?;

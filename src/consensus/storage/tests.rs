@@ -422,6 +422,37 @@ fn a_streamed_snapshot_is_synced_as_it_goes() {
     w.finish(&[0; 20]).expect("finish");
 }
 
+/// A paced snapshot (`spread_over`) starts each chunk at least its share of the time after
+/// the one before, and never waits longer than `MAX_CHUNK_GAP` per chunk.
+#[test]
+fn a_paced_snapshot_spreads_its_chunks() {
+    use super::snapshots::{MAX_CHUNK_GAP, SYNC_CHUNK};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let write = |spread: (u64, Duration)| {
+        let mut w = s
+            .snapshots()
+            .create(&three_voter_meta(), 0)
+            .expect("create");
+        w.spread_over(spread.0, spread.1);
+        let started = Instant::now();
+        // 6 chunks: 5 waits between them.
+        w.append(&vec![1u8; 6 * SYNC_CHUNK as usize])
+            .expect("append");
+        let took = started.elapsed();
+        w.finish(&[]).expect("finish");
+        took
+    };
+    // 60 ms over 6 chunks: 10 ms each.
+    let paced = write((6 * SYNC_CHUNK, Duration::from_millis(60)));
+    assert!(paced >= Duration::from_millis(50), "paced: {paced:?}");
+    // Half a second over 6 chunks would be 83 ms each: capped.
+    let capped = write((6 * SYNC_CHUNK, Duration::from_millis(500)));
+    assert!(capped >= 5 * MAX_CHUNK_GAP, "capped: {capped:?}");
+    assert!(capped < Duration::from_millis(400), "capped: {capped:?}");
+}
+
 /// Resident bytes of the mapping holding `at`, from /proc/self/smaps.
 #[cfg(target_os = "linux")]
 fn resident_of_mapping(at: *const u8) -> usize {
