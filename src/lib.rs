@@ -18,6 +18,8 @@ pub mod logging;
 pub mod proto;
 pub mod server;
 pub mod summary;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod tree;
 pub mod watch;

@@ -6,17 +6,7 @@
 use super::*;
 use crate::tree::datatree::CHANGED_SLACK;
 
-/// A small xorshift generator: the same rounds on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use crate::testing::Rng;
 
 /// One random change: creates (plain, sequential, ephemeral of S1 or S2), deletes of leaves
 /// and of whole small subtrees, data and ACL changes (to lists the tree already has), and
@@ -266,7 +256,9 @@ fn change_tracking_is_bounded() {
 
 /// How long a merged snapshot takes against a whole walk, alone on the machine
 /// (`cargo test --release --lib merge_speed -- --ignored --nocapture`): 500,000 znodes of
-/// 128 bytes under one parent, 50,000 of them set between two cuts.
+/// 128 bytes under one parent; 50,000 setData between two cuts, on keys drawn from the first
+/// `MERGE_SPEED_KEYS` (default all 500,000); rounds 0 and 2 merged, 1 whole, 3 merged with
+/// nothing changed.
 #[test]
 #[ignore]
 fn merge_speed() {
@@ -313,14 +305,14 @@ fn merge_speed() {
     };
     let (mut previous, _, took) = write(&mut t, None);
     eprintln!("first, whole: {took:?}");
+    let keys = std::env::var("MERGE_SPEED_KEYS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(500_000);
     let mut rng = Rng(99);
     for round in 0..4 {
         for _ in 0..if round == 3 { 0 } else { 50_000 } {
-            let i = if std::env::var_os("SEQ").is_some() {
-                rng.below(50_000)
-            } else {
-                rng.below(500_000)
-            };
+            let i = rng.below(keys);
             let z = log.next(S1, set(&format!("/bench/k{i:07}"), Some(&value), -1));
             t.apply(z.0, &z.1);
         }

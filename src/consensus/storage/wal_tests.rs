@@ -39,17 +39,7 @@ fn entry(index: u64, term: u64, len: usize) -> Entry {
     }
 }
 
-/// xorshift64: the same sequence every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
+use crate::testing::Rng;
 
 /// The log as it should read: the entries after `start`, in order.
 struct Model {
