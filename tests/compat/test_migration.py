@@ -278,14 +278,18 @@ def test_import_dry_run_and_bad_data_dirs(tmp_path):
         c = make_client(srv.hosts())
         for i in range(12):
             c.set("/empty", b"%d" % i)
+        c.stop()
+        c.close()
         # ZooKeeper rolls its log after a random 20-40 txns here (snapCount 40), so the
-        # roll can fall among these writes: write on until the newest log holds 3 records.
+        # roll can fall among these writes, or on the session's close: write on (a session
+        # each time, so the close is counted too) until the newest log holds 3 records.
         for i in range(12, 100):
             if records_in(newest_log(srv.data_dir / "version-2")) >= 3:
                 break
+            c = make_client(srv.hosts())
             c.set("/empty", b"%d" % i)
-        c.stop()
-        c.close()
+            c.stop()
+            c.close()
     finally:
         srv.stop()
     v2 = srv.data_dir / "version-2"

@@ -135,12 +135,15 @@ def java_client(server, user, commands, pki, secure=True, timeout=60):
 def connected_first(lines):
     """zkCli prints the SyncConnected event from its event thread while the main thread
     already runs the piped commands, so the two interleave by timing, on either server:
-    put the event first, where it happened."""
+    put the event first, where it happened. The event is two lines ("WATCHER::", then the
+    event), and a command's output can land between them too."""
     sync = "WatchedEvent state:SyncConnected type:None path:null"
     if sync in lines:
         i = lines.index(sync)
-        if i > 0 and lines[i - 1] == "WATCHER::":
-            lines = ["WATCHER::", sync] + lines[:i - 1] + lines[i + 1:]
+        heads = [j for j in range(i) if lines[j] == "WATCHER::"]
+        if heads:
+            w = heads[-1]
+            lines = ["WATCHER::", sync] + lines[:w] + lines[w + 1:i] + lines[i + 1:]
     return lines
 
 
