@@ -357,14 +357,10 @@ impl SnapshotCut {
                 None => tree.nodes.get(path).map(|n| (n, n.num_children())),
             }
         };
-        let prev_err = |e: String| format!("the previous snapshot: {e}");
         let mut left = budget;
         while left > 0 {
             let Some(top) = self.stack.last_mut() else {
-                if let Some(p) = self.prev.take() {
-                    p.finish().map_err(prev_err)?;
-                }
-                return Ok(true);
+                break;
             };
             let base = top.base;
             if top.copied {
@@ -551,9 +547,7 @@ impl SnapshotCut {
     /// steps, without the tree's lock, so that a step seldom reads the file under it.
     pub fn read_ahead(&mut self) -> Result<(), String> {
         match &mut self.prev {
-            Some(p) => p
-                .read_ahead()
-                .map_err(|e| format!("the previous snapshot: {e}")),
+            Some(p) => p.read_ahead().map_err(prev_err),
             None => Ok(()),
         }
     }
@@ -692,6 +686,11 @@ impl SnapshotCut {
         tail.extend_from_slice(&crc.finalize().to_be_bytes());
         Ok((head, tail))
     }
+}
+
+/// A defect of the previous snapshot being merged, as `step` reports it.
+fn prev_err(e: String) -> String {
+    format!("the previous snapshot: {e}")
 }
 
 /// Nodes `SnapshotCut::step_until` visits before it asks whether to stop: each call makes
