@@ -87,6 +87,12 @@ async fn writes_on_any_node_are_read_on_every_node() {
                 "sync then read on a follower"
             );
         }
+        // A session on a follower pipelining writes (forwarded) and reads between them.
+        let follower_addr: std::net::SocketAddr = cluster.nodes[(follower - 1) as usize]
+            .addr()
+            .parse()
+            .unwrap();
+        check_reads_between_pipelined_writes(follower_addr, "/pipelined", 100).await;
         let m = mntr(cluster.nodes[(leader - 1) as usize].client_port).await;
         assert_eq!(m.get("zk_server_state").map(String::as_str), Some("leader"));
         assert_eq!(

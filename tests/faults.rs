@@ -186,9 +186,32 @@ async fn run_non_reader() {
     }
     // The server stops reading once its backlog is full: the rest stays in TCP buffers.
     let _ = tokio::time::timeout(Duration::from_secs(5), s.write_all(&out)).await;
+    // A second one puts a write before each read: with a write in flight the reads are
+    // held, carried by the next write and executed when it applies, ahead of their turn
+    // (at most 32 per connection).
+    c.create("/small", b"", &open()).await.expect("/small");
+    let mut s2 = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let mut out = handshake();
+    for xid in 1..=2000 {
+        let set = Request::SetData(keeperd::proto::request::SetDataRequest {
+            path: "/small".into(),
+            data: Some(bytes::Bytes::from_static(b"w")),
+            version: -1,
+        });
+        encode_request(&mut out, 2 * xid, &set);
+        let get = Request::GetData {
+            path: "/big".into(),
+            watch: false,
+        };
+        encode_request(&mut out, 2 * xid + 1, &get);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), s2.write_all(&out)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = rss_mib(pid);
-    eprintln!("RSS {before} MiB before, {during} MiB with 2,000 unread 1 MB replies asked for");
+    eprintln!(
+        "RSS {before} MiB before, {during} MiB with 4,000 unread 1 MB replies asked for on two \
+         connections, one with writes between them"
+    );
     assert!(
         during < before + 100,
         "memory grew from {before} to {during} MiB for a client that does not read"
@@ -205,8 +228,9 @@ async fn run_non_reader() {
     let stat = four_letters(port, "stat").await.expect("stat answers");
     assert!(stat.contains("Mode: standalone"), "{stat}");
 
-    // The attacker goes; the server is fine.
+    // The attackers go; the server is fine.
     drop(s);
+    drop(s2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(four_letters(port, "ruok").await.as_deref(), Some("imok"));
     server.stop();

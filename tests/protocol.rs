@@ -457,6 +457,16 @@ async fn a_read_between_two_writes_sees_the_first_and_not_the_second() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_between_pipelined_writes_see_exactly_the_writes_before_them() {
+    bounded(async {
+        let srv = start().await;
+        check_reads_between_pipelined_writes(srv.local_addr, "/pipelined", 300).await;
+        srv.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn set_watches_after_reconnect_fires_what_was_missed_and_rearms_the_rest() {
     bounded(async {

@@ -67,14 +67,24 @@ pub type SnapshotDecoder =
 pub type SnapshotWrite =
     Box<dyn FnOnce(&mut storage::SnapshotWriter) -> Result<Vec<u8>, ConsensusError> + Send>;
 
+/// Work a proposer hands in beside a proposal, for the state machine to do on this server
+/// right before that entry is applied here (and never, if this run of the process does not
+/// apply it): `StateMachine::apply_all` receives it with the txn. Opaque to the consensus
+/// layer; the server uses it for reads that must see the state just before a later write of
+/// their session (`server::connection::held`).
+pub type BeforeApply = Box<dyn std::any::Any + Send>;
+
 /// Applies committed entries. Called from exactly one task, in log order.
 pub trait StateMachine: Send + 'static {
     fn apply(&mut self, zxid: i64, txn: &Txn) -> Applied;
 
     /// `apply` of consecutive txns in order, one result each: one call per run of a Ready's
     /// entries, so that a state machine can take its locks once per run rather than once
-    /// per txn. The default applies them one by one.
-    fn apply_all(&mut self, txns: &[(i64, Txn)]) -> Vec<Applied> {
+    /// per txn. `before` has one slot per txn: the work its proposer handed in on this
+    /// server (`Proposer::propose_after`), to be done right before that txn is applied. The
+    /// default applies them one by one and ignores `before`.
+    fn apply_all(&mut self, txns: &[(i64, Txn)], before: Vec<Option<BeforeApply>>) -> Vec<Applied> {
+        drop(before);
         txns.iter()
             .map(|(zxid, txn)| self.apply(*zxid, txn))
             .collect()
@@ -141,6 +151,8 @@ pub struct GroupMembers {
 pub struct Proposal {
     pub txn: Txn,
     pub done: Option<oneshot::Sender<Applied>>,
+    /// Done right before the entry is applied on this server (only with `done`).
+    pub before: Option<BeforeApply>,
 }
 
 /// The error a proposer sees when the log no longer accepts entries (shutting down).
@@ -156,11 +168,22 @@ pub struct Proposer {
 impl Proposer {
     /// Queues `txn`; the returned receiver yields its `Applied` once committed and applied.
     pub fn propose(&self, txn: Txn) -> Result<oneshot::Receiver<Applied>, NotAccepting> {
+        self.propose_after(txn, None)
+    }
+
+    /// `propose`, with work for the state machine to do right before the entry is applied
+    /// on this server (`BeforeApply`).
+    pub fn propose_after(
+        &self,
+        txn: Txn,
+        before: Option<BeforeApply>,
+    ) -> Result<oneshot::Receiver<Applied>, NotAccepting> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Proposal {
                 txn,
                 done: Some(done),
+                before,
             })
             .map_err(|_| NotAccepting)?;
         Ok(rx)
@@ -169,7 +192,11 @@ impl Proposer {
     /// Queues `txn` without waiting for its outcome (housekeeping such as expiry).
     pub fn propose_detached(&self, txn: Txn) -> Result<(), NotAccepting> {
         self.tx
-            .send(Proposal { txn, done: None })
+            .send(Proposal {
+                txn,
+                done: None,
+                before: None,
+            })
             .map_err(|_| NotAccepting)
     }
 }

@@ -13,11 +13,12 @@ use tracing::{info, warn};
 use crate::config::Membership;
 use crate::consensus::storage::SnapshotStore;
 use crate::consensus::{
-    ConsensusError, Decoded, GroupMembers, SnapshotDecoder, SnapshotJob, StateMachine,
+    BeforeApply, ConsensusError, Decoded, GroupMembers, SnapshotDecoder, SnapshotJob, StateMachine,
 };
 use crate::proto::EventType;
 use crate::tree::{Applied, DataTree, SnapshotCut, TreeOptions, Txn};
 
+use super::connection::HeldReads;
 use super::{dynamic, Out, Shared, State};
 
 /// Nodes a snapshot writes per hold of the state's read lock (about a millisecond's work).
@@ -135,11 +136,22 @@ impl StateMachine for Applier {
 
     /// One hold of the state's write lock for the whole run: applying waits for a reader
     /// (a snapshot walk's chunk, a read) at most once per run.
-    fn apply_all(&mut self, txns: &[(i64, Txn)]) -> Vec<Applied> {
+    /// A txn's `before` is the reads its session sent after its previous write
+    /// (`HeldReads`): they are executed here, right before it, unless their connection
+    /// executed them already.
+    fn apply_all(&mut self, txns: &[(i64, Txn)], before: Vec<Option<BeforeApply>>) -> Vec<Applied> {
         let shared = self.shared.clone();
         let mut state = shared.state_mut();
+        let mut before = before.into_iter();
         txns.iter()
-            .map(|(zxid, txn)| self.apply_locked(&shared, &mut state, *zxid, txn))
+            .map(|(zxid, txn)| {
+                if let Some(reads) = before.next().flatten() {
+                    if let Ok(reads) = reads.downcast::<HeldReads>() {
+                        reads.execute(&state);
+                    }
+                }
+                self.apply_locked(&shared, &mut state, *zxid, txn)
+            })
             .collect()
     }
 

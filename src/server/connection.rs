@@ -24,6 +24,8 @@ use crate::proto::response::Response;
 use crate::proto::{Id, ZkError};
 use crate::tree::{Applied, Txn};
 
+mod held;
+pub(crate) use held::HeldReads;
 mod reader;
 pub(super) use reader::digest_id;
 mod responder;
@@ -32,6 +34,15 @@ mod writer;
 use self::reader::Reader;
 use self::responder::respond_loop;
 use self::writer::write_loop;
+
+/// A connection's requests in flight, as its reader and responder count them.
+#[derive(Default)]
+struct InFlight {
+    /// Writes proposed and not yet answered.
+    writes: AtomicUsize,
+    /// Held reads (`held`) not yet answered.
+    held: AtomicUsize,
+}
 
 /// A request waiting for its turn to be answered.
 enum Item {
@@ -44,6 +55,14 @@ enum Item {
         t0: Instant,
         /// Fired once executed, when a later write of this session waits for it.
         executed: Option<oneshot::Sender<()>>,
+    },
+    /// A read queued behind a write of its session, carried by the next write
+    /// (`held`): executed by the applier before that write, or here in its turn.
+    Held {
+        xid: i32,
+        op: i32,
+        read: Arc<held::HeldRead>,
+        t0: Instant,
     },
     /// Answered when the consensus layer hands back its outcome.
     Write {
@@ -298,13 +317,13 @@ pub async fn run<S: ClientStream>(
     let (closed_tx, closed_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(write_loop(write_half, out_rx, closed_tx, handle.clone()));
     let (item_tx, item_rx) = mpsc::unbounded_channel::<Item>();
-    let writes_in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(InFlight::default());
     let responder = tokio::spawn(respond_loop(
         shared.clone(),
         handle.clone(),
         stats.clone(),
         item_rx,
-        writes_in_flight.clone(),
+        in_flight.clone(),
     ));
 
     let mut reader = Reader {
@@ -314,8 +333,9 @@ pub async fn run<S: ClientStream>(
         session_id,
         stats,
         items: item_tx,
-        writes_in_flight: writes_in_flight.clone(),
+        in_flight,
         read_barrier: None,
+        held: Vec::new(),
         sasl: None,
     };
     tokio::select! {

@@ -94,3 +94,101 @@ impl Raw {
         (h, body.to_vec())
     }
 }
+
+/// Creates `path`, then pipelines `rounds` times (setData of `path` to the round's number,
+/// getData and exists of it) in one segment on a new raw session, and checks that every read
+/// saw exactly the writes sent before it: the round's value and version, and a reply zxid
+/// from between the two writes around it. With writes in flight the reads are held and
+/// carried by the next write (the server's `connection::held`), so this is where a read
+/// executed on the wrong side of a write would show.
+pub async fn check_reads_between_pipelined_writes(addr: SocketAddr, path: &str, rounds: i32) {
+    use keeperd::proto::codec::decode_response;
+    use keeperd::proto::request::{CreateRequest, SetDataRequest};
+    use keeperd::proto::response::Response;
+    use keeperd::proto::{Acl, OpCode};
+
+    let (mut raw, _) = Raw::session(addr).await;
+    let create = Request::Create {
+        op: OpCode::Create,
+        req: CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: -1,
+        },
+    };
+    raw.send(1, &create).await;
+    assert_eq!(raw.reply().await.0.err, 0, "create {path}");
+    let mut out = BytesMut::new();
+    for round in 1..=rounds {
+        let xid = 1 + 3 * round;
+        let set = Request::SetData(SetDataRequest {
+            path: path.into(),
+            data: Some(round.to_string().into_bytes().into()),
+            version: -1,
+        });
+        encode_request(&mut out, xid, &set);
+        let get = Request::GetData {
+            path: path.into(),
+            watch: false,
+        };
+        encode_request(&mut out, xid + 1, &get);
+        let exists = Request::Exists {
+            path: path.into(),
+            watch: false,
+        };
+        encode_request(&mut out, xid + 2, &exists);
+    }
+    raw.send_bytes(&out).await;
+    // (round, zxid of the reply) of each read, checked against the writes' zxids below.
+    let mut reads = vec![];
+    let mut writes = vec![0i64];
+    for round in 1..=rounds {
+        let (h, _) = raw.reply().await;
+        assert_eq!(
+            (h.xid, h.err),
+            (1 + 3 * round, 0),
+            "setData of round {round}"
+        );
+        writes.push(h.zxid);
+        let (h, body) = raw.reply().await;
+        assert_eq!(
+            (h.xid, h.err),
+            (2 + 3 * round, 0),
+            "getData of round {round}"
+        );
+        match decode_response(OpCode::GetData, &body).unwrap() {
+            Response::GetData { data, stat } => {
+                let want = round.to_string();
+                assert_eq!(
+                    data.as_deref(),
+                    Some(want.as_bytes()),
+                    "getData of round {round} saw another write"
+                );
+                assert_eq!(stat.version, round, "getData of round {round}");
+            }
+            other => panic!("getData of round {round}: {other:?}"),
+        }
+        reads.push((round, h.zxid));
+        let (h, body) = raw.reply().await;
+        assert_eq!(
+            (h.xid, h.err),
+            (3 + 3 * round, 0),
+            "exists of round {round}"
+        );
+        match decode_response(OpCode::Exists, &body).unwrap() {
+            Response::Stat(stat) => assert_eq!(stat.version, round, "exists of round {round}"),
+            other => panic!("exists of round {round}: {other:?}"),
+        }
+        reads.push((round, h.zxid));
+    }
+    for (round, zxid) in reads {
+        let after = writes[round as usize];
+        let next = writes.get(round as usize + 1).copied().unwrap_or(i64::MAX);
+        assert!(
+            after <= zxid && zxid < next,
+            "a read of round {round} has zxid {zxid:#x}, outside [{after:#x}, {next:#x})"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::Node;
 use crate::consensus::peer::{Forward, PeerMsg, Transport};
-use crate::consensus::{Proposal, StateMachine};
+use crate::consensus::{BeforeApply, Proposal, StateMachine};
 use crate::tree::{Applied, Txn};
 
 /// The entry context of a proposal someone waits on: u64 BE node | u64 BE process run |
@@ -58,6 +58,8 @@ fn forward_refusal(from: u64, txn: &Txn) -> Option<String> {
 /// A proposal of this run whose entry is not applied yet.
 struct Pending {
     done: oneshot::Sender<Applied>,
+    /// Handed to the state machine with the entry, right before it is applied.
+    before: Option<BeforeApply>,
     /// Sent to another node (the leader) rather than proposed here.
     forwarded: bool,
     since: Instant,
@@ -154,14 +156,19 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             }
             if let Some((_, p)) = self.props.held.pop_front() {
                 if let Some(done) = p.done {
-                    self.await_outcome(done, true);
+                    self.await_outcome(done, p.before, true);
                 }
             }
         }
     }
 
     /// Takes the next proposal number for an outcome someone waits for.
-    fn await_outcome(&mut self, done: oneshot::Sender<Applied>, forwarded: bool) -> u64 {
+    fn await_outcome(
+        &mut self,
+        done: oneshot::Sender<Applied>,
+        before: Option<BeforeApply>,
+        forwarded: bool,
+    ) -> u64 {
         let seq = self.props.next_seq;
         self.props.next_seq += 1;
         let since = self.clock.now();
@@ -169,6 +176,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             seq,
             Pending {
                 done,
+                before,
                 forwarded,
                 since,
             },
@@ -182,7 +190,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         let data = txn.to_bytes();
         let (ctx, seq) = match p.done {
             Some(done) => {
-                let seq = self.await_outcome(done, false);
+                let seq = self.await_outcome(done, p.before, false);
                 (self.own_context(seq), Some(seq))
             }
             None => (vec![], None),
@@ -232,6 +240,16 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         } else if reconfig {
             self.props.last_reconfig_index = self.raw.raft.raft_log.last_index();
         }
+    }
+
+    /// The work handed in with the proposal behind an entry's context, if this run of this
+    /// node proposed it and it carried some: done right before the entry is applied.
+    pub(super) fn take_before(&mut self, ctx: &[u8]) -> Option<BeforeApply> {
+        if self.props.pending.is_empty() {
+            return None;
+        }
+        let seq = self.own_seq(ctx)?;
+        self.props.pending.get_mut(&seq)?.before.take()
     }
 
     /// An entry was applied with `applied` as its outcome: answer whoever of this run

@@ -22,6 +22,8 @@ use crate::tree::Txn;
 struct Run {
     txns: Vec<(i64, Txn)>,
     contexts: Vec<bytes::Bytes>,
+    /// What each txn's proposer handed in to be done right before it is applied.
+    before: Vec<Option<crate::consensus::BeforeApply>>,
 }
 
 /// What the last Ready round saw, so that the next one can tell what changed.
@@ -175,6 +177,7 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     let membership =
                         matches!(txn.inner(), Txn::SetConfig { .. } | Txn::Reconfig { .. });
                     run.txns.push((zxid(e.term, e.index), txn));
+                    run.before.push(self.take_before(&e.context));
                     run.contexts.push(e.context);
                     if membership {
                         self.apply_run(&mut run);
@@ -223,7 +226,9 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         if run.txns.is_empty() {
             return;
         }
-        let applied = self.sm.apply_all(&run.txns);
+        let applied = self
+            .sm
+            .apply_all(&run.txns, std::mem::take(&mut run.before));
         run.txns.clear();
         for (ctx, a) in run.contexts.drain(..).zip(applied) {
             self.answer(&ctx, a);

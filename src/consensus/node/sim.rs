@@ -239,6 +239,7 @@ impl Sim {
         n.node.propose(&mut vec![Proposal {
             txn: txn(i),
             done: Some(done),
+            before: None,
         }]);
         after_event(&mut n.node);
         self.deliver(&mut |_| {});

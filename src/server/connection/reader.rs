@@ -2,7 +2,6 @@
 //! decode time (errors, addauth), proposes writes and queues everything for the responder,
 //! holding back a write until the reads queued before it have executed.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,8 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use super::Item;
-use crate::consensus::Proposer;
+use super::held::{can_hold, HeldRead, HeldReads, HELD_MAX};
+use super::{InFlight, Item};
+use crate::consensus::{BeforeApply, Proposer};
 use crate::proto::frame::check_frame;
 use crate::proto::request::{decode_request, Decoded, Request};
 use crate::proto::response::Response;
@@ -31,12 +31,14 @@ pub(super) struct Reader {
     pub(super) session_id: i64,
     pub(super) stats: Arc<ConnStats>,
     pub(super) items: mpsc::UnboundedSender<Item>,
-    /// This session's writes proposed and not yet answered.
-    pub(super) writes_in_flight: Arc<AtomicUsize>,
+    /// This connection's writes and held reads not yet answered.
+    pub(super) in_flight: Arc<InFlight>,
     /// Set when a read is queued behind writes in flight: the next write is proposed only
     /// after that read has executed, so the read sees exactly the writes sent before it
     /// (ZooKeeper's per-session ordering), not a later one applied in the meantime.
     pub(super) read_barrier: Option<oneshot::Receiver<()>>,
+    /// Reads held since the last write (`held`): the next write carries them.
+    pub(super) held: Vec<Arc<HeldRead>>,
     /// This connection's SASL exchange, from its first sasl request on.
     pub(super) sasl: Option<DigestMd5Server>,
 }
@@ -238,7 +240,17 @@ impl Reader {
                 self.write(xid, op, t0, txn, false).await
             }
             req => {
-                let executed = if self.writes_in_flight.load(Relaxed) > 0 {
+                let writing = self.in_flight.writes.load(Relaxed) > 0;
+                if writing
+                    && can_hold(&req, self.shared.config().linearizable_reads)
+                    && self.in_flight.held.load(Relaxed) < HELD_MAX
+                {
+                    self.in_flight.held.fetch_add(1, Relaxed);
+                    let read = Arc::new(HeldRead::new(req, self.auth()));
+                    self.held.push(read.clone());
+                    return self.push(Item::Held { xid, op, read, t0 });
+                }
+                let executed = if writing {
                     let (tx, rx) = oneshot::channel();
                     self.read_barrier = Some(rx);
                     Some(tx)
@@ -257,19 +269,22 @@ impl Reader {
         }
     }
 
-    /// Proposes a write once the reads queued before it have executed, and queues its
-    /// answer in order (closing the connection after it when `close_after`). False when
-    /// the log no longer accepts entries.
+    /// Proposes a write once the reads queued before it that are not held have executed,
+    /// carrying the held ones (`held`), and queues its answer in order (closing the
+    /// connection after it when `close_after`). False when the log no longer accepts
+    /// entries.
     /// The write goes to the log as this server's, for its session (`Txn::Owned`): it is
     /// applied against the identities recorded for the connection (`set_auth`).
     async fn write(&mut self, xid: i32, op: i32, t0: Instant, txn: Txn, close_after: bool) -> bool {
         self.wait_for_reads().await;
-        self.writes_in_flight.fetch_add(1, Relaxed);
+        self.in_flight.writes.fetch_add(1, Relaxed);
         let txn = Txn::Owned {
             server: self.shared.node_id(),
             txn: Box::new(txn),
         };
-        let Ok(rx) = self.proposer.propose(txn) else {
+        let before = (!self.held.is_empty())
+            .then(|| Box::new(HeldReads(std::mem::take(&mut self.held))) as BeforeApply);
+        let Ok(rx) = self.proposer.propose_after(txn, before) else {
             return false;
         };
         self.push(Item::Write {

@@ -2,7 +2,6 @@
 //! the log has applied it, a read by executing it against the local tree when its turn
 //! comes) and queues the replies for the writer.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,13 +10,14 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::Item;
+use super::{InFlight, Item};
 use crate::proto::opcode::{xid, OpCode};
 use crate::proto::request::{ReadOp, Request};
 use crate::proto::response::{encode_notification, encode_reply, OpResult, ReplyHeader, Response};
 use crate::proto::{ClientInfo, Id, Stat, ZkError};
 use crate::server::stats::ConnStats;
 use crate::server::{now_ms, ConnHandle, Out, Shared};
+use crate::tree::DataTree;
 use crate::watch::WatchKind;
 
 pub(super) async fn respond_loop(
@@ -25,7 +25,7 @@ pub(super) async fn respond_loop(
     handle: Arc<ConnHandle>,
     stats: Arc<ConnStats>,
     mut items: mpsc::UnboundedReceiver<Item>,
-    writes_in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
 ) {
     let session_id = handle.session_id;
     let out = &handle.out;
@@ -40,7 +40,7 @@ pub(super) async fn respond_loop(
         // executing, e.g. errors found on arrival, count in neither).
         let kind_latency = match &item {
             Item::Write { .. } => Some(&shared.stats().update_latency),
-            Item::Read { .. } => Some(&shared.stats().read_latency),
+            Item::Read { .. } | Item::Held { .. } => Some(&shared.stats().read_latency),
             _ => None,
         };
         let (xid, op, t0, close_after, zxid, result) = match item {
@@ -59,7 +59,7 @@ pub(super) async fn respond_loop(
                 close_after,
             } => {
                 let outcome = rx.await;
-                writes_in_flight.fetch_sub(1, Relaxed);
+                in_flight.writes.fetch_sub(1, Relaxed);
                 match outcome {
                     Ok(applied) => (xid, op, t0, close_after, applied.zxid, applied.result),
                     // The outcome cannot be known any more (the leader changed under it, or
@@ -105,6 +105,12 @@ pub(super) async fn respond_loop(
                 if let Some(done) = executed {
                     let _ = done.send(());
                 }
+                (xid, op, t0, false, zxid, r)
+            }
+            Item::Held { xid, op, read, t0 } => {
+                handle.wait_until(|| !handle.backlog_over_limit()).await;
+                let (zxid, r) = read.outcome(|| shared.state());
+                in_flight.held.fetch_sub(1, Relaxed);
                 (xid, op, t0, false, zxid, r)
             }
         };
@@ -158,6 +164,29 @@ fn children_response(names: Bytes, stat: Stat, with_stat: bool) -> Response {
     }
 }
 
+/// exists, getData, getChildren(2) and getACL against `tree`, without their watches (the
+/// caller registers those). Anything else is Unimplemented.
+pub(super) fn read_znode(tree: &DataTree, auth: &[Id], req: Request) -> Result<Response, ZkError> {
+    match req {
+        Request::Exists { path, .. } => tree
+            .exists(&path)
+            .map(Response::Stat)
+            .ok_or(ZkError::NoNode),
+        Request::GetData { path, .. } => tree
+            .get_data(&path, auth)
+            .map(|(data, stat)| Response::GetData { data, stat }),
+        Request::GetChildren {
+            path, with_stat, ..
+        } => tree
+            .get_children_encoded(&path, auth)
+            .map(|(names, stat)| children_response(names, stat, with_stat)),
+        Request::GetAcl { path } => tree
+            .get_acl(&path, auth)
+            .map(|(acl, stat)| Response::GetAcl { acl, stat }),
+        _ => Err(ZkError::Unimplemented),
+    }
+}
+
 /// The largest multiRead reply built (or jute.maxbuffer, if larger).
 const MULTI_READ_REPLY_CAP: usize = 16 << 20;
 
@@ -185,21 +214,10 @@ fn execute_read(
         let zxid = tree.last_zxid();
         let r = match req {
             Request::Ping => Ok(Response::Empty),
-            Request::Exists { path, .. } => tree
-                .exists(&path)
-                .map(Response::Stat)
-                .ok_or(ZkError::NoNode),
-            Request::GetData { path, .. } => tree
-                .get_data(&path, auth)
-                .map(|(data, stat)| Response::GetData { data, stat }),
-            Request::GetChildren {
-                path, with_stat, ..
-            } => tree
-                .get_children_encoded(&path, auth)
-                .map(|(names, stat)| children_response(names, stat, with_stat)),
-            Request::GetAcl { path } => tree
-                .get_acl(&path, auth)
-                .map(|(acl, stat)| Response::GetAcl { acl, stat }),
+            Request::Exists { .. }
+            | Request::GetData { .. }
+            | Request::GetChildren { .. }
+            | Request::GetAcl { .. } => read_znode(tree, auth, req),
             Request::Sync { path } => Ok(Response::Sync { path }),
             Request::MultiRead(ops) => {
                 // The whole reply is built before it is sent: one multiRead of thousands of
