@@ -8,7 +8,9 @@
 //! (`Proposer::propose_after`): whichever comes first executes each of them — the responder
 //! in its turn, or the applier right before that next write is applied (`Applier::apply_all`,
 //! under the state's write lock). Either way the read sees the state after the writes sent
-//! before it and before those sent after it.
+//! before it and before those sent after it. When that write's proposal is dropped
+//! unapplied, the reads nobody executed yet are orphaned (`Drop for HeldReads`) and the
+//! connection closes at the first of them instead of answering it.
 //!
 //! Only cheap reads without side effects are held (`can_hold`): the applier runs them on
 //! the consensus thread. A connection has at most `HELD_MAX` of them unanswered; past that,
@@ -48,9 +50,16 @@ pub(super) type Outcome = (i64, Result<Response, ZkError>);
 pub(crate) struct HeldRead(Mutex<Cell>);
 
 enum Cell {
-    Waiting { req: Request, auth: Arc<Vec<Id>> },
+    Waiting {
+        req: Request,
+        auth: Arc<Vec<Id>>,
+    },
     Done(Outcome),
     Taken,
+    /// The write carrying it was dropped before it applied here (the term changed under
+    /// it, it was refused, the log stopped): that write may still be applied later, so
+    /// the read cannot tell any more which state is before it.
+    Orphaned,
 }
 
 impl Cell {
@@ -65,13 +74,15 @@ impl Cell {
     }
 
     /// The outcome, executing a waiting read against `state`; the cell is left taken.
-    fn take(&mut self, state: &State) -> Outcome {
+    /// None when orphaned.
+    fn take(&mut self, state: &State) -> Option<Outcome> {
         let zxid = state.tree.last_zxid();
         match std::mem::replace(self, Cell::Taken) {
-            Cell::Waiting { req, auth } => (zxid, read_znode(&state.tree, &auth, req)),
-            Cell::Done(done) => done,
+            Cell::Waiting { req, auth } => Some((zxid, read_znode(&state.tree, &auth, req))),
+            Cell::Done(done) => Some(done),
             // Taken twice would be a bug here, not a reason to stop the server.
-            Cell::Taken => (zxid, Err(ZkError::SystemError)),
+            Cell::Taken => Some((zxid, Err(ZkError::SystemError))),
+            Cell::Orphaned => None,
         }
     }
 }
@@ -85,8 +96,23 @@ impl HeldReads {
         for read in &self.0 {
             let mut cell = read.0.lock().expect("held read");
             if matches!(*cell, Cell::Waiting { .. }) {
-                let done = cell.take(state);
-                *cell = Cell::Done(done);
+                if let Some(done) = cell.take(state) {
+                    *cell = Cell::Done(done);
+                }
+            }
+        }
+    }
+}
+
+/// Dropped without having been executed (its write's proposal was dropped): the reads
+/// not executed yet are orphaned, and their connection closes when their turn comes
+/// rather than answer from a state that may already hold that write.
+impl Drop for HeldReads {
+    fn drop(&mut self) {
+        for read in &self.0 {
+            let mut cell = read.0.lock().expect("held read");
+            if matches!(*cell, Cell::Waiting { .. }) {
+                *cell = Cell::Orphaned;
             }
         }
     }
@@ -99,10 +125,14 @@ impl HeldRead {
 
     /// The read's outcome: what the applier found, or executed now under the state's read
     /// lock, which `read` takes (`Shared::state`). The lock order is the state, then the
-    /// cell, as in `HeldReads::execute`.
-    pub(super) fn outcome<G: Deref<Target = State>>(&self, read: impl FnOnce() -> G) -> Outcome {
+    /// cell, as in `HeldReads::execute`. None when orphaned: the connection must close
+    /// (ConnectionLoss) instead of answering.
+    pub(super) fn outcome<G: Deref<Target = State>>(
+        &self,
+        read: impl FnOnce() -> G,
+    ) -> Option<Outcome> {
         if let Some(done) = self.0.lock().expect("held read").take_done() {
-            return done;
+            return Some(done);
         }
         let state = read();
         let outcome = self.0.lock().expect("held read").take(&state);
@@ -193,15 +223,31 @@ mod tests {
         carried.execute(&state.read().unwrap());
         set(&state, 4, b"3");
         assert_eq!(
-            data_of(early.outcome(|| state.read().unwrap())),
+            data_of(early.outcome(|| state.read().unwrap()).unwrap()),
             (2, b"1".to_vec(), 0)
         );
         assert_eq!(
-            data_of(late.outcome(|| state.read().unwrap())),
+            data_of(late.outcome(|| state.read().unwrap()).unwrap()),
             (4, b"3".to_vec(), 2)
         );
         // Answered once: a second answer is an error, not a stale or fresh value.
-        let again = early.outcome(|| state.read().unwrap());
+        let again = early.outcome(|| state.read().unwrap()).unwrap();
         assert_eq!(again.1.unwrap_err(), ZkError::SystemError);
+
+        // A carrier dropped unexecuted (its write's proposal was dropped) orphans the reads
+        // nobody executed yet, and only those.
+        let (answered, orphan) = (get_data(), get_data());
+        assert!(answered.outcome(|| state.read().unwrap()).is_some());
+        drop(HeldReads(vec![answered.clone(), orphan.clone()]));
+        assert!(orphan.outcome(|| state.read().unwrap()).is_none());
+        // Executed, then dropped (the normal path): still answered.
+        let kept = get_data();
+        let carried = HeldReads(vec![kept.clone()]);
+        carried.execute(&state.read().unwrap());
+        drop(carried);
+        assert_eq!(
+            data_of(kept.outcome(|| state.read().unwrap()).unwrap()),
+            (4, b"3".to_vec(), 2)
+        );
     }
 }

@@ -109,9 +109,16 @@ pub(super) async fn respond_loop(
             }
             Item::Held { xid, op, read, t0 } => {
                 handle.wait_until(|| !handle.backlog_over_limit()).await;
-                let (zxid, r) = read.outcome(|| shared.state());
                 in_flight.held.fetch_sub(1, Relaxed);
-                (xid, op, t0, false, zxid, r)
+                match read.outcome(|| shared.state()) {
+                    Some((zxid, r)) => (xid, op, t0, false, zxid, r),
+                    // The write that carried it was dropped unapplied (as with that
+                    // write's own outcome, ConnectionLoss: see `held`).
+                    None => {
+                        let _ = out.send(Out::Close);
+                        break;
+                    }
+                }
             }
         };
         let (err, body) = match result {
