@@ -242,24 +242,16 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
     }
 
-    /// The work handed in with the proposal behind an entry's context, if this run of this
-    /// node proposed it and it carried some: done right before the entry is applied.
-    pub(super) fn take_before(&mut self, ctx: &[u8]) -> Option<BeforeApply> {
-        if self.props.pending.is_empty() {
-            return None;
-        }
+    /// Whoever of this run waits for the entry with context `ctx`, and the work handed in to
+    /// be done right before it is applied: taken out of the pending proposals as the entry
+    /// is about to be applied (the answer follows the apply).
+    pub(super) fn take_waiter(
+        &mut self,
+        ctx: &[u8],
+    ) -> Option<(oneshot::Sender<Applied>, Option<BeforeApply>)> {
         let seq = self.own_seq(ctx)?;
-        self.props.pending.get_mut(&seq)?.before.take()
-    }
-
-    /// An entry was applied with `applied` as its outcome: answer whoever of this run
-    /// waits for it.
-    pub(super) fn answer(&mut self, ctx: &[u8], applied: Applied) {
-        if let Some(seq) = self.own_seq(ctx) {
-            if let Some(p) = self.props.pending.remove(&seq) {
-                let _ = p.done.send(applied);
-            }
-        }
+        let p = self.props.pending.remove(&seq)?;
+        Some((p.done, p.before))
     }
 
     /// The term changed (or this node stopped leading): pending proposals get no answer.

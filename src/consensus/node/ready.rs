@@ -10,20 +10,22 @@
 
 use protobuf::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType};
+use tokio::sync::oneshot;
 
 use super::{sorted, Node};
 use crate::consensus::peer::Transport;
 use crate::consensus::ConsensusError;
-use crate::consensus::{zxid, StateMachine};
-use crate::tree::Txn;
+use crate::consensus::{zxid, BeforeApply, StateMachine};
+use crate::tree::{Applied, Txn};
 
-/// Txns of consecutive entries waiting to be applied together, and their entries' contexts.
+/// Txns of consecutive entries waiting to be applied together, with who waits for each
+/// (this run's own proposals) and the work its proposer handed in to be done right before it
+/// is applied.
 #[derive(Default)]
 struct Run {
     txns: Vec<(i64, Txn)>,
-    contexts: Vec<bytes::Bytes>,
-    /// What each txn's proposer handed in to be done right before it is applied.
-    before: Vec<Option<crate::consensus::BeforeApply>>,
+    done: Vec<Option<oneshot::Sender<Applied>>>,
+    before: Vec<Option<BeforeApply>>,
 }
 
 /// What the last Ready round saw, so that the next one can tell what changed.
@@ -176,9 +178,10 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
                     })?;
                     let membership =
                         matches!(txn.inner(), Txn::SetConfig { .. } | Txn::Reconfig { .. });
+                    let (done, before) = self.take_waiter(&e.context).unzip();
                     run.txns.push((zxid(e.term, e.index), txn));
-                    run.before.push(self.take_before(&e.context));
-                    run.contexts.push(e.context);
+                    run.done.push(done);
+                    run.before.push(before.flatten());
                     if membership {
                         self.apply_run(&mut run);
                         self.refresh_membership();
@@ -230,8 +233,10 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
             .sm
             .apply_all(&run.txns, std::mem::take(&mut run.before));
         run.txns.clear();
-        for (ctx, a) in run.contexts.drain(..).zip(applied) {
-            self.answer(&ctx, a);
+        for (done, a) in run.done.drain(..).zip(applied) {
+            if let Some(done) = done {
+                let _ = done.send(a);
+            }
         }
     }
 

@@ -63,26 +63,22 @@ enum Cell {
 }
 
 impl Cell {
-    fn take_done(&mut self) -> Option<Outcome> {
-        match std::mem::replace(self, Cell::Taken) {
-            Cell::Done(done) => Some(done),
-            other => {
-                *self = other;
-                None
-            }
+    /// Executes a waiting read against `state`; any other cell is left as it is.
+    fn execute(&mut self, state: &State) {
+        if let Cell::Waiting { req, auth } = self {
+            let done = (state.tree.last_zxid(), read_znode(&state.tree, auth, req));
+            *self = Cell::Done(done);
         }
     }
 
-    /// The outcome, executing a waiting read against `state`; the cell is left taken.
-    /// None when orphaned.
-    fn take(&mut self, state: &State) -> Option<Outcome> {
-        let zxid = state.tree.last_zxid();
+    /// The outcome of an executed read, leaving the cell taken; None when orphaned.
+    fn take(&mut self) -> Option<Outcome> {
         match std::mem::replace(self, Cell::Taken) {
-            Cell::Waiting { req, auth } => Some((zxid, read_znode(&state.tree, &auth, req))),
             Cell::Done(done) => Some(done),
-            // Taken twice would be a bug here, not a reason to stop the server.
-            Cell::Taken => Some((zxid, Err(ZkError::SystemError))),
             Cell::Orphaned => None,
+            // Taken twice (or never executed) would be a bug here, not a reason to stop
+            // the server.
+            Cell::Waiting { .. } | Cell::Taken => Some((0, Err(ZkError::SystemError))),
         }
     }
 }
@@ -94,12 +90,7 @@ impl HeldReads {
     /// Executes those not executed yet against `state`, whose write lock the caller holds.
     pub(crate) fn execute(&self, state: &State) {
         for read in &self.0 {
-            let mut cell = read.0.lock().expect("held read");
-            if matches!(*cell, Cell::Waiting { .. }) {
-                if let Some(done) = cell.take(state) {
-                    *cell = Cell::Done(done);
-                }
-            }
+            read.0.lock().expect("held read").execute(state);
         }
     }
 }
@@ -131,12 +122,14 @@ impl HeldRead {
         &self,
         read: impl FnOnce() -> G,
     ) -> Option<Outcome> {
-        if let Some(done) = self.0.lock().expect("held read").take_done() {
-            return Some(done);
+        let mut cell = self.0.lock().expect("held read");
+        if matches!(*cell, Cell::Waiting { .. }) {
+            drop(cell);
+            let state = read();
+            cell = self.0.lock().expect("held read");
+            cell.execute(&state);
         }
-        let state = read();
-        let outcome = self.0.lock().expect("held read").take(&state);
-        outcome
+        cell.take()
     }
 }
 

@@ -173,22 +173,21 @@ fn children_response(names: Bytes, stat: Stat, with_stat: bool) -> Response {
 
 /// exists, getData, getChildren(2) and getACL against `tree`, without their watches (the
 /// caller registers those). Anything else is Unimplemented.
-pub(super) fn read_znode(tree: &DataTree, auth: &[Id], req: Request) -> Result<Response, ZkError> {
+pub(super) fn read_znode(tree: &DataTree, auth: &[Id], req: &Request) -> Result<Response, ZkError> {
     match req {
-        Request::Exists { path, .. } => tree
-            .exists(&path)
-            .map(Response::Stat)
-            .ok_or(ZkError::NoNode),
+        Request::Exists { path, .. } => {
+            tree.exists(path).map(Response::Stat).ok_or(ZkError::NoNode)
+        }
         Request::GetData { path, .. } => tree
-            .get_data(&path, auth)
+            .get_data(path, auth)
             .map(|(data, stat)| Response::GetData { data, stat }),
         Request::GetChildren {
             path, with_stat, ..
         } => tree
-            .get_children_encoded(&path, auth)
-            .map(|(names, stat)| children_response(names, stat, with_stat)),
+            .get_children_encoded(path, auth)
+            .map(|(names, stat)| children_response(names, stat, *with_stat)),
         Request::GetAcl { path } => tree
-            .get_acl(&path, auth)
+            .get_acl(path, auth)
             .map(|(acl, stat)| Response::GetAcl { acl, stat }),
         _ => Err(ZkError::Unimplemented),
     }
@@ -224,7 +223,7 @@ fn execute_read(
             Request::Exists { .. }
             | Request::GetData { .. }
             | Request::GetChildren { .. }
-            | Request::GetAcl { .. } => read_znode(tree, auth, req),
+            | Request::GetAcl { .. } => read_znode(tree, auth, &req),
             Request::Sync { path } => Ok(Response::Sync { path }),
             Request::MultiRead(ops) => {
                 // The whole reply is built before it is sent: one multiRead of thousands of
