@@ -2,7 +2,7 @@
 //! `snapshot.<zxid hex>` file per snapshot (`SnapshotFile`), written whole and checksummed.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use protobuf::Message as _;
@@ -143,7 +143,12 @@ impl SnapshotStore {
             .write_to_bytes()
             .map_err(|err| StorageError::EncodeSnapshotMeta { err })?;
         let io = |e: std::io::Error| StorageError::io(IoOp::WriteSnapshot, &tmp, e);
-        let (file, direct) = open_for_snapshot(&tmp).map_err(io)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io)?;
         let mut prefix = Vec::with_capacity(SNAP_MAGIC.len() + 4 + meta_pb.len() + 8);
         prefix.extend_from_slice(SNAP_MAGIC);
         prefix.extend_from_slice(&(meta_pb.len() as u32).to_be_bytes());
@@ -152,8 +157,7 @@ impl SnapshotStore {
         prefix.extend_from_slice(&[0; 8]);
         let mut w = SnapshotWriter {
             file: Some(file),
-            direct,
-            buf: ChunkBuf::new(),
+            buf: Vec::with_capacity(SYNC_CHUNK as usize),
             store: self.dir.clone(),
             path,
             tmp,
@@ -195,75 +199,22 @@ impl SnapshotStore {
     }
 }
 
-/// Opens a new snapshot file for `SnapshotWriter`, with `O_DIRECT` where the file system
-/// takes it (true): the chunks then go from the writer's buffer to the disk without being
-/// copied into the page cache, which cost a third of the snapshot thread's CPU under a
-/// write load (docs/performance.md, Finding 10). Where it does not (tmpfs), a plain file.
-fn open_for_snapshot(tmp: &Path) -> std::io::Result<(File, bool)> {
-    let open = |flags: i32| {
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(flags)
-            .open(tmp)
-    };
-    match open(libc::O_DIRECT) {
-        Ok(f) => Ok((f, true)),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((open(0)?, false)),
-        Err(e) => Err(e),
-    }
-}
-
-/// Alignment `O_DIRECT` asks of buffers, offsets and lengths (the largest logical block
-/// size in use; 4096 covers 512-byte and 4K disks).
-const DIRECT_ALIGN: usize = 4096;
-
-/// A `SYNC_CHUNK` of bytes at an address aligned for `O_DIRECT` (inside a slightly larger
-/// Vec, so no unsafe allocation is needed).
-struct ChunkBuf {
-    mem: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl ChunkBuf {
-    fn new() -> ChunkBuf {
-        let mem = vec![0u8; SYNC_CHUNK as usize + DIRECT_ALIGN];
-        let start = mem.as_ptr().align_offset(DIRECT_ALIGN);
-        ChunkBuf { mem, start, len: 0 }
-    }
-
-    /// Copies in what fits of `bytes`; returns how much did.
-    fn fill(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(SYNC_CHUNK as usize - self.len);
-        let at = self.start + self.len;
-        self.mem[at..at + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
-        n
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == SYNC_CHUNK as usize
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.mem[self.start..self.start + self.len]
-    }
-}
-
 /// A snapshot file being written (`SnapshotStore::create`): `append` streams the data out a
 /// `SYNC_CHUNK` at a time and makes each chunk durable, so the log's own fdatasync on the
 /// same disk never waits behind more than that (100+ MB in one go stalls it for ~1 s), and
 /// `finish` writes the parts that depend on the whole (data length, head, checksum) and
 /// makes the file durable. Dropped unfinished (or failed), it removes its `.tmp` file.
+///
+/// The writes go through the page cache, where the file stays (clean, once synced) until the
+/// next snapshot merges from it (`SnapshotData`, which drops it as it reads): that merge
+/// then reads memory, not the disk. Written with `O_DIRECT` instead, the next merge read the
+/// whole file back from the disk, and that traffic next to the log's fdatasyncs cost
+/// setData 20-30% of its p99.9 latency (docs/performance.md, Finding 14).
 pub struct SnapshotWriter {
     /// `None` once finished.
     file: Option<File>,
-    /// `file` was opened with `O_DIRECT`: whole chunks only, at chunk offsets.
-    direct: bool,
     /// The chunk being filled; the file holds `synced` bytes before it.
-    buf: ChunkBuf,
+    buf: Vec<u8>,
     store: PathBuf,
     path: PathBuf,
     tmp: PathBuf,
@@ -315,44 +266,21 @@ impl SnapshotWriter {
             }
         }
         self.chunk_started = Some(std::time::Instant::now());
-        let written = self.file().write_all_at(self.buf.bytes(), self.synced);
-        let written = match written {
-            // A file system that opened the file with O_DIRECT but refuses the write:
-            // carry on through the page cache.
-            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                tracing::info!("snapshot: O_DIRECT writes refused ({e}); writing buffered");
-                self.reopen_buffered()?;
-                self.file().write_all_at(self.buf.bytes(), self.synced)
-            }
-            r => r,
-        };
-        written
+        self.file()
+            .write_all_at(&self.buf, self.synced)
             .and_then(|()| self.file().sync_data())
             .map_err(|e| self.io(e))?;
-        self.synced += self.buf.len as u64;
-        self.buf.len = 0;
-        Ok(())
-    }
-
-    /// Goes on through the page cache: what is left is not a whole chunk (or O_DIRECT was
-    /// refused).
-    fn reopen_buffered(&mut self) -> Result<(), StorageError> {
-        if self.direct {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&self.tmp)
-                .map_err(|e| self.io(e))?;
-            self.file = Some(file);
-            self.direct = false;
-        }
+        self.synced += self.buf.len() as u64;
+        self.buf.clear();
         Ok(())
     }
 
     fn write_raw(&mut self, mut bytes: &[u8]) -> Result<(), StorageError> {
         while !bytes.is_empty() {
-            let n = self.buf.fill(bytes);
+            let n = bytes.len().min(SYNC_CHUNK as usize - self.buf.len());
+            self.buf.extend_from_slice(&bytes[..n]);
             bytes = &bytes[n..];
-            if self.buf.is_full() {
+            if self.buf.len() == SYNC_CHUNK as usize {
                 self.write_chunk()?;
             }
         }
@@ -385,7 +313,6 @@ impl SnapshotWriter {
     /// directory.
     pub fn finish(mut self, head: &[u8]) -> Result<SnapshotFile, StorageError> {
         assert_eq!(head.len(), self.head_len, "the snapshot head's length");
-        self.reopen_buffered()?;
         let file = self.file.take().expect("an unfinished snapshot writer");
         let len_at = self.prefix.len() - 8;
         let mut front = std::mem::take(&mut self.prefix);
@@ -396,8 +323,8 @@ impl SnapshotWriter {
         h.update(&front);
         h.combine(&self.rest);
         let end = (len_at + 8) as u64 + self.data_len;
-        debug_assert_eq!(end, self.synced + self.buf.len as u64);
-        file.write_all_at(self.buf.bytes(), self.synced)
+        debug_assert_eq!(end, self.synced + self.buf.len() as u64);
+        file.write_all_at(&self.buf, self.synced)
             .and_then(|()| file.write_all_at(&front[len_at..], len_at as u64))
             .and_then(|()| file.write_all_at(&h.finalize().to_be_bytes(), end))
             .and_then(|()| file.sync_data())

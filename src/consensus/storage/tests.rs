@@ -422,6 +422,72 @@ fn a_streamed_snapshot_is_synced_as_it_goes() {
     w.finish(&[0; 20]).expect("finish");
 }
 
+/// The share of `path`'s pages in the page cache (`mincore` over a mapping, which reads
+/// nothing in), and whether its file system keeps pages in memory anyway (tmpfs).
+fn cached_share(path: &Path) -> (f64, bool) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).expect("open");
+    let len = file.metadata().expect("metadata").len() as usize;
+    let page = 4096;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a read-only shared mapping of a file this test owns, never touched, unmapped
+    // before returning; statfs fills plain data; mincore writes one byte per page into a
+    // Vec of that many bytes.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        assert_eq!(libc::fstatfs(file.as_raw_fd(), &mut st), 0);
+        let tmpfs = st.f_type as i64 == 0x0102_1994;
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(at, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(at, len, vec.as_mut_ptr()), 0);
+        libc::munmap(at, len);
+        let resident = vec.iter().filter(|b| *b & 1 == 1).count();
+        (resident as f64 / vec.len() as f64, tmpfs)
+    }
+}
+
+/// A snapshot is written through the page cache and stays there, so that the next one,
+/// which merges from it, reads memory rather than the disk; that reading drops it as it
+/// goes (it is not read again).
+#[test]
+fn a_written_snapshot_stays_cached_until_the_next_one_reads_it() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let mut w = s
+        .snapshots()
+        .create(&three_voter_meta(), 0)
+        .expect("create");
+    w.append(&vec![3u8; 12 << 20]).expect("append");
+    let file = w.finish(&[]).expect("finish");
+    let (written, tmpfs) = cached_share(&file.path);
+    assert!(
+        written > 0.9,
+        "{:.0}% of the written snapshot cached",
+        written * 100.0
+    );
+    let mut data = super::SnapshotStore::stream_data(&file.path).expect("stream");
+    let mut sink = Vec::new();
+    data.read_to_end(&mut sink).expect("read");
+    drop(data);
+    assert_eq!(sink.len(), 12 << 20);
+    let (after, _) = cached_share(&file.path);
+    if !tmpfs {
+        assert!(
+            after < 0.1,
+            "{:.0}% still cached after it was read",
+            after * 100.0
+        );
+    }
+}
+
 /// A paced snapshot (`spread_over`) starts each chunk at least its share of the time after
 /// the one before, and never waits longer than `MAX_CHUNK_GAP` per chunk.
 #[test]
