@@ -428,7 +428,8 @@ fn cached_share(path: &Path) -> (f64, bool) {
     use std::os::fd::AsRawFd;
     let file = std::fs::File::open(path).expect("open");
     let len = file.metadata().expect("metadata").len() as usize;
-    let page = 4096;
+    // SAFETY: sysconf reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     let mut vec = vec![0u8; len.div_ceil(page)];
     // SAFETY: a read-only shared mapping of a file this test owns, never touched, unmapped
     // before returning; statfs fills plain data; mincore writes one byte per page into a
