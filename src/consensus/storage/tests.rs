@@ -437,7 +437,7 @@ fn cached_share(path: &Path) -> (f64, bool) {
     unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
         assert_eq!(libc::fstatfs(file.as_raw_fd(), &mut st), 0);
-        let tmpfs = st.f_type as i64 == 0x0102_1994;
+        let tmpfs = st.f_type == libc::TMPFS_MAGIC;
         let at = libc::mmap(
             std::ptr::null_mut(),
             len,
