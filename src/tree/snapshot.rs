@@ -56,7 +56,7 @@ use super::{
 use crate::proto::{Acl, Error, Id};
 use crate::tree::path::{name_of, parent_of};
 use crate::tree::TreeOptions;
-use prev::Prev;
+use prev::{Prev, PrevResult};
 
 const MAGIC: &[u8; 8] = b"KPDSNAP\n";
 const VERSION: u32 = 3;
@@ -223,6 +223,7 @@ impl DataTree {
             written: 1,
             total: self.nodes.len(),
             drained: None,
+            refs: None,
         }
     }
 }
@@ -257,6 +258,58 @@ pub struct SnapshotCut {
     /// Once `drain` was called: the CRC and length of the body bytes handed out so far
     /// (`w` then holds the header and the body bytes not yet drained).
     drained: Option<(crc32fast::Hasher, u64)>,
+    /// Copies from the previous snapshot handed out by reference (`by_reference`).
+    refs: Option<Refs>,
+}
+
+/// The state of a snapshot whose copies from the previous one are handed out as references
+/// (`SnapshotCut::by_reference`): the body's CRC and length run ahead of `drain` (they
+/// cover copied bytes as they are copied, and the bytes of `w` before `hashed`), and the
+/// copies not drained yet are listed by where they go in `w`.
+struct Refs {
+    crc: crc32fast::Hasher,
+    len: u64,
+    /// Bytes of `w` before this are in `crc` and `len`.
+    hashed: usize,
+    copies: Vec<PendingCopy>,
+}
+
+/// A run of the previous snapshot's bytes that goes before `w[at]`.
+struct PendingCopy {
+    at: usize,
+    off: u64,
+    len: u64,
+}
+
+/// A piece of a snapshot drained by `SnapshotCut::drain_pieces`: bytes, or a run of the
+/// previous snapshot's bytes (from offset `off` of its data, `len` of them), which a delta
+/// file stores as a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Bytes(&'a [u8]),
+    Copy { off: u64, len: u64 },
+}
+
+/// Copies the previous snapshot's next record into `w`, or, when copies go by reference,
+/// notes it as a copy (merged with the one before when they are contiguous in both).
+/// Returns its number of children.
+fn copy_record(prev: &mut Prev, w: &mut Writer, refs: &mut Option<Refs>) -> PrevResult<u32> {
+    let Some(r) = refs else {
+        return prev.copy_record(&mut w.0);
+    };
+    let (off, bytes, children) = prev.take_record()?;
+    let at = w.0.len();
+    r.crc.update(&w.0[r.hashed..]);
+    r.len += (at - r.hashed) as u64;
+    r.hashed = at;
+    r.crc.update(bytes);
+    let len = bytes.len() as u64;
+    r.len += len;
+    match r.copies.last_mut() {
+        Some(c) if c.at == at && c.off + c.len == off => c.len += len,
+        _ => r.copies.push(PendingCopy { at, off, len }),
+    }
+    Ok(children)
 }
 
 /// A node whose children are being written: its path is `path[..base]` ("/" when `base` is
@@ -395,7 +448,7 @@ impl SnapshotCut {
                         WalkFrame::fresh(self.path.len(), children, kp, changed)
                     })
                 } else {
-                    let k = prev.copy_record(&mut self.w.0).map_err(prev_err)?;
+                    let k = copy_record(prev, &mut self.w, &mut self.refs).map_err(prev_err)?;
                     self.copied += 1;
                     (k > 0).then(|| {
                         let changed = groups.remove(&*self.path).unwrap_or_default();
@@ -481,7 +534,7 @@ impl SnapshotCut {
                         continue;
                     }
                     top.prev_left -= 1;
-                    let k = p.copy_record(&mut self.w.0).map_err(prev_err)?;
+                    let k = copy_record(p, &mut self.w, &mut self.refs).map_err(prev_err)?;
                     self.copied += 1;
                     top.due = top
                         .due
@@ -621,11 +674,30 @@ impl SnapshotCut {
         Ok(())
     }
 
-    /// The finished snapshot's bytes (after `step` returned true; not after `drain`).
+    /// From here on, the nodes copied from the previous snapshot (`merge_previous`) are
+    /// handed out by `drain_pieces` as references to its bytes (`Piece::Copy`) instead of
+    /// the bytes themselves, for a file that stores this snapshot as a delta over the
+    /// previous one. The snapshot's bytes, length and checksum are the same either way.
+    /// Call after `merge_previous` succeeded and before the first `step`.
+    pub fn by_reference(&mut self) -> Result<(), String> {
+        if self.prev.is_none() || self.written != 1 || self.drained.is_some() {
+            return Err("not a merged snapshot that has just begun".into());
+        }
+        self.refs = Some(Refs {
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+            hashed: HEADER_LEN,
+            copies: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// The finished snapshot's bytes (after `step` returned true; not after `drain`, nor
+    /// for a snapshot whose copies go by reference).
     pub fn finish(mut self) -> Result<Vec<u8>, String> {
         self.check_complete()?;
-        if self.drained.is_some() {
-            return Err("snapshot: finish after drain (use finish_drained)".into());
+        if self.drained.is_some() || self.refs.is_some() {
+            return Err("snapshot: finish after drain or by reference (use finish_drained)".into());
         }
         let w = &mut self.w;
         let body_len = (w.0.len() - HEADER_LEN) as u64;
@@ -652,8 +724,10 @@ impl SnapshotCut {
     /// `HEAD_LEN`-byte head (which depends on the total length and comes from
     /// `finish_drained`), and forgets them: a snapshot streamed to a file this way holds one
     /// chunk in memory, not the whole serialised tree. Concatenated, the head and every
-    /// `out` give exactly `finish`'s bytes.
+    /// `out` give exactly `finish`'s bytes. Not for a snapshot whose copies go by
+    /// reference (`drain_pieces`).
     pub fn drain<E>(&mut self, out: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        debug_assert!(self.refs.is_none(), "drain_pieces for copies by reference");
         let (crc, len) = self
             .drained
             .get_or_insert_with(|| (crc32fast::Hasher::new(), 0));
@@ -665,18 +739,65 @@ impl SnapshotCut {
         Ok(())
     }
 
-    /// Ends a drained snapshot (after `step` returned true): the head, which goes before the
-    /// first drained byte, and the tail, which follows the last one (the body bytes not
-    /// drained yet and the checksum).
+    /// `drain`, in pieces: bytes, and (once `by_reference`) the runs copied from the
+    /// previous snapshot as `Piece::Copy`. Concatenated (each copy replaced by the previous
+    /// snapshot's bytes it names), the head and the pieces give exactly `finish`'s bytes.
+    pub fn drain_pieces<E>(
+        &mut self,
+        mut out: impl FnMut(Piece<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(r) = self.refs.as_mut() else {
+            return self.drain(|b| out(Piece::Bytes(b)));
+        };
+        self.drained
+            .get_or_insert_with(|| (crc32fast::Hasher::new(), 0));
+        let w = &self.w.0;
+        r.crc.update(&w[r.hashed..]);
+        r.len += (w.len() - r.hashed) as u64;
+        let mut from = HEADER_LEN;
+        let copies = std::mem::take(&mut r.copies);
+        for c in &copies {
+            if c.at > from {
+                out(Piece::Bytes(&w[from..c.at]))?;
+                from = c.at;
+            }
+            out(Piece::Copy {
+                off: c.off,
+                len: c.len,
+            })?;
+        }
+        if w.len() > from {
+            out(Piece::Bytes(&w[from..]))?;
+        }
+        self.w.0.truncate(HEADER_LEN);
+        r.hashed = HEADER_LEN;
+        // The list's allocation is kept for the next chunk's copies.
+        r.copies = copies;
+        r.copies.clear();
+        Ok(())
+    }
+
+    /// Ends a drained snapshot (after `step` returned true, and its last chunk drained when
+    /// copies go by reference): the head, which goes before the first drained byte, and the
+    /// tail, which follows the last one (the body bytes not drained yet and the checksum).
     pub fn finish_drained(mut self) -> Result<([u8; Self::HEAD_LEN], Vec<u8>), String> {
         self.check_complete()?;
+        if self.refs.as_ref().is_some_and(|r| !r.copies.is_empty()) {
+            return Err("snapshot: copies not drained before the end".into());
+        }
         let mut tail = Vec::new();
-        self.drain(|b| {
-            tail.extend_from_slice(b);
-            Ok::<(), ()>(())
+        self.drain_pieces(|p| match p {
+            Piece::Bytes(b) => {
+                tail.extend_from_slice(b);
+                Ok(())
+            }
+            Piece::Copy { .. } => Err(()),
         })
-        .expect("an in-memory drain");
-        let (body_crc, body_len) = self.drained.take().expect("drained just now");
+        .expect("an in-memory drain of bytes");
+        let (body_crc, body_len) = match self.refs.take() {
+            Some(r) => (r.crc, r.len),
+            None => self.drained.take().expect("drained just now"),
+        };
         let mut head = [0u8; Self::HEAD_LEN];
         head.copy_from_slice(&self.w.0[..HEADER_LEN]);
         head[12..].copy_from_slice(&body_len.to_be_bytes());

@@ -322,3 +322,122 @@ fn merge_speed() {
         previous = bytes;
     }
 }
+
+/// The bytes a drained snapshot's head, pieces and tail stand for, each copy read from
+/// `previous`.
+fn resolve(
+    head: &[u8],
+    pieces: &[(bool, Vec<u8>, u64, u64)],
+    tail: &[u8],
+    previous: &[u8],
+) -> Vec<u8> {
+    let mut out = head.to_vec();
+    for (is_copy, bytes, off, len) in pieces {
+        if *is_copy {
+            out.extend_from_slice(&previous[*off as usize..(*off + *len) as usize]);
+        } else {
+            out.extend_from_slice(bytes);
+        }
+    }
+    out.extend_from_slice(tail);
+    out
+}
+
+/// Chains of cuts as in `merged_snapshots_are_the_tree_at_each_cut`, each merged from the
+/// one before with its copies handed out by reference and drained at random points: the
+/// head, the pieces (copies read from the previous snapshot) and the tail are the tree's
+/// own bytes at the cut; copies are forward-only, and contiguous records go as one.
+#[test]
+fn snapshots_drained_by_reference_are_the_tree_at_each_cut() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut by_ref, mut copies, mut copied_bytes, mut total_bytes) = (0, 0, 0, 0);
+    let mut copied_records = 0;
+    for round in 0..30 {
+        let (mut t, mut log, mut previous) = start();
+        for generation in 0..6 {
+            for _ in 0..rng.below(30) {
+                random_change(&mut t, &mut log, &mut rng);
+            }
+            let expected = t.snapshot_bytes();
+            let mut cut = t.begin_snapshot();
+            let merging = cut.merge_previous(reader(&previous));
+            let referencing = merging.is_ok() && cut.by_reference().is_ok();
+            assert_eq!(merging.is_ok(), referencing, "by_reference after a merge");
+            let mut pieces: Vec<(bool, Vec<u8>, u64, u64)> = Vec::new();
+            let mut done = false;
+            while !done {
+                done = cut.step(&t, rng.below(5) as usize).unwrap();
+                for _ in 0..rng.below(3) {
+                    random_change(&mut t, &mut log, &mut rng);
+                }
+                if done || rng.below(3) == 0 {
+                    cut.drain_pieces(|p| {
+                        pieces.push(match p {
+                            Piece::Bytes(b) => (false, b.to_vec(), 0, 0),
+                            Piece::Copy { off, len } => (true, Vec::new(), off, len),
+                        });
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap();
+                }
+            }
+            t.end_snapshot(&cut);
+            let cut_copied = cut.progress().1;
+            let (head, tail) = cut.finish_drained().unwrap();
+            let got = resolve(&head, &pieces, &tail, &previous);
+            assert!(
+                got == expected,
+                "round {round}, generation {generation}: the pieces differ from the cut"
+            );
+            let mut end = 0;
+            for (is_copy, bytes, off, len) in &pieces {
+                if *is_copy {
+                    assert!(!referencing || *off >= end, "a copy goes backwards");
+                    assert!(*len > 0);
+                    end = off + len;
+                    copies += 1;
+                    copied_bytes += len;
+                } else {
+                    assert!(!bytes.is_empty());
+                }
+            }
+            if referencing {
+                copied_records += cut_copied;
+                by_ref += 1;
+                total_bytes += expected.len() as u64;
+            } else {
+                assert!(pieces.iter().all(|p| !p.0), "a copy without by_reference");
+            }
+            previous = got;
+        }
+    }
+    assert!(by_ref > 100, "{by_ref} snapshots by reference");
+    assert!(copies > 1000, "{copies} copies");
+    // Contiguous records go as one copy (within a drain).
+    assert!(
+        copies * 2 < copied_records,
+        "{copies} copies of {copied_records} records"
+    );
+    assert!(
+        copied_bytes * 2 > total_bytes,
+        "{copied_bytes} of {total_bytes} bytes copied"
+    );
+}
+
+/// A snapshot cut by reference keeps what `finish` and `by_reference` must refuse.
+#[test]
+fn by_reference_needs_a_merge_that_has_just_begun() {
+    let (mut t, _, first) = start();
+    let mut cut = t.begin_snapshot();
+    assert!(cut.by_reference().is_err(), "by reference without a merge");
+    cut.merge_previous(reader(&first)).unwrap();
+    cut.step(&t, 2).unwrap();
+    assert!(cut.by_reference().is_err(), "by reference after a step");
+    t.end_snapshot(&cut);
+    let mut cut = t.begin_snapshot();
+    cut.merge_previous(reader(&first)).unwrap();
+    cut.by_reference().unwrap();
+    while !cut.step(&t, 7).unwrap() {}
+    t.end_snapshot(&cut);
+    assert!(cut.finish().is_err(), "finish of a snapshot by reference");
+}

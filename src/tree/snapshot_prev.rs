@@ -28,6 +28,8 @@ pub(super) struct Prev {
     crc: crc32fast::Hasher,
     /// Body bytes not consumed yet.
     left: u64,
+    /// Bytes consumed, header included: the offset of the next one in the snapshot.
+    consumed: u64,
 }
 
 /// What `Prev::open` read before the first node's children.
@@ -53,6 +55,7 @@ impl Prev {
             end: 0,
             crc: crc32fast::Hasher::new(),
             left: HEADER_LEN as u64,
+            consumed: 0,
         };
         let head = p.take(HEADER_LEN)?;
         if &head[..8] != MAGIC {
@@ -154,6 +157,7 @@ impl Prev {
         self.crc.update(s);
         self.pos += n;
         self.left -= n as u64;
+        self.consumed += n as u64;
         Ok(s)
     }
 
@@ -230,6 +234,14 @@ impl Prev {
         let (len, children) = self.record()?;
         out.extend_from_slice(self.take(len)?);
         Ok(children)
+    }
+
+    /// Consumes the next record; returns its offset in the snapshot, its bytes and its
+    /// number of children.
+    pub(super) fn take_record(&mut self) -> PrevResult<(u64, &[u8], u32)> {
+        let (len, children) = self.record()?;
+        let off = self.consumed;
+        Ok((off, self.take(len)?, children))
     }
 
     /// Consumes the next record; returns its number of children.
