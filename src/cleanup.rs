@@ -6,8 +6,8 @@
 //! ZooKeeper's files: keep the N newest snapshot.<zxid>; keep every log.<zxid> that may hold
 //!                    a txn after the oldest kept snapshot (the newest log starting at or
 //!                    before its zxid, and all later logs); remove the rest
-//! keeperd's files:   keep the N newest snapshots in dataDir/keeperd/snapshots; the raft log
-//!                    is compacted by the server itself
+//! keeperd's files:   keep the N newest snapshots in dataDir/keeperd/snapshots and the files
+//!                    they are deltas over; the raft log is compacted by the server itself
 //! ```
 //!
 //! N must be at least 3, as ZooKeeper requires. Safe while the server runs: only files older
@@ -72,11 +72,14 @@ pub fn cleanup(config: &Config, keep: usize, dry_run: bool) -> Result<Cleaned, S
     // keeperd's snapshots.
     let dir = crate::consensus::storage::snapshot_dir(&config.data_dir);
     if dir.is_dir() {
-        let store =
-            crate::consensus::storage::SnapshotStore::open(&dir).map_err(|e| e.to_string())?;
+        // `existing`, not `open`: `open` removes `.tmp` files, and a running server may be
+        // writing one.
+        let store = crate::consensus::storage::SnapshotStore::existing(&dir);
         let files = store.list().map_err(|e| e.to_string())?;
-        for (i, f) in files.iter().enumerate() {
-            if i < keep {
+        // The newest `keep` and the files they are deltas over.
+        let kept = store.keep_closure(&files, keep).map_err(|e| e.to_string())?;
+        for (f, kept) in files.iter().zip(kept) {
+            if kept {
                 out.kept.push(f.path.clone());
             } else {
                 remove(&f.path, &mut out)?;

@@ -655,6 +655,95 @@ async fn snapshots_are_taken_every_snap_count_and_shown_in_mntr() {
     .await;
 }
 
+/// The snapshot files in `data_dir`'s snapshot directory: (zxid, the zxid of the file it is a
+/// delta over, if it is one). Read from the files themselves: "KPRSNAP1", the metadata's
+/// length and the metadata, the data's length, then the data, which a delta starts with
+/// "KPRDELTA" and its base's zxid.
+fn snapshot_files(data_dir: &std::path::Path) -> Vec<(u64, Option<u64>)> {
+    let dir = data_dir.join("keeperd").join("snapshots");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(zxid) = name
+            .strip_prefix("snapshot.")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            continue;
+        };
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert_eq!(&bytes[..8], b"KPRSNAP1", "{name}");
+        let meta_len = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let data = &bytes[12 + meta_len + 8..];
+        let base = (&data[..8] == b"KPRDELTA")
+            .then(|| u64::from_be_bytes(data[8..16].try_into().unwrap()));
+        out.push((zxid, base));
+    }
+    out.sort();
+    out
+}
+
+/// Snapshots merged from the one before are written as deltas over it (only the nodes
+/// changed since, the rest by reference); purging keeps the files the kept ones stand on,
+/// and a restart reads the newest delta back through its chain: every value is there.
+#[tokio::test]
+async fn snapshots_are_written_as_deltas_and_a_restart_reads_them() {
+    bounded(async {
+        let mut cfg = test_config();
+        cfg.snap_count = 200;
+        cfg.autopurge_purge_interval_hours = 1;
+        cfg.autopurge_snap_retain_count = 3;
+        let srv = start_with(cfg).await;
+        let data_dir = srv.server.shared.config().data_dir.clone();
+        let c = client(&srv).await;
+        for i in 0..400 {
+            c.create(&format!("/d{i}"), b"first", &open()).await.unwrap();
+        }
+        let mut expected = vec![b"first".to_vec(); 400];
+        let mut seen_deltas = 0;
+        for round in 0..40 {
+            // A few hundred changes to a few nodes: most of each snapshot is unchanged.
+            for k in 0..60 {
+                let i = (round * 37 + k * 11) % 400;
+                let value = format!("round {round} change {k}").into_bytes();
+                c.set_data(&format!("/d{i}"), &value, None).await.unwrap();
+                expected[i] = value;
+            }
+            let files = snapshot_files(&data_dir);
+            seen_deltas = seen_deltas.max(files.iter().filter(|f| f.1.is_some()).count());
+            // Every delta's base is there.
+            for (zxid, base) in &files {
+                if let Some(b) = base {
+                    assert!(
+                        files.iter().any(|f| f.0 == *b),
+                        "snapshot {zxid:x} is a delta over {b:x}, which is gone: {files:x?}"
+                    );
+                }
+            }
+        }
+        let files = snapshot_files(&data_dir);
+        assert!(seen_deltas > 0, "no delta written: {files:x?}");
+        // The newest file may be whole (a chain ends every few): write until it is a delta.
+        let mut n = 0;
+        while snapshot_files(&data_dir).last().is_some_and(|f| f.1.is_none()) {
+            let i = n % 400;
+            let value = format!("extra {n}").into_bytes();
+            c.set_data(&format!("/d{i}"), &value, None).await.unwrap();
+            expected[i] = value;
+            n += 1;
+            assert!(n < 5_000, "the newest snapshot stays whole");
+        }
+        drop(c);
+        let srv = srv.restart().await;
+        let c = client(&srv).await;
+        for (i, value) in expected.iter().enumerate() {
+            let (got, _) = c.get_data(&format!("/d{i}")).await.unwrap();
+            assert_eq!(&got, value, "/d{i} after the restart");
+        }
+        srv.shutdown().await;
+    })
+    .await;
+}
+
 /// clientPortListenBacklog sizes the client port's accept queue (`ss` shows a listening
 /// socket's maximum backlog as its Send-Q; iproute2 comes with scripts/setup) and `conf`
 /// shows it.

@@ -16,7 +16,7 @@ use crate::consensus::{
     BeforeApply, ConsensusError, Decoded, GroupMembers, SnapshotDecoder, SnapshotJob, StateMachine,
 };
 use crate::proto::EventType;
-use crate::tree::{Applied, DataTree, SnapshotCut, TreeOptions, Txn};
+use crate::tree::{Applied, DataTree, Piece, SnapshotCut, TreeOptions, Txn};
 
 use super::connection::HeldReads;
 use super::{dynamic, Out, Shared, State};
@@ -31,9 +31,44 @@ pub(super) struct Applier {
     config_dirty: bool,
     /// The membership version the dynamic config file holds (reconfigEnabled=true).
     written_version: u64,
-    /// The last snapshot this process wrote: its cut (`SnapshotCut::id`) and file. The next
-    /// snapshot is merged from it when changes were tracked from that cut.
-    last_snapshot: Arc<std::sync::Mutex<Option<(u64, PathBuf)>>>,
+    /// The last snapshot this process wrote. The next snapshot is merged from it when
+    /// changes were tracked from its cut.
+    last_snapshot: Arc<std::sync::Mutex<Option<LastSnapshot>>>,
+}
+
+/// The last snapshot this process wrote (`Applier::snapshot_job`).
+#[derive(Debug, Clone)]
+struct LastSnapshot {
+    /// Its cut (`SnapshotCut::id`): the tree's changes are tracked from there.
+    id: u64,
+    path: PathBuf,
+    /// Deltas written since the last whole snapshot file, this one included (0: whole).
+    deltas: u32,
+    /// The size of the last whole snapshot file, and the bytes the deltas over it stored.
+    whole_bytes: u64,
+    delta_bytes: u64,
+}
+
+/// The most deltas written in a row: then a snapshot is written whole again, so that
+/// reading one back resolves at most this many files over a whole one.
+const MAX_DELTAS: u32 = 4;
+
+impl LastSnapshot {
+    /// Whether the next snapshot, merged from this one, is written as a delta over it: not
+    /// once `MAX_DELTAS` were written in a row, nor once the deltas hold as many bytes as
+    /// the whole file they stand on (each costs as much to keep as a whole file would).
+    fn next_is_delta(&self) -> bool {
+        self.deltas < MAX_DELTAS && self.delta_bytes < self.whole_bytes
+    }
+}
+
+/// Bytes a delta file stores for a piece (`SnapshotWriter::append` and `copy`): the
+/// operation's header, and the bytes of a literal.
+fn stored_bytes(piece: &Piece<'_>) -> u64 {
+    match piece {
+        Piece::Bytes(b) => 5 + b.len() as u64,
+        Piece::Copy { .. } => 13,
+    }
 }
 
 impl Applier {
@@ -168,7 +203,10 @@ impl StateMachine for Applier {
     ///
     /// When the previous snapshot was written by this process from the cut the tree's
     /// changes are tracked from, this one is merged from it (`SnapshotCut::merge_previous`):
-    /// its file is read front to back and every unchanged node copied from there.
+    /// its file is read front to back and every unchanged node copied from there. Copied
+    /// by reference (`SnapshotCut::by_reference`, `SnapshotWriter::copy`), the file is a
+    /// delta over the previous one that stores only the nodes changed since, up to
+    /// `MAX_DELTAS` in a row (`LastSnapshot::next_is_delta`).
     fn snapshot_job(&self) -> SnapshotJob {
         let mut cut = self.shared.state_mut().tree.begin_snapshot();
         let previous = self
@@ -176,8 +214,7 @@ impl StateMachine for Applier {
             .lock()
             .expect("last snapshot")
             .clone()
-            .filter(|(id, _)| Some(*id) == cut.tracked_since())
-            .map(|(_, path)| path);
+            .filter(|last| Some(last.id) == cut.tracked_since());
         let last_snapshot = self.last_snapshot.clone();
         let shared = self.shared.clone();
         SnapshotJob {
@@ -186,17 +223,40 @@ impl StateMachine for Applier {
                 let started = Instant::now();
                 let serialising =
                     |why| ConsensusError::io("serialising a snapshot", std::io::Error::other(why));
-                if let Some(path) = &previous {
-                    let merged = SnapshotStore::stream_data(path)
+                let mut delta_over = None;
+                if let Some(last) = &previous {
+                    let path = &last.path;
+                    // A delta's base is read again by the next snapshot: kept in the page
+                    // cache. A whole file ends the chain: its files are read for the last
+                    // time, and dropped from the cache behind the reader.
+                    let delta = last.next_is_delta();
+                    let data = if delta {
+                        SnapshotStore::stream_data_cached(path)
+                    } else {
+                        SnapshotStore::stream_data(path)
+                    };
+                    let merged = data
                         .map_err(|e| e.to_string())
                         .and_then(|data| cut.merge_previous(Box::new(data)));
-                    if let Err(why) = merged {
-                        info!(
+                    match merged {
+                        Err(why) => info!(
                             "snapshot: reading every node, not merging {} ({why})",
                             path.display()
-                        );
+                        ),
+                        Ok(()) if delta => match file.delta_over(path) {
+                            Ok(_) => {
+                                cut.by_reference().map_err(serialising)?;
+                                delta_over = Some(last);
+                            }
+                            Err(why) => info!(
+                                "snapshot: written whole, not as a delta over {} ({why})",
+                                path.display()
+                            ),
+                        },
+                        Ok(()) => {}
                     }
                 }
+                let mut stored = SnapshotCut::HEAD_LEN as u64;
                 let streamed = (|| loop {
                     cut.read_ahead().map_err(serialising)?;
                     let done = cut
@@ -204,7 +264,13 @@ impl StateMachine for Applier {
                             shared.wants_state_mut()
                         })
                         .map_err(serialising)?;
-                    cut.drain(|b| file.append(b))?;
+                    cut.drain_pieces(|piece| {
+                        stored += stored_bytes(&piece);
+                        match piece {
+                            Piece::Bytes(b) => file.append(b),
+                            Piece::Copy { off, len } => file.copy(off, len),
+                        }
+                    })?;
                     if done {
                         return Ok::<(), ConsensusError>(());
                     }
@@ -215,12 +281,39 @@ impl StateMachine for Applier {
                 let id = cut.id();
                 let (head, tail) = cut.finish_drained().map_err(serialising)?;
                 file.append(&tail)?;
-                info!(
-                    "snapshot: {written} nodes, {copied} copied from the previous one, in {} ms",
-                    started.elapsed().as_millis()
-                );
-                *last_snapshot.lock().expect("last snapshot") =
-                    Some((id, file.final_path().to_path_buf()));
+                stored += tail.len() as u64;
+                let next = match delta_over {
+                    Some(base) => {
+                        info!(
+                            "snapshot: {written} nodes, {copied} of them by reference to {}, \
+                             {stored} bytes stored, in {} ms",
+                            base.path.display(),
+                            started.elapsed().as_millis()
+                        );
+                        LastSnapshot {
+                            id,
+                            path: file.final_path().to_path_buf(),
+                            deltas: base.deltas + 1,
+                            whole_bytes: base.whole_bytes,
+                            delta_bytes: base.delta_bytes + stored,
+                        }
+                    }
+                    None => {
+                        info!(
+                            "snapshot: {written} nodes, {copied} copied from the previous one, \
+                             in {} ms",
+                            started.elapsed().as_millis()
+                        );
+                        LastSnapshot {
+                            id,
+                            path: file.final_path().to_path_buf(),
+                            deltas: 0,
+                            whole_bytes: stored,
+                            delta_bytes: 0,
+                        }
+                    }
+                };
+                *last_snapshot.lock().expect("last snapshot") = Some(next);
                 Ok(head.to_vec())
             }),
         }

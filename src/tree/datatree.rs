@@ -791,7 +791,7 @@ use nodetable::NodeTable;
 
 #[path = "snapshot.rs"]
 mod snapshot;
-pub use snapshot::SnapshotCut;
+pub use snapshot::{Piece, SnapshotCut};
 
 #[path = "zk.rs"]
 mod zk;

@@ -16,7 +16,7 @@ mod reconfig;
 mod txn_codec;
 
 pub(crate) use acl::zk_auth_order;
-pub use datatree::{DataTree, Replayed, SnapshotCut, CONFIG_NODE};
+pub use datatree::{DataTree, Piece, Replayed, SnapshotCut, CONFIG_NODE};
 
 use crate::proto::request::{ReconfigRequest, Request};
 use crate::proto::response::Response;

@@ -245,7 +245,8 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
     }
 
     /// Compacts the log up to the oldest of the newest `retain` snapshots (so recovery can
-    /// fall back to any of them) and, when `purge`, deletes older snapshot files.
+    /// fall back to any of them) and, when `purge`, deletes older snapshot files but those
+    /// the newest `retain` are deltas over.
     pub(super) fn compact_and_purge(&mut self, purge: bool) -> Result<(), ConsensusError> {
         let snaps = self.raw.store().snapshots().clone();
         let files = snaps.list()?;
@@ -268,12 +269,14 @@ impl<S: StateMachine, T: Transport> Node<S, T> {
         }
         let mut remaining = files.len();
         if purge {
-            for f in files.iter().skip(retain) {
+            // The newest `retain` and every file one of them is a delta over.
+            let keep = snaps.keep_closure(&files, retain)?;
+            for (f, _) in files.iter().zip(&keep).filter(|(_, &keep)| !keep) {
                 snaps.remove(f)?;
                 remaining -= 1;
                 tracing::info!("purged snapshot {}", f.path.display());
             }
-            if files.len() > retain {
+            if remaining < files.len() {
                 storage::sync_dir(snaps.dir())?;
             }
         }
