@@ -48,11 +48,14 @@
 //! - `delta`: delta snapshot files (literal bytes and copies from a base snapshot), and
 //!   `SnapshotData`, which streams any snapshot file's data.
 //! - `tests`: the error messages and conversions, against temp dirs.
+//! - `delta_tests`: delta snapshots (chains, damage, retention) against expected bytes.
 //! - `wal_tests`: the segments against a model log (overwrites, compaction, reopening), and
 //!   the conversion of the sled layouts.
 
 mod codec;
 mod delta;
+#[cfg(test)]
+mod delta_tests;
 mod error;
 mod fsync;
 mod layout;
