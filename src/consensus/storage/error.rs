@@ -101,6 +101,11 @@ pub enum StorageError {
         defect: SnapshotDefect,
     },
 
+    /// A delta snapshot written against its rules (`SnapshotWriter::delta_over`, `copy`):
+    /// the caller's mistake, refused before anything wrong is written.
+    #[error("writing snapshot {}: {why}", .path.display())]
+    DeltaWrite { path: PathBuf, why: String },
+
     /// Asked for entries or a term at or below the compacted index (raft-rs:
     /// `StorageError::Compacted`, same text).
     #[error("log compacted")]
@@ -326,6 +331,23 @@ pub enum SnapshotDefect {
     MetadataTooLong,
     #[error("reading metadata: {0}")]
     ReadingMetadata(std::io::Error),
+    /// A delta's base (`snapshot.<zxid hex>` beside it) is missing or unusable, `why`
+    /// (nested down a chain of deltas): the delta is unusable with it.
+    #[error("base snapshot.{zxid:x}: {why}")]
+    Base { zxid: u64, why: Box<SnapshotDefect> },
+    /// A base whose data is not as long as the data the delta was written over: another
+    /// file than that one.
+    #[error("its data is {actual} bytes, the delta over it was written over {expected}")]
+    BaseLength { expected: u64, actual: u64 },
+    /// A delta over a base that is not older than itself (a chain must end).
+    #[error("a delta over snapshot.{zxid:x}, which is not older")]
+    BaseNotOlder { zxid: u64 },
+    #[error("truncated delta header")]
+    DeltaHeader,
+    /// The ops of a delta, or of a delta down its chain, do not make its data (the message
+    /// names the file and what is wrong).
+    #[error("delta: {0}")]
+    DeltaData(std::io::Error),
 }
 
 impl From<StorageError> for raft::Error {

@@ -16,6 +16,8 @@
 //! <dataDir>/keeperd/snapshots/snapshot.<zxid in hex>   one file per snapshot, written whole:
 //!     "KPRSNAP1" | u32 BE meta_len | eraftpb.SnapshotMetadata | u64 BE data_len | data
 //!     | crc32 (u32 BE) of everything before it
+//!     a delta's data: "KPRDELTA" | base_zxid u64 | base_len u64 | full_len u64 | op*,
+//!     op = 0x00 | len u32 | bytes, or 0x01 | off u64 | len u32 (see `delta`)
 //! ```
 //!
 //! `log_start` is the (index, term) of the entry just before the first one kept: the log was
@@ -43,11 +45,17 @@
 //! - `codec`: the checksummed value and record format.
 //! - `fsync`: `FileSyncer` (fdatasync of sled's files), `sync_dir`, `wait_unlocked`.
 //! - `snapshots`: `SnapshotStore`, the snapshot files.
+//! - `delta`: delta snapshot files (literal bytes and copies from a base snapshot), and
+//!   `SnapshotData`, which streams any snapshot file's data.
 //! - `tests`: the error messages and conversions, against temp dirs.
+//! - `delta_tests`: delta snapshots (chains, damage, retention) against expected bytes.
 //! - `wal_tests`: the segments against a model log (overwrites, compaction, reopening), and
 //!   the conversion of the sled layouts.
 
 mod codec;
+mod delta;
+#[cfg(test)]
+mod delta_tests;
 mod error;
 mod fsync;
 mod layout;
@@ -59,6 +67,7 @@ mod wal;
 #[cfg(test)]
 mod wal_tests;
 
+pub use delta::SnapshotData;
 pub use error::{EntryDefect, IoOp, LogOp, SnapshotDefect, StorageError};
 pub use fsync::{sync_dir, wait_unlocked};
 pub use layout::{

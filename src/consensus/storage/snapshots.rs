@@ -9,12 +9,13 @@ use protobuf::Message as _;
 use raft::prelude::{Snapshot, SnapshotMetadata};
 
 use super::codec::be_u64;
+use super::delta::{self, DeltaHead, SnapshotData};
 use super::error::{IoOp, SnapshotDefect, StorageError};
 use super::fsync::{ensure_dir, sync_dir};
 use super::layout::SNAP_PREFIX;
 
 pub(super) const SNAP_MAGIC: &[u8; 8] = b"KPRSNAP1";
-const SNAP_TMP_SUFFIX: &str = ".tmp";
+pub(super) const SNAP_TMP_SUFFIX: &str = ".tmp";
 
 /// Bytes of a snapshot made durable at a time while it is written (`SnapshotWriter::append`).
 ///
@@ -168,6 +169,7 @@ impl SnapshotStore {
             data_len: head_len as u64,
             synced: 0,
             renamed: false,
+            delta: None,
             started,
             gap: std::time::Duration::ZERO,
             chunk_started: None,
@@ -177,15 +179,55 @@ impl SnapshotStore {
         Ok(w)
     }
 
-    /// Reads and verifies a snapshot. `Err` (`BadSnapshot`) says why it is unusable.
+    /// Reads and verifies a snapshot. `Err` (`BadSnapshot`) says why it is unusable. A
+    /// delta's data is its virtual data, materialized in memory, once every base down its
+    /// chain verified as well: a missing or bad base makes the delta unusable
+    /// (`SnapshotDefect::Base`), like any bad file.
     pub fn read(&self, file: &SnapshotFile) -> Result<Snapshot, StorageError> {
         read_verified(file).map_err(|defect| bad(file, defect))
     }
 
     /// `read`, without reading the file into memory: it is mapped (`MappedSnapshot`) and
-    /// verified the same way, with the same errors.
+    /// verified the same way, with the same errors. A delta's virtual data is materialized
+    /// into an unlinked temporary file beside it, which is mapped instead.
     pub fn map(&self, file: &SnapshotFile) -> Result<MappedSnapshot, StorageError> {
         map_verified(file).map_err(|defect| bad(file, defect))
+    }
+
+    /// The base a delta snapshot file was written over (`SnapshotWriter::delta_over`): the
+    /// zxid of `snapshot.<zxid hex>` beside it; `None` for a full snapshot. Reads the head
+    /// alone, verifies nothing.
+    pub fn base_of(&self, file: &SnapshotFile) -> Result<Option<u64>, StorageError> {
+        let f = File::open(&file.path).map_err(|e| bad(file, SnapshotDefect::OpenFailed(e)))?;
+        let head = delta::read_data_head(&f).map_err(|defect| bad(file, defect))?;
+        Ok(head.delta.map(|d| d.base_zxid))
+    }
+
+    /// Which of `files` (`list`'s, newest first) to keep so that the `newest` newest stay
+    /// readable: those, and every base they need down their chains. A base that is missing
+    /// has nothing to keep; a file whose head cannot be read counts as a full snapshot
+    /// (logged), kept if it is among the newest.
+    pub fn keep_closure(
+        &self,
+        files: &[SnapshotFile],
+        newest: usize,
+    ) -> Result<Vec<bool>, StorageError> {
+        let mut keep = vec![false; files.len()];
+        let mut todo: Vec<usize> = (0..newest.min(files.len())).collect();
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut keep[i], true) {
+                continue;
+            }
+            match self.base_of(&files[i]) {
+                Ok(Some(base)) => todo.extend(files.iter().position(|f| f.zxid == base)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    "snapshot {}: {e}; keeping it as a full snapshot",
+                    files[i].path.display()
+                ),
+            }
+        }
+        Ok(keep)
     }
 
     /// The metadata at the head of a snapshot file, without reading (or verifying) the data:
@@ -210,6 +252,10 @@ impl SnapshotStore {
 /// then reads memory, not the disk. Written with `O_DIRECT` instead, the next merge read the
 /// whole file back from the disk, and that traffic next to the log's fdatasyncs cost
 /// setData 20-30% of its p99.9 latency (docs/performance.md, Finding 14).
+///
+/// Made a delta (`delta_over`), it stores the data as literal bytes (`append`) and copies
+/// from a base snapshot (`copy`) instead (`delta`); the wrapper, the chunks and their pacing
+/// are the same.
 pub struct SnapshotWriter {
     /// `None` once finished.
     file: Option<File>,
@@ -228,6 +274,8 @@ pub struct SnapshotWriter {
     /// Bytes of the file written and fdatasynced so far (whole chunks).
     synced: u64,
     renamed: bool,
+    /// A delta's state (`delta_over`); `None` for a full snapshot.
+    delta: Option<DeltaWriter>,
     started: std::time::Instant,
     /// Pacing (`spread_over`): the least time from one chunk's start to the next's.
     gap: std::time::Duration,
@@ -235,9 +283,38 @@ pub struct SnapshotWriter {
     chunk_started: Option<std::time::Instant>,
 }
 
+/// A delta being written (`SnapshotWriter::delta_over`).
+struct DeltaWriter {
+    base_zxid: u64,
+    base_len: u64,
+    /// Virtual bytes so far (the head's included).
+    virtual_len: u64,
+    /// The end of the last copy: the next may not start before it.
+    copy_end: u64,
+    /// The last op, held back so that the next one can extend it.
+    pending: PendingOp,
+}
+
+enum PendingOp {
+    None,
+    Copy { off: u64, len: u64 },
+    Literal(Vec<u8>),
+}
+
+/// Consecutive `append`s of a delta are gathered into one literal op up to this many bytes
+/// (one op per appended node record would cost 5 bytes and a step of every reader each).
+const LITERAL_GATHER: usize = 64 << 10;
+
 impl SnapshotWriter {
     fn io(&self, e: std::io::Error) -> StorageError {
         StorageError::io(IoOp::WriteSnapshot, &self.tmp, e)
+    }
+
+    fn misuse(&self, why: impl Into<String>) -> StorageError {
+        StorageError::DeltaWrite {
+            path: self.tmp.clone(),
+            why: why.into(),
+        }
     }
 
     fn file(&self) -> &File {
@@ -287,14 +364,183 @@ impl SnapshotWriter {
         Ok(())
     }
 
-    /// Appends the next bytes of the data (after the head). Every `SYNC_CHUNK` bytes of the
-    /// file are written and made durable as they fill: the disk never has more than about
-    /// that much of the snapshot to write when the log's fdatasync comes, and the final one
-    /// has little left to do.
+    /// Appends the next bytes of the data (after the head); in a delta, as literal bytes of
+    /// its virtual data. Every `SYNC_CHUNK` bytes of the file are written and made durable
+    /// as they fill: the disk never has more than about that much of the snapshot to write
+    /// when the log's fdatasync comes, and the final one has little left to do.
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        let Some(d) = self.delta.as_mut() else {
+            return self.put(bytes);
+        };
+        d.virtual_len += bytes.len() as u64;
+        if let PendingOp::Literal(lit) = &mut d.pending {
+            if lit.len() + bytes.len() <= LITERAL_GATHER {
+                lit.extend_from_slice(bytes);
+                return Ok(());
+            }
+        }
+        self.flush_op()?;
+        if bytes.len() <= LITERAL_GATHER {
+            if !bytes.is_empty() {
+                let d = self.delta.as_mut().expect("a delta writer");
+                d.pending = PendingOp::Literal(bytes.to_vec());
+            }
+            Ok(())
+        } else {
+            self.put_literal(bytes)
+        }
+    }
+
+    /// Appends bytes of the stored data after the head.
+    fn put(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         self.rest.update(bytes);
         self.data_len += bytes.len() as u64;
         self.write_raw(bytes)
+    }
+
+    fn put_literal(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        for piece in bytes.chunks(u32::MAX as usize) {
+            let mut op = [0u8; delta::LITERAL_HEADER_LEN];
+            op[0] = delta::OP_LITERAL;
+            op[1..].copy_from_slice(&(piece.len() as u32).to_be_bytes());
+            self.put(&op)?;
+            self.put(piece)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the op held back, if any.
+    fn flush_op(&mut self) -> Result<(), StorageError> {
+        let Some(d) = self.delta.as_mut() else {
+            return Ok(());
+        };
+        match std::mem::replace(&mut d.pending, PendingOp::None) {
+            PendingOp::None => Ok(()),
+            PendingOp::Literal(lit) => self.put_literal(&lit),
+            PendingOp::Copy { mut off, mut len } => {
+                while len > 0 {
+                    let piece = len.min(u64::from(u32::MAX));
+                    let mut op = [0u8; delta::COPY_HEADER_LEN];
+                    op[0] = delta::OP_COPY;
+                    op[1..9].copy_from_slice(&off.to_be_bytes());
+                    op[9..].copy_from_slice(&(piece as u32).to_be_bytes());
+                    self.put(&op)?;
+                    off += piece;
+                    len -= piece;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes this a delta over the finished snapshot file `base` (in this snapshot's
+    /// directory, older than it): the data given from now on (`append`, `copy`, the head
+    /// given to `finish`) is the virtual data, stored as literal bytes and copies from the
+    /// base's virtual data. Must come right after `SnapshotStore::create`, before any
+    /// `append`. Reads the base's head alone; returns the length of its virtual data, which
+    /// copies must stay within.
+    pub fn delta_over(&mut self, base: &Path) -> Result<u64, StorageError> {
+        if self.delta.is_some() {
+            return Err(self.misuse("delta_over called twice"));
+        }
+        if self.data_len != self.head_len as u64 {
+            return Err(self.misuse("delta_over after data was appended"));
+        }
+        let Some(base_zxid) = delta::name_zxid(base) else {
+            return Err(self.misuse(format!(
+                "base {} is not a {SNAP_PREFIX}<zxid hex> file",
+                base.display()
+            )));
+        };
+        if base_zxid >= self.zxid {
+            return Err(self.misuse(format!(
+                "base {} is not older than the snapshot",
+                base.display()
+            )));
+        }
+        let head_len = u32::try_from(self.head_len)
+            .map_err(|_| self.misuse(format!("a head of {} bytes", self.head_len)))?;
+        let f = File::open(base).map_err(|e| StorageError::io(IoOp::Open, base, e))?;
+        if let Some(dir) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !same_dir(dir, &self.store) {
+                return Err(self.misuse(format!(
+                    "base {} is not in the snapshot directory {}",
+                    base.display(),
+                    self.store.display()
+                )));
+            }
+        }
+        let head = delta::read_data_head(&f).map_err(|defect| StorageError::BadSnapshot {
+            path: base.to_path_buf(),
+            defect,
+        })?;
+        let base_len = head.virtual_len();
+        // What `create` wrote is written over: the prefix again, then the delta header and
+        // the head's literal op, both filled in by `finish`.
+        let stored_head = delta::DELTA_HEADER_LEN
+            + if head_len > 0 {
+                delta::LITERAL_HEADER_LEN + self.head_len
+            } else {
+                0
+            };
+        let mut front = self.prefix.clone();
+        front.resize(front.len() + stored_head, 0);
+        self.buf.clear();
+        self.synced = 0;
+        self.data_len = stored_head as u64;
+        self.write_raw(&front)?;
+        self.delta = Some(DeltaWriter {
+            base_zxid,
+            base_len,
+            virtual_len: self.head_len as u64,
+            copy_end: 0,
+            pending: PendingOp::None,
+        });
+        Ok(base_len)
+    }
+
+    /// Appends to a delta's virtual data the base's virtual data `[off, off + len)`. Copies
+    /// go forward: `off` is at or after the end of the copy before, and within the base.
+    pub fn copy(&mut self, off: u64, len: u64) -> Result<(), StorageError> {
+        let Some(d) = self.delta.as_ref() else {
+            return Err(self.misuse("copy in a full snapshot (not a delta)"));
+        };
+        if off < d.copy_end {
+            let why = format!(
+                "a copy from {off}, before the end of the last one ({})",
+                d.copy_end
+            );
+            return Err(self.misuse(why));
+        }
+        if off.checked_add(len).is_none_or(|end| end > d.base_len) {
+            let why = format!(
+                "a copy of [{off}, +{len}) past the base's {} bytes",
+                d.base_len
+            );
+            return Err(self.misuse(why));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        if !matches!(d.pending, PendingOp::Copy { off: o, len: l } if o + l == off) {
+            self.flush_op()?;
+        }
+        let d = self.delta.as_mut().expect("a delta writer");
+        d.pending = match d.pending {
+            PendingOp::Copy { off: o, len: l } => PendingOp::Copy {
+                off: o,
+                len: l + len,
+            },
+            _ => PendingOp::Copy { off, len },
+        };
+        d.copy_end = off + len;
+        d.virtual_len += len;
+        Ok(())
+    }
+
+    /// Bytes of the (virtual) data so far, the head's included.
+    pub fn virtual_len(&self) -> u64 {
+        self.delta.as_ref().map_or(self.data_len, |d| d.virtual_len)
     }
 
     /// Where the file will be once finished.
@@ -310,14 +556,28 @@ impl SnapshotWriter {
 
     /// Writes the last partial chunk, the data's `head` (`head_len` bytes) before what was
     /// appended, the data length and the checksum; fdatasync, rename, fsync of the
-    /// directory.
+    /// directory. In a delta, its header (with the length of its virtual data, known only
+    /// now) and the head's literal op come before the head.
     pub fn finish(mut self, head: &[u8]) -> Result<SnapshotFile, StorageError> {
         assert_eq!(head.len(), self.head_len, "the snapshot head's length");
+        self.flush_op()?;
         let file = self.file.take().expect("an unfinished snapshot writer");
         let len_at = self.prefix.len() - 8;
         let mut front = std::mem::take(&mut self.prefix);
         front.truncate(len_at);
         front.extend_from_slice(&self.data_len.to_be_bytes());
+        if let Some(d) = &self.delta {
+            let dh = DeltaHead {
+                base_zxid: d.base_zxid,
+                base_len: d.base_len,
+                full_len: d.virtual_len,
+            };
+            front.extend_from_slice(&dh.encode());
+            if !head.is_empty() {
+                front.push(delta::OP_LITERAL);
+                front.extend_from_slice(&(head.len() as u32).to_be_bytes());
+            }
+        }
         front.extend_from_slice(head);
         let mut h = crc32fast::Hasher::new();
         h.update(&front);
@@ -357,82 +617,29 @@ impl Drop for SnapshotWriter {
     }
 }
 
-/// The data of a finished snapshot file, read front to back (`SnapshotStore::stream_data`).
-/// What has been read is dropped from the page cache as it goes: the file is read once,
-/// by the next snapshot, and should not push what the server reads often out of the cache.
-pub struct SnapshotData {
-    file: File,
-    /// Data bytes not read yet.
-    left: u64,
-    /// File offset of the next byte; the cache before `dropped` was dropped.
-    at: u64,
-    dropped: u64,
-}
-
-/// Bytes read between two drops from the page cache.
-const DROP_EVERY: u64 = 8 << 20;
-
 impl SnapshotStore {
-    /// The data of the snapshot file at `path` as a stream (`SnapshotData`), after checking
-    /// its magic and reading its data length. Not verified here: the data carries its own
-    /// checksum, for the reader to check at its end.
+    /// The (virtual) data of the snapshot file at `path` as a stream (`SnapshotData`), after
+    /// checking its magic and reading its data length; for a delta, the bases down its chain
+    /// are opened by name beside it. Not verified here: the data carries its own checksum,
+    /// for the reader to check at its end. What has been read is dropped from the page cache
+    /// as it goes, in every file of the chain.
     pub fn stream_data(path: &Path) -> std::io::Result<SnapshotData> {
-        use std::io::Read;
-        let mut file = File::open(path)?;
-        let mut head = [0u8; 12];
-        file.read_exact(&mut head)?;
-        if &head[..8] != SNAP_MAGIC {
-            return Err(std::io::Error::other("not a keeperd snapshot file"));
-        }
-        let meta_len = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as u64;
-        let mut len = [0u8; 8];
-        file.read_exact_at(&mut len, 12 + meta_len)?;
-        let at = 12 + meta_len + 8;
-        Ok(SnapshotData {
-            file,
-            left: u64::from_be_bytes(len),
-            at,
-            dropped: 0,
-        })
+        SnapshotData::open(path, true)
+    }
+
+    /// `stream_data`, leaving the page cache alone: for a chain that will be read again (the
+    /// next snapshot, a delta over the same bases, reads it again).
+    pub fn stream_data_cached(path: &Path) -> std::io::Result<SnapshotData> {
+        SnapshotData::open(path, false)
     }
 }
 
-impl std::io::Read for SnapshotData {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.file.read_at(&mut buf[..want], self.at)?;
-        self.at += n as u64;
-        self.left -= n as u64;
-        if self.at - self.dropped >= DROP_EVERY || (n == 0 && self.at > self.dropped) {
-            self.drop_cache();
-        }
-        Ok(n)
-    }
-}
-
-impl SnapshotData {
-    fn drop_cache(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: an advisory call on a descriptor this owns; no memory is passed.
-        unsafe {
-            libc::posix_fadvise(
-                self.file.as_raw_fd(),
-                self.dropped as libc::off_t,
-                (self.at - self.dropped) as libc::off_t,
-                libc::POSIX_FADV_DONTNEED,
-            );
-        }
-        self.dropped = self.at;
-    }
-}
-
-impl Drop for SnapshotData {
-    fn drop(&mut self) {
-        if self.at > self.dropped {
-            self.drop_cache();
-        }
+/// Whether two paths name the same directory (device and inode: one may be relative).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -448,7 +655,14 @@ fn read_verified(file: &SnapshotFile) -> Result<Snapshot, SnapshotDefect> {
     let (meta, data) = verify(&buf, file, &|_| {})?;
     let mut snap = Snapshot::default();
     snap.set_metadata(meta);
-    snap.data = bytes::Bytes::from(buf).slice(data);
+    match delta::delta_head(&buf[data.clone()])? {
+        None => snap.data = bytes::Bytes::from(buf).slice(data),
+        Some(d) => {
+            drop(buf);
+            delta::verify_base(&file.path, file.zxid, d)?;
+            snap.data = delta::materialize_vec(file, d)?.into();
+        }
+    }
     Ok(snap)
 }
 
@@ -503,6 +717,10 @@ fn verify(
 /// resident at a time. A restart decodes a 124 MiB snapshot this way while the tree it
 /// builds grows. The files are never changed once written (a new snapshot is a new file);
 /// one removed while mapped stays readable until unmapped.
+///
+/// A delta's virtual data is materialized into an unlinked temporary file (`tmp`), mapped
+/// the same way; when that cannot be written, into anonymous memory, which `release` cannot
+/// drop (it would read back as zeros), so it does nothing there.
 pub struct MappedSnapshot {
     ptr: *mut libc::c_void,
     len: usize,
@@ -511,6 +729,10 @@ pub struct MappedSnapshot {
     data: std::ops::Range<usize>,
     /// File bytes before this are released (page-aligned).
     released: std::cell::Cell<usize>,
+    /// False for anonymous memory.
+    releasable: bool,
+    /// The unlinked file a delta's data was materialized into, emptied on drop.
+    tmp: Option<File>,
 }
 
 impl MappedSnapshot {
@@ -539,6 +761,9 @@ impl MappedSnapshot {
     }
 
     fn release_file(&self, upto: usize) {
+        if !self.releasable {
+            return;
+        }
         let upto = upto.min(self.len) / self.page * self.page;
         let mut from = self.released.get();
         if upto < from {
@@ -567,6 +792,111 @@ impl Drop for MappedSnapshot {
         unsafe {
             libc::munmap(self.ptr, self.len);
         }
+        if let Some(tmp) = self.tmp.take() {
+            // Truncating drops its pages from the page cache without writing them back,
+            // which `POSIX_FADV_DONTNEED` would start doing first for dirty pages.
+            let _ = tmp.set_len(0);
+        }
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no memory arguments.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => 4096,
+    }
+}
+
+impl MappedSnapshot {
+    /// Maps `tmp`, holding a delta's materialized data (`len` bytes, not 0), as `map_file`
+    /// maps a snapshot file.
+    pub(super) fn of_materialized(
+        tmp: File,
+        len: usize,
+        meta: SnapshotMetadata,
+    ) -> Result<MappedSnapshot, SnapshotDefect> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a new read-only private mapping of the open file; checked for failure.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                tmp.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(SnapshotDefect::ReadFailed(std::io::Error::last_os_error()));
+        }
+        // SAFETY: advice on the mapping just made (read ahead; errors are harmless).
+        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        Ok(MappedSnapshot {
+            ptr,
+            len,
+            page: page_size(),
+            meta,
+            data: 0..len,
+            released: std::cell::Cell::new(0),
+            releasable: true,
+            tmp: Some(tmp),
+        })
+    }
+
+    /// Anonymous memory for `len` bytes of data, writable (`data_mut`) until `seal`.
+    pub(super) fn anonymous(
+        len: usize,
+        meta: SnapshotMetadata,
+    ) -> Result<MappedSnapshot, SnapshotDefect> {
+        let page = page_size();
+        // A mapping is never empty.
+        let map_len = len.max(1).div_ceil(page) * page;
+        // SAFETY: a new private anonymous mapping; checked for failure.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(SnapshotDefect::ReadFailed(std::io::Error::last_os_error()));
+        }
+        Ok(MappedSnapshot {
+            ptr,
+            len: map_len,
+            page,
+            meta,
+            data: 0..len,
+            released: std::cell::Cell::new(0),
+            releasable: false,
+            tmp: None,
+        })
+    }
+
+    /// The data of an `anonymous` mapping, to fill before `seal`.
+    pub(super) fn data_mut(&mut self) -> &mut [u8] {
+        debug_assert!(self.tmp.is_none() && !self.releasable);
+        // SAFETY: an anonymous mapping made readable and writable (`anonymous`), not yet
+        // sealed; `&mut self` makes this the only borrow.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ptr.cast::<u8>().add(self.data.start),
+                self.data.len(),
+            )
+        }
+    }
+
+    /// Makes an `anonymous` mapping read-only, as the others are.
+    pub(super) fn seal(&mut self) {
+        // SAFETY: `ptr`/`len` are this mapping; read-only from now on (`data_mut` is not
+        // called after).
+        unsafe { libc::mprotect(self.ptr, self.len, libc::PROT_READ) };
     }
 }
 
@@ -575,6 +905,19 @@ impl Drop for MappedSnapshot {
 unsafe impl Send for MappedSnapshot {}
 
 fn map_verified(file: &SnapshotFile) -> Result<MappedSnapshot, SnapshotDefect> {
+    let m = map_file(file)?;
+    let Some(d) = delta::delta_head(m.data())? else {
+        return Ok(m);
+    };
+    let meta = m.meta.clone();
+    drop(m);
+    delta::verify_base(&file.path, file.zxid, d)?;
+    delta::materialize_mapped(file, meta, d)
+}
+
+/// Maps a snapshot file and verifies it (checksum, header, name): its stored data, a
+/// delta's as it is.
+pub(super) fn map_file(file: &SnapshotFile) -> Result<MappedSnapshot, SnapshotDefect> {
     use std::os::fd::AsRawFd;
     use SnapshotDefect as D;
     let f = File::open(&file.path).map_err(D::OpenFailed)?;
@@ -599,18 +942,15 @@ fn map_verified(file: &SnapshotFile) -> Result<MappedSnapshot, SnapshotDefect> {
     }
     // SAFETY: advice on the mapping just made (read ahead; errors are harmless).
     unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
-    // SAFETY: sysconf has no memory arguments.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        p if p > 0 => p as usize,
-        _ => 4096,
-    };
     let mut m = MappedSnapshot {
         ptr,
         len,
-        page,
+        page: page_size(),
         meta: SnapshotMetadata::default(),
         data: 0..0,
         released: std::cell::Cell::new(0),
+        releasable: true,
+        tmp: None,
     };
     let (meta, data) = verify(m.file_bytes(), file, &|at| m.release_file(at))?;
     m.meta = meta;

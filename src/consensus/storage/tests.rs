@@ -424,7 +424,7 @@ fn a_streamed_snapshot_is_synced_as_it_goes() {
 
 /// The share of `path`'s pages in the page cache (`mincore` over a mapping, which reads
 /// nothing in), and whether its file system keeps pages in memory anyway (tmpfs).
-fn cached_share(path: &Path) -> (f64, bool) {
+pub(super) fn cached_share(path: &Path) -> (f64, bool) {
     use std::os::fd::AsRawFd;
     let file = std::fs::File::open(path).expect("open");
     let len = file.metadata().expect("metadata").len() as usize;
@@ -522,7 +522,7 @@ fn a_paced_snapshot_spreads_its_chunks() {
 
 /// Resident bytes of the mapping holding `at`, from /proc/self/smaps.
 #[cfg(target_os = "linux")]
-fn resident_of_mapping(at: *const u8) -> usize {
+pub(super) fn resident_of_mapping(at: *const u8) -> usize {
     let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
     let at = at as usize;
     let mut inside = false;
