@@ -153,7 +153,8 @@ async fn run_crash_rounds(rounds: usize) {
     );
     server.stop();
     // The rounds recovered from snapshots merged from the one before (most nodes copied
-    // from it, not read from the tree), as well as from whole ones.
+    // from it, not read from the tree), deltas over it among them, as well as from whole
+    // ones.
     let merged = server
         .log()
         .lines()
@@ -168,8 +169,16 @@ async fn run_crash_rounds(rounds: usize) {
         .filter(|&copied: &u64| copied > 0)
         .count();
     assert!(merged > 0, "no snapshot was merged from the previous one");
+    // Merged snapshots are written as deltas over the previous file (a few in a row).
+    let deltas = server
+        .log()
+        .lines()
+        .filter(|l| l.contains(" copied by reference to "))
+        .count();
+    assert!(deltas > 0, "no snapshot was written as a delta");
     eprintln!(
-        "{} acknowledged znodes checked over {rounds} kill -9 rounds ({merged} snapshots merged)",
+        "{} acknowledged znodes checked over {rounds} kill -9 rounds ({merged} snapshots \
+         merged, {deltas} of them deltas)",
         acked.len()
     );
 }

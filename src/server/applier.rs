@@ -285,8 +285,8 @@ impl StateMachine for Applier {
                 let next = match delta_over {
                     Some(base) => {
                         info!(
-                            "snapshot: {written} nodes, {copied} of them by reference to {}, \
-                             {stored} bytes stored, in {} ms",
+                            "snapshot: {written} nodes, {copied} copied by reference to {} \
+                             (a delta: {stored} bytes stored), in {} ms",
                             base.path.display(),
                             started.elapsed().as_millis()
                         );

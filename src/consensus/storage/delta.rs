@@ -395,13 +395,16 @@ impl SnapshotData {
             ));
         }
         let base_at = base_path(path, d.base_zxid);
-        let base = SnapshotData::open(&base_at, drop_behind).map_err(|e| {
+        let mut base = SnapshotData::open(&base_at, drop_behind).map_err(|e| {
             if e.kind() == std::io::ErrorKind::InvalidData {
                 e
             } else {
                 broken(path, format!("its base {}: {e}", base_at.display()))
             }
         })?;
+        // A base is read in copies of a few records each: through a read-ahead buffer, not
+        // a system call per copy.
+        base.stored.ahead = DELTA_READ_AHEAD;
         if base.len != d.base_len {
             return Err(broken(
                 path,
