@@ -123,8 +123,16 @@ fn decode_newest(
 ) -> Option<(std::path::PathBuf, SnapshotMetadata, Decoded)> {
     let store = SnapshotStore::existing(dir);
     let newest = store.list().ok()?.into_iter().next()?;
+    let started = std::time::Instant::now();
     let snap = store.map(&newest).ok()?;
+    let mapped = started.elapsed();
     let decoded = decode(snap.data(), &|at| snap.release(at)).ok()?;
+    tracing::info!(
+        "read snapshot {} in {} ms ({} ms to map and verify it)",
+        newest.path.display(),
+        started.elapsed().as_millis(),
+        mapped.as_millis()
+    );
     Some((newest.path, snap.metadata().clone(), decoded))
 }
 
