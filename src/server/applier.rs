@@ -62,11 +62,13 @@ impl LastSnapshot {
     }
 }
 
-/// Bytes a delta file stores for a piece (`SnapshotWriter::append` and `copy`): the
-/// operation's header, and the bytes of a literal.
-fn stored_bytes(piece: &Piece<'_>) -> u64 {
+/// About the bytes a snapshot file stores for a piece: its bytes in a whole file; in a
+/// delta (`SnapshotWriter::append` and `copy`), an operation's header and a literal's bytes
+/// (the writer gathers consecutive literals, so this counts a few headers too many).
+fn stored_bytes(piece: &Piece<'_>, delta: bool) -> u64 {
     match piece {
-        Piece::Bytes(b) => 5 + b.len() as u64,
+        Piece::Bytes(b) if delta => 5 + b.len() as u64,
+        Piece::Bytes(b) => b.len() as u64,
         Piece::Copy { .. } => 13,
     }
 }
@@ -257,6 +259,7 @@ impl StateMachine for Applier {
                     }
                 }
                 let mut stored = SnapshotCut::HEAD_LEN as u64;
+                let is_delta = delta_over.is_some();
                 let streamed = (|| loop {
                     cut.read_ahead().map_err(serialising)?;
                     let done = cut
@@ -265,7 +268,7 @@ impl StateMachine for Applier {
                         })
                         .map_err(serialising)?;
                     cut.drain_pieces(|piece| {
-                        stored += stored_bytes(&piece);
+                        stored += stored_bytes(&piece, is_delta);
                         match piece {
                             Piece::Bytes(b) => file.append(b),
                             Piece::Copy { off, len } => file.copy(off, len),
