@@ -77,7 +77,9 @@ pub fn cleanup(config: &Config, keep: usize, dry_run: bool) -> Result<Cleaned, S
         let store = crate::consensus::storage::SnapshotStore::existing(&dir);
         let files = store.list().map_err(|e| e.to_string())?;
         // The newest `keep` and the files they are deltas over.
-        let kept = store.keep_closure(&files, keep).map_err(|e| e.to_string())?;
+        let kept = store
+            .keep_closure(&files, keep)
+            .map_err(|e| e.to_string())?;
         for (f, kept) in files.iter().zip(kept) {
             if kept {
                 out.kept.push(f.path.clone());

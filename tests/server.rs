@@ -696,7 +696,9 @@ async fn snapshots_are_written_as_deltas_and_a_restart_reads_them() {
         let data_dir = srv.server.shared.config().data_dir.clone();
         let c = client(&srv).await;
         for i in 0..400 {
-            c.create(&format!("/d{i}"), b"first", &open()).await.unwrap();
+            c.create(&format!("/d{i}"), b"first", &open())
+                .await
+                .unwrap();
         }
         let mut expected = vec![b"first".to_vec(); 400];
         let mut seen_deltas = 0;
@@ -724,7 +726,10 @@ async fn snapshots_are_written_as_deltas_and_a_restart_reads_them() {
         assert!(seen_deltas > 0, "no delta written: {files:x?}");
         // The newest file may be whole (a chain ends every few): write until it is a delta.
         let mut n = 0;
-        while snapshot_files(&data_dir).last().is_some_and(|f| f.1.is_none()) {
+        while snapshot_files(&data_dir)
+            .last()
+            .is_some_and(|f| f.1.is_none())
+        {
             let i = n % 400;
             let value = format!("extra {n}").into_bytes();
             c.set_data(&format!("/d{i}"), &value, None).await.unwrap();
