@@ -800,6 +800,29 @@ impl Drop for MappedSnapshot {
     }
 }
 
+/// Maps the first `len` bytes of `file` read-only and private, advised for reading front to
+/// back. The caller unmaps it (`MappedSnapshot`'s drop).
+fn map_read_only(file: &File, len: usize) -> std::io::Result<*mut libc::c_void> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a new read-only private mapping of the open file; checked for failure.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: advice on the mapping just made (read ahead; errors are harmless).
+    unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+    Ok(ptr)
+}
+
 fn page_size() -> usize {
     // SAFETY: sysconf has no memory arguments.
     match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
@@ -816,23 +839,7 @@ impl MappedSnapshot {
         len: usize,
         meta: SnapshotMetadata,
     ) -> Result<MappedSnapshot, SnapshotDefect> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a new read-only private mapping of the open file; checked for failure.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                tmp.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(SnapshotDefect::ReadFailed(std::io::Error::last_os_error()));
-        }
-        // SAFETY: advice on the mapping just made (read ahead; errors are harmless).
-        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        let ptr = map_read_only(&tmp, len).map_err(SnapshotDefect::ReadFailed)?;
         Ok(MappedSnapshot {
             ptr,
             len,
@@ -918,7 +925,6 @@ fn map_verified(file: &SnapshotFile) -> Result<MappedSnapshot, SnapshotDefect> {
 /// Maps a snapshot file and verifies it (checksum, header, name): its stored data, a
 /// delta's as it is.
 pub(super) fn map_file(file: &SnapshotFile) -> Result<MappedSnapshot, SnapshotDefect> {
-    use std::os::fd::AsRawFd;
     use SnapshotDefect as D;
     let f = File::open(&file.path).map_err(D::OpenFailed)?;
     let len = f.metadata().map_err(D::ReadFailed)?.len();
@@ -926,22 +932,7 @@ pub(super) fn map_file(file: &SnapshotFile) -> Result<MappedSnapshot, SnapshotDe
     if len < 4 {
         return Err(D::ShorterThanChecksum);
     }
-    // SAFETY: a new read-only private mapping of the open file; checked for failure.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(D::ReadFailed(std::io::Error::last_os_error()));
-    }
-    // SAFETY: advice on the mapping just made (read ahead; errors are harmless).
-    unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+    let ptr = map_read_only(&f, len).map_err(D::ReadFailed)?;
     let mut m = MappedSnapshot {
         ptr,
         len,
