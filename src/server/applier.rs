@@ -62,17 +62,6 @@ impl LastSnapshot {
     }
 }
 
-/// About the bytes a snapshot file stores for a piece: its bytes in a whole file; in a
-/// delta (`SnapshotWriter::append` and `copy`), an operation's header and a literal's bytes
-/// (the writer gathers consecutive literals, so this counts a few headers too many).
-fn stored_bytes(piece: &Piece<'_>, delta: bool) -> u64 {
-    match piece {
-        Piece::Bytes(b) if delta => 5 + b.len() as u64,
-        Piece::Bytes(b) => b.len() as u64,
-        Piece::Copy { .. } => 13,
-    }
-}
-
 impl Applier {
     pub(super) fn new(shared: Arc<Shared>) -> Applier {
         let written_version = shared.config().config_version;
@@ -258,8 +247,6 @@ impl StateMachine for Applier {
                         Ok(()) => {}
                     }
                 }
-                let mut stored = SnapshotCut::HEAD_LEN as u64;
-                let is_delta = delta_over.is_some();
                 let streamed = (|| loop {
                     cut.read_ahead().map_err(serialising)?;
                     let done = cut
@@ -267,12 +254,9 @@ impl StateMachine for Applier {
                             shared.wants_state_mut()
                         })
                         .map_err(serialising)?;
-                    cut.drain_pieces(|piece| {
-                        stored += stored_bytes(&piece, is_delta);
-                        match piece {
-                            Piece::Bytes(b) => file.append(b),
-                            Piece::Copy { off, len } => file.copy(off, len),
-                        }
+                    cut.drain_pieces(|piece| match piece {
+                        Piece::Bytes(b) => file.append(b),
+                        Piece::Copy { off, len } => file.copy(off, len),
                     })?;
                     if done {
                         return Ok::<(), ConsensusError>(());
@@ -284,7 +268,7 @@ impl StateMachine for Applier {
                 let id = cut.id();
                 let (head, tail) = cut.finish_drained().map_err(serialising)?;
                 file.append(&tail)?;
-                stored += tail.len() as u64;
+                let stored = file.stored_len();
                 let next = match delta_over {
                     Some(base) => {
                         info!(

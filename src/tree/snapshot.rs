@@ -222,8 +222,9 @@ impl DataTree {
             stack,
             written: 1,
             total: self.nodes.len(),
-            drained: None,
-            refs: None,
+            body: Body::default(),
+            drained: false,
+            copies: None,
         }
     }
 }
@@ -255,23 +256,42 @@ pub struct SnapshotCut {
     stack: Vec<WalkFrame>,
     written: usize,
     total: usize,
-    /// Once `drain` was called: the CRC and length of the body bytes handed out so far
-    /// (`w` then holds the header and the body bytes not yet drained).
-    drained: Option<(crc32fast::Hasher, u64)>,
-    /// Copies from the previous snapshot handed out by reference (`by_reference`).
-    refs: Option<Refs>,
+    /// The CRC and length of the body so far: the bytes of `w` before `body.hashed` and
+    /// what was drained or copied by reference.
+    body: Body,
+    /// `drain` was called (`w` then holds the header and the body bytes not yet drained).
+    drained: bool,
+    /// Once `by_reference`: the copies from the previous snapshot not drained yet, each
+    /// listed by where it goes in `w`.
+    copies: Option<Vec<PendingCopy>>,
 }
 
-/// The state of a snapshot whose copies from the previous one are handed out as references
-/// (`SnapshotCut::by_reference`): the body's CRC and length run ahead of `drain` (they
-/// cover copied bytes as they are copied, and the bytes of `w` before `hashed`), and the
-/// copies not drained yet are listed by where they go in `w`.
-struct Refs {
+/// The CRC and length of a snapshot's body, kept as it is drained (and, for copies by
+/// reference, as they are made, so that the CRC covers the bytes in order).
+struct Body {
     crc: crc32fast::Hasher,
     len: u64,
     /// Bytes of `w` before this are in `crc` and `len`.
     hashed: usize,
-    copies: Vec<PendingCopy>,
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body {
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+            hashed: HEADER_LEN,
+        }
+    }
+}
+
+impl Body {
+    /// Takes in the bytes of `w` not hashed yet.
+    fn hash_written(&mut self, w: &[u8]) {
+        self.crc.update(&w[self.hashed..]);
+        self.len += (w.len() - self.hashed) as u64;
+        self.hashed = w.len();
+    }
 }
 
 /// A run of the previous snapshot's bytes that goes before `w[at]`.
@@ -290,24 +310,27 @@ pub enum Piece<'a> {
     Copy { off: u64, len: u64 },
 }
 
-/// Copies the previous snapshot's next record into `w`, or, when copies go by reference,
-/// notes it as a copy (merged with the one before when they are contiguous in both).
-/// Returns its number of children.
-fn copy_record(prev: &mut Prev, w: &mut Writer, refs: &mut Option<Refs>) -> PrevResult<u32> {
-    let Some(r) = refs else {
+/// Copies the previous snapshot's next record into `w`, or, when copies go by reference
+/// (`copies`), notes it as a copy (merged with the one before when they are contiguous in
+/// both) and takes its bytes into `body`. Returns its number of children.
+fn copy_record(
+    prev: &mut Prev,
+    w: &mut Writer,
+    body: &mut Body,
+    copies: &mut Option<Vec<PendingCopy>>,
+) -> PrevResult<u32> {
+    let Some(copies) = copies else {
         return prev.copy_record(&mut w.0);
     };
     let (off, bytes, children) = prev.take_record()?;
-    let at = w.0.len();
-    r.crc.update(&w.0[r.hashed..]);
-    r.len += (at - r.hashed) as u64;
-    r.hashed = at;
-    r.crc.update(bytes);
+    body.hash_written(&w.0);
+    body.crc.update(bytes);
     let len = bytes.len() as u64;
-    r.len += len;
-    match r.copies.last_mut() {
+    body.len += len;
+    let at = w.0.len();
+    match copies.last_mut() {
         Some(c) if c.at == at && c.off + c.len == off => c.len += len,
-        _ => r.copies.push(PendingCopy { at, off, len }),
+        _ => copies.push(PendingCopy { at, off, len }),
     }
     Ok(children)
 }
@@ -448,7 +471,8 @@ impl SnapshotCut {
                         WalkFrame::fresh(self.path.len(), children, kp, changed)
                     })
                 } else {
-                    let k = copy_record(prev, &mut self.w, &mut self.refs).map_err(prev_err)?;
+                    let k = copy_record(prev, &mut self.w, &mut self.body, &mut self.copies)
+                        .map_err(prev_err)?;
                     self.copied += 1;
                     (k > 0).then(|| {
                         let changed = groups.remove(&*self.path).unwrap_or_default();
@@ -534,7 +558,8 @@ impl SnapshotCut {
                         continue;
                     }
                     top.prev_left -= 1;
-                    let k = copy_record(p, &mut self.w, &mut self.refs).map_err(prev_err)?;
+                    let k = copy_record(p, &mut self.w, &mut self.body, &mut self.copies)
+                        .map_err(prev_err)?;
                     self.copied += 1;
                     top.due = top
                         .due
@@ -633,7 +658,7 @@ impl SnapshotCut {
         &mut self,
         previous: Box<dyn std::io::Read + Send>,
     ) -> Result<(), String> {
-        if self.changed.is_none() || self.written != 1 || self.drained.is_some() {
+        if self.changed.is_none() || self.written != 1 || self.drained {
             return Err("not a snapshot that has just begun, with its changes tracked".into());
         }
         let opened = Prev::open(previous)?;
@@ -680,15 +705,10 @@ impl SnapshotCut {
     /// previous one. The snapshot's bytes, length and checksum are the same either way.
     /// Call after `merge_previous` succeeded and before the first `step`.
     pub fn by_reference(&mut self) -> Result<(), String> {
-        if self.prev.is_none() || self.written != 1 || self.drained.is_some() {
+        if self.prev.is_none() || self.written != 1 || self.drained {
             return Err("not a merged snapshot that has just begun".into());
         }
-        self.refs = Some(Refs {
-            crc: crc32fast::Hasher::new(),
-            len: 0,
-            hashed: HEADER_LEN,
-            copies: Vec::new(),
-        });
+        self.copies = Some(Vec::new());
         Ok(())
     }
 
@@ -696,7 +716,7 @@ impl SnapshotCut {
     /// for a snapshot whose copies go by reference).
     pub fn finish(mut self) -> Result<Vec<u8>, String> {
         self.check_complete()?;
-        if self.drained.is_some() || self.refs.is_some() {
+        if self.drained || self.copies.is_some() {
             return Err("snapshot: finish after drain or by reference (use finish_drained)".into());
         }
         let w = &mut self.w;
@@ -727,16 +747,15 @@ impl SnapshotCut {
     /// `out` give exactly `finish`'s bytes. Not for a snapshot whose copies go by
     /// reference (`drain_pieces`).
     pub fn drain<E>(&mut self, out: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
-        debug_assert!(self.refs.is_none(), "drain_pieces for copies by reference");
-        let (crc, len) = self
-            .drained
-            .get_or_insert_with(|| (crc32fast::Hasher::new(), 0));
-        let body = &self.w.0[HEADER_LEN..];
-        crc.update(body);
-        *len += body.len() as u64;
-        out(body)?;
-        self.w.0.truncate(HEADER_LEN);
-        Ok(())
+        debug_assert!(
+            self.copies.is_none(),
+            "drain_pieces for copies by reference"
+        );
+        let mut out = Some(out);
+        self.drain_pieces(|p| match p {
+            Piece::Bytes(b) => out.take().map_or(Ok(()), |f| f(b)),
+            Piece::Copy { .. } => Ok(()),
+        })
     }
 
     /// `drain`, in pieces: bytes, and (once `by_reference`) the runs copied from the
@@ -746,16 +765,11 @@ impl SnapshotCut {
         &mut self,
         mut out: impl FnMut(Piece<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let Some(r) = self.refs.as_mut() else {
-            return self.drain(|b| out(Piece::Bytes(b)));
-        };
-        self.drained
-            .get_or_insert_with(|| (crc32fast::Hasher::new(), 0));
+        self.drained = true;
         let w = &self.w.0;
-        r.crc.update(&w[r.hashed..]);
-        r.len += (w.len() - r.hashed) as u64;
+        self.body.hash_written(w);
         let mut from = HEADER_LEN;
-        let copies = std::mem::take(&mut r.copies);
+        let copies = self.copies.as_mut().map(std::mem::take).unwrap_or_default();
         for c in &copies {
             if c.at > from {
                 out(Piece::Bytes(&w[from..c.at]))?;
@@ -770,10 +784,12 @@ impl SnapshotCut {
             out(Piece::Bytes(&w[from..]))?;
         }
         self.w.0.truncate(HEADER_LEN);
-        r.hashed = HEADER_LEN;
-        // The list's allocation is kept for the next chunk's copies.
-        r.copies = copies;
-        r.copies.clear();
+        self.body.hashed = HEADER_LEN;
+        if let Some(list) = self.copies.as_mut() {
+            // The list's allocation is kept for the next chunk's copies.
+            *list = copies;
+            list.clear();
+        }
         Ok(())
     }
 
@@ -782,28 +798,18 @@ impl SnapshotCut {
     /// tail, which follows the last one (the body bytes not drained yet and the checksum).
     pub fn finish_drained(mut self) -> Result<([u8; Self::HEAD_LEN], Vec<u8>), String> {
         self.check_complete()?;
-        if self.refs.as_ref().is_some_and(|r| !r.copies.is_empty()) {
+        if self.copies.as_ref().is_some_and(|c| !c.is_empty()) {
             return Err("snapshot: copies not drained before the end".into());
         }
         let mut tail = Vec::new();
-        self.drain_pieces(|p| match p {
-            Piece::Bytes(b) => {
-                tail.extend_from_slice(b);
-                Ok(())
-            }
-            Piece::Copy { .. } => Err(()),
-        })
-        .expect("an in-memory drain of bytes");
-        let (body_crc, body_len) = match self.refs.take() {
-            Some(r) => (r.crc, r.len),
-            None => self.drained.take().expect("drained just now"),
-        };
+        tail.extend_from_slice(&self.w.0[HEADER_LEN..]);
+        self.body.hash_written(&self.w.0);
         let mut head = [0u8; Self::HEAD_LEN];
         head.copy_from_slice(&self.w.0[..HEADER_LEN]);
-        head[12..].copy_from_slice(&body_len.to_be_bytes());
+        head[12..].copy_from_slice(&self.body.len.to_be_bytes());
         let mut crc = crc32fast::Hasher::new();
         crc.update(&head);
-        crc.combine(&body_crc);
+        crc.combine(&self.body.crc);
         tail.extend_from_slice(&crc.finalize().to_be_bytes());
         Ok((head, tail))
     }

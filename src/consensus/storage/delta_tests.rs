@@ -120,7 +120,13 @@ fn write_delta(
             })
             .sum::<u64>();
     assert_eq!(w.virtual_len(), expected_len);
-    w.finish(head).expect("finish")
+    let stored = w.stored_len();
+    let file = w.finish(head).expect("finish");
+    // The stored data is what the file holds between its wrapper's head and checksum.
+    let f = std::fs::File::open(&file.path).unwrap();
+    let data = super::delta::read_data_head(&f).unwrap();
+    assert_eq!(stored, data.data_len, "stored_len before finish");
+    file
 }
 
 /// Every reader gives `expected` as `file`'s data: `read`, `map` (twice over, releasing as

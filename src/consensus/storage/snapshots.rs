@@ -543,6 +543,19 @@ impl SnapshotWriter {
         self.delta.as_ref().map_or(self.data_len, |d| d.virtual_len)
     }
 
+    /// Bytes of data the file stores so far (for a delta, its header and ops, the one held
+    /// back included; for a full snapshot, `virtual_len`).
+    pub fn stored_len(&self) -> u64 {
+        let pending = match self.delta.as_ref().map(|d| &d.pending) {
+            Some(PendingOp::Literal(lit)) => (delta::LITERAL_HEADER_LEN + lit.len()) as u64,
+            Some(PendingOp::Copy { len, .. }) => {
+                len.div_ceil(u64::from(u32::MAX)) * delta::COPY_HEADER_LEN as u64
+            }
+            Some(PendingOp::None) | None => 0,
+        };
+        self.data_len + pending
+    }
+
     /// Where the file will be once finished.
     pub fn final_path(&self) -> &Path {
         &self.path
